@@ -1,0 +1,42 @@
+"""Packaging for unitctl: a systemd-native cluster scheduler (fleet done right)."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="unitctl",
+    version="0.1.0",
+    description="Run systemd units across a cluster of Linux machines, driven from etcd.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["unitctl", "unitctl.*"]),
+    package_data={"unitctl": ["py.typed", "templates/*.j2"]},
+    include_package_data=True,
+    scripts=["bin/docker-run"],
+    install_requires=[
+        "click==8.4.0",
+        "jinja2==3.1.6",
+        "sdnotify==0.3.2",
+        "aetcd==1.0.0",
+        "grpcio==1.85.1",
+        "protobuf==7.36.2",
+        "dbus-fast==5.2.0",
+        "PyYAML==6.0.3",
+    ],
+    extras_require={
+        "test": [
+            "pytest==9.0.3",
+            "pytest-timeout==2.4.0",
+            "hypothesis==6.155.2",
+            "mypy==2.4.1",
+            "ruff==0.17.6",
+            "types-PyYAML==6.0.12.20261113",
+        ],
+    },
+    entry_points={
+        "console_scripts": [
+            "unitctl=unitctl.cli.main:main",
+            "unitctl-agent=unitctl.daemon:main",
+        ],
+    },
+)

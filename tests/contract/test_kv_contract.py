@@ -1,0 +1,147 @@
+"""One contract suite for the KV port, run on MemoryKV and on a real etcd."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from tests.contract.conftest import KVFactory
+from unitctl.errors import RegistryUnavailable
+from unitctl.registry.etcd import EtcdConfig, EtcdKV
+from unitctl.registry.kv import KV, Compare, Delete, Put, Target, mod_is, prefix_empty, value_is
+
+
+def run(make: KVFactory, body: Callable[[KV], Awaitable[None]]) -> None:
+    async def go() -> None:
+        kv = await make()
+        try:
+            await body(kv)
+        finally:
+            await kv.close()
+    asyncio.run(go())
+
+
+def test_put_get_and_revisions(make_kv: KVFactory, key_prefix: str) -> None:
+    async def body(kv: KV) -> None:
+        k = key_prefix + "a"
+        assert await kv.get(k) is None
+        r1 = await kv.put(k, b"1")
+        got = await kv.get(k)
+        assert got is not None and got.value == b"1"
+        assert got.create_rev == got.mod_rev == r1 and got.version == 1
+        r2 = await kv.put(k, b"2")
+        got2 = await kv.get(k)
+        assert got2 is not None and got2.mod_rev == r2 > r1 and got2.create_rev == r1
+        assert got2.version == 2
+    run(make_kv, body)
+
+
+def test_get_prefix_sorted_with_revision(make_kv: KVFactory, key_prefix: str) -> None:
+    async def body(kv: KV) -> None:
+        for k in ("b", "a", "c/d"):
+            await kv.put(key_prefix + k, k.encode())
+        await kv.put(key_prefix.rstrip("/") + "x", b"outside")
+        rng = await kv.get_prefix(key_prefix)
+        assert [x.key for x in rng.kvs] == [key_prefix + k for k in ("a", "b", "c/d")]
+        assert rng.revision >= max(x.mod_rev for x in rng.kvs)
+        assert await kv.revision() >= rng.revision
+    run(make_kv, body)
+
+
+def test_delete_and_delete_prefix(make_kv: KVFactory, key_prefix: str) -> None:
+    async def body(kv: KV) -> None:
+        await kv.put(key_prefix + "p/1", b"")
+        await kv.put(key_prefix + "p/2", b"")
+        await kv.put(key_prefix + "q", b"")
+        assert await kv.delete(key_prefix + "q") == 1
+        assert await kv.delete(key_prefix + "q") == 0
+        assert await kv.delete(key_prefix + "p/", prefix=True) == 2
+        assert (await kv.get_prefix(key_prefix)).kvs == ()
+    run(make_kv, body)
+
+
+def test_txn_compare_and_swap(make_kv: KVFactory, key_prefix: str) -> None:
+    async def body(kv: KV) -> None:
+        k = key_prefix + "cas"
+        assert await kv.txn([mod_is(k, 0)], [Put(k, b"first")])
+        assert not await kv.txn([mod_is(k, 0)], [Put(k, b"second")], [Put(k + "f", b"x")])
+        got = await kv.get(k)
+        assert got is not None and got.value == b"first"
+        assert await kv.get(k + "f") is not None  # failure branch applied
+        assert await kv.txn([value_is(k, b"first")], [Put(k, b"third")])
+        assert not await kv.txn([value_is(k + "missing", b"")], [Put(k, b"no")])
+        assert await kv.txn([Compare(k, Target.VERSION, ">", 1)], [Delete(k)])
+        assert await kv.get(k) is None
+    run(make_kv, body)
+
+
+def test_txn_prefix_compare(make_kv: KVFactory, key_prefix: str) -> None:
+    async def body(kv: KV) -> None:
+        refs = key_prefix + "refs/"
+        assert await kv.txn([prefix_empty(refs)], [Put(key_prefix + "gc1", b"")])
+        await kv.put(refs + "x", b"")
+        assert not await kv.txn([prefix_empty(refs)], [Put(key_prefix + "gc2", b"")])
+        assert await kv.get(key_prefix + "gc2") is None
+        rev = await kv.get(refs + "x")
+        assert rev is not None
+        assert await kv.txn([Compare(refs, Target.MOD, "<", rev.mod_rev + 1, prefix=True)],
+                            [Put(key_prefix + "gc3", b"")])
+    run(make_kv, body)
+
+
+def test_lease_expiry_deletes_keys(make_kv: KVFactory, key_prefix: str) -> None:
+    async def body(kv: KV) -> None:
+        lease = await kv.grant_lease(1)
+        await kv.put(key_prefix + "leased", b"x", lease)
+        assert await kv.refresh_lease(lease) >= 1
+        for _ in range(60):
+            await asyncio.sleep(0.1)
+            if await kv.get(key_prefix + "leased") is None:
+                break
+        assert await kv.get(key_prefix + "leased") is None
+        assert await kv.refresh_lease(lease) <= 0  # aetcd returns TTL <= 0, no raise
+    run(make_kv, body)
+
+
+def test_revoke_lease(make_kv: KVFactory, key_prefix: str) -> None:
+    async def body(kv: KV) -> None:
+        lease = await kv.grant_lease(30)
+        await kv.put(key_prefix + "r", b"x", lease)
+        got = await kv.get(key_prefix + "r")
+        assert got is not None and got.lease == lease
+        await kv.revoke_lease(lease)
+        assert await kv.get(key_prefix + "r") is None
+        await kv.revoke_lease(lease)  # idempotent
+    run(make_kv, body)
+
+
+def test_watch_prefix_from_revision(make_kv: KVFactory, key_prefix: str) -> None:
+    async def body(kv: KV) -> None:
+        w = key_prefix + "w/"
+        r0 = await kv.put(w + "before", b"0")
+        seen: list[tuple[str, str]] = []
+
+        async def watch() -> None:
+            async for batch in kv.watch_prefix(w, r0):
+                seen.extend((e.kind.value, e.key.removeprefix(w)) for e in batch)
+                if len(seen) >= 3:
+                    return
+        task = asyncio.create_task(watch())
+        await asyncio.sleep(0.2)
+        await kv.put(key_prefix + "other", b"")
+        await kv.put(w + "after", b"1")
+        await kv.delete(w + "before")
+        await asyncio.wait_for(task, 5)
+        assert seen == [("put", "before"), ("put", "after"), ("delete", "before")]
+    run(make_kv, body)
+
+
+def test_unreachable_store_raises_registry_unavailable() -> None:
+    async def go() -> None:
+        kv = await EtcdKV.connect(EtcdConfig(endpoints=("http://127.0.0.1:9",), timeout=1))
+        with pytest.raises(RegistryUnavailable):
+            await kv.get("/x")
+        await kv.close()
+    asyncio.run(go())

@@ -1,0 +1,160 @@
+"""The Registry's domain contract, on MemoryKV and on a real etcd."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from tests.contract.conftest import KVFactory
+from unitctl.errors import ConflictError, NotFoundError, RegistryError
+from unitctl.model import Machine, ScheduleEntry, TargetState, UnitRecord, UnitState
+from unitctl.registry.registry import Registry, TargetSchedule
+
+L = TargetState.LAUNCHED
+
+
+def run(make: KVFactory, prefix: str, body: Callable[[Registry], Awaitable[None]]) -> None:
+    async def go() -> None:
+        kv = await make()
+        try:
+            reg = Registry(kv, prefix)
+            await reg.ensure_schema()
+            await body(reg)
+        finally:
+            await kv.close()
+    asyncio.run(go())
+
+
+def test_schema_version_written_once(make_kv: KVFactory, key_prefix: str) -> None:
+    async def body(reg: Registry) -> None:
+        got = await reg.kv.get(reg.keys.version)
+        assert got is not None and got.value == b"1"
+        assert await reg.ensure_schema() == 1
+        await reg.kv.put(reg.keys.version, b"99")
+        with pytest.raises(RegistryError, match="schema 99"):
+            await reg.ensure_schema()
+    run(make_kv, key_prefix, body)
+
+
+def test_create_is_idempotent_and_replace_swaps_body(make_kv: KVFactory,
+                                                     key_prefix: str) -> None:
+    async def body(reg: Registry) -> None:
+        a = UnitRecord("a.service", "h1", TargetState.INACTIVE)
+        assert await reg.create_unit(a, "[Service]\nExecStart=/bin/true\n")
+        assert not await reg.create_unit(a, "ignored")
+        assert not await reg.create_unit(UnitRecord("a.service", "h2", L), "other")
+        assert await reg.get_unit("a.service") == a
+        assert await reg.create_unit(UnitRecord("a.service", "h2", L), "v2", replace=True)
+        got = await reg.get_unit("a.service")
+        assert got == UnitRecord("a.service", "h2", L)
+        assert await reg.get_body("h2") == "v2"
+        assert await reg.get_body("h1") is None  # old body collected
+    run(make_kv, key_prefix, body)
+
+
+def test_bodies_are_shared_and_collected_with_last_user(make_kv: KVFactory,
+                                                        key_prefix: str) -> None:
+    async def body(reg: Registry) -> None:
+        for n in ("x.service", "y.service"):
+            await reg.create_unit(UnitRecord(n, "same", TargetState.INACTIVE), "text")
+        assert await reg.destroy_unit("x.service")
+        assert await reg.get_body("same") == "text"
+        assert await reg.destroy_unit("y.service")
+        assert await reg.get_body("same") is None
+        assert not await reg.destroy_unit("y.service")
+        assert await reg.get_bodies() == {}
+    run(make_kv, key_prefix, body)
+
+
+def test_set_desired(make_kv: KVFactory, key_prefix: str) -> None:
+    async def body(reg: Registry) -> None:
+        await reg.create_unit(UnitRecord("a.service", "h", TargetState.INACTIVE), "t")
+        assert (await reg.set_desired("a.service", L)).desired is L
+        assert [u.desired for u in await reg.list_units()] == [L]
+        with pytest.raises(NotFoundError):
+            await reg.set_desired("nope.service", L)
+    run(make_kv, key_prefix, body)
+
+
+def test_machines_and_states_live_under_leases(make_kv: KVFactory, key_prefix: str) -> None:
+    async def body(reg: Registry) -> None:
+        lease = await reg.kv.grant_lease(30)
+        m = Machine("a" * 32, "10.0.0.1", {"region": "eu"}, "0.1.0")
+        await reg.register_machine(m, lease)
+        await reg.register_machine(m, lease)  # re-registering under the same lease is fine
+        other = await reg.kv.grant_lease(30)
+        with pytest.raises(ConflictError, match="already registered"):
+            await reg.register_machine(m, other)
+        await reg.put_state(UnitState("u.service", m.id, "loaded", "active", "running", "h"),
+                            lease)
+        await reg.put_state(UnitState("u.service", "b" * 32, "loaded", "active", "running",
+                                      "h"), other)
+        assert await reg.list_machines() == [m]
+        await reg.delete_state("u.service", "b" * 32)
+        assert [s.machine_id for s in await reg.list_states()] == [m.id]
+        await reg.kv.revoke_lease(lease)
+        assert await reg.list_machines() == []
+        assert await reg.list_states() == []
+    run(make_kv, key_prefix, body)
+
+
+def test_leader_election_is_exclusive(make_kv: KVFactory, key_prefix: str) -> None:
+    async def body(reg: Registry) -> None:
+        l1, l2 = await reg.kv.grant_lease(30), await reg.kv.grant_lease(30)
+        lead = await reg.campaign("m1", l1)
+        assert lead is not None
+        assert await reg.campaign("m2", l2) is None
+        assert await reg.leader() == "m1"
+        await reg.kv.revoke_lease(l1)
+        assert not await reg.still_leader(lead)
+        lead2 = await reg.campaign("m2", l2)
+        assert lead2 is not None and await reg.leader() == "m2"
+    run(make_kv, key_prefix, body)
+
+
+def test_engine_commit_is_conditioned_on_what_it_read(make_kv: KVFactory,
+                                                      key_prefix: str) -> None:
+    async def body(reg: Registry) -> None:
+        await reg.create_unit(UnitRecord("a.service", "h", L), "t")
+        await reg.create_unit(UnitRecord("b.service", "h", L), "t")
+        lease = await reg.kv.grant_lease(30)
+        lead = await reg.campaign("m1", lease)
+        assert lead is not None
+        view = await reg.engine_view()
+        entry_a, entry_b = ScheduleEntry("a.service", "h", L), ScheduleEntry("b.service", "h", L)
+        target = TargetSchedule({"a.service": "m1", "b.service": "m2"},
+                                {"m1": {"a.service": entry_a}, "m2": {"b.service": entry_b}})
+        # a client changes b after the engine read: b's write must not land, a's must
+        await reg.set_desired("b.service", TargetState.LOADED)
+        await reg.commit(view, target, lead)
+        assert await reg.list_placements() == {"a.service": "m1"}
+        sched, _ = await reg.get_schedule("m1")
+        assert sched == {"a.service": entry_a}
+        assert (await reg.get_schedule("m2"))[0] == {}
+        # moving a: the old schedule entry goes in the same transaction
+        view = await reg.engine_view()
+        await reg.commit(view, TargetSchedule({"a.service": "m3"}, {"m3": {"a.service": entry_a}},
+                                              {"b.service": {"m1": "no"}}), lead)
+        assert await reg.list_schedules() == {"m3": {"a.service": entry_a}}
+        assert await reg.get_explanation("b.service") == {"m1": "no"}
+        await reg.resign(lead)
+        with pytest.raises(ConflictError, match="leadership"):
+            await reg.commit(await reg.engine_view(), TargetSchedule({}, {}), lead)
+    run(make_kv, key_prefix, body)
+
+
+def test_many_units_commit_in_batches(make_kv: KVFactory, key_prefix: str) -> None:
+    async def body(reg: Registry) -> None:
+        names = [f"u{i:03}.service" for i in range(300)]
+        for n in names:
+            await reg.create_unit(UnitRecord(n, "h", L), "t")
+        lead = await reg.campaign("m", await reg.kv.grant_lease(30))
+        assert lead is not None
+        view = await reg.engine_view()
+        target = TargetSchedule({n: "m" for n in names},
+                                {"m": {n: ScheduleEntry(n, "h", L) for n in names}})
+        assert await reg.commit(view, target, lead) > 1
+        assert len(await reg.list_placements()) == 300
+    run(make_kv, key_prefix, body)

@@ -1,0 +1,119 @@
+"""The one exception hierarchy of unitctl.
+
+Every error a user can see is a :class:`UnitctlError`. Adapters translate the
+errors of the libraries they wrap (aetcd, dbus-fast, docker) into these types at
+the boundary, chained with ``raise ... from exc``. The CLI maps them to one line
+on stderr and the exit code of the class; it never shows a traceback.
+
+::
+
+    UnitctlError                      exit 1
+    ├── UsageError                    exit 2   bad flags or arguments
+    ├── InvalidUnitError              exit 2   unit text that cannot be parsed
+    │   ├── InvalidUnitNameError      exit 2   a name fleet would refuse
+    │   └── InvalidOptionsError       exit 2   [X-Fleet] options that cannot hold together
+    ├── NotFoundError                 exit 3   unknown unit, machine or template
+    ├── ConflictError                 exit 4   the stored state forbids the change
+    ├── RegistryError                 exit 5   etcd failed
+    │   ├── RegistryUnavailable       exit 5   etcd cannot be reached
+    │   └── CompareFailed             exit 5   a transaction's condition no longer holds
+    ├── TimeoutError_                 exit 6   waited --block-attempts for a state
+    │   └── UnschedulableError        exit 7   no machine can take the unit
+    ├── SystemdError                  exit 8   systemd refused an operation
+    ├── ContainerError                exit 9   the container engine failed
+    ├── RemoteCommandError            exit 10  ssh / systemctl / journalctl failed
+    └── ConfigError                   exit 2   bad agent configuration
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+
+class UnitctlError(Exception):
+    """Base of every error unitctl shows to a user."""
+
+    #: The process exit code the CLI uses for this error.
+    exit_code: t.ClassVar[int] = 1
+
+
+class UsageError(UnitctlError):
+    """Bad flags or arguments."""
+
+    exit_code = 2
+
+
+class InvalidUnitError(UnitctlError):
+    """A unit file that cannot be parsed or is otherwise unusable."""
+
+    exit_code = 2
+
+
+class InvalidUnitNameError(InvalidUnitError):
+    """A unit name that fleet's rules refuse."""
+
+
+class InvalidOptionsError(InvalidUnitError):
+    """[X-Fleet] options that contradict each other (fleet's ValidateOptions)."""
+
+
+class NotFoundError(UnitctlError):
+    """An unknown unit, machine or template."""
+
+    exit_code = 3
+
+
+class ConflictError(UnitctlError):
+    """The registry's current state forbids the requested change."""
+
+    exit_code = 4
+
+
+class RegistryError(UnitctlError):
+    """etcd returned an error."""
+
+    exit_code = 5
+
+
+class RegistryUnavailable(RegistryError):
+    """etcd could not be reached within the request timeout."""
+
+
+class CompareFailed(RegistryError):
+    """A transaction's compare clause failed: someone else changed the keys."""
+
+
+class TimeoutError_(UnitctlError):  # noqa: N801 - avoid shadowing the builtin
+    """A blocking command gave up after --block-attempts."""
+
+    exit_code = 6
+
+
+class UnschedulableError(TimeoutError_):
+    """No machine can run the unit; the message carries the engine's reasons."""
+
+    exit_code = 7
+
+
+class SystemdError(UnitctlError):
+    """systemd refused or failed an operation."""
+
+    exit_code = 8
+
+
+class ContainerError(UnitctlError):
+    """The container engine (docker or podman) failed."""
+
+    exit_code = 9
+
+
+class RemoteCommandError(UnitctlError):
+    """A command run over ssh (or locally for status/journal) failed."""
+
+    exit_code = 10
+
+
+class ConfigError(UnitctlError):
+    """Bad agent configuration."""
+
+    exit_code = 2

@@ -1,0 +1,96 @@
+"""Model objects to and from the bytes stored in etcd (pure, JSON).
+
+Decoding never trusts the store: a malformed value raises ``RegistryError``
+naming the key, instead of a KeyError or a JSON traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from unitctl.errors import RegistryError
+from unitctl.model import Machine, ScheduleEntry, TargetState, UnitRecord, UnitState
+
+
+def _dump(obj: Mapping[str, Any]) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _load(key: str, data: bytes) -> dict[str, Any]:
+    try:
+        obj = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RegistryError(f"corrupt value at {key}: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise RegistryError(f"corrupt value at {key}: not an object")
+    return obj
+
+
+def _str(key: str, obj: Mapping[str, Any], field: str, default: str | None = None) -> str:
+    value = obj.get(field, default)
+    if not isinstance(value, str):
+        raise RegistryError(f"corrupt value at {key}: field {field!r} missing or not a string")
+    return value
+
+
+def _desired(key: str, obj: Mapping[str, Any]) -> TargetState:
+    try:
+        return TargetState(_str(key, obj, "desired"))
+    except ValueError as exc:
+        raise RegistryError(f"corrupt value at {key}: bad desired state") from exc
+
+
+def encode_unit(rec: UnitRecord) -> bytes:
+    return _dump({"hash": rec.hash, "desired": rec.desired.value})
+
+
+def decode_unit(key: str, name: str, data: bytes) -> UnitRecord:
+    obj = _load(key, data)
+    return UnitRecord(name, _str(key, obj, "hash"), _desired(key, obj))
+
+
+def encode_entry(entry: ScheduleEntry) -> bytes:
+    return _dump({"hash": entry.hash, "desired": entry.desired.value})
+
+
+def decode_entry(key: str, name: str, data: bytes) -> ScheduleEntry:
+    obj = _load(key, data)
+    return ScheduleEntry(name, _str(key, obj, "hash"), _desired(key, obj))
+
+
+def encode_machine(m: Machine) -> bytes:
+    return _dump({"id": m.id, "public_ip": m.public_ip, "metadata": dict(m.metadata),
+                  "version": m.version})
+
+
+def decode_machine(key: str, data: bytes) -> Machine:
+    obj = _load(key, data)
+    meta = obj.get("metadata", {})
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise RegistryError(f"corrupt value at {key}: bad metadata")
+    return Machine(_str(key, obj, "id"), _str(key, obj, "public_ip", ""), dict(meta),
+                   _str(key, obj, "version", ""))
+
+
+def encode_state(s: UnitState) -> bytes:
+    return _dump({"load": s.load, "active": s.active, "sub": s.sub, "hash": s.hash})
+
+
+def decode_state(key: str, name: str, machine: str, data: bytes) -> UnitState:
+    obj = _load(key, data)
+    return UnitState(name, machine, _str(key, obj, "load", ""), _str(key, obj, "active", ""),
+                     _str(key, obj, "sub", ""), _str(key, obj, "hash", ""))
+
+
+def encode_explanation(reasons: Mapping[str, str]) -> bytes:
+    return _dump({"reasons": dict(sorted(reasons.items()))})
+
+
+def decode_explanation(key: str, data: bytes) -> dict[str, str]:
+    obj = _load(key, data)
+    reasons = obj.get("reasons", {})
+    if not isinstance(reasons, dict):
+        raise RegistryError(f"corrupt value at {key}: bad reasons")
+    return {str(k): str(v) for k, v in reasons.items()}

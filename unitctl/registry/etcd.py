@@ -1,0 +1,264 @@
+"""EtcdKV: the KV port on a real etcd v3, through aetcd.
+
+This is the only module of unitctl that imports aetcd. It translates aetcd and
+gRPC errors into :mod:`unitctl.errors` at the boundary, adds TLS (aetcd only
+opens insecure channels) and spreads requests over several endpoints through
+gRPC's ``ipv4:`` multi-address target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import aetcd
+import aetcd.exceptions
+import aetcd.rpc
+import aetcd.utils
+import grpc
+
+from unitctl.errors import ConfigError, RegistryError, RegistryUnavailable
+from unitctl.registry.kv import (
+    Compare,
+    Delete,
+    Event,
+    EventKind,
+    KeyValue,
+    Op,
+    Put,
+    Range,
+    Target,
+)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class EtcdConfig:
+    """How to reach etcd: endpoints, TLS files, credentials, timeout in seconds."""
+
+    endpoints: tuple[str, ...] = ("http://127.0.0.1:2379",)
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    username: str = ""
+    password: str = ""
+    timeout: float = 3.0
+
+
+def grpc_target(endpoints: Sequence[str]) -> tuple[str, int, bool]:
+    """Turn ``http(s)://host:port`` URLs into aetcd's ``(host, port)`` and a TLS flag.
+
+    Several IP endpoints become one ``ipv4:`` / ``ipv6:`` target, which gRPC
+    balances and fails over; hostnames allow a single endpoint.
+    """
+    parsed = [_parse_endpoint(e) for e in endpoints if e.strip()]
+    if not parsed:
+        raise ConfigError("no etcd endpoint given")
+    tls = parsed[0][0] == "https"
+    if any((p[0] == "https") != tls for p in parsed):
+        raise ConfigError("etcd endpoints mix http and https")
+    if len(parsed) == 1:
+        return parsed[0][1], parsed[0][2], tls
+    family = _family(parsed)
+    addrs = [f"[{h}]:{p}" if family == "ipv6" else f"{h}:{p}" for _, h, p in parsed[:-1]]
+    last_host = parsed[-1][1]
+    head = f"{family}:" + ",".join([*addrs, f"[{last_host}]" if family == "ipv6" else last_host])
+    return head, parsed[-1][2], tls
+
+
+def _family(parsed: Sequence[tuple[str, str, int]]) -> str:
+    try:
+        versions = {ipaddress.ip_address(h).version for _, h, _ in parsed}
+    except ValueError as exc:
+        raise ConfigError("several etcd endpoints must be IP addresses, not hostnames") from exc
+    if len(versions) != 1:
+        raise ConfigError("etcd endpoints mix IPv4 and IPv6")
+    return "ipv4" if versions == {4} else "ipv6"
+
+
+def _parse_endpoint(url: str) -> tuple[str, str, int]:
+    u = urllib.parse.urlsplit(url.strip() if "://" in url else f"http://{url.strip()}")
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise ConfigError(f"bad etcd endpoint {url!r}: expected http(s)://HOST:PORT")
+    try:
+        port = u.port or 2379
+    except ValueError as exc:
+        raise ConfigError(f"bad etcd endpoint {url!r}: bad port") from exc
+    return u.scheme, u.hostname, port
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read TLS file {path}: {exc.strerror}") from exc
+
+
+class _Client(aetcd.Client):  # type: ignore[misc]
+    """aetcd's client with TLS: aetcd itself only opens insecure channels."""
+
+    def __init__(self, credentials: grpc.ChannelCredentials | None, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._credentials = credentials
+
+    async def connect(self) -> None:
+        if self._credentials is None or self._connected.is_set():
+            await super().connect()
+            return
+        real = aetcd.rpc.insecure_channel
+        creds = self._credentials
+        aetcd.rpc.insecure_channel = lambda target, options=None: aetcd.rpc.secure_channel(
+            target, creds, options=options)
+        try:
+            await super().connect()
+        finally:
+            aetcd.rpc.insecure_channel = real
+
+
+def _map_error(exc: BaseException) -> RegistryError:
+    unreachable = (aetcd.exceptions.ConnectionFailedError,
+                   aetcd.exceptions.ConnectionTimeoutError, TimeoutError, ConnectionError)
+    if isinstance(exc, unreachable):
+        return RegistryUnavailable(f"etcd unreachable: {_short(exc)}")
+    if isinstance(exc, aetcd.exceptions.UnauthenticatedError):
+        return RegistryError(f"etcd refused the credentials: {_short(exc)}")
+    if isinstance(exc, aetcd.exceptions.RevisionCompactedError):
+        return RegistryUnavailable(f"etcd watch lost history: {_short(exc)}")
+    return RegistryError(f"etcd error: {_short(exc)}")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+_CMP_TARGET = {Target.VALUE: "value", Target.VERSION: "version", Target.CREATE: "create",
+               Target.MOD: "mod"}
+
+
+class EtcdKV:
+    """The KV port over aetcd. Create with :meth:`connect`."""
+
+    def __init__(self, client: Any, timeout: float) -> None:
+        self._c = client
+        self._timeout = timeout
+
+    @classmethod
+    async def connect(cls, cfg: EtcdConfig) -> EtcdKV:
+        """Build a client for ``cfg`` (the connection itself is lazy)."""
+        host, port, tls = grpc_target(cfg.endpoints)
+        creds = None
+        if tls or cfg.ca_file or cfg.cert_file:
+            creds = grpc.ssl_channel_credentials(
+                root_certificates=_read(cfg.ca_file) if cfg.ca_file else None,
+                private_key=_read(cfg.key_file) if cfg.key_file else None,
+                certificate_chain=_read(cfg.cert_file) if cfg.cert_file else None)
+        if bool(cfg.username) != bool(cfg.password):
+            raise ConfigError("etcd username and password must be given together")
+        client = _Client(creds, host=host, port=port, username=cfg.username or None,
+                         password=cfg.password or None, timeout=cfg.timeout,
+                         connect_wait_timeout=max(1, int(cfg.timeout)))
+        return cls(client, cfg.timeout)
+
+    async def _call(self, aw: Awaitable[T]) -> T:
+        try:
+            return await asyncio.wait_for(aw, self._timeout + 0.5)
+        except RegistryError:
+            raise
+        except (TimeoutError, aetcd.exceptions.ClientError, grpc.RpcError, OSError) as exc:
+            raise _map_error(exc) from exc
+
+    @staticmethod
+    def _kv(kv: Any) -> KeyValue:
+        return KeyValue(kv.key.decode(), bytes(kv.value), kv.create_revision, kv.mod_revision,
+                        kv.version, kv.lease)
+
+    async def get(self, key: str) -> KeyValue | None:
+        got = await self._call(self._c.get(key.encode()))
+        return None if got is None else self._kv(got)
+
+    async def get_prefix(self, prefix: str) -> Range:
+        r = await self._call(self._c.get_prefix(prefix.encode(), sort_order="ascend"))
+        return Range(tuple(self._kv(kv) for kv in r.kvs), r.header.revision)
+
+    async def put(self, key: str, value: bytes, lease: int = 0) -> int:
+        r = await self._call(self._c.put(key.encode(), value, lease=lease or None))
+        return int(r.header.revision)
+
+    async def delete(self, key: str, prefix: bool = False) -> int:
+        if prefix:
+            r = await self._call(self._c.delete_prefix(key.encode()))
+        else:
+            r = await self._call(self._c.delete(key.encode()))
+        return int(getattr(r, "deleted", 0)) if r is not None else 0
+
+    def _compare(self, c: Compare) -> Any:
+        key = c.key.encode()
+        range_end = aetcd.utils.prefix_range_end(key) if c.prefix else None
+        cmp = getattr(self._c.transactions, _CMP_TARGET[c.target])(key, range_end)
+        operand = c.operand
+        if c.op == "==":
+            return cmp == operand
+        if c.op == "!=":
+            return cmp != operand
+        if c.op == "<":
+            return cmp < operand
+        return cmp > operand
+
+    def _op(self, op: Op) -> Any:
+        t = self._c.transactions
+        if isinstance(op, Put):
+            return t.put(op.key.encode(), op.value, lease=op.lease or None)
+        assert isinstance(op, Delete)
+        key = op.key.encode()
+        return t.delete(key, range_end=aetcd.utils.prefix_range_end(key) if op.prefix else None)
+
+    async def txn(self, compares: Sequence[Compare], success: Sequence[Op],
+                  failure: Sequence[Op] = ()) -> bool:
+        ok, _ = await self._call(self._c.transaction(
+            compare=[self._compare(c) for c in compares],
+            success=[self._op(o) for o in success], failure=[self._op(o) for o in failure]))
+        return bool(ok)
+
+    async def grant_lease(self, ttl: int) -> int:
+        lease = await self._call(self._c.lease(ttl))
+        return int(lease.id)
+
+    async def refresh_lease(self, lease: int) -> int:
+        reply = await self._call(self._c.refresh_lease(lease))
+        return -1 if reply is None else int(reply.TTL)
+
+    async def revoke_lease(self, lease: int) -> None:
+        try:
+            await self._call(self._c.revoke_lease(lease))
+        except RegistryUnavailable:
+            raise
+        except RegistryError:
+            return  # already expired: nothing to revoke
+
+    async def revision(self) -> int:
+        rng = await self._call(self._c.get_prefix(b"\0unitctl-revision-probe"))
+        return int(rng.header.revision)
+
+    async def watch_prefix(self, prefix: str, start_rev: int) -> AsyncIterator[list[Event]]:
+        watch = await self._call(self._c.watch_prefix(prefix.encode(), start_revision=start_rev))
+        try:
+            async for ev in watch:
+                kind = EventKind.PUT if ev.kind == "PUT" else EventKind.DELETE
+                yield [Event(kind, ev.kv.key.decode(), bytes(ev.kv.value), ev.kv.mod_revision)]
+        except (aetcd.exceptions.ClientError, grpc.RpcError, OSError) as exc:
+            raise _map_error(exc) from exc
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(watch.cancel(), 1)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._c.close(), 2)

@@ -1,0 +1,104 @@
+"""The etcd key layout, in one place (pure).
+
+Under the prefix (default ``/unitctl/``)::
+
+    version                      schema version ("1")
+    units/<unit>                 client-owned: {"hash", "desired"}
+    bodies/<sha1>                unit text, content-addressed
+    bodyrefs/<sha1>/<unit>       one per unit using the body; the body is deleted
+                                 when the last ref goes (fleet never did this)
+    placements/<unit>            engine-owned: machine id of a non-global unit
+    schedule/<machine>/<unit>    engine-owned: {"hash", "desired"}; the ONLY prefix an
+                                 agent watches, so a change wakes one agent
+    explain/<unit>               engine-owned: why a unit cannot be placed
+    machines/<machine>           agent-owned, under the machine's lease
+    states/<unit>/<machine>      agent-owned, under the reporting machine's lease
+    leader                       machine id of the engine leader, under its lease
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCHEMA_VERSION = 1
+DEFAULT_PREFIX = "/unitctl/"
+
+
+def normalize_prefix(prefix: str) -> str:
+    """Return ``prefix`` with exactly one leading and one trailing slash."""
+    return "/" + prefix.strip("/") + "/" if prefix.strip("/") else "/"
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Builds and parses keys under one prefix."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    @property
+    def version(self) -> str:
+        return f"{self.prefix}version"
+
+    @property
+    def leader(self) -> str:
+        return f"{self.prefix}leader"
+
+    def units(self) -> str:
+        return f"{self.prefix}units/"
+
+    def unit(self, name: str) -> str:
+        return f"{self.prefix}units/{name}"
+
+    def bodies(self) -> str:
+        return f"{self.prefix}bodies/"
+
+    def body(self, sha: str) -> str:
+        return f"{self.prefix}bodies/{sha}"
+
+    def bodyrefs(self, sha: str) -> str:
+        return f"{self.prefix}bodyrefs/{sha}/"
+
+    def bodyref(self, sha: str, name: str) -> str:
+        return f"{self.prefix}bodyrefs/{sha}/{name}"
+
+    def placements(self) -> str:
+        return f"{self.prefix}placements/"
+
+    def placement(self, name: str) -> str:
+        return f"{self.prefix}placements/{name}"
+
+    def schedules(self) -> str:
+        return f"{self.prefix}schedule/"
+
+    def schedule(self, machine: str) -> str:
+        return f"{self.prefix}schedule/{machine}/"
+
+    def scheduled(self, machine: str, name: str) -> str:
+        return f"{self.prefix}schedule/{machine}/{name}"
+
+    def explanations(self) -> str:
+        return f"{self.prefix}explain/"
+
+    def explanation(self, name: str) -> str:
+        return f"{self.prefix}explain/{name}"
+
+    def machines(self) -> str:
+        return f"{self.prefix}machines/"
+
+    def machine(self, machine: str) -> str:
+        return f"{self.prefix}machines/{machine}"
+
+    def states(self) -> str:
+        return f"{self.prefix}states/"
+
+    def unit_states(self, name: str) -> str:
+        return f"{self.prefix}states/{name}/"
+
+    def state(self, name: str, machine: str) -> str:
+        return f"{self.prefix}states/{name}/{machine}"
+
+    def tail(self, key: str, base: str) -> str:
+        """Return ``key`` with ``base`` (a prefix built above) removed."""
+        if not key.startswith(base):
+            raise ValueError(f"{key!r} is not under {base!r}")
+        return key[len(base):]

@@ -1,0 +1,167 @@
+"""The key-value port: the etcd v3 primitives unitctl relies on.
+
+Two implementations exist and pass one contract suite
+(``tests/contract/test_kv_contract.py``): :class:`unitctl.registry.etcd.EtcdKV`
+(the only module that imports aetcd) and :class:`unitctl.registry.memory.MemoryKV`
+(an in-process fake with the same revision, lease and watch semantics).
+
+Semantics are etcd's:
+
+* every write bumps one global *revision*; a key carries ``create_rev``,
+  ``mod_rev`` and ``version`` (0 for an absent key);
+* a transaction applies all ``success`` ops when every compare holds, else none;
+  a compare over a prefix holds when it holds for every key in it, and a
+  ``version``/``create``/``mod`` compare over an empty prefix sees 0;
+* a key put under a lease is deleted when the lease expires or is revoked;
+* a watch from revision R delivers every event with ``mod_rev >= R`` in order.
+
+Errors: ``RegistryUnavailable`` when the store cannot be reached,
+``RegistryError`` for anything else. A failed compare is not an error:
+``txn`` returns False.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class KeyValue:
+    """A stored key with its revisions."""
+
+    key: str
+    value: bytes
+    create_rev: int
+    mod_rev: int
+    version: int
+    lease: int = 0
+
+
+class Target(enum.Enum):
+    """What a :class:`Compare` looks at."""
+
+    VALUE = "value"
+    VERSION = "version"
+    CREATE = "create"
+    MOD = "mod"
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    """``target(key) op operand``; ``prefix=True`` compares every key under ``key``."""
+
+    key: str
+    target: Target
+    op: str  # one of == != < >
+    operand: int | bytes
+    prefix: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    key: str
+    value: bytes
+    lease: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    key: str
+    prefix: bool = False
+
+
+Op = Put | Delete
+
+
+class EventKind(enum.Enum):
+    PUT = "put"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One change seen by a watch."""
+
+    kind: EventKind
+    key: str
+    value: bytes
+    mod_rev: int
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """The result of a prefix read: the keys and the store revision of the read."""
+
+    kvs: tuple[KeyValue, ...]
+    revision: int
+
+
+def mod_is(key: str, rev: int) -> Compare:
+    """Compare: key's mod revision equals ``rev`` (0 = the key is absent)."""
+    return Compare(key, Target.MOD, "==", rev)
+
+
+def value_is(key: str, value: bytes) -> Compare:
+    """Compare: key exists and holds ``value``."""
+    return Compare(key, Target.VALUE, "==", value)
+
+
+def prefix_empty(prefix: str) -> Compare:
+    """Compare: no key exists under ``prefix``."""
+    return Compare(prefix, Target.VERSION, "==", 0, prefix=True)
+
+
+class KV(Protocol):
+    """An etcd-like store (see the module docstring for the contract)."""
+
+    async def get(self, key: str) -> KeyValue | None:
+        """Return the key, or None when it does not exist."""
+        ...
+
+    async def get_prefix(self, prefix: str) -> Range:
+        """Return every key under ``prefix`` sorted by key, and the read revision."""
+        ...
+
+    async def put(self, key: str, value: bytes, lease: int = 0) -> int:
+        """Write a key unconditionally; return the new revision."""
+        ...
+
+    async def delete(self, key: str, prefix: bool = False) -> int:
+        """Delete a key (or every key under a prefix); return how many were deleted."""
+        ...
+
+    async def txn(self, compares: Sequence[Compare], success: Sequence[Op],
+                  failure: Sequence[Op] = ()) -> bool:
+        """Apply ``success`` if all compares hold (return True), else ``failure``."""
+        ...
+
+    async def grant_lease(self, ttl: int) -> int:
+        """Create a lease of ``ttl`` seconds; return its id."""
+        ...
+
+    async def refresh_lease(self, lease: int) -> int:
+        """Renew a lease; return its TTL, or a value <= 0 when it has expired."""
+        ...
+
+    async def revoke_lease(self, lease: int) -> None:
+        """Revoke a lease and delete its keys (no error if already gone)."""
+        ...
+
+    def watch_prefix(self, prefix: str, start_rev: int) -> AsyncIterator[list[Event]]:
+        """Yield batches of events under ``prefix`` from ``start_rev`` on, forever.
+
+        Raises RegistryUnavailable when the connection is lost; the caller
+        re-reads and watches again from the revision of its read.
+        """
+        ...
+
+    async def revision(self) -> int:
+        """Return the store's current revision."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections; pending watches end."""
+        ...
