@@ -1,0 +1,76 @@
+"""The agent's port to the local init system (systemd).
+
+Implemented by :class:`unitctl.systemd.SystemdUnitManager` (D-Bus, the only
+module that imports dbus-fast) and :class:`unitctl.agent.fake.FakeUnitManager`;
+both pass ``tests/contract/test_unit_manager_contract.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class SystemdState:
+    """systemd's LoadState / ActiveState / SubState of one unit."""
+
+    load: str
+    active: str
+    sub: str
+
+
+#: Called with (unit name, new state) when systemd reports a change.
+StateCallback = Callable[[str, SystemdState], None]
+
+
+class UnitManager(Protocol):
+    """Drives the local systemd for units in the agent's own directory only.
+
+    Every method raises :class:`unitctl.errors.SystemdError` on failure and
+    :class:`unitctl.errors.InvalidUnitNameError` for a name outside the rules.
+    """
+
+    async def start_manager(self, on_change: StateCallback) -> None:
+        """Connect and subscribe; ``on_change`` is called for every state change
+        of a unit in the directory (from D-Bus signals, not polling)."""
+        ...
+
+    async def close(self) -> None:
+        """Disconnect. Units keep running."""
+        ...
+
+    def present(self) -> Mapping[str, str]:
+        """Unit files present in the directory: name -> sha1 of the normalised text."""
+        ...
+
+    async def write(self, name: str, text: str) -> None:
+        """Write ``text`` atomically as ``<dir>/<name>`` (mode 0644)."""
+        ...
+
+    async def link(self, name: str, enable: bool) -> None:
+        """Link the file into systemd at runtime; with ``enable``, enable it at
+        runtime as well (the unit has an [Install] section)."""
+        ...
+
+    async def unload(self, name: str) -> None:
+        """Stop the unit; only if that worked: disable/unlink at runtime,
+        reset-failed, delete the file."""
+        ...
+
+    async def reload(self) -> None:
+        """systemctl daemon-reload; returns after systemd finished reloading."""
+        ...
+
+    async def start(self, name: str) -> None:
+        """StartUnit(name, "replace"); returns when the job is queued."""
+        ...
+
+    async def stop(self, name: str) -> None:
+        """StopUnit(name, "replace"); returns when the job is queued."""
+        ...
+
+    async def state(self, name: str) -> SystemdState:
+        """The unit's current state (``not-found/inactive/dead`` when unknown)."""
+        ...

@@ -1,0 +1,100 @@
+"""The agent's decision: desired vs current → ordered tasks (pure, no I/O).
+
+Desired comes from this machine's schedule in the registry; current from the
+files in the agent's own directory plus what this agent process has started.
+Units outside the directory are never considered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from unitctl.model import Machine, Requirements, TargetState
+from unitctl.xfleet import conflicts_between
+
+from .tasks import Reason, Task, TaskType
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredUnit:
+    """A unit scheduled to this machine, with its parsed requirements."""
+
+    name: str
+    hash: str
+    desired: TargetState
+    req: Requirements
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentUnit:
+    """A unit file present in the directory.
+
+    Attributes:
+        hash: hash of the file's normalised text.
+        started: this agent process issued a start for this hash, or found the
+            unit already active when it started (adoption). Launched units that
+            are not marked get a StartUnit, which systemd ignores for a unit that
+            is already active (no restart).
+    """
+
+    name: str
+    hash: str
+    started: bool = False
+
+
+def accept(machine: Machine, desired: Mapping[str, DesiredUnit]) -> dict[str, str]:
+    """Agent-side checks, as fleet: return the units this machine refuses, with why.
+
+    Global units whose MachineMetadata this machine lacks are refused, and so
+    is any unit that conflicts with one accepted before it (name order).
+    """
+    refused: dict[str, str] = {}
+    accepted: list[DesiredUnit] = []
+    for name in sorted(desired):
+        unit = desired[name]
+        why = _metadata_miss(machine, unit.req) if unit.req.is_global else None
+        clash = next((a.name for a in accepted
+                      if conflicts_between(a.name, a.req, unit.name, unit.req)), None)
+        if why is None and clash is not None:
+            why = f"conflicts with {clash}"
+        if why is None:
+            accepted.append(unit)
+        else:
+            refused[name] = why
+    return refused
+
+
+def _metadata_miss(machine: Machine, req: Requirements) -> str | None:
+    for key, values in sorted(req.metadata.items()):
+        if machine.metadata.get(key) not in values:
+            return f"lacks metadata {key}={'|'.join(sorted(values))}"
+    return None
+
+
+def compute_tasks(desired: Mapping[str, DesiredUnit],
+                  current: Mapping[str, CurrentUnit]) -> list[Task]:
+    """Return the tasks that turn ``current`` into ``desired``, in execution order."""
+    tasks: list[Task] = []
+    for name in sorted(set(desired) | set(current)):
+        tasks.extend(_unit_tasks(desired.get(name), current.get(name), name))
+    if any(t.type in (TaskType.LOAD, TaskType.UNLOAD) for t in tasks):
+        tasks.append(Task(TaskType.RELOAD, "", Reason.FILES_CHANGED.value))
+    return sorted(tasks, key=lambda t: t.sort_key)
+
+
+def _unit_tasks(want: DesiredUnit | None, have: CurrentUnit | None, name: str) -> list[Task]:
+    if want is None or want.desired is TargetState.INACTIVE:
+        return [Task(TaskType.UNLOAD, name, Reason.NOT_SCHEDULED.value)] if have else []
+    out: list[Task] = []
+    started = bool(have and have.hash == want.hash and have.started)
+    if have is None:
+        out.append(Task(TaskType.LOAD, name, Reason.NOT_LOADED.value))
+    elif have.hash != want.hash:
+        out += [Task(TaskType.UNLOAD, name, Reason.HASH_DIFFERS.value),
+                Task(TaskType.LOAD, name, Reason.HASH_DIFFERS.value)]
+    if want.desired is TargetState.LAUNCHED and not started:
+        out.append(Task(TaskType.START, name, Reason.WANT_LAUNCHED.value))
+    if want.desired is TargetState.LOADED and started:
+        out.append(Task(TaskType.STOP, name, Reason.WANT_LOADED.value))
+    return out

@@ -1,0 +1,157 @@
+"""unitctl-agent configuration, with fleet.conf's option names.
+
+Sources, later ones winning: built-in defaults, ``/etc/unitctl/unitctl.conf``
+(one ``key = value`` a line, ``#`` comments), environment ``UNITCTL_<KEY>``,
+command-line flags. Everything is validated once, here; a bad value raises
+:class:`ConfigError` naming the option and its source.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from unitctl.errors import ConfigError
+from unitctl.xfleet import parse_metadata
+
+DEFAULT_CONFIG_FILE = "/etc/unitctl/unitctl.conf"
+
+DEFAULTS: dict[str, str] = {
+    "etcd_servers": "http://127.0.0.1:2379",
+    "etcd_key_prefix": "/unitctl/",
+    "etcd_cafile": "",
+    "etcd_certfile": "",
+    "etcd_keyfile": "",
+    "etcd_username": "",
+    "etcd_password": "",
+    "etcd_request_timeout": "3",
+    "public_ip": "",
+    "metadata": "",
+    "agent_ttl": "10s",
+    "units_directory": "/run/unitctl/units",
+    "peer_port": "7947",
+    "engine_resync": "60s",
+    "disable_engine": "false",
+    "verbosity": "0",
+}
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(text: str, option: str) -> float:
+    """``10``, ``3s``, ``500ms``, ``1m`` → seconds."""
+    m = _DURATION.match(text)
+    if not m:
+        raise ConfigError(f"{option}: {text!r} is not a duration (examples: 10, 3s, 500ms)")
+    return float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+
+
+def parse_bool(text: str, option: str) -> bool:
+    low = text.strip().lower()
+    if low in ("1", "true", "yes", "on", "t"):
+        return True
+    if low in ("0", "false", "no", "off", "f", ""):
+        return False
+    raise ConfigError(f"{option}: {text!r} is not a boolean")
+
+
+def read_config_file(path: str) -> dict[str, str]:
+    """Parse ``key = value`` lines; a missing file is an empty config."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    out: dict[str, str] = {}
+    for no, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or key not in DEFAULTS:
+            what = "no '='" if not sep else f"unknown option {key!r}"
+            raise ConfigError(f"{path}:{no}: {what}")
+        out[key] = value.strip().strip('"')
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    """The validated agent configuration."""
+
+    etcd_servers: tuple[str, ...]
+    etcd_key_prefix: str
+    etcd_cafile: str
+    etcd_certfile: str
+    etcd_keyfile: str
+    etcd_username: str
+    etcd_password: str
+    etcd_request_timeout: float
+    public_ip: str
+    metadata: Mapping[str, str]
+    agent_ttl: float
+    units_directory: str
+    peer_port: int
+    engine_resync: float
+    disable_engine: bool
+    verbosity: int
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def ttl_seconds(self) -> int:
+        """The lease TTL in whole seconds (etcd leases are whole seconds), at least 1."""
+        return max(1, round(self.agent_ttl))
+
+
+def load_config(path: str = DEFAULT_CONFIG_FILE, env: Mapping[str, str] | None = None,
+                flags: Mapping[str, str | None] | None = None) -> AgentConfig:
+    """Merge defaults, file, environment and flags, then validate."""
+    env = os.environ if env is None else env
+    raw, sources = dict(DEFAULTS), dict.fromkeys(DEFAULTS, "default")
+    from_env = {k: env[f"UNITCTL_{k.upper()}"] for k in DEFAULTS
+                if f"UNITCTL_{k.upper()}" in env}
+    layers = [(read_config_file(path), path), (from_env, "environment"),
+              ({k: v for k, v in (flags or {}).items() if v is not None}, "flag")]
+    for values, source in layers:
+        for k, v in values.items():
+            if k not in DEFAULTS:
+                raise ConfigError(f"unknown option {k!r} ({source})")
+            raw[k], sources[k] = v, source
+    return _validate(raw, sources)
+
+
+def _validate(raw: dict[str, str], sources: dict[str, str]) -> AgentConfig:
+    def where(k: str) -> str:
+        return f"{k} (from {sources[k]})"
+    servers = tuple(s.strip() for s in raw["etcd_servers"].split(",") if s.strip())
+    if not servers:
+        raise ConfigError(f"{where('etcd_servers')}: no etcd server given")
+    ttl = parse_duration(raw["agent_ttl"], where("agent_ttl"))
+    if ttl < 1:
+        raise ConfigError(f"{where('agent_ttl')}: must be at least 1s")
+    try:
+        port = int(raw["peer_port"])
+        verbosity = int(raw["verbosity"])
+    except ValueError as exc:
+        raise ConfigError(f"peer_port and verbosity must be integers: {exc}") from exc
+    units_dir = raw["units_directory"]
+    if not os.path.isabs(units_dir) or ".." in units_dir.split("/"):
+        raise ConfigError(f"{where('units_directory')}: must be an absolute path without '..'")
+    return AgentConfig(
+        etcd_servers=servers, etcd_key_prefix=raw["etcd_key_prefix"],
+        etcd_cafile=raw["etcd_cafile"], etcd_certfile=raw["etcd_certfile"],
+        etcd_keyfile=raw["etcd_keyfile"], etcd_username=raw["etcd_username"],
+        etcd_password=raw["etcd_password"],
+        etcd_request_timeout=parse_duration(raw["etcd_request_timeout"],
+                                            where("etcd_request_timeout")),
+        public_ip=raw["public_ip"], metadata=parse_metadata(raw["metadata"]),
+        agent_ttl=ttl, units_directory=units_dir, peer_port=port,
+        engine_resync=parse_duration(raw["engine_resync"], where("engine_resync")),
+        disable_engine=parse_bool(raw["disable_engine"], where("disable_engine")),
+        verbosity=verbosity, sources=sources)

@@ -1,0 +1,5 @@
+"""The leader-elected engine: places units on machines."""
+
+from unitctl.engine.engine import Engine, RoundResult
+
+__all__ = ["Engine", "RoundResult"]

@@ -1,0 +1,190 @@
+"""The engine: one leader at a time places units (the I/O shell around the pure core).
+
+Leadership is the registry's ``leader`` key, put under the leader agent's
+machine lease: when that agent dies its lease expires (after at most the TTL)
+and the key goes with it, and a campaigning agent takes over at once (each
+follower watches the key, nothing polls).
+
+While leading, the engine reconciles once, then again on every change under
+``units/`` and ``machines/`` (watch events, debounced), and every ``resync``
+seconds as a safety net. A round reads the registry, runs the pure scheduler,
+and commits the difference in transactions conditioned on what it read.
+
+Outage guard: when more than half of the machines that hold units vanish at
+once within ``grace`` seconds of this engine taking the lead, that is the mark
+of an etcd outage (every lease lapsed together), not of dead machines; the
+engine waits for the agents to re-register instead of moving everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from unitctl.errors import ConflictError, InvalidUnitError, RegistryError
+from unitctl.model import Requirements
+from unitctl.registry.registry import EngineView, Leadership, Registry
+from unitctl.scheduler import Plan, schedule
+from unitctl.unitfile import UnitFile
+from unitctl.xfleet import requirements
+
+from .target import build_snapshot, mass_loss, target_schedule
+
+log = logging.getLogger("unitctl.engine")
+
+
+@dataclass(frozen=True, slots=True)
+class RoundResult:
+    """What one reconcile round did (``plan`` is None when the round held back)."""
+
+    revision: int
+    plan: Plan | None
+    batches: int
+    seconds: float
+
+
+class Engine:
+    """Campaigns for leadership and, while leader, keeps the schedule right."""
+
+    def __init__(self, registry: Registry, machine_id: str, *, resync: float = 60.0,
+                 debounce: float = 0.01, grace: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic,
+                 on_round: Callable[[RoundResult], None] | None = None) -> None:
+        self.registry = registry
+        self.machine_id = machine_id
+        self.resync = resync
+        self.debounce = debounce
+        self.grace = grace
+        self.clock = clock
+        self.on_round = on_round
+        self._reqs: dict[tuple[str, str], Requirements | str] = {}
+        self._lead_since = 0.0
+        self.leading = False
+
+    async def run(self, lease: int) -> None:
+        """Campaign with ``lease`` until cancelled."""
+        while True:
+            try:
+                lead = await self.registry.campaign(self.machine_id, lease)
+                if lead is None:
+                    await self._follow()
+                    continue
+                log.info("engine: leader (machine %s)", self.machine_id)
+                await self._lead(lead)
+            except ConflictError:
+                log.warning("engine: leadership lost")
+            except RegistryError as exc:
+                log.warning("engine: %s; campaigning again in 1s", exc)
+                await asyncio.sleep(1)
+            finally:
+                self.leading = False
+
+    async def _follow(self) -> None:
+        """Wait until the leader key goes away (or a resync period passes)."""
+        rev = await self.registry.kv.revision()
+        if await self.registry.leader() is None:
+            return
+        changed = asyncio.Event()
+        watcher = asyncio.create_task(self._watch(self.registry.keys.leader, rev + 1, changed))
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), self.resync)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RegistryError):
+                await watcher
+
+    async def _lead(self, lead: Leadership) -> None:
+        self.leading = True
+        self._lead_since = self.clock()
+        dirty = asyncio.Event()
+        result = await self.reconcile(lead)
+        watchers = [asyncio.create_task(self._watch(p, result.revision + 1, dirty))
+                    for p in (self.registry.keys.units(), self.registry.keys.machines())]
+        try:
+            while True:
+                timeout = self.resync if result.plan is not None else 0.5
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(dirty.wait(), timeout)
+                await asyncio.sleep(self.debounce)
+                dirty.clear()
+                for w in watchers:
+                    if w.done():
+                        w.result()  # re-raise a watch failure
+                result = await self.reconcile(lead)
+        finally:
+            for w in watchers:
+                w.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
+
+    async def _watch(self, prefix: str, rev: int, flag: asyncio.Event) -> None:
+        async for _ in self.registry.watch(prefix, rev):
+            flag.set()
+
+    async def reconcile(self, lead: Leadership) -> RoundResult:
+        """One round: read, schedule, commit. Raises ConflictError if no longer leader."""
+        t0 = time.perf_counter()
+        view = await self.registry.engine_view()
+        if self._holding(view):
+            return RoundResult(view.revision, None, 0, time.perf_counter() - t0)
+        reqs = await self._requirements(view)
+        good = {n: r for n, r in reqs.items() if isinstance(r, Requirements)}
+        bad = {n: r for n, r in reqs.items() if isinstance(r, str)}
+        plan = schedule(build_snapshot(view, good))
+        batches = await self.registry.commit(view, target_schedule(view, plan, bad), lead)
+        result = RoundResult(view.revision, plan, batches, time.perf_counter() - t0)
+        self._log(result)
+        if self.on_round:
+            self.on_round(result)
+        return result
+
+    def _holding(self, view: EngineView) -> bool:
+        gone, used = mass_loss(view)
+        if gone > 1 and gone * 2 > used and self.clock() - self._lead_since < self.grace:
+            log.warning("engine: %d of %d machines vanished at once: an outage, not deaths; "
+                        "waiting up to %.0fs for them to re-register", gone, used, self.grace)
+            return True
+        return False
+
+    def _log(self, r: RoundResult) -> None:
+        for d in r.plan.decisions if r.plan else ():
+            log.info("engine: %s %s on %s: %s", d.action.value, d.unit, d.machine[:8], d.reason)
+        if r.batches:
+            log.debug("engine: round at rev %d: %d txns in %.3fs", r.revision, r.batches,
+                      r.seconds)
+
+    async def _requirements(self, view: EngineView) -> dict[str, Requirements | str]:
+        """Parse each unit's [X-Fleet] requirements, cached by (name, body hash)."""
+        missing = [(n, u.hash) for n, u in view.units.items() if (n, u.hash) not in self._reqs]
+        if missing:
+            await self._load_requirements(missing)
+        live = {(n, u.hash) for n, u in view.units.items()}
+        for key in [k for k in self._reqs if k not in live]:
+            del self._reqs[key]
+        return {n: self._reqs[(n, u.hash)] for n, u in view.units.items()}
+
+    async def _load_requirements(self, missing: list[tuple[str, str]]) -> None:
+        get: Callable[[str], Awaitable[str | None]]
+        if len(missing) > 16:
+            bodies = await self.registry.get_bodies()
+
+            async def get(sha: str) -> str | None:
+                return bodies.get(sha)
+        else:
+            get = self.registry.get_body
+        for name, sha in missing:
+            self._reqs[(name, sha)] = parse_requirements(name, await get(sha))
+
+
+def parse_requirements(name: str, body: str | None) -> Requirements | str:
+    """Requirements of a stored body, or a one-line error string."""
+    if body is None:
+        return "body not found"
+    try:
+        return requirements(name, UnitFile.parse(body))
+    except InvalidUnitError as exc:
+        return str(exc)

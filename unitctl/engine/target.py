@@ -1,0 +1,61 @@
+"""From the engine's view of the registry to the schedule it wants (pure).
+
+``build_snapshot`` turns an :class:`EngineView` plus parsed requirements into
+the scheduler's :class:`ClusterSnapshot`; ``target_schedule`` turns the
+scheduler's :class:`Plan` into the :class:`TargetSchedule` the registry commits;
+``mass_loss`` spots the "every machine vanished at once" pattern of an etcd
+outage, which must not trigger a mass re-placement (fleet issues 1289, 1690).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from unitctl.model import Requirements, ScheduleEntry, TargetState
+from unitctl.names import is_template
+from unitctl.registry.registry import EngineView, TargetSchedule
+from unitctl.scheduler import ClusterSnapshot, Plan, UnitInfo
+
+#: Reason recorded for a unit whose stored body cannot be used.
+BAD_BODY = "the stored unit file is missing or invalid: {error}"
+
+
+def build_snapshot(view: EngineView, reqs: Mapping[str, Requirements]) -> ClusterSnapshot:
+    """Build the scheduler's input from units whose requirements parsed."""
+    units = {}
+    for name, rec in view.units.items():
+        req = reqs.get(name)
+        if is_template(name) or req is None:
+            continue
+        units[name] = UnitInfo(name, rec.hash, rec.desired, req)
+    placements = {u: m for u, m in view.placements.items() if u in units}
+    return ClusterSnapshot(machines=dict(view.machines), units=units, placements=placements)
+
+
+def target_schedule(view: EngineView, plan: Plan, bad: Mapping[str, str]) -> TargetSchedule:
+    """The placements, per-machine schedules and explanations to store."""
+    schedules: dict[str, dict[str, ScheduleEntry]] = {}
+    for name, machine in plan.placements.items():
+        rec = view.units[name]
+        schedules.setdefault(machine, {})[name] = ScheduleEntry(name, rec.hash, rec.desired)
+    for name, machines in plan.global_placements.items():
+        rec = view.units[name]
+        for machine in machines:
+            schedules.setdefault(machine, {})[name] = ScheduleEntry(name, rec.hash, rec.desired)
+    explanations = {u: dict(r) for u, r in plan.unplaceable.items()
+                    if view.units[u].desired is not TargetState.INACTIVE}
+    for name, error in bad.items():
+        if name in view.units and view.units[name].desired is not TargetState.INACTIVE:
+            explanations[name] = {"": BAD_BODY.format(error=error)}
+    return TargetSchedule(dict(plan.placements), schedules, explanations)
+
+
+def mass_loss(view: EngineView) -> tuple[int, int]:
+    """(machines holding placements that are gone, machines holding placements).
+
+    A caller treats "more than half gone, and more than one" as an outage
+    pattern rather than machine deaths.
+    """
+    used = set(view.placements.values())
+    gone = {m for m in used if m not in view.machines}
+    return len(gone), len(used)
