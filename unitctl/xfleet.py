@@ -1,0 +1,382 @@
+"""The ``[X-Fleet]`` section: placement requirements of a unit (pure, no I/O).
+
+Semantics follow fleet (``job/job.go``, ``unit/unit.go``, ``api/units.go``):
+
+* a value that starts *and* ends with ``"`` holds several items separated by
+  spaces outside quotes (``MachineMetadata="a=1" "b=2"``); quotes are removed and
+  empty items dropped; ``Key=""`` is an empty assignment;
+* repeated keys accumulate; an empty assignment (``Key=``) resets the list;
+* specifiers ``%n %N %p %i`` (and ``%%``) are expanded in every value;
+* legacy ``X-Condition*`` / ``X-Conflicts`` names are merged into the modern ones.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+
+from unitctl.errors import ConfigError, InvalidOptionsError, InvalidUnitNameError
+from unitctl.model import Requirements
+from unitctl.names import name_without_suffix, unit_instance, unit_prefix, validate_name
+from unitctl.unitfile import UnitFile
+
+__all__ = [
+    "LEGACY",
+    "OPTIONS",
+    "SECTION",
+    "conflicts_between",
+    "format_metadata",
+    "matches_glob",
+    "option_values",
+    "parse_metadata",
+    "replaces",
+    "requirements",
+    "validate",
+]
+
+#: The unit-file section fleet reads.
+SECTION = "X-Fleet"
+
+#: The modern option names.
+OPTIONS: tuple[str, ...] = (
+    "Conflicts",
+    "Global",
+    "MachineID",
+    "MachineMetadata",
+    "MachineOf",
+    "Replaces",
+)
+
+#: Deprecated (fleet < 0.8) option names -> the modern option they feed.
+LEGACY: Mapping[str, str] = {
+    "X-ConditionMachineID": "MachineID",
+    "X-ConditionMachineBootID": "MachineID",
+    "X-ConditionMachineOf": "MachineOf",
+    "X-ConditionMachineMetadata": "MachineMetadata",
+    "X-Conflicts": "Conflicts",
+}
+
+_TRUTHY = frozenset({"true", "yes", "1", "on", "t"})
+_SPECIFIER = re.compile(r"%([nNpi%])")
+_MACHINE_ID = re.compile(r"[0-9a-f]{8}|[0-9a-f]{32}")
+
+
+# -- values -----------------------------------------------------------------
+
+
+def _split_quoted(value: str) -> list[str]:
+    """fleet's parseMultivalueLine: split on spaces outside quotes, drop quotes."""
+    items: list[str] = []
+    current: list[str] = []
+    quoted = False
+    for char in value:
+        if char == '"':
+            quoted = not quoted
+        elif char == " " and not quoted:
+            items.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    items.append("".join(current))
+    return [item for item in items if item]
+
+
+def _expand(name: str, value: str) -> str:
+    table = {
+        "n": name,
+        "N": name_without_suffix(name),
+        "p": unit_prefix(name),
+        "i": unit_instance(name),
+        "%": "%",
+    }
+    return _SPECIFIER.sub(lambda m: table[m.group(1)], value)
+
+
+def option_values(name: str, unit: UnitFile, key: str) -> list[str]:
+    """The items of ``[X-Fleet] key`` for unit ``name``, specifiers expanded."""
+    result: list[str] = []
+    for option in unit.options:
+        if option.section != SECTION or option.name != key:
+            continue
+        raw = option.value
+        if raw in ("", '""'):
+            result.clear()
+            continue
+        items = _split_quoted(raw) if len(raw) >= 2 and raw[0] == raw[-1] == '"' else [raw]
+        result.extend(_expand(name, item) for item in items)
+    return result
+
+
+def _merged(name: str, unit: UnitFile, key: str) -> list[str]:
+    """Values of a modern option followed by those of its legacy aliases."""
+    values = option_values(name, unit, key)
+    for legacy, modern in LEGACY.items():
+        if modern == key and legacy != "X-ConditionMachineBootID":
+            values += option_values(name, unit, legacy)
+    return values
+
+
+def _machine_id(name: str, unit: UnitFile) -> str | None:
+    for key in ("MachineID", "X-ConditionMachineID", "X-ConditionMachineBootID"):
+        values = option_values(name, unit, key)
+        if values:
+            return values[-1].lower()
+    return None
+
+
+def _metadata_pair(item: str) -> tuple[str, str] | None:
+    key, sep, value = item.partition("=")
+    key, value = key.strip(), value.strip()
+    if not sep or not key or not value:
+        return None
+    return key, value
+
+
+def requirements(name: str, unit: UnitFile) -> Requirements:
+    """The placement rules of unit ``name`` (malformed metadata is skipped)."""
+    metadata: dict[str, set[str]] = {}
+    for item in _merged(name, unit, "MachineMetadata"):
+        pair = _metadata_pair(item)
+        if pair is not None:
+            metadata.setdefault(pair[0], set()).add(pair[1])
+    conflicts = [p for item in _merged(name, unit, "Conflicts") for p in item.split()]
+    global_values = option_values(name, unit, "Global")
+    return Requirements(
+        machine_id=_machine_id(name, unit),
+        metadata={k: frozenset(v) for k, v in metadata.items()},
+        machine_of=tuple(_merged(name, unit, "MachineOf")),
+        conflicts=tuple(conflicts),
+        replaces=tuple(option_values(name, unit, "Replaces")),
+        is_global=bool(global_values) and global_values[-1].lower() in _TRUTHY,
+    )
+
+
+# -- validation -------------------------------------------------------------
+
+
+def validate(name: str, unit: UnitFile) -> list[str]:
+    """fleet's ValidateName + ValidateOptions + ValidateRequirements.
+
+    Returns:
+        Warnings: unknown ``[X-Fleet]`` keys and deprecated legacy names.
+
+    Raises:
+        InvalidUnitNameError: ``name`` itself is not a valid unit name.
+        InvalidOptionsError: ``"<name>: problem; problem"`` listing every problem.
+    """
+    validate_name(name)
+    req = requirements(name, unit)
+    problems: list[str] = []
+
+    combos: list[tuple[str, bool, str, bool]] = [
+        ("MachineID", req.machine_id is not None, "MachineOf", bool(req.machine_of)),
+        ("MachineID", req.machine_id is not None, "Conflicts", bool(req.conflicts)),
+        ("MachineID", req.machine_id is not None, "Global", req.is_global),
+        ("MachineID", req.machine_id is not None, "Replaces", bool(req.replaces)),
+        ("MachineOf", bool(req.machine_of), "Global", req.is_global),
+        ("Global", req.is_global, "Replaces", bool(req.replaces)),
+        ("Conflicts", bool(req.conflicts), "Replaces", bool(req.replaces)),
+    ]
+    for first, has_first, second, has_second in combos:
+        if has_first and has_second:
+            problems.append(f"{first} cannot be combined with {second}")
+
+    if req.machine_id is not None and not _MACHINE_ID.fullmatch(req.machine_id):
+        problems.append(
+            f"MachineID {req.machine_id!r} is not a machine id (8 or 32 hex characters)"
+        )
+
+    for item in _merged(name, unit, "MachineMetadata"):
+        if _metadata_pair(item) is None:
+            problems.append(f"MachineMetadata {item!r} is not of the form key=value")
+
+    for option, patterns in (("Conflicts", req.conflicts), ("Replaces", req.replaces)):
+        for pattern in patterns:
+            if _compile_glob(pattern) is None:
+                problems.append(f"{option} pattern {pattern!r} is malformed")
+
+    for peer in req.machine_of:
+        if peer == name:
+            problems.append(f"MachineOf {peer!r} names the unit itself")
+        try:
+            validate_name(peer)
+        except InvalidUnitNameError as exc:
+            problems.append(f"MachineOf: {exc}")
+        for option, patterns in (("Conflicts", req.conflicts), ("Replaces", req.replaces)):
+            for pattern in patterns:
+                if matches_glob(pattern, peer):
+                    problems.append(
+                        f"unresolvable requirements: MachineOf {peer!r} matches "
+                        f"{option} pattern {pattern!r}"
+                    )
+
+    if problems:
+        raise InvalidOptionsError(f"{name}: " + "; ".join(problems))
+
+    warnings: list[str] = []
+    seen: set[str] = set()
+    for entry in unit.options:
+        key = entry.name
+        if entry.section != SECTION or key in seen or key in OPTIONS:
+            continue
+        seen.add(key)
+        if key in LEGACY:
+            warnings.append(f"{key} is deprecated, use {LEGACY[key]}")
+            continue
+        suggestion = _suggest(key)
+        hint = f" (did you mean {suggestion}?)" if suggestion else ""
+        warnings.append(f"unknown [{SECTION}] option {key!r}{hint}")
+    return warnings
+
+
+def _suggest(key: str) -> str | None:
+    """The modern option ``key`` is probably a misspelling of, if any."""
+    lowered = {option.lower(): option for option in OPTIONS}
+    close = difflib.get_close_matches(key.lower(), list(lowered), n=1)
+    return lowered[close[0]] if close else None
+
+
+# -- globs ------------------------------------------------------------------
+
+
+def _class_regex(ranges: list[tuple[str, str]], negated: bool) -> str:
+    parts = [
+        re.escape(lo) if lo == hi else f"{re.escape(lo)}-{re.escape(hi)}"
+        for lo, hi in ranges
+        if lo <= hi
+    ]
+    if not parts:
+        return r"[\s\S]" if negated else "(?!)"
+    return f"[{'^' if negated else ''}{''.join(parts)}]"
+
+
+def _class_char(pattern: str, i: int) -> tuple[str, int] | None:
+    """Go's getEsc: one (possibly escaped) class character; None if malformed."""
+    if i >= len(pattern) or pattern[i] in "-]":
+        return None
+    if pattern[i] == "\\":
+        i += 1
+        if i >= len(pattern):
+            return None
+    char, i = pattern[i], i + 1
+    if i >= len(pattern):
+        return None
+    return char, i
+
+
+@lru_cache(maxsize=4096)
+def _compile_glob(pattern: str) -> re.Pattern[str] | None:
+    """Translate a Go ``path.Match`` pattern to a regex; None if malformed."""
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        char = pattern[i]
+        if char == "*":
+            out.append("[^/]*")
+            i += 1
+        elif char == "?":
+            out.append("[^/]")
+            i += 1
+        elif char == "\\":
+            if i + 1 >= n:
+                return None
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+        elif char == "[":
+            i += 1
+            negated = i < n and pattern[i] == "^"
+            if negated:
+                i += 1
+            ranges: list[tuple[str, str]] = []
+            while True:
+                if i < n and pattern[i] == "]" and ranges:
+                    i += 1
+                    break
+                got = _class_char(pattern, i)
+                if got is None:
+                    return None
+                lo, i = got
+                hi = lo
+                if pattern[i] == "-":
+                    got = _class_char(pattern, i + 1)
+                    if got is None:
+                        return None
+                    hi, i = got
+                ranges.append((lo, hi))
+            out.append(_class_regex(ranges, negated))
+        else:
+            out.append(re.escape(char))
+            i += 1
+    return re.compile("".join(out), re.DOTALL)
+
+
+def matches_glob(pattern: str, name: str) -> bool:
+    """Go ``path.Match(pattern, name)``; a malformed pattern matches nothing."""
+    regex = _compile_glob(pattern)
+    return regex is not None and regex.fullmatch(name) is not None
+
+
+def _any_match(patterns: tuple[str, ...], name: str) -> bool:
+    return any(matches_glob(p, name) for p in patterns)
+
+
+def conflicts_between(a_name: str, a_req: Requirements, b_name: str, b_req: Requirements) -> bool:
+    """Whether a and b may not share a machine (either's Conflicts match the other)."""
+    if a_name == b_name:
+        return False
+    return _any_match(a_req.conflicts, b_name) or _any_match(b_req.conflicts, a_name)
+
+
+def replaces(a_name: str, a_req: Requirements, b_name: str, b_req: Requirements) -> bool:
+    """Whether a evicts b: a's Replaces match b and b's do not match a."""
+    if a_name == b_name:
+        return False
+    return _any_match(a_req.replaces, b_name) and not _any_match(b_req.replaces, a_name)
+
+
+# -- machine metadata -------------------------------------------------------
+
+
+def parse_metadata(text: str) -> dict[str, str]:
+    """Parse ``k=v,k=v`` (a machine's ``metadata`` option).
+
+    Raises:
+        ConfigError: a pair without ``=``, or with an empty key or value.
+    """
+    result: dict[str, str] = {}
+    for raw in text.split(","):
+        pair = raw.strip()
+        if not pair:
+            continue
+        key, sep, value = pair.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key or not value:
+            raise ConfigError(f"invalid metadata pair {pair!r}: expected key=value")
+        result[key] = value
+    return result
+
+
+def format_metadata(mapping: Mapping[str, str]) -> str:
+    """``k=v,k=v`` sorted by key -- the inverse of :func:`parse_metadata`.
+
+    Raises:
+        ConfigError: a pair that :func:`parse_metadata` could not read back.
+    """
+    pairs: list[str] = []
+    for key in sorted(mapping):
+        pair = f"{key}={mapping[key]}"
+        if not _reads_back(pair, key, mapping[key]):
+            raise ConfigError(f"metadata pair {pair!r} cannot be written as key=value")
+        pairs.append(pair)
+    return ",".join(pairs)
+
+
+def _reads_back(pair: str, key: str, value: str) -> bool:
+    if "," in pair or "=" in key:
+        return False
+    try:
+        return parse_metadata(pair) == {key: value}
+    except ConfigError:
+        return False
