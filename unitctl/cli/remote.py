@@ -1,0 +1,265 @@
+"""``status``, ``journal`` and ``ssh``: run a command on a unit's machine.
+
+The command runs locally (argv list, never a shell) when the machine is this
+host (its id equals /etc/machine-id), else through the OpenSSH client to
+``<ssh-username>@<public ip>``; the remote side receives the command quoted
+with :func:`shlex.join`. The exit code of the command is the exit code of
+``unitctl``. The process runner is injectable (``Session.runner``) so tests
+can assert the exact argv.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shlex
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import click
+
+from unitctl import names as unames
+from unitctl.cli.lists import complete_machines, complete_units
+from unitctl.client import Client, Snapshot
+from unitctl.errors import NotFoundError, RemoteCommandError, UnitctlError, UsageError
+from unitctl.model import Machine
+
+if TYPE_CHECKING:
+    from unitctl.cli.main import Session
+
+#: Runs an argv with the terminal's stdio; returns its exit code.
+Runner = Callable[[Sequence[str]], int]
+
+DEFAULT_KNOWN_HOSTS = "~/.unitctl/known_hosts"
+
+
+def run_process(argv: Sequence[str]) -> int:
+    """The real runner: a child process sharing our stdin/stdout/stderr."""
+    try:
+        return subprocess.run(list(argv), check=False).returncode
+    except FileNotFoundError as exc:
+        raise RemoteCommandError(f"cannot run {argv[0]}: command not found") from exc
+    except OSError as exc:
+        raise RemoteCommandError(f"cannot run {argv[0]}: {exc.strerror or exc}") from exc
+
+
+def read_machine_id(path: str = "/etc/machine-id") -> str:
+    """This host's machine id, or ``""`` when it has none."""
+    try:
+        with open(path, encoding="ascii") as f:
+            return f.read().strip().lower()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+@dataclass(frozen=True, slots=True)
+class SshConfig:
+    """The ssh-related global flags."""
+
+    username: str = "core"
+    timeout: float = 10.0
+    known_hosts_file: str = DEFAULT_KNOWN_HOSTS
+    strict_host_key_checking: bool = True
+    tunnel: str = ""
+
+
+def ssh_argv(cfg: SshConfig, host: str, port: int, command: Sequence[str] | None,
+             forward_agent: bool = False, tty: bool = False) -> list[str]:
+    """The OpenSSH client argv that runs ``command`` (a shell when None) on ``host``."""
+    known_hosts = os.path.expanduser(cfg.known_hosts_file)
+    argv = ["ssh",
+            "-o", f"StrictHostKeyChecking={'yes' if cfg.strict_host_key_checking else 'no'}",
+            "-o", f"UserKnownHostsFile={known_hosts}",
+            "-p", str(port)]
+    if cfg.timeout and cfg.timeout > 0:
+        argv += ["-o", f"ConnectTimeout={max(1, math.ceil(cfg.timeout))}"]
+    if cfg.tunnel:
+        argv += ["-J", cfg.tunnel]
+    if forward_agent:
+        argv.append("-A")
+    if tty:
+        argv.append("-t")
+    argv += ["--", f"{cfg.username}@{host}"]
+    if command:
+        argv.append(shlex.join(command))
+    return argv
+
+
+def command_argv(sess: Session, machine_id: str, machine: Machine | None,
+                 command: Sequence[str], port: int, tty: bool = False) -> list[str]:
+    """Run ``command`` locally when ``machine_id`` is this host, else over ssh."""
+    if machine_id and machine_id == sess.machine_id():
+        return list(command)
+    if machine is None:
+        raise RemoteCommandError(f"machine {machine_id} is not registered (is its agent down?)")
+    if not machine.public_ip:
+        raise RemoteCommandError(f"machine {machine_id} has no public IP to ssh to")
+    return ssh_argv(sess.ssh, machine.public_ip, port, command, tty=tty)
+
+
+def _run(sess: Session, argv: Sequence[str]) -> int:
+    return int(sess.runner(argv))
+
+
+# ------------------------------------------------------------------ targets
+
+
+async def _unit_targets(client: Client, name: str) -> tuple[bool, list[tuple[str, Machine | None]]]:
+    """(is global, the machines the unit is loaded on)."""
+    rec = await client.registry.get_unit(name)
+    if rec is None:
+        raise NotFoundError(f"Unit {name} does not exist.")
+    snap = await client.snapshot()
+    if await client.is_global(rec):
+        machines = sorted(snap.states.get(name, {}))
+        return True, [(m, snap.machines.get(m)) for m in machines]
+    machine, stored = snap.placed_state(name)
+    if machine is None or stored is None:
+        return False, []
+    return False, [(machine, snap.machines.get(machine))]
+
+
+def _not_loaded(name: str) -> UnitctlError:
+    return UnitctlError(f"Unit {name} does not appear to be loaded.")
+
+
+ssh_port_option = click.option("--ssh-port", type=click.IntRange(1, 65535), default=22,
+                               show_default=True, help="Port of sshd on the machines.")
+
+
+@click.command("status")
+@click.argument("units", nargs=-1, required=True, shell_complete=complete_units)
+@ssh_port_option
+@click.pass_context
+def status(ctx: click.Context, units: tuple[str, ...], ssh_port: int) -> None:
+    """Run `systemctl status -l UNIT` on the machine(s) running each unit."""
+    sess: Session = ctx.obj
+    names = [unames.mangle(u) for u in units]
+
+    async def plan(client: Client) -> list[list[list[str]]]:
+        out = []
+        for name in names:
+            _, targets = await _unit_targets(client, name)
+            if not targets:
+                raise _not_loaded(name)
+            cmd = ["systemctl", "status", "-l", name]
+            out.append([command_argv(sess, m, machine, cmd, ssh_port) for m, machine in targets])
+        return out
+
+    plans = sess.run(plan)
+    for i, argvs in enumerate(plans):
+        for j, argv in enumerate(argvs):
+            if i or j:
+                click.echo("")
+            code = _run(sess, argv)
+            if code:
+                ctx.exit(code)
+
+
+@click.command("journal")
+@click.argument("unit", shell_complete=complete_units)
+@click.option("--lines", "-n", type=click.IntRange(0), default=10, show_default=True,
+              help="Number of recent journal lines to show.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new entries (journalctl -f).")
+@click.option("--output", "-o", default="short", show_default=True,
+              help="journalctl output mode (short, verbose, json, cat ...).")
+@click.option("--sudo", is_flag=True, help="Run journalctl with sudo.")
+@ssh_port_option
+@click.pass_context
+def journal(ctx: click.Context, unit: str, lines: int, follow: bool, output: str, sudo: bool,
+            ssh_port: int) -> None:
+    """Show the journal of a unit, from the machine it runs on."""
+    sess: Session = ctx.obj
+    name = unames.mangle(unit)
+
+    async def plan(client: Client) -> list[str]:
+        is_global, targets = await _unit_targets(client, name)
+        if is_global:
+            raise UsageError(f"Unable to get journal for global unit {name}. "
+                             "Check on a machine-by-machine basis.")
+        if not targets:
+            raise _not_loaded(name)
+        cmd = ["journalctl", "--unit", name, "--no-pager", "-n", str(lines), "--output", output]
+        if follow:
+            cmd.append("-f")
+        if sudo:
+            cmd = ["sudo", *cmd]
+        machine_id, machine = targets[0]
+        return command_argv(sess, machine_id, machine, cmd, ssh_port, tty=follow)
+
+    argv = sess.run(plan)
+    ctx.exit(_run(sess, argv))
+
+
+@click.command("ssh", context_settings={"ignore_unknown_options": True,
+                                         "allow_interspersed_args": False})
+@click.argument("target", shell_complete=complete_machines)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.option("--machine", "as_machine", is_flag=True, help="TARGET is a machine id prefix.")
+@click.option("--unit", "as_unit", is_flag=True, help="TARGET is a unit name.")
+@click.option("--forward-agent", "-A", is_flag=True, help="Forward the ssh agent.")
+@ssh_port_option
+@click.pass_context
+def ssh(ctx: click.Context, target: str, command: tuple[str, ...], as_machine: bool,
+        as_unit: bool, forward_agent: bool, ssh_port: int) -> None:
+    """Open a shell (or run COMMAND) on a machine, given by id prefix or by a unit on it."""
+    sess: Session = ctx.obj
+    if as_machine and as_unit:
+        raise UsageError("--machine and --unit cannot be used together")
+
+    async def find(client: Client) -> Machine:
+        machines = [] if as_unit else await client.machine_by_prefix(target)
+        unit_machine: Machine | None = None
+        name = unames.mangle(target)
+        unit_found = False
+        if not as_machine and await client.registry.get_unit(name) is not None:
+            unit_found = True
+            unit_machine = await _machine_of_unit(client, name, await client.snapshot())
+        if machines and unit_found:
+            raise UsageError(f"{target} matches both a machine and unit {name}; "
+                             "use --machine or --unit")
+        if unit_found:
+            if unit_machine is None:
+                raise _not_loaded(name)
+            return unit_machine
+        if len(machines) > 1:
+            ids = ", ".join(m.id for m in machines)
+            raise UsageError(f"machine prefix {target} is ambiguous: it matches {ids}")
+        if not machines:
+            raise NotFoundError(f"no machine or unit matches {target}")
+        return machines[0]
+
+    machine = sess.run(find)
+    if not machine.public_ip:
+        raise RemoteCommandError(f"machine {machine.id} has no public IP to ssh to")
+    argv = ssh_argv(sess.ssh, machine.public_ip, ssh_port, command or None,
+                    forward_agent=forward_agent)
+    ctx.exit(_run(sess, argv))
+
+
+async def _machine_of_unit(client: Client, name: str, snap: Snapshot) -> Machine | None:
+    rec = snap.units.get(name)
+    if rec is None:
+        return None
+    if await client.is_global(rec):
+        raise UsageError(f"Unable to connect to global unit {name}: use a machine id")
+    machine, stored = snap.placed_state(name)
+    if machine is None or stored is None:
+        return None
+    found = snap.machines.get(machine)
+    if found is None:
+        raise RemoteCommandError(f"machine {machine} of unit {name} is not registered")
+    return found
+
+
+def restart_global_argvs(sess: Session, snap: Snapshot, name: str,
+                         port: int = 22) -> list[list[str]]:
+    """``systemctl restart UNIT`` on every machine reporting a global unit."""
+    cmd = ["systemctl", "restart", name]
+    return [command_argv(sess, m, snap.machines.get(m), cmd, port)
+            for m in sorted(snap.states.get(name, {}))]
+
+
+COMMANDS = (status, journal, ssh)

@@ -1,0 +1,262 @@
+"""The verbs that change units: ``submit``, ``load``, ``start``, ``stop``,
+``unload``, ``destroy`` and ``restart`` (fleetctl's semantics and messages).
+
+Every argument is resolved and validated before anything is written, so bad
+input never changes what is stored. Blocking verbs wait with registry watches;
+one ``--block-attempts`` attempt lasts about a second and 0 waits for ever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from unitctl import names as unames
+from unitctl.cli.lists import complete_units
+from unitctl.cli.remote import restart_global_argvs
+from unitctl.client import Client, Snapshot
+from unitctl.errors import RemoteCommandError, UnitctlError
+from unitctl.model import TargetState
+
+if TYPE_CHECKING:
+    from unitctl.cli.main import Session
+
+
+def _no_units() -> None:
+    click.echo("No units given", err=True)
+
+
+def _blocking(f: Any) -> Any:
+    f = click.option("--block-attempts", type=click.IntRange(min=0), default=0,
+                     show_default=True,
+                     help="Wait this many attempts (about 1 s each) for the state; "
+                          "0 waits for ever.")(f)
+    f = click.option("--no-block", is_flag=True,
+                     help="Do not wait for the units to reach the state.")(f)
+    return f
+
+
+def _units_arg(f: Any) -> Any:
+    return click.argument("units", nargs=-1, shell_complete=complete_units)(f)
+
+
+def _mangled(units: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(unames.mangle(u) for u in units))
+
+
+# ------------------------------------------------------------------ submit
+
+
+@click.command("submit")
+@_units_arg
+@click.option("--replace", is_flag=True,
+              help="Replace units in the registry that differ from the local files.")
+@click.pass_obj
+def submit(sess: Session, units: tuple[str, ...], replace: bool) -> None:
+    """Upload unit files (or template instances) to the registry."""
+    if not units:
+        _no_units()
+        return
+
+    async def go(c: Client) -> None:
+        resolved = await c.resolve(units, "submit")
+        for rec in await c.submit(resolved, replace, "submit"):
+            c.out(f"Unit {rec.name} {rec.desired.value}")
+
+    sess.run(go)
+
+
+# ------------------------------------------------------------------ load / start
+
+
+def _activate(sess: Session, units: Sequence[str], target: TargetState, verb: str,
+              no_block: bool, block_attempts: int, replace: bool) -> None:
+    if not units:
+        _no_units()
+        return
+
+    async def go(c: Client) -> None:
+        resolved = await c.resolve(units, verb)
+        written = await c.submit(resolved, replace, verb)
+        if not no_block:
+            for rec in written:
+                if rec.desired is TargetState.INACTIVE:
+                    c.out(f"Unit {rec.name} inactive")
+        names = list(dict.fromkeys(lu.name for lu in resolved))
+        local, glob = await c.split_global(names)
+        since = await c.set_state(names, target)
+        for name in glob:
+            c.out(f"Triggered global unit {name} {verb}")
+        if no_block:
+            for name in local:
+                c.out(f"Triggered unit {name} {verb}")
+            return
+        await c.wait_for(local, c.reached(target, since), block_attempts,
+                         what=f"report state {target.value}")
+
+    sess.run(go)
+
+
+@click.command("load")
+@_units_arg
+@_blocking
+@click.option("--replace", is_flag=True, help="Replace units that differ from the local files.")
+@click.pass_obj
+def load(sess: Session, units: tuple[str, ...], no_block: bool, block_attempts: int,
+         replace: bool) -> None:
+    """Submit units if needed and load them on a machine (desired state loaded)."""
+    _activate(sess, units, TargetState.LOADED, "load", no_block, block_attempts, replace)
+
+
+@click.command("start")
+@_units_arg
+@_blocking
+@click.option("--replace", is_flag=True, help="Replace units that differ from the local files.")
+@click.pass_obj
+def start(sess: Session, units: tuple[str, ...], no_block: bool, block_attempts: int,
+          replace: bool) -> None:
+    """Submit and load units if needed, and start them (desired state launched)."""
+    _activate(sess, units, TargetState.LAUNCHED, "start", no_block, block_attempts, replace)
+
+
+# ------------------------------------------------------------------ stop / unload
+
+
+def _lower(sess: Session, units: Sequence[str], target: TargetState, verb: str,
+           no_block: bool, block_attempts: int,
+           check: Callable[[Snapshot, str], None] | None) -> list[str] | None:
+    """Set a lower desired state; return the non-global units waited for."""
+    if not units:
+        _no_units()
+        return None
+    names = _mangled(units)
+
+    async def go(c: Client) -> list[str]:
+        local, glob = await c.split_global(names)
+        if check is not None:
+            snap = await c.snapshot()
+            for name in local:
+                check(snap, name)
+        since = await c.set_state(names, target)
+        for name in glob:
+            c.out(f"Triggered global unit {name} {verb}")
+        if no_block:
+            for name in local:
+                c.out(f"Triggered unit {name} {verb}")
+        else:
+            await c.wait_for(local, c.reached(target, since), block_attempts,
+                             what=f"report state {target.value}")
+        return local
+
+    result: list[str] = sess.run(go)
+    return result
+
+
+def _must_be_active(verb: str) -> Callable[[Snapshot, str], None]:
+    def check(snap: Snapshot, name: str) -> None:
+        if snap.current(name) is TargetState.INACTIVE:
+            raise UnitctlError(f"Unable to {verb} unit {name} in state inactive")
+    return check
+
+
+def _go_list(names: Sequence[str]) -> str:
+    """Go's ``%v`` of a []string: ``[a b]``."""
+    return "[" + " ".join(names) + "]"
+
+
+@click.command("stop")
+@_units_arg
+@_blocking
+@click.pass_obj
+def stop(sess: Session, units: tuple[str, ...], no_block: bool, block_attempts: int) -> None:
+    """Stop units (desired state loaded); they stay loaded on their machine."""
+    done = _lower(sess, units, TargetState.LOADED, "stop", no_block, block_attempts,
+                  _must_be_active("stop"))
+    if done is not None:
+        click.echo(f"Successfully stopped units {_go_list(done)}.", err=True)
+
+
+@click.command("unload")
+@_units_arg
+@_blocking
+@click.pass_obj
+def unload(sess: Session, units: tuple[str, ...], no_block: bool, block_attempts: int) -> None:
+    """Stop and unload units from their machines (desired state inactive)."""
+    done = _lower(sess, units, TargetState.INACTIVE, "unload", no_block, block_attempts, None)
+    if done is not None:
+        click.echo(f"Successfully unloaded units {_go_list(done)}.", err=True)
+
+
+# ------------------------------------------------------------------ destroy
+
+
+@click.command("destroy")
+@_units_arg
+@_blocking
+@click.pass_obj
+def destroy(sess: Session, units: tuple[str, ...], no_block: bool,
+            block_attempts: int) -> None:
+    """Remove units from the registry (stopping and unloading them first)."""
+    if not units:
+        _no_units()
+        return
+    names = _mangled(units)
+
+    async def go(c: Client) -> None:
+        destroyed = await c.destroy(names)
+        for name in destroyed:
+            c.out(f"Destroyed {name}")
+        if not no_block:
+            await c.wait_for(destroyed, Client.gone, block_attempts,
+                             what="be removed from its machines")
+
+    sess.run(go)
+
+
+# ------------------------------------------------------------------ restart
+
+
+@click.command("restart")
+@_units_arg
+@click.option("--block-attempts", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Wait this many attempts (about 1 s each) per step; 0 waits for ever.")
+@click.option("--ssh-port", type=click.IntRange(1, 65535), default=22, show_default=True,
+              help="Port of sshd, to restart global units.")
+@click.pass_obj
+def restart(sess: Session, units: tuple[str, ...], block_attempts: int, ssh_port: int) -> None:
+    """Restart units: stop then start (global units: systemctl restart on each machine)."""
+    if not units:
+        _no_units()
+        return
+    names = _mangled(units)
+
+    async def go(c: Client) -> list[tuple[str, list[list[str]]]]:
+        local, glob = await c.split_global(names)
+        snap = await c.snapshot()
+        check = _must_be_active("restart")
+        for name in local:
+            check(snap, name)
+        for name in local:
+            # fleet stops only a launched unit; a unit that should run but does not
+            # (failed) is stopped too, else setting "launched" again would do nothing
+            if snap.current(name) is TargetState.LAUNCHED or \
+                    snap.units[name].desired is TargetState.LAUNCHED:
+                since = await c.set_state([name], TargetState.LOADED)
+                await c.wait_for([name], c.reached(TargetState.LOADED, since), block_attempts,
+                                 what="report state loaded")
+            since = await c.set_state([name], TargetState.LAUNCHED)
+            await c.wait_for([name], c.reached(TargetState.LAUNCHED, since), block_attempts,
+                             what="report state launched")
+        return [(name, restart_global_argvs(sess, snap, name, ssh_port)) for name in glob]
+
+    for name, argvs in sess.run(go):
+        for argv in argvs:
+            code = sess.runner(argv)
+            if code:
+                raise RemoteCommandError(f"restart of global unit {name} failed (exit {code})")
+        click.echo(f"Restarted global unit {name}")
+
+
+COMMANDS = (submit, load, start, stop, unload, destroy, restart)
