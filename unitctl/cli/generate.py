@@ -1,0 +1,178 @@
+"""``unitctl generate``: write fleet units that run a container through docker-run.
+
+The command reads a spec file (``--spec``, YAML or TOML) and/or flags; a flag
+that is given replaces the file's value for that key (a repeatable flag
+replaces the whole list). Units are printed to stdout, or written atomically
+into ``--output-dir`` (temp file + ``os.replace``), refusing to overwrite a
+different existing file unless ``--force``. A bad spec writes nothing.
+
+Errors are :class:`~unitctl.errors.UnitctlError` subclasses. Inside the main
+CLI group they propagate for the group to map; when this command runs on its
+own (no parent click context, e.g. under ``CliRunner``) :func:`unitctl_errors`
+turns them into a one-line ``Error: ...`` and the error's exit code.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+import typing as t
+from pathlib import Path
+
+import click
+
+from unitctl.errors import UnitctlError, UsageError
+from unitctl.generate import generate_units, parse_spec_text
+
+F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+
+
+class _CliError(click.ClickException):
+    """A UnitctlError shown by click as ``Error: MESSAGE`` with the error's exit code."""
+
+    def __init__(self, error: UnitctlError) -> None:
+        super().__init__(" ".join(str(error).split()))
+        self.exit_code = error.exit_code
+
+
+def unitctl_errors(func: F) -> F:
+    """Decorate a click callback: standalone, a UnitctlError becomes ``Error: ...``.
+
+    With a parent context (registered in a group) the error is re-raised
+    unchanged so the group's own mapping applies.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        try:
+            return func(*args, **kwargs)
+        except UnitctlError as exc:
+            ctx = click.get_current_context(silent=True)
+            if ctx is not None and ctx.parent is not None:
+                raise
+            raise _CliError(exc) from exc
+
+    return t.cast(F, wrapper)
+
+
+def read_spec_file(path: Path) -> dict[str, t.Any]:
+    """Read and parse a YAML/TOML spec file; I/O errors become UsageError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read spec file {path}: {exc}") from None
+    return parse_spec_text(text, path.name)
+
+
+def merge_flags(spec: dict[str, t.Any], flags: dict[str, t.Any]) -> dict[str, t.Any]:
+    """Overlay the given flags on the spec: None, ``()`` and False mean "not given"."""
+    merged = dict(spec)
+    for key, value in flags.items():
+        if value is None or value == () or value is False:
+            continue
+        merged[key] = list(value) if isinstance(value, tuple) else value
+    return merged
+
+
+def _check_target(path: Path, text: str, force: bool) -> bool:
+    """True when ``path`` needs writing; raise UsageError on a different file without force."""
+    try:
+        current = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return True
+    except (OSError, UnicodeDecodeError) as exc:
+        if force:
+            return True
+        raise UsageError(f"cannot read existing {path}: {exc}; use --force to replace it") from None
+    if current == text:
+        return False
+    if not force:
+        raise UsageError(f"{path} exists with different content; use --force to overwrite it")
+    return True
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temp file beside ``path``, fsync it, then ``os.replace``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_units(units: dict[str, str], output_dir: Path, force: bool) -> list[tuple[Path, bool]]:
+    """Write every unit into ``output_dir``; return ``(path, written)`` pairs.
+
+    All targets are checked before any is written, so a refusal writes
+    nothing. Identical existing files are left alone (``written`` False).
+    """
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create output directory {output_dir}: {exc}") from None
+    plan = [(output_dir / name, text) for name, text in sorted(units.items())]
+    needed = [(path, text, _check_target(path, text, force)) for path, text in plan]
+    for path, text, write in needed:
+        if write:
+            try:
+                _write_atomic(path, text)
+            except OSError as exc:
+                raise UsageError(f"cannot write {path}: {exc}") from None
+    return [(path, write) for path, _, write in needed]
+
+
+@click.command("generate")
+@click.option(
+    "--spec",
+    "spec_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="YAML (.yaml/.yml) or TOML (.toml) spec file.",
+)
+@click.option("--name", help="Unit and container name.")
+@click.option("--image", help="Container image (never pulled by docker-run).")
+@click.option("--command", help="Command, split like a shell.")
+@click.option("--env", "-e", multiple=True, help="KEY=VAL (repeatable).")
+@click.option(
+    "--port", "-p", "ports", multiple=True, help="[IP:]HOST:CONTAINER[/tcp|/udp] (repeatable)."
+)
+@click.option("--volume", "-v", "volumes", multiple=True, help="HOST:CONTAINER[:ro] (repeatable).")
+@click.option("--after", multiple=True, help="Order after this unit (repeatable).")
+@click.option("--requires", multiple=True, help="Require this unit (repeatable).")
+@click.option(
+    "--link", multiple=True, help="NAME[:ALIAS]: docker link + After= + MachineOf= (repeatable)."
+)
+@click.option("--machine-of", multiple=True, help="[X-Fleet] MachineOf (repeatable).")
+@click.option("--conflicts", multiple=True, help="[X-Fleet] Conflicts (repeatable).")
+@click.option("--metadata", multiple=True, help="[X-Fleet] MachineMetadata k=v (repeatable).")
+@click.option("--global", "global_", is_flag=True, default=False, help="[X-Fleet] Global=true.")
+@click.option("--cpu", help="CPU cores, e.g. 0.5 (CPUQuota= and docker --cpus).")
+@click.option("--mem", help="Memory, e.g. 512m or 1g (MemoryMax= and docker --memory).")
+@click.option("--restart", help="systemd Restart= value (default always).")
+@click.option("--timeout-start", help="systemd TimeoutStartSec= (default 0).")
+@click.option(
+    "-o",
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write unit files here instead of printing them.",
+)
+@click.option(
+    "--force", is_flag=True, default=False, help="Overwrite existing files with different content."
+)
+@unitctl_errors
+def generate(spec_file: Path | None, output_dir: Path | None, force: bool, **flags: t.Any) -> None:
+    """Generate fleet service units running a container via docker-run."""
+    spec = read_spec_file(spec_file) if spec_file is not None else {}
+    flags["global"] = flags.pop("global_")
+    units = generate_units(merge_flags(spec, flags))
+    if output_dir is None:
+        click.echo("".join(units[name] for name in sorted(units)), nl=False)
+        return
+    for path, written in write_units(units, output_dir, force):
+        click.echo(f"{'wrote' if written else 'unchanged'} {path}")
