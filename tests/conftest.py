@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
 from tests.harness.etcd import EtcdCluster
+from unitctl.registry.etcd import EtcdConfig, EtcdKV
+from unitctl.registry.kv import KV
+from unitctl.registry.memory import MemoryKV
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +31,23 @@ def etcd() -> Iterator[EtcdCluster]:
 def key_prefix() -> str:
     """A fresh key prefix, so tests sharing one etcd never see each other."""
     return f"/t-{uuid.uuid4().hex[:12]}/"
+
+
+KVFactory = Callable[[], Awaitable[KV]]
+
+
+@pytest.fixture(params=["memory", pytest.param("etcd", marks=pytest.mark.etcd)])
+def make_kv(request: pytest.FixtureRequest) -> KVFactory:
+    if request.param == "memory":
+        shared = MemoryKV()  # one "cluster": every connection sees the same store
+
+        async def memory() -> KV:
+            return shared
+        return memory
+    cluster: EtcdCluster = request.getfixturevalue("etcd")
+
+    async def real() -> KV:
+        return await EtcdKV.connect(EtcdConfig(endpoints=tuple(cluster.endpoints), timeout=2))
+    return real
+
+

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from tests.contract.conftest import KVFactory
+from tests.conftest import KVFactory
 from unitctl.errors import RegistryUnavailable
 from unitctl.registry.etcd import EtcdConfig, EtcdKV
 from unitctl.registry.kv import KV, Compare, Delete, Put, Target, mod_is, prefix_empty, value_is

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from tests.contract.conftest import KVFactory
+from tests.conftest import KVFactory
 from unitctl.errors import ConflictError, NotFoundError, RegistryError
 from unitctl.model import Machine, ScheduleEntry, TargetState, UnitRecord, UnitState
 from unitctl.registry.registry import Registry, TargetSchedule

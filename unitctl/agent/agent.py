@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +56,9 @@ class AgentOptions:
     engine: bool = True
     engine_resync: float = 60.0
     resync: float = 60.0
+    #: Where the lease id is kept, so a restarted agent adopts its own live
+    #: lease instead of waiting for it to expire ("" = do not keep it).
+    lease_file: str = ""
 
 
 class Agent:
@@ -79,6 +83,8 @@ class Agent:
         self.peers: dict[str, str] = {}
         self.ready = asyncio.Event()
         self._wake = asyncio.Event()
+        self._publish = asyncio.Event()
+        self._pending: dict[str, UnitState] = {}
         self._lease_changed = asyncio.Event()
         self._engine_task: asyncio.Task[None] | None = None
         self.engine: object | None = None
@@ -89,12 +95,14 @@ class Agent:
         await self.units.start_manager(self._on_state)
         await self._adopt()
         peer = PeerServer(self.machine.id, self.etcd_age)
-        with contextlib.suppress(OSError):
-            await peer.start(self.opts.peer_host, self.opts.peer_port)
+        if self.opts.peer_port:
+            with contextlib.suppress(OSError):
+                await peer.start(self.opts.peer_host, self.opts.peer_port)
         try:
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(self._session()), tg.create_task(self._schedule_loop()),
-                         tg.create_task(self._fence_loop()), tg.create_task(self._peer_watch())]
+                         tg.create_task(self._fence_loop()), tg.create_task(self._peer_watch()),
+                         tg.create_task(self._publisher())]
                 await stop.wait()
                 for t in tasks:
                     t.cancel()
@@ -122,6 +130,9 @@ class Agent:
         if self.lease:
             with contextlib.suppress(UnitctlError):
                 await self.registry.kv.revoke_lease(self.lease)
+        if self.opts.lease_file:
+            with contextlib.suppress(OSError):
+                os.remove(self.opts.lease_file)
         await self.units.close()
         log.info("agent: left the cluster")
 
@@ -156,15 +167,37 @@ class Agent:
             await asyncio.sleep(max(0.2, self.opts.ttl / 4))
 
     async def _register(self) -> None:
-        lease = await self.registry.kv.grant_lease(self.opts.ttl)
+        lease = await self._previous_lease() or await self.registry.kv.grant_lease(self.opts.ttl)
         await self.registry.register_machine(self.machine, lease)
         self.lease = lease
+        self._save_lease(lease)
         self._contact()
         log.info("agent: registered machine %s (lease %x, ttl %ds)", self.machine.id, lease,
                  self.opts.ttl)
         await self._publish_all()
         self._restart_engine()
         self._wake.set()
+
+    async def _previous_lease(self) -> int:
+        """The lease a previous agent process on this machine left alive, or 0."""
+        if not self.opts.lease_file:
+            return 0
+        try:
+            with open(self.opts.lease_file, encoding="ascii") as f:
+                lease = int(f.read().strip(), 16)
+        except (OSError, ValueError):
+            return 0
+        return lease if await self.registry.kv.refresh_lease(lease) > 0 else 0
+
+    def _save_lease(self, lease: int) -> None:
+        if not self.opts.lease_file:
+            return
+        tmp = f"{self.opts.lease_file}.tmp"
+        with contextlib.suppress(OSError):
+            os.makedirs(os.path.dirname(self.opts.lease_file), exist_ok=True)
+            with open(tmp, "w", encoding="ascii") as f:
+                f.write(f"{lease:x}\n")
+            os.replace(tmp, self.opts.lease_file)
 
     def _restart_engine(self) -> None:
         if not self.opts.engine:
@@ -173,7 +206,8 @@ class Agent:
 
         if self._engine_task:
             self._engine_task.cancel()
-        engine = Engine(self.registry, self.machine.id, resync=self.opts.engine_resync)
+        engine = Engine(self.registry, self.machine.id, resync=self.opts.engine_resync,
+                        grace=float(self.opts.ttl))
         self.engine = engine
         self._engine_task = asyncio.get_running_loop().create_task(engine.run(self.lease))
 
@@ -292,20 +326,32 @@ class Agent:
         sha = self.units.present().get(name)
         if sha is None or not self.lease:
             return
-        unit_state = UnitState(name, self.machine.id, state.load, state.active, state.sub, sha)
-        asyncio.get_running_loop().create_task(self._put_state(unit_state))
+        self._pending[name] = UnitState(name, self.machine.id, state.load, state.active,
+                                        state.sub, sha)
+        self._publish.set()
 
-    async def _put_state(self, state: UnitState) -> None:
-        try:
-            await self.registry.put_state(state, self.lease)
-        except RegistryError as exc:
-            log.warning("agent: cannot report %s: %s", state.name, exc)
+    async def _publisher(self) -> None:
+        """Publish state changes in order, coalescing bursts (latest state wins)."""
+        while True:
+            await self._publish.wait()
+            self._publish.clear()
+            batch, self._pending = self._pending, {}
+            for name, state in batch.items():
+                try:
+                    await self.registry.put_state(state, self.lease)
+                except RegistryError as exc:
+                    log.warning("agent: cannot report %s: %s", name, exc)
+                    self._pending.setdefault(name, state)
+            if self._pending:
+                await asyncio.sleep(0.5)
+                self._publish.set()
 
     async def _publish_all(self) -> None:
         for name in self.units.present():
             self._on_state(name, await self.units.state(name))
 
     async def _drop_state(self, name: str) -> None:
+        self._pending.pop(name, None)
         with contextlib.suppress(RegistryError):
             await self.registry.delete_state(name, self.machine.id)
 

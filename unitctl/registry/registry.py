@@ -255,17 +255,19 @@ class Registry:
     # -- engine side -----------------------------------------------------
     async def engine_view(self) -> EngineView:
         """Read everything the engine needs; the units read carry their revisions."""
-        units, unit_revs = await self._units_with_revs()
+        units, unit_revs, first_rev = await self._units_with_revs()
         base = self.keys.placements()
         placement_kvs = await self.kv.get_prefix(base)
         placements = {self.keys.tail(kv.key, base): kv.value.decode()
                       for kv in placement_kvs.kvs}
         placement_revs = {self.keys.tail(kv.key, base): kv.mod_rev for kv in placement_kvs.kvs}
         machines = {m.id: m for m in await self.list_machines()}
-        return EngineView(placement_kvs.revision, units, unit_revs, placements, placement_revs,
+        # The view's revision is that of its FIRST read: a watch from revision+1
+        # then replays anything that changed while the later reads ran.
+        return EngineView(first_rev, units, unit_revs, placements, placement_revs,
                           await self.list_schedules(), machines, await self.list_explanations())
 
-    async def _units_with_revs(self) -> tuple[dict[str, UnitRecord], dict[str, int]]:
+    async def _units_with_revs(self) -> tuple[dict[str, UnitRecord], dict[str, int], int]:
         base = self.keys.units()
         rng = await self.kv.get_prefix(base)
         units, revs = {}, {}
@@ -273,7 +275,7 @@ class Registry:
             name = self.keys.tail(kv.key, base)
             units[name] = codec.decode_unit(kv.key, name, kv.value)
             revs[name] = kv.mod_rev
-        return units, revs
+        return units, revs, rng.revision
 
     async def commit(self, view: EngineView, target: TargetSchedule, lead: Leadership) -> int:
         """Write the difference between ``view`` and ``target``; return transactions committed.

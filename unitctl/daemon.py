@@ -1,0 +1,167 @@
+"""unitctl-agent: the composition root that wires real adapters together.
+
+Reads the configuration (file, ``UNITCTL_*`` environment, flags), connects to
+etcd, drives the local systemd over D-Bus and runs the :class:`Agent` (with
+its engine) until SIGTERM, when it unloads its units and leaves at once so
+they move immediately. It speaks ``sd_notify``: READY once registered and
+reconciled, STATUS on changes, WATCHDOG while the event loop is healthy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import signal
+import socket
+import sys
+from collections.abc import Callable
+
+import click
+
+from unitctl import __version__
+from unitctl.agent.agent import Agent, AgentOptions
+from unitctl.config import DEFAULT_CONFIG_FILE, AgentConfig, load_config
+from unitctl.errors import ConfigError, RegistryError, UnitctlError
+from unitctl.model import Machine
+from unitctl.registry.etcd import EtcdConfig, EtcdKV, grpc_target
+from unitctl.registry.registry import Registry
+
+log = logging.getLogger("unitctl.daemon")
+
+MACHINE_ID_FILE = "/etc/machine-id"
+
+
+def read_machine_id(path: str = MACHINE_ID_FILE) -> str:
+    """The machine id from /etc/machine-id (32 lowercase hex)."""
+    try:
+        with open(path, encoding="ascii") as f:
+            mid = f.read().strip().lower()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    if not re.fullmatch(r"[0-9a-f]{32}", mid):
+        raise ConfigError(f"{path} does not hold a 32-hex machine id")
+    return mid
+
+
+def detect_public_ip(etcd_servers: tuple[str, ...]) -> str:
+    """The local address used to reach etcd (no packet is sent)."""
+    host, port, _ = grpc_target(etcd_servers[:1])
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect((host, port))
+        return str(s.getsockname()[0])
+    return ""
+
+
+def make_notifier() -> Callable[[str], None]:
+    """sd_notify through sdnotify when run by systemd, else a no-op."""
+    if not os.environ.get("NOTIFY_SOCKET"):
+        return lambda _msg: None
+    import sdnotify
+
+    notifier = sdnotify.SystemdNotifier()
+    return lambda msg: notifier.notify(msg)
+
+
+async def connect(cfg: AgentConfig) -> Registry:
+    """Connect to etcd; an etcd that is down at boot is waited for, not fatal."""
+    timeout = min(cfg.etcd_request_timeout, max(0.5, cfg.agent_ttl / 4))
+    kv = await EtcdKV.connect(EtcdConfig(
+        endpoints=cfg.etcd_servers, ca_file=cfg.etcd_cafile, cert_file=cfg.etcd_certfile,
+        key_file=cfg.etcd_keyfile, username=cfg.etcd_username, password=cfg.etcd_password,
+        timeout=timeout))
+    registry = Registry(kv, cfg.etcd_key_prefix)
+    while True:
+        try:
+            await registry.ensure_schema()
+            return registry
+        except RegistryError as exc:
+            log.warning("waiting for etcd: %s", exc)
+            await asyncio.sleep(1)
+
+
+async def watchdog(notify: Callable[[str], None]) -> None:
+    """Ping systemd's watchdog at half its interval while the loop runs."""
+    usec = int(os.environ.get("WATCHDOG_USEC", "0") or 0)
+    if usec <= 0:
+        return
+    while True:
+        notify("WATCHDOG=1")
+        await asyncio.sleep(usec / 2e6)
+
+
+async def run_agent(cfg: AgentConfig) -> None:
+    from unitctl.systemd import SystemdUnitManager
+
+    notify = make_notifier()
+    mid = read_machine_id()
+    ip = cfg.public_ip or detect_public_ip(cfg.etcd_servers)
+    machine = Machine(mid, ip, dict(cfg.metadata), __version__)
+    notify("STATUS=connecting to etcd")
+    registry = await connect(cfg)
+    units = SystemdUnitManager(cfg.units_directory)
+    opts = AgentOptions(ttl=cfg.ttl_seconds, peer_port=cfg.peer_port,
+                        engine=not cfg.disable_engine, engine_resync=cfg.engine_resync)
+    agent = Agent(registry, units, machine, opts, notify=notify)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    dog = asyncio.create_task(watchdog(notify))
+
+    async def ready() -> None:
+        await agent.ready.wait()
+        notify(f"READY=1\nSTATUS=machine {mid[:8]} ({ip}) running")
+        log.info("agent ready: machine %s ip %s metadata %s", mid, ip, dict(cfg.metadata))
+    ready_task = asyncio.create_task(ready())
+    try:
+        await agent.run(stop)
+    finally:
+        notify("STOPPING=1")
+        dog.cancel()
+        ready_task.cancel()
+        await registry.kv.close()
+
+
+FLAGS = ["etcd_servers", "etcd_key_prefix", "etcd_cafile", "etcd_certfile", "etcd_keyfile",
+         "etcd_username", "etcd_password", "public_ip", "metadata", "agent_ttl",
+         "units_directory", "peer_port", "disable_engine", "verbosity"]
+
+
+def _options(f: Callable[..., None]) -> Callable[..., None]:
+    for name in reversed(FLAGS):
+        f = click.option(f"--{name.replace('_', '-')}", name, default=None,
+                         help=f"Overrides '{name}' from the config file and UNITCTL_"
+                              f"{name.upper()}.")(f)
+    return f
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_file", default=DEFAULT_CONFIG_FILE, show_default=True,
+              help="Configuration file (key = value lines, fleet.conf option names).")
+@click.version_option(__version__, "--version", message="unitctl-agent version %(version)s")
+@_options
+def cli(config_file: str, **flags: str | None) -> None:
+    """Run the unitctl agent on this machine (and the engine when elected)."""
+    try:
+        cfg = load_config(config_file, flags=flags)
+    except UnitctlError as exc:
+        click.echo(f"unitctl-agent: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    logging.basicConfig(level=logging.DEBUG if cfg.verbosity > 0 else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        asyncio.run(run_agent(cfg))
+    except UnitctlError as exc:
+        click.echo(f"unitctl-agent: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()
