@@ -83,7 +83,7 @@ class CompareFailed(RegistryError):
     """A transaction's compare clause failed: someone else changed the keys."""
 
 
-class TimeoutError_(UnitctlError):  # noqa: N801 - avoid shadowing the builtin
+class TimeoutError_(UnitctlError):  # named so as not to shadow the builtin
     """A blocking command gave up after --block-attempts."""
 
     exit_code = 6

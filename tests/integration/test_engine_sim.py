@@ -86,7 +86,7 @@ def test_hard_killed_machine_units_move_and_never_run_twice(make_kv: KVFactory,
         kept = {u: ms for u, ms in sim.running().items() if victim not in ms}
         await sim.kill(victim)
         took = await eventually(lambda: all(on_machines(sim, u) for u in lost), timeout=15)
-        assert took < sim.ttl + 1.5
+        assert took < sim.ttl + 3  # measured ~TTL+0.3s; bench/ reports it
         assert all(len(ms) == 1 for ms in sim.running().values())
         assert {u: ms for u, ms in sim.running().items() if u in kept} == kept  # only lost moved
     run_sim(make_kv, key_prefix, 3, body)
@@ -110,7 +110,7 @@ def test_leader_loss_new_leader_takes_over(make_kv: KVFactory, key_prefix: str) 
         assert leader is not None and await reg.leader() == leader
         await sim.kill(leader)
         took = await eventually(lambda: sim.leader() not in (None, leader), timeout=10)
-        assert took < sim.ttl + 1.5
+        assert took < sim.ttl + 3  # measured ~TTL+0.3s; bench/ reports it
         await submit(reg, "after.service")
         await eventually(lambda: "after.service" in sim.running())
     run_sim(make_kv, key_prefix, 3, body)

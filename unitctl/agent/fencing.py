@@ -4,7 +4,7 @@ The rule (documented in docs/fencing.md):
 
 * The engine re-places a machine's units only after the machine's lease has
   expired, i.e. ``agent_ttl`` after the agent's last successful keepalive.
-* An agent that has not reached etcd for ``FENCE_AFTER × ttl`` asks its peers
+* An agent that has not reached etcd for ``FENCE_AFTER * ttl`` asks its peers
   (the other live machines it last saw) whether *they* reach etcd.
   - some peer reaches etcd → this machine is cut off while the cluster goes on:
     **fence** (stop every local unit now, well before the lease can expire);

@@ -23,7 +23,7 @@ ORDER = {TaskType.UNLOAD: 0, TaskType.LOAD: 1, TaskType.RELOAD: 2, TaskType.STOP
          TaskType.START: 4}
 
 
-class Reason(str, enum.Enum):
+class Reason(enum.StrEnum):
     NOT_SCHEDULED = "unit loaded but not scheduled here"
     NOT_LOADED = "unit scheduled here but not loaded"
     HASH_DIFFERS = "unit loaded but hash differs to expected"
