@@ -32,6 +32,8 @@ from unitctl.registry.registry import Registry
 log = logging.getLogger("unitctl.daemon")
 
 MACHINE_ID_FILE = "/etc/machine-id"
+#: Outside units_directory on purpose: the agent owns every file in that one.
+LEASE_FILE = "/run/unitctl/agent.lease"
 
 
 def read_machine_id(path: str = MACHINE_ID_FILE) -> str:
@@ -103,7 +105,8 @@ async def run_agent(cfg: AgentConfig) -> None:
     registry = await connect(cfg)
     units = SystemdUnitManager(cfg.units_directory)
     opts = AgentOptions(ttl=cfg.ttl_seconds, peer_port=cfg.peer_port,
-                        engine=not cfg.disable_engine, engine_resync=cfg.engine_resync)
+                        engine=not cfg.disable_engine, engine_resync=cfg.engine_resync,
+                        lease_file=LEASE_FILE)
     agent = Agent(registry, units, machine, opts, notify=notify)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -245,7 +245,8 @@ class Agent:
         self._contact()
         self.schedule = entries
         await self.reconcile()
-        self.ready.set()
+        if self.lease:
+            self.ready.set()
         return rev
 
     async def reconcile(self) -> list[Task]:

@@ -235,3 +235,7 @@ for _cmd in (*units.COMMANDS, *lists.COMMANDS, *remote.COMMANDS):
 def main(argv: list[str] | None = None) -> None:
     """The console-script entry point."""
     cli.main(args=argv, prog_name="unitctl")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""``python -m unitctl`` is ``unitctl``."""
+
+from unitctl.cli.main import main
+
+main()
