@@ -162,9 +162,15 @@ class EtcdKV:
                 certificate_chain=_read(cfg.cert_file) if cfg.cert_file else None)
         if bool(cfg.username) != bool(cfg.password):
             raise ConfigError("etcd username and password must be given together")
+        options = {}
+        if creds is not None and host.startswith(("ipv4:", "ipv6:")):
+            # gRPC would check the server certificate against the whole
+            # multi-address target; check it against the first member's address
+            # (every member's certificate carries the members' IPs as SANs).
+            options["grpc.ssl_target_name_override"] = _parse_endpoint(cfg.endpoints[0])[1]
         client = _Client(creds, host=host, port=port, username=cfg.username or None,
                          password=cfg.password or None, timeout=cfg.timeout,
-                         connect_wait_timeout=max(1, int(cfg.timeout)))
+                         options=options, connect_wait_timeout=max(1, int(cfg.timeout)))
         return cls(client, cfg.timeout)
 
     async def _call(self, aw: Awaitable[T]) -> T:
