@@ -1,0 +1,97 @@
+"""What the scheduler returns: decisions with reasons, resulting placements, rejections.
+
+Every decision and every rejected machine carries a human reason rendered from
+one fixed template (:class:`Reason`), so "why" is data: the engine logs it,
+``unitctl status`` shows it and tests assert it. Reasons name the rule and the
+offending value, e.g. ``metadata region=eu required, machine has region=us``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class Action(enum.Enum):
+    """What the engine must write for one unit."""
+
+    SCHEDULE = "schedule"
+    UNSCHEDULE = "unschedule"
+
+
+class Reason(enum.StrEnum):
+    """The fixed set of reasons (a ``str`` enum); each value is a :meth:`str.format` template."""
+
+    # -- why a placed unit is unscheduled
+    UNKNOWN_UNIT = "unit is no longer in the registry"
+    GLOBAL_PLACED = "global units are not scheduled to a single machine"
+    TARGET_INACTIVE = "desired state is inactive"
+    MACHINE_GONE = "machine {machine} went away"
+    RULES_BROKEN = "rules no longer hold: {detail}"
+    REPLACED = "replaced by {unit} (Replaces={pattern})"
+    FOLLOWS_MOVED = "follows {unit} which moved"
+
+    # -- why a unit is placed on the machine it gets
+    LEAST_LOADED = "least loaded machine that passes every rule ({load} units)"
+    FOLLOWS = "follows its MachineOf peer {unit}"
+    PINNED = "pinned by MachineID={machine_id}"
+
+    # -- why a machine cannot take a unit (values of Plan.unplaceable)
+    NO_MACHINES = "no machines in the cluster"
+    MACHINE_ID = "MachineID={machine_id} is another machine"
+    METADATA = "metadata {required} required, machine has {actual}"
+    MACHINE_OF = "MachineOf peer {unit} is not scheduled here (it is on {where})"
+    PEER_UNPLACED = "MachineOf peer {unit} is not placed anywhere"
+    MACHINE_OF_CYCLE = "MachineOf cycle: {cycle}"
+    CONFLICT = "conflicts with {unit} already there ({rule})"
+    GLOBAL_CONFLICT = "conflicts with global unit {unit} there ({rule})"
+    WOULD_BE_REPLACED = "would be replaced by {unit} already there (Replaces={pattern})"
+    REPLACE_MOVES_PEER = "replacing {unit} would move its MachineOf peer {peer} away"
+    DISPLACE_LIMIT = "would displace {unit}, already moved {moves} times this round"
+
+    def render(self, **values: object) -> str:
+        """Return the reason text with its placeholders filled in."""
+        return str.format(self, **values)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One change to the cluster's schedule.
+
+    Attributes:
+        action: schedule or unschedule.
+        unit: the unit's name.
+        machine: the machine the unit is scheduled to (SCHEDULE) or taken off
+            (UNSCHEDULE).
+        reason: why, rendered from a :class:`Reason`.
+    """
+
+    action: Action
+    unit: str
+    machine: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The outcome of one scheduling round.
+
+    Decisions are the net change against the snapshot: every UNSCHEDULE comes
+    before every SCHEDULE, each group in the order the scheduler decided it.
+
+    Attributes:
+        decisions: what the engine must write.
+        placements: every non-global unit with desired state != inactive that
+            has a machine after this round -> that machine.
+        global_placements: every global unit with desired state != inactive ->
+            the machines it runs on (possibly none).
+        unplaceable: every unit with desired state != inactive that runs
+            nowhere -> machine id -> why that machine was rejected; with no
+            machines at all the only key is ``""``.
+    """
+
+    decisions: tuple[Decision, ...]
+    placements: Mapping[str, str]
+    global_placements: Mapping[str, frozenset[str]]
+    unplaceable: Mapping[str, Mapping[str, str]]

@@ -1,0 +1,87 @@
+"""MachineOf cycles: units that wait for each other and can never be placed (pure).
+
+The glob relations (``Conflicts``, ``Replaces``) come from :mod:`unitctl.xfleet`
+(Go ``path.Match`` semantics), through
+:class:`~unitctl.scheduler.snapshot.Relations`, which indexes and caches them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+def machine_of_cycles(graph: Mapping[str, list[str]]) -> dict[str, str]:
+    """Return every unit on a MachineOf cycle -> its shortest cycle, ``a -> b -> a``.
+
+    Args:
+        graph: unit -> the peers it waits for (sorted), restricted to the graph's units.
+    """
+    found: dict[str, str] = {}
+    for component in _strongly_connected(graph):
+        if len(component) > 1:
+            members = set(component)
+            for node in component:
+                found[node] = " -> ".join(_shortest_cycle(graph, node, members))
+    return found
+
+
+def _shortest_cycle(graph: Mapping[str, list[str]], start: str, members: set[str]) -> list[str]:
+    """Breadth-first search from ``start`` back to itself inside ``members``."""
+    parent: dict[str, str] = {}
+    frontier = [start]
+    while frontier:
+        following: list[str] = []
+        for node in frontier:
+            for nxt in graph[node]:
+                if nxt == start:
+                    path = [node]
+                    while path[-1] != start:
+                        path.append(parent[path[-1]])
+                    return [*reversed(path), start]
+                if nxt in members and nxt not in parent:
+                    parent[nxt] = node
+                    following.append(nxt)
+        frontier = following
+    return [start, start]
+
+
+def _strongly_connected(graph: Mapping[str, list[str]]) -> list[list[str]]:
+    """Tarjan's algorithm, iterative; nodes visited in sorted order (deterministic)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[list[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        work = [(root, iter(graph[root]))]
+        while work:
+            node, successors = work[-1]
+            nxt = next(successors, None)
+            if nxt is not None:
+                if nxt not in index:
+                    index[nxt] = low[nxt] = len(index)
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, iter(graph[nxt])))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                component: list[str] = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                components.append(sorted(component))
+    return components

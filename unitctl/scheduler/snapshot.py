@@ -1,0 +1,286 @@
+"""The scheduler's input (an immutable snapshot) and its working copy for one round.
+
+:class:`ClusterSnapshot` is what the engine read from the registry.
+:class:`WorkingState` is the picture the scheduler edits while it decides:
+which unit is on which machine, indexed per machine so that every check only
+looks at the units of one machine. :class:`Relations` answers the name
+questions between units (which names a unit's ``Conflicts``/``Replaces`` globs
+match), lazily and cached for the round.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from unitctl.model import Machine, Requirements, TargetState
+from unitctl.xfleet import matches_glob
+
+
+@dataclass(frozen=True, slots=True)
+class UnitInfo:
+    """A unit as the scheduler sees it: name, body hash, desired state, rules."""
+
+    name: str
+    hash: str
+    desired: TargetState
+    req: Requirements
+
+    @property
+    def active(self) -> bool:
+        """Tell whether the unit should run somewhere (desired state != inactive)."""
+        return self.desired is not TargetState.INACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSnapshot:
+    """Everything one scheduling round reads.
+
+    Attributes:
+        machines: live machines by id.
+        units: every unit in the registry by name (templates excluded by the caller).
+        placements: non-global unit -> the machine it is currently scheduled to.
+    """
+
+    machines: Mapping[str, Machine]
+    units: Mapping[str, UnitInfo]
+    placements: Mapping[str, str]
+
+
+_EMPTY: frozenset[str] = frozenset()
+_GLOB_META = frozenset("*?[\\")
+
+
+def _literal_prefix(pattern: str) -> str:
+    """Return the part of a glob before its first special character."""
+    for i, char in enumerate(pattern):
+        if char in _GLOB_META:
+            return pattern[:i]
+    return pattern
+
+
+class Relations:
+    """Glob relations between the active units of one snapshot, computed lazily.
+
+    A glob is matched once against the sorted active names, starting at its
+    literal prefix (``web@*.service`` only looks at names from ``web@``).
+    Replaces is *effective* only between non-global units, when it is not
+    circular (fleet's rule) and not part of a longer replace cycle either, so
+    that evictions always terminate.
+    """
+
+    def __init__(self, units: Mapping[str, UnitInfo]) -> None:
+        self._units = units
+        self._names = sorted(n for n, u in units.items() if u.active)
+        self._placeable = frozenset(n for n in self._names if not units[n].req.is_global)
+        self._by_pattern: dict[str, frozenset[str]] = {}
+        self._by_globs: dict[tuple[str, ...], frozenset[str]] = {}
+        self._by_replace_globs: dict[tuple[str, ...], frozenset[str]] = {}
+        self._effective: dict[tuple[str, str], bool] = {}
+
+    def matching(self, pattern: str) -> frozenset[str]:
+        """Return the active unit names ``pattern`` matches."""
+        found = self._by_pattern.get(pattern)
+        if found is None:
+            found = self._by_pattern[pattern] = self._scan(pattern)
+        return found
+
+    def _scan(self, pattern: str) -> frozenset[str]:
+        prefix = _literal_prefix(pattern)
+        names = self._names
+        i = bisect.bisect_left(names, prefix)
+        if prefix == pattern:
+            return frozenset((pattern,)) if i < len(names) and names[i] == pattern else _EMPTY
+        hits = []
+        while i < len(names) and names[i].startswith(prefix):
+            if matches_glob(pattern, names[i]):
+                hits.append(names[i])
+            i += 1
+        return frozenset(hits)
+
+    def _matching_any(self, globs: tuple[str, ...]) -> frozenset[str]:
+        found = self._by_globs.get(globs)
+        if found is None:
+            found = frozenset().union(*(self.matching(g) for g in globs))
+            self._by_globs[globs] = found
+        return found
+
+    def conflict_targets(self, unit: UnitInfo) -> frozenset[str]:
+        """Return the names ``unit``'s Conflicts globs match (may include itself)."""
+        return self._matching_any(unit.req.conflicts) if unit.req.conflicts else _EMPTY
+
+    def conflicts(self, a: UnitInfo, b: UnitInfo) -> bool:
+        """Tell whether two units may not share a machine (either side's globs)."""
+        if a.name == b.name:
+            return False
+        return b.name in self.conflict_targets(a) or a.name in self.conflict_targets(b)
+
+    def replace_targets(self, unit: UnitInfo) -> frozenset[str]:
+        """Return the non-global names ``unit``'s Replaces globs match (none for a global)."""
+        globs = unit.req.replaces
+        if not globs or unit.req.is_global:
+            return _EMPTY
+        found = self._by_replace_globs.get(globs)
+        if found is None:
+            found = self._by_replace_globs[globs] = self._matching_any(globs) & self._placeable
+        return found
+
+    def first_glob(self, globs: tuple[str, ...], name: str) -> str:
+        """Return the first of ``globs`` that matches ``name`` (for messages), or ``""``."""
+        return next((g for g in globs if matches_glob(g, name)), "")
+
+    def replaces(self, a: str, b: str) -> bool:
+        """Tell whether unit ``a`` evicts unit ``b`` when they share a machine."""
+        key = (a, b)
+        found = self._effective.get(key)
+        if found is None:
+            found = self._effective[key] = self._edge(a, b) and not self._reaches(b, a)
+        return found
+
+    def _edge(self, a: str, b: str) -> bool:
+        """fleet's relation: a's globs match b and b's do not match a."""
+        if a == b or a not in self._placeable or b not in self._placeable:
+            return False
+        units = self._units
+        return b in self.replace_targets(units[a]) and a not in self.replace_targets(units[b])
+
+    def _reaches(self, start: str, goal: str) -> bool:
+        """Tell whether a chain of replace edges leads from ``start`` to ``goal``."""
+        seen = {start}
+        todo = [start]
+        while todo:
+            current = todo.pop()
+            for nxt in self.replace_targets(self._units[current]):
+                if nxt not in seen and self._edge(current, nxt):
+                    if nxt == goal:
+                        return True
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return False
+
+
+class WorkingState:
+    """Who runs where during one round; mutated as the scheduler decides.
+
+    Only active units are ever placed. Non-global units live in ``placement``
+    and ``local``; global units in ``globals_on`` and ``global_runs``.
+    ``conflictors``/``replacers`` index the residents that carry Conflicts /
+    Replaces globs, so a unit without rules is checked in O(1) per machine.
+    """
+
+    def __init__(self, snapshot: ClusterSnapshot) -> None:
+        self.units = snapshot.units
+        self.machines: dict[str, Machine] = {
+            m.id: m for m in sorted(snapshot.machines.values(), key=lambda m: m.id)
+        }
+        self.machine_ids = tuple(self.machines)
+        self.relations = Relations(snapshot.units)
+        self.placement: dict[str, str] = {}
+        self.local: dict[str, set[str]] = {m: set() for m in self.machine_ids}
+        self.globals_on: dict[str, set[str]] = {m: set() for m in self.machine_ids}
+        self.global_runs: dict[str, set[str]] = {}
+        self.conflictors: dict[str, set[str]] = {m: set() for m in self.machine_ids}
+        self.replacers: dict[str, set[str]] = {m: set() for m in self.machine_ids}
+        self.followers_of = _followers(snapshot.units)
+        self.by_short_id: dict[str, list[str]] = {}
+        for mid in self.machine_ids:
+            self.by_short_id.setdefault(self.machines[mid].short_id, []).append(mid)
+        #: unit -> how many times it was taken off a machine this round
+        self.moves: dict[str, int] = {}
+
+    def load(self, machine: str) -> int:
+        """Return the unit count of a machine: placed non-global units + global units."""
+        return len(self.local[machine]) + len(self.globals_on[machine])
+
+    def where(self, unit: str) -> str | None:
+        """Return the machine a non-global unit is placed on, or None."""
+        return self.placement.get(unit)
+
+    def runs_on(self, unit: str, machine: str) -> bool:
+        """Tell whether a unit (global or not) runs on a machine."""
+        return unit in self.local[machine] or unit in self.globals_on[machine]
+
+    def is_global(self, unit: str) -> bool:
+        """Tell whether a unit is a global one."""
+        info = self.units.get(unit)
+        return info is not None and info.req.is_global
+
+    def machines_with_id(self, machine_id: str) -> list[str]:
+        """Return the machines a MachineID value designates (full or 8-char short id)."""
+        found = list(self.by_short_id.get(machine_id, ()))
+        if machine_id in self.machines and machine_id not in found:
+            found.append(machine_id)
+        return found
+
+    def place(self, unit: UnitInfo, machine: str) -> None:
+        """Put a non-global unit on a machine."""
+        self.placement[unit.name] = machine
+        self.local[machine].add(unit.name)
+        if unit.req.conflicts:
+            self.conflictors[machine].add(unit.name)
+        if unit.req.replaces:
+            self.replacers[machine].add(unit.name)
+
+    def unplace(self, unit: str) -> str:
+        """Take a non-global unit off its machine; return that machine."""
+        machine = self.placement.pop(unit)
+        self.local[machine].discard(unit)
+        self.conflictors[machine].discard(unit)
+        self.replacers[machine].discard(unit)
+        self.moves[unit] = self.moves.get(unit, 0) + 1
+        return machine
+
+    def run_global(self, unit: UnitInfo, machine: str) -> None:
+        """Let a global unit run on a machine."""
+        self.globals_on[machine].add(unit.name)
+        self.global_runs.setdefault(unit.name, set()).add(machine)
+        if unit.req.conflicts:
+            self.conflictors[machine].add(unit.name)
+
+    def run_global_everywhere(self, unit: UnitInfo) -> None:
+        """Let a global unit run on every machine."""
+        name = unit.name
+        for machine in self.machine_ids:
+            self.globals_on[machine].add(name)
+        self.global_runs[name] = set(self.machine_ids)
+        if unit.req.conflicts:
+            for machine in self.machine_ids:
+                self.conflictors[machine].add(name)
+
+    def victims(self, unit: UnitInfo, machine: str) -> list[str]:
+        """Return the units on ``machine`` that ``unit`` would evict (Replaces), sorted."""
+        targets = self.relations.replace_targets(unit)
+        if not targets:
+            return []
+        here = self.local[machine]
+        found = targets & here if len(targets) < len(here) else here & targets
+        return sorted(v for v in found if self.relations.replaces(unit.name, v))
+
+    def displaced(self, victims: list[str], machine: str) -> list[tuple[str, str | None]]:
+        """Return the units that leave ``machine`` with ``victims``: each victim, paired
+        with None, then transitively their MachineOf followers there, paired with the
+        unit they follow."""
+        out: list[tuple[str, str | None]] = [(v, None) for v in victims]
+        seen = set(victims)
+        todo = deque(victims)
+        while todo:
+            leader = todo.popleft()
+            for follower in self.followers_of.get(leader, ()):
+                if follower not in seen and self.placement.get(follower) == machine:
+                    seen.add(follower)
+                    out.append((follower, leader))
+                    todo.append(follower)
+        return out
+
+
+def _followers(units: Mapping[str, UnitInfo]) -> dict[str, tuple[str, ...]]:
+    """Return peer -> the sorted active non-global units that name it in MachineOf."""
+    found: dict[str, list[str]] = {}
+    for name, unit in units.items():
+        if unit.active and not unit.req.is_global:
+            for peer in unit.req.machine_of:
+                if peer != name:
+                    found.setdefault(peer, []).append(name)
+    return {peer: tuple(sorted(set(names))) for peer, names in found.items()}
