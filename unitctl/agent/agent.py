@@ -32,6 +32,8 @@ from unitctl.errors import (
     UnitctlError,
 )
 from unitctl.model import Machine, ScheduleEntry, UnitState
+from unitctl.registry.codec import decode_machine
+from unitctl.registry.kv import EventKind
 from unitctl.registry.registry import Registry
 from unitctl.unitfile import UnitFile
 from unitctl.xfleet import requirements
@@ -84,7 +86,7 @@ class Agent:
         self.ready = asyncio.Event()
         self._wake = asyncio.Event()
         self._publish = asyncio.Event()
-        self._pending: dict[str, UnitState] = {}
+        self._pending: dict[str, UnitState | None] = {}
         self._lease_changed = asyncio.Event()
         self._engine_task: asyncio.Task[None] | None = None
         self.engine: object | None = None
@@ -332,14 +334,21 @@ class Agent:
         self._publish.set()
 
     async def _publisher(self) -> None:
-        """Publish state changes in order, coalescing bursts (latest state wins)."""
+        """Publish state changes in order, coalescing bursts (latest state wins).
+
+        Deletions go through the same queue (``None``), so a late report can
+        never overwrite the removal of an unloaded unit's state.
+        """
         while True:
             await self._publish.wait()
             self._publish.clear()
             batch, self._pending = self._pending, {}
             for name, state in batch.items():
                 try:
-                    await self.registry.put_state(state, self.lease)
+                    if state is None or name not in self.units.present():
+                        await self.registry.delete_state(name, self.machine.id)
+                    else:
+                        await self.registry.put_state(state, self.lease)
                 except RegistryError as exc:
                     log.warning("agent: cannot report %s: %s", name, exc)
                     self._pending.setdefault(name, state)
@@ -352,24 +361,33 @@ class Agent:
             self._on_state(name, await self.units.state(name))
 
     async def _drop_state(self, name: str) -> None:
-        self._pending.pop(name, None)
-        with contextlib.suppress(RegistryError):
-            await self.registry.delete_state(name, self.machine.id)
+        self._pending[name] = None
+        self._publish.set()
 
     # -- fencing -------------------------------------------------------------
     async def _peer_watch(self) -> None:
-        """Keep the list of peers (membership changes only; no polling)."""
+        """Keep the list of peers (membership changes only; no polling).
+
+        Watch events are applied one by one: re-listing every machine on each
+        change would cost N machines x N agents reads per membership change.
+        """
+        base = self.registry.keys.machines()
         while True:
             try:
                 machines = await self.registry.list_machines()
                 self.peers = {m.id: m.public_ip for m in machines
                               if m.id != self.machine.id and m.public_ip}
                 rev = await self.registry.kv.revision()
-                async for _ in self.registry.watch(self.registry.keys.machines(), rev + 1):
-                    machines = await self.registry.list_machines()
-                    self.peers = {m.id: m.public_ip for m in machines
-                                  if m.id != self.machine.id and m.public_ip}
-            except RegistryError:
+                async for events in self.registry.watch(base, rev + 1):
+                    for ev in events:
+                        mid = self.registry.keys.tail(ev.key, base)
+                        if ev.kind is EventKind.DELETE or mid == self.machine.id:
+                            self.peers.pop(mid, None)
+                            continue
+                        m = decode_machine(ev.key, ev.value)
+                        if m.public_ip:
+                            self.peers[m.id] = m.public_ip
+            except (RegistryError, ValueError):
                 await asyncio.sleep(0.5)
 
     async def _fence_loop(self) -> None:
