@@ -138,6 +138,12 @@ class Agent:
         await self.units.close()
         log.info("agent: left the cluster")
 
+    @property
+    def keepalive(self) -> float:
+        """Seconds between keepalives: an etcd outage shorter than ttl - keepalive
+        can never expire the lease."""
+        return max(0.2, self.opts.ttl / 8)
+
     def etcd_age(self) -> float:
         return self.clock() - self.last_contact
 
@@ -166,7 +172,7 @@ class Agent:
                 self.notify(f"STATUS={exc}")
             except RegistryError as exc:
                 log.warning("agent: keepalive failed: %s", exc)
-            await asyncio.sleep(max(0.2, self.opts.ttl / 4))
+            await asyncio.sleep(self.keepalive)
 
     async def _register(self) -> None:
         lease = await self._previous_lease() or await self.registry.kv.grant_lease(self.opts.ttl)
@@ -392,17 +398,30 @@ class Agent:
 
     async def _fence_loop(self) -> None:
         step = max(0.05, self.opts.ttl / 20)
+        last_hold = ""
         while True:
             await asyncio.sleep(step)
             if self.fenced or self.etcd_age() < FENCE_AFTER * self.opts.ttl:
+                last_hold = ""
                 continue
             addrs = [(ip, self.opts.peer_port) for ip in self.peers.values()]
             reports = await ask_peers(addrs, timeout=min(0.5, self.opts.ttl / 10))
-            verdict, why = decide(self.etcd_age(), self.opts.ttl, len(addrs), reports)
-            if verdict is Verdict.FENCE:
+            verdict, why = decide(self.etcd_age(), self.opts.ttl, self.keepalive, len(addrs),
+                                  reports)
+            if verdict is Verdict.FENCE and not await self._reaches_etcd():
                 await self.fence(why)
-            elif verdict is Verdict.HOLD:
-                log.info("agent: etcd silent for %.1fs: %s", self.etcd_age(), why)
+            elif verdict is Verdict.HOLD and why != last_hold:
+                log.warning("agent: etcd silent for %.1fs: %s", self.etcd_age(), why)
+            last_hold = why if verdict is Verdict.HOLD else ""
+
+    async def _reaches_etcd(self) -> bool:
+        """One last quick look before fencing: etcd may have just come back."""
+        try:
+            await asyncio.wait_for(self.registry.kv.revision(), 0.3)
+        except (TimeoutError, RegistryError):
+            return False
+        self._contact()
+        return True
 
     async def fence(self, why: str) -> None:
         """Stop every local unit now (files stay; the schedule decides later)."""

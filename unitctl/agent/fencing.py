@@ -5,7 +5,10 @@ The rule (documented in docs/fencing.md):
 * The engine re-places a machine's units only after the machine's lease has
   expired, i.e. ``agent_ttl`` after the agent's last successful keepalive.
 * An agent that has not reached etcd for ``FENCE_AFTER * ttl`` asks its peers
-  (the other live machines it last saw) whether *they* reach etcd.
+  (the other live machines it last saw) how long ago *they* last reached etcd.
+  A peer "reaches etcd" when its last contact is more recent than this
+  machine's first failed keepalive (``peer_age < own_age - keepalive - SLACK``):
+  ages are relative, so no clock needs to agree with another.
   - some peer reaches etcd → this machine is cut off while the cluster goes on:
     **fence** (stop every local unit now, well before the lease can expire);
   - no peer answers at all → this machine is isolated: **fence**;
@@ -30,8 +33,8 @@ from dataclasses import dataclass
 
 #: Fraction of the TTL without etcd contact after which peers are consulted.
 FENCE_AFTER = 0.5
-#: A peer "reaches etcd" if its last contact is younger than this fraction of the TTL.
-FRESH = 0.5
+#: Allowance for round trips when comparing a peer's age with ours (seconds).
+SLACK = 0.1
 
 
 class Verdict(enum.Enum):
@@ -48,14 +51,20 @@ class PeerReport:
     etcd_age: float
 
 
-def decide(since_contact: float, ttl: float, peers_known: int,
+def decide(since_contact: float, ttl: float, keepalive: float, peers_known: int,
            reports: Sequence[PeerReport]) -> tuple[Verdict, str]:
-    """Decide whether to fence, and why."""
+    """Decide whether to fence, and why.
+
+    Args:
+        since_contact: seconds since this agent last reached etcd.
+        ttl: the lease TTL; keepalive: seconds between this agent's keepalives.
+        peers_known: how many peers were asked; reports: the answers.
+    """
     if since_contact < FENCE_AFTER * ttl:
         return Verdict.OK, "etcd reachable"
     if peers_known == 0:
         return Verdict.HOLD, "no peers: nobody could take over the units"
-    fresh = [r for r in reports if r.etcd_age < FRESH * ttl]
+    fresh = [r for r in reports if r.etcd_age < since_contact - keepalive - SLACK]
     if fresh:
         return Verdict.FENCE, (f"peer {fresh[0].machine_id[:8]} reaches etcd "
                                "and this machine does not")

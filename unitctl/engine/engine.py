@@ -10,10 +10,14 @@ While leading, the engine reconciles once, then again on every change under
 seconds as a safety net. A round reads the registry, runs the pure scheduler,
 and commits the difference in transactions conditioned on what it read.
 
-Outage guard: when more than half of the machines that hold units vanish at
-once within ``grace`` seconds of this engine taking the lead, that is the mark
-of an etcd outage (every lease lapsed together), not of dead machines; the
-engine waits for the agents to re-register instead of moving everything.
+Outage guards (fleet stopped units when etcd blinked, issues 1289 and 1690):
+
+* a machine must stay gone for ``loss_grace`` seconds (default 0.5 s) before
+  its units move: an agent whose lease lapsed during a short etcd stall
+  re-registers well within that time;
+* when more than half of the machines that hold units vanish together, that is
+  the mark of an etcd outage (leases lapsing together), not of deaths: the
+  engine waits up to ``grace`` seconds (the agent TTL) for them to come back.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ class Engine:
     """Campaigns for leadership and, while leader, keeps the schedule right."""
 
     def __init__(self, registry: Registry, machine_id: str, *, resync: float = 60.0,
-                 debounce: float = 0.01, grace: float = 10.0,
+                 debounce: float = 0.01, grace: float = 10.0, loss_grace: float = 0.5,
                  clock: Callable[[], float] = time.monotonic,
                  on_round: Callable[[RoundResult], None] | None = None) -> None:
         self.registry = registry
@@ -59,10 +63,12 @@ class Engine:
         self.resync = resync
         self.debounce = debounce
         self.grace = grace
+        self.loss_grace = loss_grace
+        self._missing_since: dict[str, float] = {}
+        self._mass_since: float | None = None
         self.clock = clock
         self.on_round = on_round
         self._reqs: dict[tuple[str, str], Requirements | str] = {}
-        self._lead_since = 0.0
         self.leading = False
 
     async def run(self, lease: int) -> None:
@@ -100,14 +106,13 @@ class Engine:
 
     async def _lead(self, lead: Leadership) -> None:
         self.leading = True
-        self._lead_since = self.clock()
         dirty = asyncio.Event()
         result = await self.reconcile(lead)
         watchers = [asyncio.create_task(self._watch(p, result.revision + 1, dirty))
                     for p in (self.registry.keys.units(), self.registry.keys.machines())]
         try:
             while True:
-                timeout = self.resync if result.plan is not None else 0.5
+                timeout = self.resync if result.plan is not None else 0.1
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(dirty.wait(), timeout)
                 await asyncio.sleep(self.debounce)
@@ -143,12 +148,20 @@ class Engine:
         return result
 
     def _holding(self, view: EngineView) -> bool:
+        """True when this round must wait: machines went missing too recently."""
+        now = self.clock()
+        missing = {m for m in view.placements.values() if m not in view.machines}
+        self._missing_since = {m: self._missing_since.get(m, now) for m in missing}
         gone, used = mass_loss(view)
-        if gone > 1 and gone * 2 > used and self.clock() - self._lead_since < self.grace:
-            log.warning("engine: %d of %d machines vanished at once: an outage, not deaths; "
-                        "waiting up to %.0fs for them to re-register", gone, used, self.grace)
-            return True
-        return False
+        if gone > 1 and gone * 2 > used:
+            self._mass_since = self._mass_since if self._mass_since is not None else now
+            if now - self._mass_since < self.grace:
+                log.warning("engine: %d of %d machines vanished together: an etcd outage, "
+                            "not deaths; waiting up to %.0fs for them", gone, used, self.grace)
+                return True
+        else:
+            self._mass_since = None
+        return any(now - t < self.loss_grace for t in self._missing_since.values())
 
     def _log(self, r: RoundResult) -> None:
         for d in r.plan.decisions if r.plan else ():

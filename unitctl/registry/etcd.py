@@ -162,7 +162,13 @@ class EtcdKV:
                 certificate_chain=_read(cfg.cert_file) if cfg.cert_file else None)
         if bool(cfg.username) != bool(cfg.password):
             raise ConfigError("etcd username and password must be given together")
-        options = {}
+        # Reconnect fast after etcd comes back (gRPC's default backoff grows to
+        # 120 s), and notice dead connections (etcd refuses pings under 5 s).
+        options: dict[str, object] = {
+            "grpc.initial_reconnect_backoff_ms": 100, "grpc.min_reconnect_backoff_ms": 100,
+            "grpc.max_reconnect_backoff_ms": 1000, "grpc.keepalive_time_ms": 5000,
+            "grpc.keepalive_timeout_ms": 1000, "grpc.keepalive_permit_without_calls": 1,
+        }
         if creds is not None and host.startswith(("ipv4:", "ipv6:")):
             # gRPC would check the server certificate against the whole
             # multi-address target; check it against the first member's address

@@ -331,15 +331,20 @@ class Registry:
         return self.kv.watch_prefix(prefix, start_rev)
 
 
-def _unit_ops(keys: Keys, view: EngineView, target: TargetSchedule, name: str) -> Group:
-    """The compares and ops that bring one non-global unit's placement to target."""
+def _unit_ops(keys: Keys, view: EngineView, target: TargetSchedule, name: str,
+              scheduled_on: Mapping[str, list[str]]) -> Group:
+    """The compares and ops that bring one non-global unit's placement to target.
+
+    ``scheduled_on`` maps a unit to the machines whose schedule holds it in
+    ``view`` (an index: scanning every machine per unit is O(units x machines)).
+    """
     ops: list[Op] = []
     old_m, new_m = view.placements.get(name), target.placements.get(name)
     if old_m != new_m:
         ops.append(Put(keys.placement(name), new_m.encode()) if new_m
                    else Delete(keys.placement(name)))
-    for m, entries in view.schedules.items():
-        if name in entries and (m != new_m or name not in target.schedules.get(m, {})):
+    for m in scheduled_on.get(name, ()):
+        if m != new_m or name not in target.schedules.get(m, {}):
             ops.append(Delete(keys.scheduled(m, name)))
     if new_m:
         want = target.schedules.get(new_m, {}).get(name)
@@ -389,9 +394,13 @@ def plan_groups(keys: Keys, view: EngineView, target: TargetSchedule) -> list[Gr
     (global units, explanations) come in unguarded groups of one op.
     """
     placed = set(view.placements) | set(target.placements)
+    scheduled_on: dict[str, list[str]] = {}
+    for m, entries in view.schedules.items():
+        for name in entries:
+            scheduled_on.setdefault(name, []).append(m)
     groups: list[Group] = []
     for name in sorted(placed):
-        c, o = _unit_ops(keys, view, target, name)
+        c, o = _unit_ops(keys, view, target, name, scheduled_on)
         if o:
             groups.append((c, o))
     free = _free_ops(keys, view, target, placed) + _explain_ops(keys, view, target)

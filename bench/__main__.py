@@ -1,0 +1,185 @@
+"""The one benchmark runner: ``python -m bench [--quick] [--only NAME[,NAME]]``.
+
+Runs each benchmark, writes ``bench/results/<name>.json`` (with the machine
+facts and the command) and prints every figure next to its goal and fleet's.
+Benchmarks: scheduler, engine_round, sim, e2e, footprint, nspawn (root and
+systemd-nspawn only; skipped otherwise). ``--quick`` is a smoke run (< 1 min).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+sys.path.insert(0, str(REPO))
+
+
+def machine_facts() -> dict[str, str]:
+    def first(path: str, key: str) -> str:
+        try:
+            with open(path) as f:
+                return next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith(key)), "")
+        except OSError:
+            return ""
+
+    etcd = ""
+    if shutil.which(os.environ.get("UNITCTL_ETCD_BIN", "etcd")):
+        out = subprocess.run([os.environ.get("UNITCTL_ETCD_BIN", "etcd"), "--version"],
+                             capture_output=True, text=True, check=False).stdout
+        etcd = out.splitlines()[0] if out else ""
+    return {"nproc": str(os.cpu_count()), "cpu": first("/proc/cpuinfo", "model name"),
+            "memory": first("/proc/meminfo", "MemTotal"), "kernel": platform.release(),
+            "python": platform.python_version(), "etcd": etcd}
+
+
+def _scheduler(quick: bool) -> dict[str, Any]:
+    from bench.bench_scheduler import snapshot, timed
+
+    out: dict[str, Any] = {}
+    for count in (1000, 10000) if quick else (1000, 10000, 50000):
+        runs = 1 if quick else (5 if count <= 10000 else 2)
+        seconds, placed, after = timed(snapshot(count, 1000), runs)
+        steady, _, _ = timed(after, runs)
+        out[f"units_{count}"] = {"placements": placed, "seconds": round(seconds, 4),
+                                 "placements_per_s": round(placed / seconds),
+                                 "steady_recheck_s": round(steady, 4)}
+    return out
+
+
+def _engine_round(quick: bool) -> dict[str, Any]:
+    from bench import engine_round
+
+    args = ["--units", "2000", "--machines", "200"] if quick else []
+    r = engine_round.main(args)
+    r.pop("profile", None)
+    return r
+
+
+def _sim(quick: bool) -> dict[str, Any]:
+    from unitctl.sim import SimConfig, simulate
+
+    cfgs = [SimConfig(machines=20, units=200, seed=s, steps=5) for s in range(3)]
+    if not quick:
+        cfgs = [SimConfig(machines=1000, units=10000, seed=1, steps=5),
+                *[SimConfig(machines=20, units=200, seed=s, steps=20) for s in range(50)]]
+    runs = []
+    for cfg in cfgs:
+        t0 = time.perf_counter()
+        summary = dict(simulate(cfg).summary())
+        summary["wall_s"] = round(time.perf_counter() - t0, 2)
+        runs.append(summary)
+    return {"runs": len(runs), "violations": 0, "largest": runs[0],
+            "small_wall_s_total": round(sum(r["wall_s"] for r in runs[1:]), 2)}
+
+
+def _e2e(quick: bool) -> dict[str, Any]:
+    from bench import e2e_etcd
+
+    args = (["--agents", "50", "--units", "500", "--workers", "2", "--window", "3",
+             "--probes", "5"] if quick else [])
+    return e2e_etcd.main(args)
+
+
+def _footprint(quick: bool) -> dict[str, Any]:
+    from bench import footprint
+
+    return footprint.main(["--units", "100", "--window", "3"] if quick else [])
+
+
+def _nspawn(quick: bool) -> dict[str, Any]:
+    from bench import nspawn
+
+    if os.geteuid() != 0 or not shutil.which("systemd-nspawn"):
+        return {"skipped": "needs root and systemd-nspawn"}
+    return nspawn.main(["--starts", "5", "--ttls", "10", "--failovers", "1"] if quick else [])
+
+
+BENCHES: dict[str, Callable[[bool], dict[str, Any]]] = {
+    "scheduler": _scheduler, "engine_round": _engine_round, "sim": _sim, "e2e": _e2e,
+    "footprint": _footprint, "nspawn": _nspawn,
+}
+
+#: (bench, dotted path into its result, goal, fleet's figure)
+TABLE = [
+    ("scheduler", "units_10000.placements_per_s", ">= 20,000 placements/s", "-"),
+    ("scheduler", "units_50000.placements_per_s", "(growth)", "-"),
+    ("engine_round", "first_round_s", "(one round, 10k units)", "-"),
+    ("engine_round", "steady_round_s", "(one idle round)", "-"),
+    ("e2e", "placements_per_s", ">= 2,000 placements/s", "capped at 1,000 units"),
+    ("e2e", "submit_to_active_s", "(10k units, 1k agents)", "-"),
+    ("e2e", "wakes_per_change_median", "exactly 1", "every agent"),
+    ("e2e", "etcd_requests_per_s_steady", "(report)", "-"),
+    ("e2e", "single_start_ms_p50", "(fake systemd)", "-"),
+    ("footprint", "idle_rss_mib", "<= 40 MB", "-"),
+    ("footprint", "busy_rss_mib", "(500 units)", "-"),
+    ("footprint", "idle_cpu_percent", "(report)", "-"),
+    ("footprint", "busy_cpu_percent", "(report)", "-"),
+    ("nspawn", "start_ms_p50", "<= 250 ms", "3,300 ms"),
+    ("nspawn", "start_ms_p99", "(report)", "9,800 ms back to back"),
+    ("nspawn", "hard_kill_ttl10_s_median", "<= 10.5 s", "12-14 s"),
+    ("nspawn", "hard_kill_ttl30_s_median", "<= 30.5 s", "~30 s"),
+    ("nspawn", "graceful_stop_ttl10_s_median", "(report)", "3.5-4 s"),
+    ("sim", "largest.max_wakes_single_unit_round", "1 (2 for a move)", "every agent"),
+    ("sim", "violations", "0", "-"),
+]
+
+
+def _get(d: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(d, dict) or part not in d:
+            return None
+        d = d[part]
+    return d
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    p.add_argument("--only", default="", help=f"comma-separated subset of {', '.join(BENCHES)}")
+    args = p.parse_args(argv)
+    names = [n for n in args.only.split(",") if n] or list(BENCHES)
+    unknown = [n for n in names if n not in BENCHES]
+    if unknown:
+        p.error(f"unknown benchmark(s): {', '.join(unknown)}")
+    RESULTS.mkdir(exist_ok=True)
+    facts = machine_facts()
+    results: dict[str, Any] = {}
+    failed = False
+    for name in names:
+        print(f"== {name}", flush=True)
+        t0 = time.perf_counter()
+        try:
+            res = BENCHES[name](args.quick)
+        except Exception as exc:  # report and go on with the next benchmark
+            res = {"error": f"{type(exc).__name__}: {exc}"}
+            failed = True
+        results[name] = res
+        doc = {"name": name, "quick": args.quick, "wall_s": round(time.perf_counter() - t0, 1),
+               "command": f"python -m bench --only {name}" + (" --quick" if args.quick else ""),
+               "machine": facts, "result": res}
+        suffix = "-quick" if args.quick else ""
+        (RESULTS / f"{name}{suffix}.json").write_text(json.dumps(doc, indent=2) + "\n")
+        print(json.dumps(res)[:400], flush=True)
+    print(f"\n{'benchmark':<48} {'value':>12}  {'goal':<24} fleet")
+    for bench, path, goal, fleet in TABLE:
+        if bench in results:
+            value = _get(results[bench], path)
+            shown = "-" if value is None else (f"{value:,}" if isinstance(value, int | float)
+                                               else str(value))
+            print(f"{bench + '.' + path:<48} {shown:>12}  {goal:<24} {fleet}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""Machines that join, die, stop, and lose etcd — on real systemd machines.
+
+Each test boots its own cluster (about 2 s), with agent TTL 3 s. Timings are
+printed (and checked only loosely: benchmarks in bench/ report them).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.cluster.helpers import service, unitctl, wait, where_active, write_unit
+from tests.harness.cluster import Cluster
+
+TTL = 3.0
+Factory = Callable[..., Cluster]
+
+
+def _start(c: Cluster, tmp: Path, *names: str, xfleet: str = "") -> None:
+    paths = [write_unit(tmp, n, service(xfleet=xfleet)) for n in names]
+    unitctl(c, "start", *paths)
+
+
+def _placement(c: Cluster, names: list[str]) -> dict[str, set[str]]:
+    return {n: where_active(c, n) for n in names}
+
+
+def test_new_member_takes_new_units_and_nothing_moves(cluster_factory: Factory,
+                                                       tmp_path: Path) -> None:
+    c = cluster_factory(2)
+    names = [f"a{i}.service" for i in range(4)]
+    _start(c, tmp_path, *names)
+    before = _placement(c, names)
+    new = c.add_machine()
+    wait(lambda: len(unitctl(c, "list-machines").stdout.strip().splitlines()) == 4,
+         what="new machine registered")
+    _start(c, tmp_path, "b0.service", "b1.service")
+    assert where_active(c, "b0.service") == {new} and where_active(c, "b1.service") == {new}
+    assert _placement(c, names) == before
+
+
+def test_hard_killed_member_only_lost_units_move(cluster_factory: Factory,
+                                                  tmp_path: Path) -> None:
+    c = cluster_factory(3)
+    names = [f"u{i}.service" for i in range(6)]
+    _start(c, tmp_path, *names)
+    before = _placement(c, names)
+    victim = next(iter(before["u0.service"]))
+    lost = [n for n, ms in before.items() if victim in ms]
+    t0 = time.monotonic()
+    c.kill(victim)
+    alive = [m for m in c.names if m != victim]
+    took = wait(lambda: all(where_active(c, n, alive) for n in lost), timeout=TTL + 10,
+                step=0.05, what="lost units active elsewhere")
+    print(f"hard kill: units active elsewhere after {took:.2f}s (TTL {TTL}s)")
+    assert time.monotonic() - t0 < TTL + 3
+    after = _placement(c, names)
+    assert {n: ms for n, ms in after.items() if n not in lost} == \
+        {n: ms for n, ms in before.items() if n not in lost}
+    assert all(len(ms) == 1 for ms in after.values())
+
+
+def test_machine_of_followers_move_with_their_leader(cluster_factory: Factory,
+                                                     tmp_path: Path) -> None:
+    c = cluster_factory(3)
+    _start(c, tmp_path, "ping.service")
+    _start(c, tmp_path, "pong.service", xfleet="MachineOf=ping.service")
+    (m,) = where_active(c, "ping.service")
+    c.kill(m)
+    alive = [x for x in c.names if x != m]
+    wait(lambda: len(where_active(c, "pong.service", alive)) == 1, timeout=TTL + 10,
+         what="pong moved")
+    assert where_active(c, "ping.service", alive) == where_active(c, "pong.service", alive)
+
+
+def test_graceful_agent_stop_moves_units_at_once(cluster_factory: Factory,
+                                                 tmp_path: Path) -> None:
+    c = cluster_factory(2)
+    _start(c, tmp_path, "g.service")
+    (m,) = where_active(c, "g.service")
+    other = next(x for x in c.names if x != m)
+    t0 = time.monotonic()
+    c.stop_agent(m)
+    took = wait(lambda: where_active(c, "g.service") == {other}, timeout=10, step=0.05,
+                what="moved after graceful stop")
+    print(f"graceful stop: active elsewhere {time.monotonic() - t0:.2f}s after "
+          f"`systemctl stop unitctl-agent` returned ({took:.2f}s of waiting)")
+    assert time.monotonic() - t0 < TTL  # no lease expiry needed
+
+
+def _watch_stops(c: Cluster, names: list[str], until: threading.Event,
+                 seen: list[str]) -> None:
+    """Record any moment a running unit is seen inactive on its machine."""
+    where = {n: next(iter(where_active(c, n))) for n in names}
+    while not until.is_set():
+        for n, m in where.items():
+            if not where_active(c, n, [m]):
+                seen.append(f"{n} stopped on {m}")
+        time.sleep(0.1)
+
+
+def test_short_etcd_outage_stops_nothing(cluster_factory: Factory, tmp_path: Path) -> None:
+    c = cluster_factory(3)
+    names = [f"s{i}.service" for i in range(3)]
+    _start(c, tmp_path, *names)
+    before = _placement(c, names)
+    stop, seen = threading.Event(), []
+    watcher = threading.Thread(target=_watch_stops, args=(c, names, stop, seen))
+    watcher.start()
+    try:
+        for m in c.etcd.members:
+            m.pause()  # etcd unreachable for everyone, shorter than the TTL
+        time.sleep(TTL * 0.8)
+        for m in c.etcd.members:
+            m.resume()
+        time.sleep(TTL * 2)
+    finally:
+        stop.set()
+        watcher.join()
+    assert seen == []
+    assert _placement(c, names) == before
+
+
+def test_long_etcd_outage_for_everyone_stops_and_moves_nothing(cluster_factory: Factory,
+                                                               tmp_path: Path) -> None:
+    c = cluster_factory(3)
+    names = [f"l{i}.service" for i in range(3)]
+    _start(c, tmp_path, *names)
+    before = _placement(c, names)
+    stop, seen = threading.Event(), []
+    watcher = threading.Thread(target=_watch_stops, args=(c, names, stop, seen))
+    watcher.start()
+    try:
+        for m in c.etcd.members:
+            m.pause()
+        time.sleep(TTL * 3)
+        for m in c.etcd.members:
+            m.resume()
+        wait(lambda: len(unitctl(c, "list-machines", check=False).stdout.splitlines()) == 4,
+             timeout=20, what="machines back")
+        time.sleep(TTL * 2)
+    finally:
+        stop.set()
+        watcher.join()
+    assert seen == []
+    assert _placement(c, names) == before
+
+
+def test_partitioned_machine_stops_units_before_they_start_elsewhere(
+        cluster_factory: Factory, tmp_path: Path) -> None:
+    c = cluster_factory(3)
+    _start(c, tmp_path, "p.service")
+    (m,) = where_active(c, "p.service")
+    alive = [x for x in c.names if x != m]
+    t0 = time.monotonic()
+    c.partition(m)
+    try:
+        stopped = wait(lambda: not where_active(c, "p.service", [m]), timeout=TTL + 5,
+                       step=0.05, what="fenced on the partitioned machine")
+        started = wait(lambda: bool(where_active(c, "p.service", alive)), timeout=TTL + 10,
+                       step=0.05, what="started elsewhere") + stopped
+        print(f"partition: stopped on {m} after {stopped:.2f}s, active elsewhere after "
+              f"{started:.2f}s: gap {started - stopped:.2f}s, no overlap (TTL {TTL}s)")
+        assert stopped < started
+        assert len(where_active(c, "p.service")) == 1
+    finally:
+        c.heal(m)
+    # back on the network: the old machine does not start it again
+    wait(lambda: len(unitctl(c, "list-machines").stdout.strip().splitlines()) == 4,
+         timeout=20, what="re-registered")
+    time.sleep(1)
+    assert not where_active(c, "p.service", [m])
+    assert time.monotonic() - t0 < 60
