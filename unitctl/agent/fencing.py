@@ -12,9 +12,11 @@ The rule (documented in docs/fencing.md):
   - some peer reaches etcd → this machine is cut off while the cluster goes on:
     **fence** (stop every local unit now, well before the lease can expire);
   - no peer answers at all → this machine is isolated: **fence**;
-  - every answering peer is cut off from etcd too → etcd itself is down; no
-    engine can move anything and leases survive an etcd restart: **hold**
-    (stop nothing);
+  - some peer does not answer → it may be on the side of a split that still
+    reaches etcd: **fence** (safety first: a unit must never run twice);
+  - every known peer answers and every one is cut off from etcd too → etcd
+    itself is down; no engine can move anything and leases survive an etcd
+    restart: **hold** (stop nothing);
   - there are no peers (a one-machine cluster) → nobody could take the units:
     **hold**.
 
@@ -70,7 +72,10 @@ def decide(since_contact: float, ttl: float, keepalive: float, peers_known: int,
                                "and this machine does not")
     if not reports:
         return Verdict.FENCE, "isolated: neither etcd nor any peer answers"
-    return Verdict.HOLD, "etcd is unreachable from every answering peer too: holding"
+    if len(reports) < peers_known:
+        return Verdict.FENCE, (f"{peers_known - len(reports)} of {peers_known} peers do not "
+                               "answer and may still reach etcd")
+    return Verdict.HOLD, "etcd is unreachable from every peer too: holding"
 
 
 class PeerServer:
