@@ -8,6 +8,12 @@ gRPC's ``ipv4:`` multi-address target.
 
 from __future__ import annotations
 
+import os
+
+# gRPC's C core logs to stderr on its own ("E1122 ... Corruption detected");
+# our errors are reported once, by us. Must be set before grpc is imported.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
 import asyncio
 import contextlib
 import ipaddress
