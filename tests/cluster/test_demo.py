@@ -1,0 +1,296 @@
+"""``bin/demo`` end to end, run as a user would: ``up``, placement, ``kill``, ``down``.
+
+One demo cluster for the module, booted by ``bin/demo up`` in a subprocess
+with its own state file, tag, bridge and subnet (so it coexists with the
+default demo and with the other cluster tests). Tests run in file order; the
+last one runs ``bin/demo down`` and checks that nothing of ours is left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness.cluster import CGROUP_PARENT, CGROUP_ROOT, Cluster, pid_alive
+
+pytestmark = pytest.mark.cluster
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "bin" / "demo"
+TAG, BRIDGE, SUBNET = "dt", "br-unitctl-dt", "10.231.98"
+AGENT_TTL = 3.0  # bin/demo's agent_ttl
+MOVE_WITHIN = AGENT_TTL + 9  # TTL + a few seconds for the engine and systemd
+UP_BUDGET = 60.0  # warm rootfs cache: "well under a minute"
+LOG_ROOT = os.environ.get("UNITCTL_CLUSTER_LOGS") or "/tmp/unitctl-cluster-logs"
+MACHINE_META = {"m1": "disk=ssd,region=eu", "m2": "disk=hdd,region=us",
+                "m3": "disk=hdd,region=eu"}
+
+
+@dataclass
+class Demo:
+    state_file: str
+    up: subprocess.CompletedProcess[str]
+    up_seconds: float
+    state: dict[str, Any]
+    downed: bool = False
+    killed: list[str] = field(default_factory=list)
+
+    @property
+    def endpoint(self) -> str:
+        return str(self.state["endpoint"])
+
+    @property
+    def workdir(self) -> str:
+        return str(self.state["workdir"])
+
+    def name_of(self, machine_id: str) -> str:
+        for m in self.state["machines"]:
+            if m["machine_id"] == machine_id:
+                return str(m["name"])
+        raise AssertionError(f"machine id {machine_id} is not one of the demo's")
+
+    def ip_of(self, name: str) -> str:
+        return next(str(m["ip"]) for m in self.state["machines"] if m["name"] == name)
+
+    def id_of(self, name: str) -> str:
+        return next(str(m["machine_id"]) for m in self.state["machines"] if m["name"] == name)
+
+
+def demo_cmd(state_file: str, *args: str, timeout: float = 300,
+             check: bool = True) -> subprocess.CompletedProcess[str]:
+    p = subprocess.run([str(DEMO), "--state-file", state_file, *args], cwd=REPO,
+                       capture_output=True, text=True, timeout=timeout,
+                       stdin=subprocess.DEVNULL, check=False)
+    if check:
+        assert p.returncode == 0, f"bin/demo {' '.join(args)}: exit {p.returncode}\n" \
+                                  f"--- stdout\n{p.stdout}\n--- stderr\n{p.stderr}"
+    return p
+
+
+def unitctl(d: Demo, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    p = subprocess.run([sys.executable, "-m", "unitctl", "--endpoint", d.endpoint, *args],
+                       cwd=REPO, capture_output=True, text=True, timeout=60,
+                       stdin=subprocess.DEVNULL, check=False)
+    if check:
+        assert p.returncode == 0, f"unitctl {' '.join(args)}: {p.stdout}{p.stderr}"
+    return p
+
+
+def units(d: Demo) -> list[tuple[str, str, str]]:
+    """(unit, machine name, active) of every reported unit."""
+    rows = json.loads(unitctl(d, "list-units", "--json", "--full").stdout)
+    return [(r["unit"], d.name_of(r["machine"].split("/")[0]), r["active"]) for r in rows]
+
+
+def http_get(url: str, within: float = 10) -> str:
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                return str(r.read().decode())
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def table(output: str, header: str) -> list[list[str]]:
+    """The rows of the tab-separated table of ``$ unitctl <header>`` in output."""
+    block = output.split(f"$ unitctl {header}\n", 1)[1].split("\n\n", 1)[0]
+    return [re.split(r"\t+", line.strip()) for line in block.strip().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    if os.geteuid() != 0:
+        pytest.skip("bin/demo needs root (systemd-nspawn, netns, cgroups)")
+    if shutil.which("systemd-nspawn") is None:
+        pytest.skip("systemd-nspawn not installed (run scripts/setup-cluster.sh)")
+    state_file = str(tmp_path_factory.mktemp("demo") / "state.json")
+    t0 = time.monotonic()
+    p = demo_cmd(state_file, "up", "--tag", TAG, "--bridge", BRIDGE, "--subnet", SUBNET,
+                 timeout=600, check=False)
+    seconds = time.monotonic() - t0
+    try:
+        assert p.returncode == 0, f"bin/demo up: exit {p.returncode}\n--- stdout\n" \
+                                  f"{p.stdout}\n--- stderr\n{p.stderr}"
+        with open(state_file, encoding="utf-8") as f:
+            d = Demo(state_file, p, seconds, json.load(f))
+        yield d
+    finally:
+        if os.path.exists(state_file):
+            demo_cmd(state_file, "down", check=False)
+
+
+@pytest.fixture(autouse=True)
+def _demo_logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    rep = getattr(request.node, "rep_call", None)
+    if rep is None or not rep.failed or "demo" not in request.fixturenames:
+        return
+    d: Demo = request.getfixturevalue("demo")
+    if not os.path.exists(d.state_file):
+        return
+    dest = os.path.join(LOG_ROOT, "test_demo", request.node.name)
+    try:
+        Cluster.attach(d.state_file).collect_logs(dest)
+        msg = f"demo cluster logs: {dest}"
+    except Exception as e:  # best effort: never mask the failure
+        msg = f"collecting demo logs failed: {e}"
+    request.node.add_report_section("teardown", "demo logs", msg)
+
+
+# --------------------------------------------------------------------------- up
+
+def test_up_prints_tables_and_next_steps(demo: Demo,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    out = demo.up.stdout
+    with capsys.disabled():
+        print(f"\nbin/demo up: {demo.up_seconds:.1f}s; "
+              + " ".join(re.findall(r"demo: (up in .*)", out)))
+    assert demo.up_seconds < UP_BUDGET, f"bin/demo up took {demo.up_seconds:.1f}s"
+    machines = table(out, "list-machines")
+    assert machines[0] == ["MACHINE", "IP", "METADATA"]
+    assert sorted(row[1:] for row in machines[1:]) == sorted(
+        [demo.ip_of(n), meta] for n, meta in MACHINE_META.items())
+    units_table = table(out, "list-units")
+    assert units_table[0] == ["UNIT", "MACHINE", "ACTIVE", "SUB"]
+    assert {row[0] for row in units_table[1:]} >= {
+        "mongo.service", "employees.service", "node-exporter.service", "cache.service",
+        "web@1.service", "web@2.service", "web@3.service"}
+    # the next steps, copy-pasteable
+    assert "Next steps" in out
+    assert f"export UNITCTL_ENDPOINT={demo.endpoint}\n" in out
+    assert f"export PATH={REPO}/.venv/bin:$PATH" in out
+    assert "\n  unitctl list-units\n" in out
+    assert "\n  watch -n0.5 unitctl list-units\n" in out
+    assert "unitctl explain web@4.service" in out
+    demo_ref = f"bin/demo --state-file {demo.state_file}"
+    assert re.search(rf"{re.escape(demo_ref)} kill m[123]\b", out)
+    assert f"{demo_ref} down" in out
+
+
+def test_units_placed_by_their_rules(demo: Demo) -> None:
+    rows = units(demo)
+    where: dict[str, list[str]] = {}
+    for unit, machine, active in rows:
+        assert active == "active", rows
+        where.setdefault(unit, []).append(machine)
+    # mongo + employees together (X-ConditionMachineOf)
+    assert len(where["mongo.service"]) == 1
+    assert where["employees.service"] == where["mongo.service"]
+    # Global=true: on all 3
+    assert sorted(where["node-exporter.service"]) == ["m1", "m2", "m3"]
+    # MachineMetadata=disk=ssd: on m1
+    assert where["cache.service"] == ["m1"]
+    # Conflicts=web@*.service: 3 active on distinct machines, web@4 unscheduled
+    webs = {u: ms for u, ms in where.items() if u.startswith("web@")}
+    assert sorted(webs) == ["web@1.service", "web@2.service", "web@3.service"], rows
+    assert sorted(m for ms in webs.values() for m in ms) == ["m1", "m2", "m3"]
+    explain = unitctl(demo, "explain", "web@4.service").stdout
+    assert "cannot be placed" in explain, explain
+    reasons = explain.split("cannot be placed:", 1)[1].strip().splitlines()
+    assert len(reasons) == 3 and all("Conflicts=web@*.service" in r for r in reasons), explain
+    # the units do what they say: employees reads mongo on its own machine
+    mongo_on = where["mongo.service"][0]
+    body = http_get(f"http://{demo.ip_of(mongo_on)}:3000/")
+    assert body.startswith(f"employees app on {mongo_on}: alice, bob, carol"), body
+    assert f"stored by mongo on {mongo_on}" in body
+    for n in MACHINE_META:
+        metrics = http_get(f"http://{demo.ip_of(n)}:9100/metrics")
+        assert f'node_up{{host="{n}"}} 1' in metrics, metrics
+
+
+def test_status(demo: Demo) -> None:
+    out = demo_cmd(demo.state_file, "status").stdout
+    assert demo.endpoint in out
+    for n in MACHINE_META:
+        line = next(ln for ln in out.splitlines() if ln.startswith(f"{n} "))
+        assert line.split()[1:5] == [demo.ip_of(n), demo.id_of(n), "yes", "registered"], line
+    assert "$ unitctl list-units" in out and "mongo.service" in out
+
+
+def test_kill_moves_mongo_and_employees_together(demo: Demo,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    victim = next(m for u, m, _ in units(demo) if u == "mongo.service")
+    t0 = time.monotonic()
+    demo_cmd(demo.state_file, "kill", victim)
+    demo.killed.append(victim)
+    pair: dict[str, list[tuple[str, str]]] = {}
+    moved_after = None
+    while time.monotonic() - t0 < MOVE_WITHIN:
+        rows = units(demo)
+        pair = {u: [(m, a) for uu, m, a in rows if uu == u]
+                for u in ("mongo.service", "employees.service")}
+        mongo, employees = pair["mongo.service"], pair["employees.service"]
+        if (len(mongo) == 1 and employees == mongo and mongo[0][0] != victim
+                and mongo[0][1] == "active"):
+            moved_after = time.monotonic() - t0
+            break
+        time.sleep(0.25)
+    assert moved_after is not None, \
+        f"mongo+employees not active together off {victim} within {MOVE_WITHIN}s: {pair}"
+    with capsys.disabled():
+        print(f"\nbin/demo kill {victim}: mongo+employees active on "
+              f"{pair['mongo.service'][0][0]} after {moved_after:.1f}s (agent TTL {AGENT_TTL}s)")
+    new = pair["mongo.service"][0][0]
+    body = http_get(f"http://{demo.ip_of(new)}:3000/")
+    assert f"stored by mongo on {new}" in body, body
+    # the killed machine is gone from the cluster; its global unit copy too
+    assert demo.id_of(victim) not in unitctl(demo, "list-machines", "--full").stdout
+    assert victim not in [m for u, m, _ in units(demo)]
+
+
+def test_down_leaves_nothing(demo: Demo) -> None:
+    st = demo.state
+    pids = [m["nspawn_pid"] for m in st["machines"]] + list(st["etcd_pids"])
+    demo_cmd(demo.state_file, "down")
+    demo.downed = True
+    assert not os.path.exists(demo.state_file)
+    # processes
+    assert not [p for p in pids if p and pid_alive(p)]
+    ours = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if demo.workdir.encode() in cmd:
+                ours.append(cmd.decode(errors="replace"))
+    assert not ours, ours
+    # mounts and the workdir
+    with open("/proc/self/mountinfo", encoding="utf-8") as f:
+        mounts = [line.split()[4] for line in f]
+    assert not [m for m in mounts if m.startswith(demo.workdir)]
+    assert not os.path.exists(demo.workdir)
+    # network: netns, veths, bridge, iptables rule
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                           check=True).stdout
+    assert not re.search(rf"^unitctl-{TAG}", netns, re.M), netns
+    links = os.listdir("/sys/class/net")
+    assert not [x for x in links if x.startswith(f"uv{TAG}") or x == BRIDGE], links
+    rules = subprocess.run(["iptables", "-w", "-S", "FORWARD"], capture_output=True,
+                           text=True, check=False).stdout
+    assert BRIDGE not in rules, rules
+    # cgroups: ours under unitctl-test/ in both hierarchies, nothing else unitctl-* of ours
+    for h in ("unified", "systemd"):
+        parent = CGROUP_ROOT / h / CGROUP_PARENT
+        left = [p.name for p in parent.glob(f"{TAG}*")] if parent.is_dir() else []
+        assert not left, f"{parent}: {left}"
+        assert not list((CGROUP_ROOT / h).glob(f"unitctl-{TAG}*"))
+    # idempotent
+    again = demo_cmd(demo.state_file, "down")
+    assert "nothing to do" in again.stdout
