@@ -9,8 +9,8 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=find_packages(include=["unitctl", "unitctl.*"]),
-    package_data={"unitctl": ["py.typed", "templates/*.j2"]},
+    packages=[*find_packages(include=["unitctl", "unitctl.*"]), "unitctl.templates"],
+    package_data={"unitctl": ["py.typed"], "unitctl.templates": ["*.j2"]},
     include_package_data=True,
     scripts=["bin/docker-run"],
     install_requires=[
