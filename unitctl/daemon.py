@@ -3,7 +3,10 @@
 Reads the configuration (file, ``UNITCTL_*`` environment, flags), connects to
 etcd, drives the local systemd over D-Bus and runs the :class:`Agent` (with
 its engine) until SIGTERM, when it unloads its units and leaves at once so
-they move immediately. It speaks ``sd_notify``: READY once registered and
+they move immediately. SIGHUP (``systemctl reload unitctl-agent``) re-executes
+the agent in place instead: units keep running, and the new process adopts
+them and the machine's lease (upgrades without disruption). A crash restart
+(``Restart=always``) adopts them the same way. It speaks ``sd_notify``: READY once registered and
 reconciled, STATUS on changes, WATCHDOG while the event loop is healthy.
 """
 
@@ -112,6 +115,11 @@ async def run_agent(cfg: AgentConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+
+    def reexec() -> None:
+        agent.leave_on_stop = False
+        stop.set()
+    loop.add_signal_handler(signal.SIGHUP, reexec)
     dog = asyncio.create_task(watchdog(notify))
 
     async def ready() -> None:
@@ -122,10 +130,13 @@ async def run_agent(cfg: AgentConfig) -> None:
     try:
         await agent.run(stop)
     finally:
-        notify("STOPPING=1")
+        notify("STOPPING=1" if agent.leave_on_stop else "RELOADING=1")
         dog.cancel()
         ready_task.cancel()
         await registry.kv.close()
+    if not agent.leave_on_stop:
+        log.info("re-executing (SIGHUP): units keep running and are adopted")
+        os.execv(sys.executable, [sys.executable, "-m", "unitctl.daemon", *sys.argv[1:]])
 
 
 FLAGS = ["etcd_servers", "etcd_key_prefix", "etcd_cafile", "etcd_certfile", "etcd_keyfile",

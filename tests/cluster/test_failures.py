@@ -173,3 +173,32 @@ def test_partitioned_machine_stops_units_before_they_start_elsewhere(
     time.sleep(1)
     assert not where_active(c, "p.service", [m])
     assert time.monotonic() - t0 < 60
+
+
+def _main_pid(c: Cluster, machine: str, unit: str) -> str:
+    return c.exec(machine, "systemctl", "show", "-p", "MainPID", "--value", unit).stdout.strip()
+
+
+def test_agent_reexec_and_crash_restart_keep_units_running(cluster_factory: Factory,
+                                                           tmp_path: Path) -> None:
+    c = cluster_factory(2)
+    _start(c, tmp_path, "k.service")
+    (m,) = where_active(c, "k.service")
+    pid = _main_pid(c, m, "k.service")
+    assert pid not in ("", "0")
+    # systemctl reload: SIGHUP, the agent re-executes itself in place
+    agent_pid = _main_pid(c, m, "unitctl-agent.service")
+    c.systemctl(m, "reload", "unitctl-agent")
+    wait(lambda: "adopted running unit k.service" in c.journal(m, "-u", "unitctl-agent"),
+         what="re-executed agent adopted the unit")
+    assert _main_pid(c, m, "unitctl-agent.service") == agent_pid  # exec keeps the pid
+    # a crash: systemd restarts the agent (Restart=always)
+    c.systemctl(m, "kill", "-s", "KILL", "unitctl-agent")
+    wait(lambda: _main_pid(c, m, "unitctl-agent.service") not in ("", "0", agent_pid)
+         and c.exec(m, "systemctl", "is-active", "unitctl-agent", check=False).stdout.strip()
+         == "active", timeout=20, what="agent restarted")
+    time.sleep(TTL)  # well past the old process's last keepalive
+    assert where_active(c, "k.service") == {m}
+    assert _main_pid(c, m, "k.service") == pid  # never restarted
+    r = unitctl(c, "list-units", "--full")
+    assert c.machine_id(m) in r.stdout and "active" in r.stdout

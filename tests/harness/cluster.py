@@ -79,6 +79,7 @@ After=dbus.service
 Type=notify
 NotifyAccess=main
 ExecStart=/opt/unitctl/venv/bin/python -m unitctl.daemon
+ExecReload=/bin/kill -HUP $MAINPID
 Environment=PYTHONPATH=/opt/unitctl/src
 Environment=PYTHONUNBUFFERED=1
 WatchdogSec=10
@@ -88,6 +89,29 @@ RestartSec=1
 
 [Install]
 WantedBy=multi-user.target
+"""
+
+
+# docker_socket=True: what makes generated container units runnable in a machine
+# (the engine is the host's, reached through the bind-mounted socket).
+DOCKER_RUN_WRAPPER = """\
+#!/bin/sh
+# unitctl test harness: bin/docker-run of the bind-mounted repo (generated units
+# call /usr/local/bin/docker-run); it labels containers unitctl.machine=MACHINE-ID.
+PYTHONPATH=/opt/unitctl/src
+export PYTHONPATH
+exec /opt/unitctl/venv/bin/python /opt/unitctl/src/bin/docker-run "$@"
+"""
+DOCKER_STUB_UNIT = """\
+# unitctl test harness: stands for the engine that generated units Require=;
+# the engine is the host's dockerd behind the bind-mounted /var/run/docker.sock.
+[Unit]
+Description=host docker engine (via /var/run/docker.sock)
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/bin/docker version
 """
 
 
@@ -511,6 +535,17 @@ class Cluster:
             wants.symlink_to(f"/etc/systemd/system/{AGENT_UNIT}")
         with open(root / "etc/hosts", "w", encoding="utf-8") as f:
             f.write(f"127.0.0.1 localhost\n{m.ip} {m.name}\n")
+        if self.docker_socket:
+            self._write_docker_files(root)
+
+    @staticmethod
+    def _write_docker_files(root: Path) -> None:
+        """docker_socket=True: /usr/local/bin/docker-run + a docker.service stand-in."""
+        wrapper = root / "usr/local/bin/docker-run"
+        wrapper.parent.mkdir(parents=True, exist_ok=True)
+        wrapper.write_text(DOCKER_RUN_WRAPPER)
+        wrapper.chmod(0o755)
+        (root / "etc/systemd/system/docker.service").write_text(DOCKER_STUB_UNIT)
 
     def _make_netns(self, m: Machine) -> None:
         if m.netns_made:
@@ -621,7 +656,8 @@ class Cluster:
             st = os.stat(m.root)
             m.lock_file = str(NSPAWN_STATE / "locks" / f"inode-{st.st_dev}:{st.st_ino}")
 
-    def _kill_machine(self, m: Machine, timeout: float = 15) -> None:
+    def _kill_machine(self, m: Machine, timeout: float = 15,
+                      keep_containers: bool = False) -> None:
         """cgroup.kill the machine (nspawn included) and wait until its cgroup is empty."""
         cg = m.cgroup_dir("unified")
         if cg.exists():
@@ -634,7 +670,8 @@ class Cluster:
                 m.proc.wait(timeout)
         elif not wait_until(lambda: not pid_alive(m.nspawn_pid), timeout):
             raise ClusterError(f"{m.name}: systemd-nspawn {m.nspawn_pid} survived cgroup.kill")
-        self._remove_docker_containers(m)
+        if not keep_containers:
+            self._remove_docker_containers(m)
         m.proc = None
         m.nspawn_pid = m.leader_pid = 0
         self._clean_cgroups(m, keep_top=True)
@@ -655,8 +692,13 @@ class Cluster:
     def _remove_docker_containers(self, m: Machine) -> None:
         if not self.docker_socket or shutil.which("docker") is None:
             return
-        ids = sh("docker", "ps", "-aq", "--filter", f"label=unitctl.machine={m.name}",
-                 check=False).stdout.split()
+        # docker-run labels its containers unitctl.machine=<machine id>; the name
+        # is kept for containers labelled by hand
+        ids: list[str] = []
+        for ident in filter(None, (m.machine_id, m.name)):
+            ids += sh("docker", "ps", "-aq", "--filter", f"label=unitctl.machine={ident}",
+                      check=False).stdout.split()
+        ids = list(dict.fromkeys(ids))
         if ids:
             sh("docker", "rm", "-f", *ids, check=False, timeout=120)
 
@@ -740,9 +782,14 @@ class Cluster:
         args = ["is-system-running", *(["--wait"] if wait else [])]
         return self.systemctl(name, *args, check=False, timeout=timeout).stdout.strip()
 
-    def kill(self, name: str) -> None:
-        """Hard-kill a machine (cgroup.kill); overlay, netns and machine-id stay for boot()."""
-        self._kill_machine(self.machine(name))
+    def kill(self, name: str, keep_containers: bool = False) -> None:
+        """Hard-kill a machine (cgroup.kill); overlay, netns and machine-id stay for boot().
+
+        ``keep_containers=True`` (docker_socket only): leave the machine's containers
+        running in the host engine, as an engine that outlives its machine would
+        (a shared or remote engine); by default they die with the machine.
+        """
+        self._kill_machine(self.machine(name), keep_containers=keep_containers)
         self._save_state()
 
     def boot(self, name: str) -> None:

@@ -90,10 +90,17 @@ class Agent:
         self._lease_changed = asyncio.Event()
         self._engine_task: asyncio.Task[None] | None = None
         self.engine: object | None = None
+        self.leave_on_stop = True
 
     # -- lifecycle -------------------------------------------------------
-    async def run(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set, then leave gracefully (units unloaded)."""
+    async def run(self, stop: asyncio.Event, leave: bool = True) -> None:
+        """Run until ``stop`` is set, then leave gracefully (units unloaded).
+
+        With ``leave`` False (read when ``stop`` fires, so it may be flipped
+        after the call: the re-exec on SIGHUP) units keep running and the lease
+        stays, for the next agent process to adopt.
+        """
+        self.leave_on_stop = leave
         await self.units.start_manager(self._on_state)
         await self._adopt()
         peer = PeerServer(self.machine.id, self.etcd_age)
@@ -112,7 +119,11 @@ class Agent:
                     self._engine_task.cancel()
         finally:
             await peer.close()
-        await self.leave()
+        if self.leave_on_stop:
+            await self.leave()
+        else:
+            await self.units.close()
+            log.info("agent: stopping without leaving: units keep running")
 
     async def _adopt(self) -> None:
         """After a restart: units already active are ours and stay running."""
