@@ -14,7 +14,10 @@ Pure (no I/O, fully unit-testable):
   command. ``--name`` is required; ``-d/--detach`` and ``--rm`` are refused.
 * :class:`ContainerSpec` and :func:`spec_hash`: the desired container and its
   fingerprint (sha256 over image id, normalized options and command). The hash
-  is stored on the container as the label ``unitctl.spec-hash``.
+  is stored on the container as the label ``unitctl.spec-hash``. The machine
+  docker-run runs on (:func:`machine_identity`) is part of the spec and of the
+  hash and is stored as the label ``unitctl.machine``: on an engine shared by
+  several machines, a container left by another machine is never adopted.
 * :func:`parse_port`: the ``[IP:][HOST:]CONTAINER[/PROTO]`` syntax of ``-p``.
 
 Impure:
@@ -40,6 +43,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -52,6 +56,18 @@ from unitctl.errors import ContainerError, UnitctlError, UsageError
 
 #: Label carrying the spec hash on every container docker-run creates.
 HASH_LABEL = "unitctl.spec-hash"
+
+#: Label naming the machine whose docker-run created the container (part of the spec hash).
+MACHINE_LABEL = "unitctl.machine"
+
+#: Environment variable overriding the machine identity (default: the machine id).
+MACHINE_ENV = "UNITCTL_MACHINE"
+
+#: Where the machine identity comes from by default (the id unitctl's agent registers).
+MACHINE_ID_FILE = Path("/etc/machine-id")
+
+#: Labels only docker-run sets.
+RESERVED_LABELS = (HASH_LABEL, MACHINE_LABEL)
 
 #: Environment variable choosing the engine when ``--engine`` is not given.
 ENGINE_ENV = "UNITCTL_CONTAINER_ENGINE"
@@ -67,6 +83,9 @@ CREATE_ATTEMPTS = 5
 
 #: Seconds a forwarded stop waits for a container that is still being started.
 START_GRACE = 10.0
+
+#: Seconds docker-run waits for the containers named by ``--link`` to run.
+LINK_WAIT = 30.0
 
 # Short flags and their long names.
 _SHORT_TO_LONG: dict[str, str] = {
@@ -180,7 +199,10 @@ class ContainerSpec:
 
     ``image`` is the reference the user gave, ``image_id`` what it resolved to
     (so re-tagging an image changes the hash); ``options`` are normalized
-    tokens as produced by :func:`parse_run_argv`.
+    tokens as produced by :func:`parse_run_argv`. ``machine`` is the identity
+    of the machine creating the container ("" for none): it becomes the
+    ``unitctl.machine`` label and is part of the hash. ``link_ids`` are the
+    ids of the ``--link`` target containers (see :func:`wait_for_links`).
     """
 
     name: str
@@ -188,19 +210,34 @@ class ContainerSpec:
     image_id: str
     options: tuple[str, ...]
     command: tuple[str, ...]
+    machine: str = ""
+    link_ids: tuple[str, ...] = ()
 
 
 def spec_hash(spec: ContainerSpec) -> str:
-    """Return the hex sha256 of the image id, normalized options and command.
+    """Return the hex sha256 of the image id, options, command, machine and link ids.
 
     The name and the image reference are not part of it: the same options on
     the same image content give the same hash. Deterministic across runs.
+
+    The machine is part of it (when not empty; an empty machine leaves the
+    hash as it was before machines were hashed): where several machines share
+    one engine, the container of a unit that moved here from a machine that
+    died is "different" and gets recreated instead of adopted, so nothing of
+    the old machine keeps running under the unit's name. With one engine per
+    machine the identity is constant, so it never causes drift. The ids of
+    the ``--link`` targets are part of it too (see :func:`wait_for_links`).
     """
-    payload = json.dumps(
-        {"image_id": spec.image_id, "options": list(spec.options), "command": list(spec.command)},
-        sort_keys=True,
-        separators=(",", ":"),
-    )
+    fields: dict[str, t.Any] = {
+        "image_id": spec.image_id,
+        "options": list(spec.options),
+        "command": list(spec.command),
+    }
+    if spec.machine:
+        fields["machine"] = spec.machine
+    if spec.link_ids:
+        fields["link_ids"] = list(spec.link_ids)
+    payload = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -276,11 +313,11 @@ def _long_name(flag: str) -> str:
 
 
 def _check_option(flag: str, value: str) -> None:
-    """Validate the values docker-run cares about (name, ports, reserved label)."""
+    """Validate the values docker-run cares about (name, ports, reserved labels)."""
     if flag == "--publish":
         parse_port(value)
-    elif flag == "--label" and value.split("=", 1)[0] == HASH_LABEL:
-        raise UsageError(f"label {HASH_LABEL!r} is reserved for docker-run")
+    elif flag == "--label" and value.split("=", 1)[0] in RESERVED_LABELS:
+        raise UsageError(f"label {value.split('=', 1)[0]!r} is reserved for docker-run")
     elif flag == "--name":
         validate_name(value)
 
@@ -356,8 +393,8 @@ def parse_run_argv(argv: Sequence[str]) -> RunRequest:
     Options are normalized to ``--long`` / ``--long=value`` tokens in the
     given order (``--name`` removed). Raises UsageError for: a missing
     ``--name`` or image, ``-d/--detach``, ``--rm``, unknown options, a value
-    option without a value, a bad ``-p`` value, a bad name, or the reserved
-    ``unitctl.spec-hash`` label.
+    option without a value, a bad ``-p`` value, a bad name, or a reserved
+    label (``unitctl.spec-hash``, ``unitctl.machine``).
     """
     engine, args = _split_engine(argv)
     pairs, rest = _split_options(args)
@@ -372,6 +409,11 @@ def parse_run_argv(argv: Sequence[str]) -> RunRequest:
     return RunRequest(names[0], rest[0], options, tuple(rest[1:]), engine)
 
 
+def link_targets(request: RunRequest) -> list[str]:
+    """Return the container names of the request's ``--link NAME[:ALIAS]`` options."""
+    return [v.split(":", 1)[0].lstrip("/") for v in request.option_values("--link")]
+
+
 def stop_timeout(request: RunRequest) -> int | None:
     """Return the ``--stop-timeout`` seconds of the request, or None if not given."""
     values = request.option_values("--stop-timeout")
@@ -381,6 +423,24 @@ def stop_timeout(request: RunRequest) -> int | None:
         return int(values[-1])
     except ValueError:
         raise UsageError(f"--stop-timeout must be an integer, got {values[-1]!r}") from None
+
+
+def machine_identity(
+    environ: t.Mapping[str, str] | None = None, machine_id_file: Path = MACHINE_ID_FILE
+) -> str:
+    """Return the machine docker-run runs on.
+
+    ``$UNITCTL_MACHINE`` if set, else the machine id (``/etc/machine-id``, as
+    ``unitctl list-machines`` shows it), else the hostname.
+    """
+    env = os.environ if environ is None else environ
+    if env.get(MACHINE_ENV):
+        return env[MACHINE_ENV]
+    try:
+        machine_id = machine_id_file.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        machine_id = ""
+    return machine_id or socket.gethostname()
 
 
 def resolve_engine(flag: str | None, environ: t.Mapping[str, str] | None = None) -> str:
@@ -494,12 +554,13 @@ class ContainerRuntime:
             raise ContainerError(f"cannot read {self.engine} inspect output: {exc}") from exc
 
     def create(self, spec: ContainerSpec, digest: str) -> str:
-        """Create (not start) the container with the hash label; return its id.
+        """Create (not start) the container with the hash (and machine) label; return its id.
 
         Raises NameInUse when the name is taken, ContainerError otherwise.
         """
+        machine = ("--label", f"{MACHINE_LABEL}={spec.machine}") if spec.machine else ()
         args = [
-            "create", "--name", spec.name, "--label", f"{HASH_LABEL}={digest}",
+            "create", "--name", spec.name, "--label", f"{HASH_LABEL}={digest}", *machine,
             *spec.options, spec.image, *spec.command,
         ]  # fmt: skip
         proc = self._run(*args, check=False)
@@ -690,6 +751,51 @@ def attach(runtime: ContainerRuntime, container_id: str, timeout: int | None) ->
     return state.exit_code
 
 
+def wait_for_links(
+    runtime: ContainerRuntime, targets: Sequence[str], machine: str, timeout: float = LINK_WAIT
+) -> tuple[str, ...]:
+    """Wait until every ``--link`` target container runs here; return their ids.
+
+    Why: a unit ordered ``After=`` its linked unit starts once that unit's
+    docker-run has started, not once its container runs, and docker refuses to
+    start a container whose link target does not run. And docker binds a link
+    to the target's container id: a linking container made before its target
+    was recreated (e.g. a unit that moved machines) can never start again
+    ("Cannot link to a non running container"). The ids go into the spec hash,
+    so such a container is recreated instead.
+
+    A target labelled ``unitctl.machine`` with another machine than ``machine``
+    is a leftover of that machine on a shared engine, about to be recreated by
+    the target's own docker-run here: it does not count as running.
+    Raises ContainerError when a target still does not run after ``timeout``
+    seconds.
+    """
+
+    def ready(state: ContainerState | None) -> bool:
+        return (
+            state is not None
+            and state.running
+            and state.labels.get(MACHINE_LABEL, machine) == machine
+        )
+
+    ids: list[str] = []
+    for target in targets:
+        deadline = time.monotonic() + timeout
+        state = runtime.inspect(target)
+        while state is None or not ready(state):
+            if time.monotonic() >= deadline:
+                why = (
+                    "missing" if state is None
+                    else "not running" if not state.running
+                    else f"left by machine {state.labels.get(MACHINE_LABEL)}"
+                )  # fmt: skip
+                raise ContainerError(f"linked container {target} is {why} after {timeout:g}s")
+            time.sleep(0.2)
+            state = runtime.inspect(target)
+        ids.append(state.id)
+    return tuple(ids)
+
+
 def run(argv: Sequence[str]) -> int:
     """Run ``docker-run`` with ``argv`` (without the program name); return the exit code.
 
@@ -700,12 +806,15 @@ def run(argv: Sequence[str]) -> int:
     request = parse_run_argv(argv)
     timeout = stop_timeout(request)
     runtime = ContainerRuntime(resolve_engine(request.engine))
+    machine = machine_identity()
     spec = ContainerSpec(
         name=request.name,
         image=request.image,
         image_id=runtime.image_id(request.image),
         options=request.options,
         command=request.command,
+        machine=machine,
+        link_ids=wait_for_links(runtime, link_targets(request), machine),
     )
     with name_lock(spec.name):
         container_id = ensure_container(runtime, spec)
