@@ -214,19 +214,23 @@ def test_factory_cluster_coexists_and_grows(
 
 def test_down_leaves_nothing(cluster: Cluster) -> None:
     workdir = cluster.workdir
+    # only this cluster's objects: other clusters (the demo, a developer's) may coexist
+    own_netns = {cluster.machine(n).netns for n in cluster.names}
+    own_veths = {cluster.machine(n).veth for n in cluster.names}
+    cgroups = [Path("/sys/fs/cgroup", h, CGROUP_PARENT, f"{cluster.tag}{n}")
+               for h in ("systemd", "unified") for n in cluster.names]
     cluster.down()
     cluster.down()  # idempotent
     mounts = Path("/proc/self/mountinfo").read_text()
     assert workdir not in mounts
     assert not os.path.exists(workdir)
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert not re.search(r"^unitctl-", netns, re.M), netns
+    assert not {ln.split()[0] for ln in netns.splitlines() if ln.strip()} & own_netns, netns
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    assert not re.search(r"^\d+: uv\d+[@:]", links, re.M), links
-    assert cluster.bridge not in links
-    for h in ("systemd", "unified"):
-        parent = Path("/sys/fs/cgroup", h, CGROUP_PARENT)
-        assert not parent.exists() or not [p for p in parent.iterdir() if p.is_dir()]
+    names = {re.split(r"[@:]", ln.split(": ")[1])[0] for ln in links.splitlines() if ": " in ln}
+    assert not names & own_veths, links
+    assert cluster.bridge not in names
+    assert not [c for c in cgroups if c.exists()]
     rules = subprocess.run(["iptables", "-w", "-S", "FORWARD"], capture_output=True,
                            text=True).stdout
     assert cluster.bridge not in rules

@@ -155,6 +155,6 @@ def test_many_units_commit_in_batches(make_kv: KVFactory, key_prefix: str) -> No
         view = await reg.engine_view()
         target = TargetSchedule({n: "m" for n in names},
                                 {"m": {n: ScheduleEntry(n, "h", L) for n in names}})
-        assert await reg.commit(view, target, lead) > 1
+        assert (await reg.commit(view, target, lead)).txns > 1
         assert len(await reg.list_placements()) == 300
     run(make_kv, key_prefix, body)

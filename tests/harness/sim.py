@@ -7,7 +7,6 @@ Used by the engine/CLI tests and by the benchmarks.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import tempfile
 import time
@@ -66,12 +65,15 @@ class SimCluster:
     async def kill(self, mid: str) -> None:
         """Hard kill: the agent vanishes without a word; its lease runs out."""
         sm = self.machines.pop(mid)
-        assert sm.task is not None
-        sm.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await sm.task
-        if sm.agent._engine_task:
-            sm.agent._engine_task.cancel()
+        tasks = [t for t in (sm.task, sm.agent._engine_task) if t is not None]
+        for _ in range(50):  # a task that swallowed one cancellation gets another
+            for t in tasks:
+                t.cancel()
+            done, _pending = await asyncio.wait(tasks, timeout=0.1)
+            if len(done) == len(tasks):
+                break
+        else:
+            raise RuntimeError(f"agent {mid[:8]} does not stop when cancelled")
         await sm.registry.kv.close()
 
     async def stop(self, mid: str) -> None:

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 from unitctl.errors import ConflictError, InvalidUnitError, RegistryError
 from unitctl.model import Requirements
+from unitctl.registry.kv import Put
+from unitctl.registry.mirror import Mirror
 from unitctl.registry.registry import EngineView, Leadership, Registry
 from unitctl.scheduler import Plan, schedule
 from unitctl.unitfile import UnitFile
@@ -105,43 +107,55 @@ class Engine:
                 await watcher
 
     async def _lead(self, lead: Leadership) -> None:
+        """Reconcile while leading; rebuild the mirror every resync period."""
         self.leading = True
-        dirty = asyncio.Event()
-        result = await self.reconcile(lead)
-        watchers = [asyncio.create_task(self._watch(p, result.revision + 1, dirty))
-                    for p in (self.registry.keys.units(), self.registry.keys.machines())]
-        try:
-            while True:
-                timeout = self.resync if result.plan is not None else 0.1
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(dirty.wait(), timeout)
-                await asyncio.sleep(self.debounce)
-                dirty.clear()
-                for w in watchers:
-                    if w.done():
-                        w.result()  # re-raise a watch failure
-                result = await self.reconcile(lead)
-        finally:
-            for w in watchers:
-                w.cancel()
-            await asyncio.gather(*watchers, return_exceptions=True)
+        while True:
+            mirror = Mirror(self.registry)
+            await mirror.start()
+            try:
+                await self._rounds(lead, mirror)
+            finally:
+                await mirror.close()
+
+    async def _rounds(self, lead: Leadership, mirror: Mirror) -> None:
+        """Rounds on mirror triggers until the resync period is over."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self.resync
+        result = await self.reconcile(lead, mirror)
+        while loop.time() < until:
+            wait = 0.1 if result.plan is None else until - loop.time()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(mirror.trigger.wait(), max(wait, 0))
+            # Let a burst of changes gather, but never spend more than half of
+            # the time in rounds: wait at least as long as the last round took.
+            await asyncio.sleep(max(self.debounce, result.seconds))
+            mirror.trigger.clear()
+            mirror.check()
+            result = await self.reconcile(lead, mirror)
 
     async def _watch(self, prefix: str, rev: int, flag: asyncio.Event) -> None:
         async for _ in self.registry.watch(prefix, rev):
             flag.set()
 
-    async def reconcile(self, lead: Leadership) -> RoundResult:
-        """One round: read, schedule, commit. Raises ConflictError if no longer leader."""
+    async def reconcile(self, lead: Leadership, mirror: Mirror | None = None) -> RoundResult:
+        """One round: read (from ``mirror`` when given), schedule, commit.
+
+        Raises ConflictError if no longer leader.
+        """
         t0 = time.perf_counter()
-        view = await self.registry.engine_view()
+        view = mirror.view() if mirror else await self.registry.engine_view()
         if self._holding(view):
             return RoundResult(view.revision, None, 0, time.perf_counter() - t0)
         reqs = await self._requirements(view)
         good = {n: r for n, r in reqs.items() if isinstance(r, Requirements)}
         bad = {n: r for n, r in reqs.items() if isinstance(r, str)}
         plan = schedule(build_snapshot(view, good))
-        batches = await self.registry.commit(view, target_schedule(view, plan, bad), lead)
-        result = RoundResult(view.revision, plan, batches, time.perf_counter() - t0)
+        done = await self.registry.commit(view, target_schedule(view, plan, bad), lead)
+        if mirror and done.ops:
+            # the next round must see our own writes, or it would redo them
+            expected = {op.key: op.value if isinstance(op, Put) else None for op in done.ops}
+            await mirror.settle(expected, timeout=2.0)
+        result = RoundResult(view.revision, plan, done.txns, time.perf_counter() - t0)
         self._log(result)
         if self.on_round:
             self.on_round(result)

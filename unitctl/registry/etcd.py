@@ -140,6 +140,17 @@ def _map_error(exc: BaseException) -> RegistryError:
     return RegistryError(f"etcd error: {_short(exc)}")
 
 
+def _reraise_cancel(exc: BaseException) -> None:
+    """A call cut short because our task is being cancelled must stay a cancellation.
+
+    gRPC may surface it as a CANCELLED RpcError; mapped to RegistryError, a
+    retry loop would swallow it and the task would never end.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError() from exc
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
@@ -191,6 +202,7 @@ class EtcdKV:
         except RegistryError:
             raise
         except (TimeoutError, aetcd.exceptions.ClientError, grpc.RpcError, OSError) as exc:
+            _reraise_cancel(exc)
             raise _map_error(exc) from exc
 
     @staticmethod
@@ -272,6 +284,7 @@ class EtcdKV:
                 kind = EventKind.PUT if ev.kind == "PUT" else EventKind.DELETE
                 yield [Event(kind, ev.kv.key.decode(), bytes(ev.kv.value), ev.kv.mod_revision)]
         except (aetcd.exceptions.ClientError, grpc.RpcError, OSError) as exc:
+            _reraise_cancel(exc)
             raise _map_error(exc) from exc
         finally:
             with contextlib.suppress(Exception):

@@ -59,6 +59,15 @@ class TargetSchedule:
 
 
 @dataclass(frozen=True, slots=True)
+class CommitResult:
+    """What :meth:`Registry.commit` wrote: transactions and the ops they applied."""
+
+    txns: int = 0
+    ops: list[Op] = field(default_factory=list)
+    skipped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Leadership:
     """Proof of leadership: the leader key's create revision under our lease."""
 
@@ -277,8 +286,9 @@ class Registry:
             revs[name] = kv.mod_rev
         return units, revs, rng.revision
 
-    async def commit(self, view: EngineView, target: TargetSchedule, lead: Leadership) -> int:
-        """Write the difference between ``view`` and ``target``; return transactions committed.
+    async def commit(self, view: EngineView, target: TargetSchedule,
+                     lead: Leadership) -> CommitResult:
+        """Write the difference between ``view`` and ``target``.
 
         Each transaction is conditioned on: we still lead, and every unit it
         touches (unit key and placement key) is unchanged since the view was
@@ -288,16 +298,22 @@ class Registry:
         """
         guard = [Compare(self.keys.leader, Target.CREATE, "==", lead.create_rev),
                  value_is(self.keys.leader, lead.machine_id.encode())]
-        done = 0
+        result = CommitResult()
+        txns, skipped = 0, 0
         for batch in pack(plan_groups(self.keys, view, target)):
             if await self._commit_batch(guard, batch):
-                done += 1
+                txns += 1
+                result.ops.extend(o for g in batch for o in g[1])
                 continue
             if not await self.still_leader(lead):
                 raise ConflictError("engine leadership lost")
             for group in batch:
-                done += await self._commit_batch(guard, [group])
-        return done
+                if await self._commit_batch(guard, [group]):
+                    txns += 1
+                    result.ops.extend(group[1])
+                else:
+                    skipped += 1
+        return CommitResult(txns, result.ops, skipped)
 
     async def _commit_batch(self, guard: list[Compare], batch: list[Group]) -> bool:
         compares = [c for g in batch for c in g[0]]
