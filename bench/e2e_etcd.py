@@ -188,17 +188,17 @@ def etcd_counters(url: str) -> dict[str, float]:
     return out
 
 
-async def submit_all(reg: Any, units: dict[str, Requirements], parallel: int = 64) -> None:
+async def submit_all(reg: Any, units: dict[str, Requirements], parallel: int = 8) -> None:
+    """Submit through the batch API, a few transactions in flight at once."""
     from unitctl.unitfile import UnitFile
 
-    sem = asyncio.Semaphore(parallel)
-
-    async def one(name: str, req: Requirements) -> None:
+    batch: list[tuple[UnitRecord, str]] = []
+    for name, req in units.items():
         uf = UnitFile.parse(unit_text(req))
-        async with sem:
-            await reg.create_unit(UnitRecord(name, uf.hash(), TargetState.LAUNCHED),
-                                  uf.serialize())
-    await asyncio.gather(*(one(n, r) for n, r in units.items()))
+        batch.append((UnitRecord(name, uf.hash(), TargetState.LAUNCHED), uf.serialize()))
+    size = max(1, len(batch) // parallel + 1)
+    await asyncio.gather(*(reg.create_units(batch[i:i + size])
+                           for i in range(0, len(batch), size)))
 
 
 async def run(agents: int, units: int, workers: int, window: float, probes: int,

@@ -158,3 +158,15 @@ def test_many_units_commit_in_batches(make_kv: KVFactory, key_prefix: str) -> No
         assert (await reg.commit(view, target, lead)).txns > 1
         assert len(await reg.list_placements()) == 300
     run(make_kv, key_prefix, body)
+
+
+def test_create_units_in_batches(make_kv: KVFactory, key_prefix: str) -> None:
+    async def body(reg: Registry) -> None:
+        await reg.create_unit(UnitRecord("u005.service", "old", L), "old body")
+        batch = [(UnitRecord(f"u{i:03}.service", "h", L), "shared body") for i in range(70)]
+        created = await reg.create_units(batch)
+        assert created == [i != 5 for i in range(70)]
+        assert len(await reg.list_units()) == 70
+        assert (await reg.get_unit("u005.service")) == UnitRecord("u005.service", "old", L)
+        assert await reg.get_body("h") == "shared body"
+    run(make_kv, key_prefix, body)

@@ -155,6 +155,8 @@ class Engine:
             # the next round must see our own writes, or it would redo them
             expected = {op.key: op.value if isinstance(op, Put) else None for op in done.ops}
             await mirror.settle(expected, timeout=2.0)
+        if mirror and done.skipped:
+            mirror.trigger.set()  # a unit changed under us: look again at once
         result = RoundResult(view.revision, plan, done.txns, time.perf_counter() - t0)
         self._log(result)
         if self.on_round:

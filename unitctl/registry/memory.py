@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from unitctl.errors import RegistryUnavailable
+from unitctl.errors import RegistryError, RegistryUnavailable
 from unitctl.registry.kv import (
     Compare,
     Delete,
@@ -188,6 +188,10 @@ class MemoryKV:
     async def txn(self, compares: Sequence[Compare], success: Sequence[Op],
                   failure: Sequence[Op] = ()) -> bool:
         self._check()
+        for ops in (success, failure):
+            keys = [op.key for op in ops]
+            if len(keys) != len(set(keys)):
+                raise RegistryError("etcd error: duplicate key given in txn request")
         ok = all(self._holds(c) for c in compares)
         self._apply(success if ok else failure)
         return ok

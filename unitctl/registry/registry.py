@@ -137,6 +137,29 @@ class Registry:
             raise ConflictError(f"unit {rec.name} was created concurrently; try again")
         return True
 
+    async def create_units(self, units: list[tuple[UnitRecord, str]]) -> list[bool]:
+        """Create many new units, a few dozen per transaction (``fleetctl start
+        svc@{1..1000}`` in a handful of round trips). Same result per unit as
+        :meth:`create_unit` without ``replace``: False where the name exists.
+        """
+        created: list[bool] = []
+        per_txn = MAX_TXN_OPS // 4
+        for i in range(0, len(units), per_txn):
+            chunk = units[i:i + per_txn]
+            compares = [mod_is(self.keys.unit(r.name), 0) for r, _ in chunk]
+            ops: list[Op] = []
+            for r, _ in chunk:
+                ops += [Put(self.keys.unit(r.name), codec.encode_unit(r)),
+                        Put(self.keys.bodyref(r.hash, r.name), b"")]
+            # etcd refuses a key twice in one transaction: one put per shared body
+            bodies = {r.hash: b for r, b in chunk}
+            ops += [Put(self.keys.body(h), b.encode()) for h, b in bodies.items()]
+            if await self.kv.txn(compares, ops):
+                created += [True] * len(chunk)
+            else:  # some exist already: decide one by one
+                created += [await self.create_unit(r, b) for r, b in chunk]
+        return created
+
     def _body_ops(self, rec: UnitRecord, body: str) -> list[Op]:
         return [Put(self.keys.body(rec.hash), body.encode()),
                 Put(self.keys.bodyref(rec.hash, rec.name), b"")]
