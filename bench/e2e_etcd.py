@@ -103,6 +103,14 @@ async def _worker(index: int, workers: int, agents: int, endpoint: str,
             active.pop((name, machine_id), None)
             await super().delete_state(name, machine_id)
 
+        async def publish_states(self, machine_id: str, states: Any, lease: int) -> None:
+            await super().publish_states(machine_id, states, lease)
+            for name, st in states.items():
+                if st is None:
+                    active.pop((name, machine_id), None)
+                else:
+                    active[(name, machine_id)] = st.active == "active"
+
     reg = CountingRegistry(kv, PREFIX)
     stops = []
     tasks = []

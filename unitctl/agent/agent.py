@@ -358,17 +358,16 @@ class Agent:
         """
         while True:
             await self._publish.wait()
+            await asyncio.sleep(0.005)  # let a burst of signals gather into one txn
             self._publish.clear()
             batch, self._pending = self._pending, {}
-            for name, state in batch.items():
-                try:
-                    if state is None or name not in self.units.present():
-                        await self.registry.delete_state(name, self.machine.id)
-                    else:
-                        await self.registry.put_state(state, self.lease)
-                except RegistryError as exc:
-                    log.warning("agent: cannot report %s: %s", name, exc)
-                    self._pending.setdefault(name, state)
+            present = self.units.present()
+            batch = {n: (st if n in present else None) for n, st in batch.items()}
+            try:
+                await self.registry.publish_states(self.machine.id, batch, self.lease)
+            except RegistryError as exc:
+                log.warning("agent: cannot report %d unit states: %s", len(batch), exc)
+                self._pending = {**batch, **self._pending}
             if self._pending:
                 await asyncio.sleep(0.5)
                 self._publish.set()

@@ -232,6 +232,15 @@ class Registry:
         k = self.keys.state(state.name, state.machine_id)
         await self.kv.put(k, codec.encode_state(state), lease)
 
+    async def publish_states(self, machine_id: str, states: Mapping[str, UnitState | None],
+                             lease: int) -> None:
+        """Put (or, for None, delete) this machine's states, many per transaction."""
+        ops: list[Op] = [Put(self.keys.state(n, machine_id), codec.encode_state(st), lease)
+                         if st is not None else Delete(self.keys.state(n, machine_id))
+                         for n, st in states.items()]
+        for i in range(0, len(ops), MAX_TXN_OPS):
+            await self.kv.txn([], ops[i:i + MAX_TXN_OPS])
+
     async def delete_state(self, name: str, machine_id: str) -> None:
         """Delete only this machine's state of the unit (fleet deleted every machine's)."""
         await self.kv.delete(self.keys.state(name, machine_id))
