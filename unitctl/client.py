@@ -420,7 +420,7 @@ class Client:
         if target is not TargetState.INACTIVE:
             for name in names:
                 refuse_template(name, "start" if target is TargetState.LAUNCHED else "load")
-        since = await self.registry.kv.revision()
+        since = await self.registry.revision()
         for name in names:
             await self.registry.set_desired(name, target)
         return since

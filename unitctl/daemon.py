@@ -52,12 +52,22 @@ def read_machine_id(path: str = MACHINE_ID_FILE) -> str:
 
 
 def detect_public_ip(etcd_servers: tuple[str, ...]) -> str:
-    """The local address used to reach etcd (no packet is sent)."""
+    """The address peers and ssh should use, as fleet chose it.
+
+    The source address towards etcd, unless that is loopback (etcd on this
+    host): then the source address of the default route. A UDP connect()
+    only looks up a route; no packet is sent.
+    """
     host, port, _ = grpc_target(etcd_servers[:1])
-    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.connect((host, port))
-        return str(s.getsockname()[0])
-    return ""
+    for target in ((host, port), ("192.0.2.1", 9)):  # TEST-NET-1: a route lookup only
+        with contextlib.suppress(OSError), socket.socket(socket.AF_INET,
+                                                         socket.SOCK_DGRAM) as s:
+            s.connect(target)
+            ip = str(s.getsockname()[0])
+            if not ip.startswith("127."):
+                return ip
+    log.warning("public_ip: no non-loopback address found; set public_ip in the config")
+    return "127.0.0.1"
 
 
 def make_notifier() -> Callable[[str], None]:

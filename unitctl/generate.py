@@ -20,7 +20,7 @@ Spec keys (all but ``name`` and ``image`` optional)::
     machine_of    [X-Fleet] MachineOf units
     conflicts     [X-Fleet] Conflicts units (globs allowed)
     metadata      [X-Fleet] MachineMetadata: list of "k=v" or a mapping
-    global        [X-Fleet] Global=true (not with machine_of, link or conflicts)
+    global        [X-Fleet] Global=true (not with machine_of or link)
     cpu           cores (float): CPUQuota=N% and docker --cpus
     mem           bytes or 512m/1g...: MemoryMax= and docker --memory (at least 6m)
     restart       systemd Restart= (default "always")
@@ -398,11 +398,11 @@ def _check_keys(raw: Mapping[str, t.Any]) -> None:
 
 
 def _check_xfleet(spec: ServiceSpec) -> None:
-    """fleet refuses Global units with MachineOf or Conflicts, and MachineOf itself."""
-    if spec.global_ and (spec.machine_of or spec.links or spec.conflicts):
+    """fleet refuses Global units with MachineOf, and MachineOf itself."""
+    if spec.global_ and (spec.machine_of or spec.links):
         raise InvalidOptionsError(
-            "spec key 'global': a global unit cannot use machine_of, link or conflicts "
-            "(fleet allows only metadata with Global)"
+            "spec key 'global': a global unit cannot use machine_of or link "
+            "(fleet allows metadata and conflicts with Global)"
         )
     if spec.unit_name in spec.machine_of or any(lk.name == spec.name for lk in spec.links):
         raise InvalidOptionsError(f"spec: unit {spec.unit_name} cannot be MachineOf itself")

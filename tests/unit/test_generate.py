@@ -296,7 +296,6 @@ def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path) -> None:
         ({**BASE, "name": "-web"}, InvalidUnitNameError, "invalid unit name"),
         ({**BASE, "after": ["bad unit"]}, InvalidUnitNameError, "'after'"),
         ({**BASE, "global": True, "link": ["m"]}, InvalidOptionsError, "global unit"),
-        ({**BASE, "global": True, "conflicts": ["m"]}, InvalidOptionsError, "global unit"),
         ({**BASE, "machine_of": ["web"]}, InvalidOptionsError, "itself"),
     ],
 )  # fmt: skip
@@ -455,3 +454,11 @@ def test_cli_in_a_group_lets_the_group_map_errors() -> None:
     cli.add_command(generate)
     result = CliRunner().invoke(cli, ["generate", "--name", "web"])
     assert isinstance(result.exception, UsageError)
+
+
+def test_global_with_conflicts_is_allowed_as_in_fleet() -> None:
+    from unitctl.generate import generate_units
+
+    units = generate_units({**BASE, "global": True, "conflicts": ["m"]})
+    (text,) = units.values()
+    assert "Global=true" in text and "Conflicts=m.service" in text

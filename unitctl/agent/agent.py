@@ -393,7 +393,7 @@ class Agent:
                 machines = await self.registry.list_machines()
                 self.peers = {m.id: m.public_ip for m in machines
                               if m.id != self.machine.id and m.public_ip}
-                rev = await self.registry.kv.revision()
+                rev = await self.registry.revision()
                 async for events in self.registry.watch(base, rev + 1):
                     for ev in events:
                         mid = self.registry.keys.tail(ev.key, base)
@@ -427,7 +427,7 @@ class Agent:
     async def _reaches_etcd(self) -> bool:
         """One last quick look before fencing: etcd may have just come back."""
         try:
-            await asyncio.wait_for(self.registry.kv.revision(), 0.3)
+            await asyncio.wait_for(self.registry.revision(), 0.3)
         except (TimeoutError, RegistryError):
             return False
         self._contact()

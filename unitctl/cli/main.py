@@ -180,16 +180,26 @@ CONTEXT = {"auto_envvar_prefix": "UNITCTL", "help_option_names": ["-h", "--help"
               help="Seconds to wait for an ssh connection.")
 @click.option("--known-hosts-file", default=remote.DEFAULT_KNOWN_HOSTS, show_default=True,
               help="ssh known-hosts file for the machines.")
-@click.option("--strict-host-key-checking/--no-strict-host-key-checking", default=True,
-              show_default=True, help="Verify machines' ssh host keys.")
+@click.option("--strict-host-key-checking", type=click.BOOL, default=True, show_default=True,
+              help="Verify machines' ssh host keys (fleetctl's form: "
+                   "--strict-host-key-checking=false).")
+@click.option("--no-strict-host-key-checking", "no_strict", is_flag=True, hidden=True)
+@click.option("--driver", type=click.Choice(["etcd", "API"], case_sensitive=False),
+              default="etcd", hidden=True,
+              help="Accepted for fleetctl scripts; unitctl always talks to etcd.")
 @click.version_option(__version__, "--version", "-v", prog_name="unitctl",
                       message="%(prog)s version %(version)s")
 @click.pass_context
 def cli(ctx: click.Context, endpoint: str, etcd_key_prefix: str, ca_file: str, cert_file: str,
         key_file: str, username: str, password: str, request_timeout: float, debug: bool,
         tunnel: str, ssh_username: str, ssh_timeout: float, known_hosts_file: str,
-        strict_host_key_checking: bool) -> None:
+        strict_host_key_checking: bool, no_strict: bool, driver: str) -> None:
     """unitctl: run systemd units across a cluster of machines (fleetctl, on etcd v3)."""
+    if driver.lower() != "etcd":
+        raise click.UsageError("--driver=API: unitctl has no fleet API server; it talks to "
+                               "etcd directly (--driver=etcd, the default)")
+    if no_strict:
+        strict_host_key_checking = False
     if isinstance(ctx.obj, Registry):
         ctx.obj = Session(registry=ctx.obj)
     sess = ctx.ensure_object(Session)

@@ -93,7 +93,7 @@ class Engine:
 
     async def _follow(self) -> None:
         """Wait until the leader key goes away (or a resync period passes)."""
-        rev = await self.registry.kv.revision()
+        rev = await self.registry.revision()
         if await self.registry.leader() is None:
             return
         changed = asyncio.Event()

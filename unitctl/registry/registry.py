@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
-from unitctl.errors import ConflictError, NotFoundError, RegistryError
+from unitctl.errors import ConflictError, NotFoundError, RegistryError, RegistryUnavailable
 from unitctl.model import Machine, ScheduleEntry, TargetState, UnitRecord, UnitState
 from unitctl.registry import codec
 from unitctl.registry.keys import SCHEMA_VERSION, Keys, normalize_prefix
@@ -87,8 +87,15 @@ class Registry:
     async def ensure_schema(self) -> int:
         """Write the schema version if absent; refuse a store written by a newer schema."""
         k = self.keys.version
-        await self.kv.txn([mod_is(k, 0)], [Put(k, str(SCHEMA_VERSION).encode())])
         got = await self.kv.get(k)
+        if got is None:
+            try:
+                await self.kv.txn([mod_is(k, 0)], [Put(k, str(SCHEMA_VERSION).encode())])
+            except RegistryUnavailable:
+                raise
+            except RegistryError:
+                return SCHEMA_VERSION  # a read-only user on an empty registry
+            got = await self.kv.get(k)
         try:
             version = int(got.value) if got else 0
         except ValueError as exc:
@@ -361,6 +368,10 @@ class Registry:
         if kv is None or kv.value.decode() != machine_id or kv.lease != lease:
             return None
         return Leadership(machine_id, lease, kv.create_rev)
+
+    async def revision(self) -> int:
+        """The store's current revision, read under our own prefix (RBAC-friendly)."""
+        return (await self.kv.get_prefix(self.keys.version)).revision
 
     async def leader(self) -> str | None:
         kv = await self.kv.get(self.keys.leader)

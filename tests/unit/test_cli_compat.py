@@ -1,0 +1,30 @@
+"""fleetctl scripts keep working: legacy global flag forms."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from unitctl.cli.main import Session, cli
+from unitctl.registry.memory import MemoryKV
+from unitctl.registry.registry import Registry
+
+
+def _run(*args: str) -> tuple[int, str, Session]:
+    sess = Session(registry=Registry(MemoryKV()))
+    r = CliRunner().invoke(cli, list(args), obj=sess)
+    return r.exit_code, r.output, sess
+
+
+def test_driver_etcd_is_accepted_and_api_explained() -> None:
+    code, out, _ = _run("--driver=etcd", "list-machines")
+    assert code == 0 and "MACHINE" in out
+    code, out, _ = _run("--driver=API", "list-machines")
+    assert code == 2 and "talks to etcd directly" in out
+
+
+def test_strict_host_key_checking_false_form() -> None:
+    for args in (["--strict-host-key-checking=false"], ["--no-strict-host-key-checking"]):
+        code, _, sess = _run(*args, "list-units")
+        assert code == 0 and sess.ssh.strict_host_key_checking is False
+    code, _, sess = _run("list-units")
+    assert sess.ssh.strict_host_key_checking is True
