@@ -21,6 +21,8 @@ Spec keys (all but ``name`` and ``image`` optional)::
     conflicts     [X-Fleet] Conflicts units (globs allowed)
     metadata      [X-Fleet] MachineMetadata: list of "k=v" or a mapping
     global        [X-Fleet] Global=true (not with machine_of or link)
+    legacy_xfleet write fleet's pre-0.8 names (X-ConditionMachineOf, X-Conflicts,
+                  X-ConditionMachineMetadata), understood by every fleet and unitctl
     cpu           cores (float): CPUQuota=N% and docker --cpus
     mem           bytes or 512m/1g...: MemoryMax= and docker --memory (at least 6m)
     restart       systemd Restart= (default "always")
@@ -62,7 +64,7 @@ ENGINES = ("docker", "podman")
 SPEC_KEYS = (
     "name", "description", "image", "command", "env", "ports", "volumes", "after",
     "requires", "link", "machine_of", "conflicts", "metadata", "global", "cpu", "mem",
-    "restart", "timeout_start", "docker_run", "engine",
+    "restart", "timeout_start", "docker_run", "engine", "legacy_xfleet",
 )  # fmt: skip
 UNIT_SUFFIXES = (
     ".service", ".socket", ".target", ".mount", ".automount", ".timer", ".path",
@@ -133,6 +135,9 @@ class ServiceSpec:
     conflicts: tuple[str, ...] = ()
     metadata: tuple[tuple[str, str], ...] = ()
     global_: bool = False
+    #: write fleet's pre-0.8 [X-Fleet] names (X-ConditionMachineOf, ...), which
+    #: every fleet and unitctl understand, as the CoreOS guide's units do
+    legacy_xfleet: bool = False
     cpu: float | None = None
     mem: int | None = None
     restart: str = DEFAULT_RESTART
@@ -350,12 +355,6 @@ def _docker_run(value: object) -> str:
     return path
 
 
-def _global(value: object) -> bool:
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise _bad("global", value, "expected true or false")
-    return value
 
 
 def _ports(value: object) -> tuple[PortMapping, ...]:
@@ -395,6 +394,14 @@ def _check_keys(raw: Mapping[str, t.Any]) -> None:
     unknown = sorted(str(k) for k in raw if k not in SPEC_KEYS)
     if unknown:
         raise UsageError(f"unknown spec key {unknown[0]!r} (known keys: {', '.join(SPEC_KEYS)})")
+
+
+def _flag(key: str, value: t.Any) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    raise _bad(key, value, "expected true or false")
 
 
 def _check_xfleet(spec: ServiceSpec) -> None:
@@ -442,7 +449,8 @@ def parse_spec(raw: Mapping[str, t.Any]) -> ServiceSpec:
         machine_of=_unit_refs(raw, "machine_of"),
         conflicts=_unit_refs(raw, "conflicts", glob=True),
         metadata=_metadata(raw.get("metadata")),
-        global_=_global(raw.get("global")),
+        global_=_flag("global", raw.get("global")),
+        legacy_xfleet=_flag("legacy_xfleet", raw.get("legacy_xfleet")),
         cpu=parse_cpu(raw["cpu"]) if raw.get("cpu") is not None else None,
         mem=parse_mem(raw["mem"]) if raw.get("mem") is not None else None,
         restart=_choice("restart", _restart(raw.get("restart")), RESTART_VALUES, DEFAULT_RESTART),
@@ -544,9 +552,11 @@ def _dedupe(items: Iterable[str]) -> list[str]:
 def _x_fleet_lines(spec: ServiceSpec) -> list[str]:
     """The [X-Fleet] lines: MachineOf (links first-come), Conflicts, metadata, Global."""
     peers = _dedupe([*spec.machine_of, *(lk.unit for lk in spec.links)])
-    lines = [f"MachineOf={u}" for u in peers]
-    lines += [f"Conflicts={u}" for u in spec.conflicts]
-    lines += [f"MachineMetadata={k}={v}" for k, v in spec.metadata]
+    legacy = spec.legacy_xfleet
+    lines = [f"{'X-ConditionMachineOf' if legacy else 'MachineOf'}={u}" for u in peers]
+    lines += [f"{'X-Conflicts' if legacy else 'Conflicts'}={u}" for u in spec.conflicts]
+    lines += [f"{'X-ConditionMachineMetadata' if legacy else 'MachineMetadata'}={k}={v}"
+              for k, v in spec.metadata]
     if spec.global_:
         lines.append("Global=true")
     return lines

@@ -346,7 +346,8 @@ def test_committed_units_match_their_specs(name: str) -> None:
 def test_employees_links_mongo() -> None:
     text = (UNITS / "employees.service").read_text()
     assert "mongo.service" in section(text, "Unit")["After"][0].split()
-    assert section(text, "X-Fleet")["MachineOf"] == ["mongo.service"]
+    # the CoreOS guide's spelling (legacy_xfleet), which fleet and unitctl both read
+    assert section(text, "X-Fleet")["X-ConditionMachineOf"] == ["mongo.service"]
     words = exec_start(text)
     assert words[words.index("--link") + 1] == "mongo:mongo"
     assert exec_start((UNITS / "mongo.service").read_text())[-1] == "mongo:7"
@@ -462,3 +463,13 @@ def test_global_with_conflicts_is_allowed_as_in_fleet() -> None:
     units = generate_units({**BASE, "global": True, "conflicts": ["m"]})
     (text,) = units.values()
     assert "Global=true" in text and "Conflicts=m.service" in text
+
+
+def test_legacy_xfleet_names() -> None:
+    from unitctl.generate import generate_units
+
+    (text,) = generate_units({**BASE, "legacy_xfleet": True, "machine_of": ["a.service"],
+                              "conflicts": ["b"], "metadata": ["region=eu"]}).values()
+    fleet = section(text, "X-Fleet")
+    assert fleet == {"X-ConditionMachineOf": ["a.service"], "X-Conflicts": ["b.service"],
+                     "X-ConditionMachineMetadata": ["region=eu"]}
