@@ -126,9 +126,10 @@ class Engine:
             wait = 0.1 if result.plan is None else until - loop.time()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(mirror.trigger.wait(), max(wait, 0))
-            # Let a burst of changes gather, but never spend more than half of
-            # the time in rounds: wait at least as long as the last round took.
-            await asyncio.sleep(max(self.debounce, result.seconds))
+            # Let a burst of changes gather, and under load spend at most half
+            # of the time in rounds (wait as long as the last round took, up
+            # to a second: a huge rollout must not delay the next change).
+            await asyncio.sleep(min(max(self.debounce, result.seconds), 1.0))
             mirror.trigger.clear()
             mirror.check()
             result = await self.reconcile(lead, mirror)
