@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from unitctl.model import Requirements, ScheduleEntry, TargetState
+from unitctl.model import Requirements, ScheduleEntry, TargetState, UnitRecord
 from unitctl.names import is_template
 from unitctl.registry.registry import EngineView, TargetSchedule
 from unitctl.scheduler import ClusterSnapshot, Plan, UnitInfo
@@ -32,16 +32,21 @@ def build_snapshot(view: EngineView, reqs: Mapping[str, Requirements]) -> Cluste
     return ClusterSnapshot(machines=dict(view.machines), units=units, placements=placements)
 
 
+def schedules_of(plan: Plan, units: Mapping[str, UnitRecord | UnitInfo]
+                 ) -> dict[str, dict[str, ScheduleEntry]]:
+    """Each machine's schedule under ``plan``: its placed and its global units."""
+    schedules: dict[str, dict[str, ScheduleEntry]] = {}
+    pairs = [*plan.placements.items(),
+             *((n, m) for n, ms in plan.global_placements.items() for m in ms)]
+    for name, machine in pairs:
+        u = units[name]
+        schedules.setdefault(machine, {})[name] = ScheduleEntry(name, u.hash, u.desired)
+    return schedules
+
+
 def target_schedule(view: EngineView, plan: Plan, bad: Mapping[str, str]) -> TargetSchedule:
     """The placements, per-machine schedules and explanations to store."""
-    schedules: dict[str, dict[str, ScheduleEntry]] = {}
-    for name, machine in plan.placements.items():
-        rec = view.units[name]
-        schedules.setdefault(machine, {})[name] = ScheduleEntry(name, rec.hash, rec.desired)
-    for name, machines in plan.global_placements.items():
-        rec = view.units[name]
-        for machine in machines:
-            schedules.setdefault(machine, {})[name] = ScheduleEntry(name, rec.hash, rec.desired)
+    schedules = schedules_of(plan, view.units)
     explanations = {u: dict(r) for u, r in plan.unplaceable.items()
                     if view.units[u].desired is not TargetState.INACTIVE}
     for name, error in bad.items():

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from unitctl.agent.fencing import FENCE_AFTER, PeerReport, Verdict, decide
 from unitctl.agent.reconcile import CurrentUnit, DesiredUnit, accept, compute_tasks
 from unitctl.agent.tasks import TaskType
+from unitctl.engine.target import schedules_of
 from unitctl.model import Machine, Requirements, ScheduleEntry, TargetState
 from unitctl.scheduler import Action, ClusterSnapshot, Plan, UnitInfo, schedule
 from unitctl.sim.workload import make_machines, make_units
@@ -314,14 +315,7 @@ class Simulation:
         self.stats.rounds += 1
         self.stats.decisions += len(plan.decisions)
         self.placements = dict(plan.placements)
-        wanted: dict[str, dict[str, ScheduleEntry]] = {}
-        for name, machine in plan.placements.items():
-            u = self.units[name]
-            wanted.setdefault(machine, {})[name] = ScheduleEntry(name, u.hash, u.desired)
-        for name, machines in plan.global_placements.items():
-            u = self.units[name]
-            for machine in machines:
-                wanted.setdefault(machine, {})[name] = ScheduleEntry(name, u.hash, u.desired)
+        wanted = schedules_of(plan, self.units)
         changed = 0
         woken: list[str] = []
         for machine in sorted(set(wanted) | set(self.schedules)):
