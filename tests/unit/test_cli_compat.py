@@ -28,3 +28,21 @@ def test_strict_host_key_checking_false_form() -> None:
         assert code == 0 and sess.ssh.strict_host_key_checking is False
     code, _, sess = _run("list-units")
     assert sess.ssh.strict_host_key_checking is True
+
+
+def test_explain_json() -> None:
+    import json
+    from pathlib import Path
+    from tempfile import TemporaryDirectory
+
+    with TemporaryDirectory() as d:
+        unit = Path(d) / "x.service"
+        unit.write_text("[Service]\nExecStart=/bin/true\n[X-Fleet]\nMachineMetadata=a=b\n")
+        sess = Session(registry=Registry(MemoryKV()))
+        runner = CliRunner()
+        assert runner.invoke(cli, ["submit", str(unit)], obj=sess).exit_code == 0
+        r = runner.invoke(cli, ["explain", "--json", "x.service"], obj=sess)
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert data["unit"] == "x.service" and data["desired"] == "inactive"
+    assert data["requirements"] == "MachineMetadata=a=b" and data["machine"] is None

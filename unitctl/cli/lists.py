@@ -6,6 +6,7 @@ arguments (they read the registry, best effort, silent on any error).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -212,13 +213,30 @@ def cat(sess: Session, unit: str) -> None:
 
 @click.command("explain")
 @click.argument("unit", shell_complete=complete_units)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_obj
-def explain(sess: Session, unit: str) -> None:
+def explain(sess: Session, unit: str, as_json: bool) -> None:
     """Tell where a unit is placed, or which rule keeps it off each machine."""
     name = unames.mangle(unit)
     info = sess.run(lambda c: c.explain(name))
+    if as_json:
+        click.echo(json.dumps(explain_json(info), indent=2, sort_keys=True))
+        return
     for line in explain_lines(info):
         click.echo(line)
+
+
+def explain_json(e: Explanation) -> dict[str, object]:
+    """``explain --json``: the same facts as the text, as data."""
+    rec = e.record
+    return {
+        "unit": rec.name, "desired": rec.desired.value, "hash": rec.hash,
+        "state": None if e.state is None else e.state.value, "global": e.is_global,
+        "requirements": None if e.requirements is None else _describe_requirements(e),
+        "machine": e.placement, "reasons": None if e.reasons is None else dict(e.reasons),
+        "reported": [{"machine": s.machine_id, "load": s.load, "active": s.active,
+                      "sub": s.sub, "hash": s.hash} for s in e.reported],
+    }
 
 
 def explain_lines(e: Explanation) -> list[str]:
