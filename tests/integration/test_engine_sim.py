@@ -99,7 +99,7 @@ def test_graceful_stop_moves_units_at_once(make_kv: KVFactory, key_prefix: str) 
         (where,) = on_machines(sim, "a.service")
         await sim.stop(where)
         took = await eventually(lambda: len(on_machines(sim, "a.service")) == 1)
-        assert took < 1.0  # no TTL wait: the lease was revoked
+        assert took < sim.ttl - 1  # no TTL wait: the lease was revoked (measured ~0.1 s)
     run_sim(make_kv, key_prefix, 2, body, ttl=5)
 
 
