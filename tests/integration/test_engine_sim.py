@@ -235,3 +235,26 @@ def test_agent_restart_adopts_running_units(make_kv: KVFactory, key_prefix: str,
         assert await reg.list_placements() == {"keep.service": mid}  # nothing moved
         sm.task = task
     run_sim(make_kv, key_prefix, n, body)
+
+
+def test_lost_systemd_bus_restarts_agent_in_place(key_prefix: str) -> None:
+    from unitctl.errors import SystemdError
+    from unitctl.registry.memory import MemoryKV
+
+    shared = MemoryKV()
+
+    async def make() -> MemoryKV:
+        return shared
+
+    async def body(sim: SimCluster, reg: Registry) -> None:
+        await submit(reg, "first.service")
+        await eventually(lambda: "first.service" in sim.running())
+        (sm,) = sim.machines.values()
+        sm.units.fail_next("start", SystemdError("lost the connection to systemd's bus: x"))
+        await submit(reg, "second.service")
+        assert sm.task is not None
+        await asyncio.wait_for(sm.task, 10)  # the agent stops, to be re-executed
+        assert sm.agent.leave_on_stop is False
+        assert "first.service" in sim.running()  # nothing was unloaded
+        assert await reg.list_machines()  # and the lease was kept for the next process
+    run_sim(make, key_prefix, 1, body)

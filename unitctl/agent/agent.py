@@ -29,6 +29,7 @@ from unitctl.errors import (
     ConflictError,
     InvalidUnitError,
     RegistryError,
+    SystemdError,
     UnitctlError,
 )
 from unitctl.model import Machine, ScheduleEntry, UnitState
@@ -91,6 +92,7 @@ class Agent:
         self._engine_task: asyncio.Task[None] | None = None
         self.engine: object | None = None
         self.leave_on_stop = True
+        self._stop: asyncio.Event | None = None
 
     # -- lifecycle -------------------------------------------------------
     async def run(self, stop: asyncio.Event, leave: bool = True) -> None:
@@ -101,6 +103,7 @@ class Agent:
         stays, for the next agent process to adopt.
         """
         self.leave_on_stop = leave
+        self._stop = stop
         await self.units.start_manager(self._on_state)
         await self._adopt()
         peer = PeerServer(self.machine.id, self.etcd_age)
@@ -311,8 +314,17 @@ class Agent:
                 log.info("agent: %s %s: %s", task.type.value, task.name or "-", task.reason)
             except UnitctlError as exc:
                 log.error("agent: %s %s failed: %s", task.type.value, task.name, exc)
+                if isinstance(exc, SystemdError) and "lost the connection" in str(exc):
+                    self._restart_in_place("systemd's bus connection was lost")
                 asyncio.get_running_loop().call_later(1.0, self._wake.set)
                 return
+
+    def _restart_in_place(self, why: str) -> None:
+        """Stop without leaving (units keep running); the daemon re-executes."""
+        log.error("agent: %s: restarting in place; units keep running", why)
+        self.leave_on_stop = False
+        if self._stop is not None:
+            self._stop.set()
 
     async def _do(self, task: Task, desired: dict[str, DesiredUnit]) -> None:
         name = task.name
