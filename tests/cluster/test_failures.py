@@ -1,7 +1,8 @@
 """Machines that join, die, stop, and lose etcd — on real systemd machines.
 
-Each test boots its own cluster (about 2 s), with agent TTL 3 s. Timings are
-printed (and checked only loosely: benchmarks in bench/ report them).
+Each test boots its own cluster (about 2 s), with agent TTL 3 s and a
+3-member etcd cluster. Timings are printed (and checked only loosely:
+benchmarks in bench/ report them).
 """
 
 from __future__ import annotations
@@ -15,7 +16,21 @@ from tests.cluster.helpers import service, unitctl, wait, where_active, write_un
 from tests.harness.cluster import Cluster
 
 TTL = 3.0
-Factory = Callable[..., Cluster]
+_Factory = Callable[..., Cluster]
+
+
+class Factory:
+    """cluster_factory, with a 3-member etcd cluster for every fault test."""
+
+    def __init__(self, make: _Factory) -> None:
+        self.make = make
+
+    def __call__(self, n: int, **kw: object) -> Cluster:
+        return self.make(n, etcd_size=3, **kw)
+
+
+def _factory(cluster_factory: _Factory) -> Factory:
+    return Factory(cluster_factory)
 
 
 def _start(c: Cluster, tmp: Path, *names: str, xfleet: str = "") -> None:
@@ -27,9 +42,9 @@ def _placement(c: Cluster, names: list[str]) -> dict[str, set[str]]:
     return {n: where_active(c, n) for n in names}
 
 
-def test_new_member_takes_new_units_and_nothing_moves(cluster_factory: Factory,
+def test_new_member_takes_new_units_and_nothing_moves(cluster_factory: _Factory,
                                                        tmp_path: Path) -> None:
-    c = cluster_factory(2)
+    c = _factory(cluster_factory)(2)
     names = [f"a{i}.service" for i in range(4)]
     _start(c, tmp_path, *names)
     before = _placement(c, names)
@@ -41,9 +56,9 @@ def test_new_member_takes_new_units_and_nothing_moves(cluster_factory: Factory,
     assert _placement(c, names) == before
 
 
-def test_hard_killed_member_only_lost_units_move(cluster_factory: Factory,
+def test_hard_killed_member_only_lost_units_move(cluster_factory: _Factory,
                                                   tmp_path: Path) -> None:
-    c = cluster_factory(3)
+    c = _factory(cluster_factory)(3)
     names = [f"u{i}.service" for i in range(6)]
     _start(c, tmp_path, *names)
     before = _placement(c, names)
@@ -62,9 +77,9 @@ def test_hard_killed_member_only_lost_units_move(cluster_factory: Factory,
     assert all(len(ms) == 1 for ms in after.values())
 
 
-def test_machine_of_followers_move_with_their_leader(cluster_factory: Factory,
+def test_machine_of_followers_move_with_their_leader(cluster_factory: _Factory,
                                                      tmp_path: Path) -> None:
-    c = cluster_factory(3)
+    c = _factory(cluster_factory)(3)
     _start(c, tmp_path, "ping.service")
     _start(c, tmp_path, "pong.service", xfleet="MachineOf=ping.service")
     (m,) = where_active(c, "ping.service")
@@ -75,9 +90,9 @@ def test_machine_of_followers_move_with_their_leader(cluster_factory: Factory,
     assert where_active(c, "ping.service", alive) == where_active(c, "pong.service", alive)
 
 
-def test_graceful_agent_stop_moves_units_at_once(cluster_factory: Factory,
+def test_graceful_agent_stop_moves_units_at_once(cluster_factory: _Factory,
                                                  tmp_path: Path) -> None:
-    c = cluster_factory(2)
+    c = _factory(cluster_factory)(2)
     _start(c, tmp_path, "g.service")
     (m,) = where_active(c, "g.service")
     other = next(x for x in c.names if x != m)
@@ -101,8 +116,8 @@ def _watch_stops(c: Cluster, names: list[str], until: threading.Event,
         time.sleep(0.1)
 
 
-def test_short_etcd_outage_stops_nothing(cluster_factory: Factory, tmp_path: Path) -> None:
-    c = cluster_factory(3)
+def test_short_etcd_outage_stops_nothing(cluster_factory: _Factory, tmp_path: Path) -> None:
+    c = _factory(cluster_factory)(3)
     names = [f"s{i}.service" for i in range(3)]
     _start(c, tmp_path, *names)
     before = _placement(c, names)
@@ -123,9 +138,9 @@ def test_short_etcd_outage_stops_nothing(cluster_factory: Factory, tmp_path: Pat
     assert _placement(c, names) == before
 
 
-def test_long_etcd_outage_for_everyone_stops_and_moves_nothing(cluster_factory: Factory,
+def test_long_etcd_outage_for_everyone_stops_and_moves_nothing(cluster_factory: _Factory,
                                                                tmp_path: Path) -> None:
-    c = cluster_factory(3)
+    c = _factory(cluster_factory)(3)
     names = [f"l{i}.service" for i in range(3)]
     _start(c, tmp_path, *names)
     before = _placement(c, names)
@@ -149,8 +164,8 @@ def test_long_etcd_outage_for_everyone_stops_and_moves_nothing(cluster_factory: 
 
 
 def test_partitioned_machine_stops_units_before_they_start_elsewhere(
-        cluster_factory: Factory, tmp_path: Path) -> None:
-    c = cluster_factory(3)
+        cluster_factory: _Factory, tmp_path: Path) -> None:
+    c = _factory(cluster_factory)(3)
     _start(c, tmp_path, "p.service")
     (m,) = where_active(c, "p.service")
     alive = [x for x in c.names if x != m]
@@ -179,9 +194,9 @@ def _main_pid(c: Cluster, machine: str, unit: str) -> str:
     return c.exec(machine, "systemctl", "show", "-p", "MainPID", "--value", unit).stdout.strip()
 
 
-def test_agent_reexec_and_crash_restart_keep_units_running(cluster_factory: Factory,
+def test_agent_reexec_and_crash_restart_keep_units_running(cluster_factory: _Factory,
                                                            tmp_path: Path) -> None:
-    c = cluster_factory(2)
+    c = _factory(cluster_factory)(2)
     _start(c, tmp_path, "k.service")
     (m,) = where_active(c, "k.service")
     pid = _main_pid(c, m, "k.service")
@@ -202,3 +217,28 @@ def test_agent_reexec_and_crash_restart_keep_units_running(cluster_factory: Fact
     assert _main_pid(c, m, "k.service") == pid  # never restarted
     r = unitctl(c, "list-units", "--full")
     assert c.machine_id(m) in r.stdout and "active" in r.stdout
+
+
+def test_etcd_leader_loss_stops_and_moves_nothing(cluster_factory: _Factory,
+                                                  tmp_path: Path) -> None:
+    """fleet issues 1289 and 1690: units were stopped when etcd changed leader."""
+    c = _factory(cluster_factory)(3)
+    names = [f"e{i}.service" for i in range(3)]
+    _start(c, tmp_path, *names)
+    before = _placement(c, names)
+    stop, seen = threading.Event(), []
+    watcher = threading.Thread(target=_watch_stops, args=(c, names, stop, seen))
+    watcher.start()
+    try:
+        for i in range(3):  # lose each member in turn, the leader among them
+            c.etcd.members[i].kill()
+            time.sleep(TTL)
+            c.etcd.restart_member(i)
+            c.etcd.wait_healthy()
+        time.sleep(TTL)
+    finally:
+        stop.set()
+        watcher.join()
+    assert seen == []
+    assert _placement(c, names) == before
+    _start(c, tmp_path, "after.service")  # and the cluster still works
