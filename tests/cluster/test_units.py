@@ -151,15 +151,16 @@ def test_metadata_with_instance_specifier(cluster: Cluster, tmp_path: Path) -> N
 
 
 def test_replaces_moves_the_replaced_unit(cluster: Cluster, tmp_path: Path) -> None:
-    old = write_unit(tmp_path, "old.service", service(xfleet="MachineMetadata=hostname=m1"))
+    old = write_unit(tmp_path, "old.service", service(xfleet="MachineMetadata=region=eu"))
     unitctl(cluster, "start", old)
-    new = write_unit(tmp_path, "new.service",
-                     service(xfleet="Replaces=old.service\nMachineMetadata=region=eu"))
-    # fill m3 so that m1 is the least loaded eu machine for new.service
-    fill = write_unit(tmp_path, "fill.service", service(xfleet="MachineMetadata=hostname=m3"))
-    unitctl(cluster, "start", fill, new)
-    wait(lambda: where_active(cluster, "new.service") == {"m1"}
-         and "m1" not in where_active(cluster, "old.service"), what="replaced")
+    (where,) = where_active(cluster, "old.service")
+    other_eu = ({"m1", "m3"} - {where}).pop()
+    # new.service goes where old.service runs and replaces it there
+    new = write_unit(tmp_path, "new.service", service(
+        xfleet=f"Replaces=old.service\nMachineMetadata=hostname={where}"))
+    unitctl(cluster, "start", new)
+    wait(lambda: where_active(cluster, "new.service") == {where}
+         and where_active(cluster, "old.service") == {other_eu}, what="replaced")
 
 
 def test_install_section_is_enabled_runtime(cluster: Cluster, tmp_path: Path) -> None:
