@@ -127,7 +127,7 @@ def test_short_etcd_outage_stops_nothing(cluster_factory: _Factory, tmp_path: Pa
     try:
         for m in c.etcd.members:
             m.pause()  # etcd unreachable for everyone, shorter than the TTL
-        time.sleep(TTL * 0.8)
+        time.sleep(TTL * 0.7)
         for m in c.etcd.members:
             m.resume()
         time.sleep(TTL * 2)
