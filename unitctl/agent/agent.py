@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from unitctl.aio import checkpoint
 from unitctl.errors import (
     ConflictError,
     InvalidUnitError,
@@ -172,6 +173,7 @@ class Agent:
     # -- session -------------------------------------------------------------
     async def _session(self) -> None:
         while True:
+            checkpoint()
             try:
                 if not self.lease:
                     await self._register()
@@ -236,6 +238,7 @@ class Agent:
     # -- schedule ------------------------------------------------------------
     async def _schedule_loop(self) -> None:
         while True:
+            checkpoint()
             try:
                 await self._watch_schedule()
             except RegistryError as exc:
@@ -247,6 +250,7 @@ class Agent:
         watcher = asyncio.create_task(self._watch_into_wake(rev + 1))
         try:
             while True:
+                checkpoint()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.opts.resync)
                 self._wake.clear()
@@ -369,6 +373,7 @@ class Agent:
         never overwrite the removal of an unloaded unit's state.
         """
         while True:
+            checkpoint()
             await self._publish.wait()
             await asyncio.sleep(0.005)  # let a burst of signals gather into one txn
             self._publish.clear()
@@ -401,6 +406,7 @@ class Agent:
         """
         base = self.registry.keys.machines()
         while True:
+            checkpoint()
             try:
                 machines = await self.registry.list_machines()
                 self.peers = {m.id: m.public_ip for m in machines
@@ -422,6 +428,7 @@ class Agent:
         step = max(0.05, self.opts.ttl / 20)
         last_hold = ""
         while True:
+            checkpoint()
             await asyncio.sleep(step)
             if self.fenced or self.etcd_age() < FENCE_AFTER * self.opts.ttl:
                 last_hold = ""

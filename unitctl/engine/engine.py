@@ -29,6 +29,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from unitctl.aio import checkpoint
 from unitctl.errors import ConflictError, InvalidUnitError, RegistryError
 from unitctl.model import Requirements
 from unitctl.registry.kv import Put
@@ -76,6 +77,7 @@ class Engine:
     async def run(self, lease: int) -> None:
         """Campaign with ``lease`` until cancelled."""
         while True:
+            checkpoint()
             try:
                 lead = await self.registry.campaign(self.machine_id, lease)
                 if lead is None:
@@ -110,6 +112,7 @@ class Engine:
         """Reconcile while leading; rebuild the mirror every resync period."""
         self.leading = True
         while True:
+            checkpoint()
             mirror = Mirror(self.registry)
             await mirror.start()
             try:
@@ -123,6 +126,7 @@ class Engine:
         until = loop.time() + self.resync
         result = await self.reconcile(lead, mirror)
         while loop.time() < until:
+            checkpoint()
             wait = 0.1 if result.plan is None else until - loop.time()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(mirror.trigger.wait(), max(wait, 0))
