@@ -73,7 +73,9 @@ class SimCluster:
             if len(done) == len(tasks):
                 break
         else:
-            raise RuntimeError(f"agent {mid[:8]} does not stop when cancelled")
+            stuck = [t for t in tasks if not t.done()]
+            where = "\n".join(f"{t.get_name()}: {t.get_stack(limit=8)}" for t in stuck)
+            raise RuntimeError(f"agent {mid[:8]} does not stop when cancelled:\n{where}")
         await sm.registry.kv.close()
 
     async def stop(self, mid: str) -> None:
