@@ -7,9 +7,10 @@ benchmarks in bench/ report them).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tests.cluster.helpers import service, unitctl, wait, where_active, write_unit
@@ -116,21 +117,17 @@ def _watch_stops(c: Cluster, names: list[str], until: threading.Event,
         time.sleep(0.1)
 
 
-def test_short_etcd_outage_stops_nothing(cluster_factory: _Factory, tmp_path: Path) -> None:
-    c = _factory(cluster_factory)(3)
-    names = [f"s{i}.service" for i in range(3)]
-    _start(c, tmp_path, *names)
+@contextlib.contextmanager
+def nothing_stops_or_moves(c: Cluster, tmp: Path, prefix: str) -> Iterator[None]:
+    """Start three units; while the body runs and after it, none may stop or move."""
+    names = [f"{prefix}{i}.service" for i in range(3)]
+    _start(c, tmp, *names)
     before = _placement(c, names)
     stop, seen = threading.Event(), []
     watcher = threading.Thread(target=_watch_stops, args=(c, names, stop, seen))
     watcher.start()
     try:
-        for m in c.etcd.members:
-            m.pause()  # etcd unreachable for everyone, shorter than the TTL
-        time.sleep(TTL * 0.7)
-        for m in c.etcd.members:
-            m.resume()
-        time.sleep(TTL * 2)
+        yield
     finally:
         stop.set()
         watcher.join()
@@ -138,16 +135,21 @@ def test_short_etcd_outage_stops_nothing(cluster_factory: _Factory, tmp_path: Pa
     assert _placement(c, names) == before
 
 
+def test_short_etcd_outage_stops_nothing(cluster_factory: _Factory, tmp_path: Path) -> None:
+    c = _factory(cluster_factory)(3)
+    with nothing_stops_or_moves(c, tmp_path, "s"):
+        for m in c.etcd.members:
+            m.pause()  # etcd unreachable for everyone, shorter than the TTL
+        time.sleep(TTL * 0.7)
+        for m in c.etcd.members:
+            m.resume()
+        time.sleep(TTL * 2)
+
+
 def test_long_etcd_outage_for_everyone_stops_and_moves_nothing(cluster_factory: _Factory,
                                                                tmp_path: Path) -> None:
     c = _factory(cluster_factory)(3)
-    names = [f"l{i}.service" for i in range(3)]
-    _start(c, tmp_path, *names)
-    before = _placement(c, names)
-    stop, seen = threading.Event(), []
-    watcher = threading.Thread(target=_watch_stops, args=(c, names, stop, seen))
-    watcher.start()
-    try:
+    with nothing_stops_or_moves(c, tmp_path, "l"):
         for m in c.etcd.members:
             m.pause()
         time.sleep(TTL * 3)
@@ -156,11 +158,6 @@ def test_long_etcd_outage_for_everyone_stops_and_moves_nothing(cluster_factory: 
         wait(lambda: len(unitctl(c, "list-machines", check=False).stdout.splitlines()) == 4,
              timeout=20, what="machines back")
         time.sleep(TTL * 2)
-    finally:
-        stop.set()
-        watcher.join()
-    assert seen == []
-    assert _placement(c, names) == before
 
 
 def test_partitioned_machine_stops_units_before_they_start_elsewhere(
@@ -223,22 +220,11 @@ def test_etcd_leader_loss_stops_and_moves_nothing(cluster_factory: _Factory,
                                                   tmp_path: Path) -> None:
     """fleet issues 1289 and 1690: units were stopped when etcd changed leader."""
     c = _factory(cluster_factory)(3)
-    names = [f"e{i}.service" for i in range(3)]
-    _start(c, tmp_path, *names)
-    before = _placement(c, names)
-    stop, seen = threading.Event(), []
-    watcher = threading.Thread(target=_watch_stops, args=(c, names, stop, seen))
-    watcher.start()
-    try:
+    with nothing_stops_or_moves(c, tmp_path, "e"):
         for i in range(3):  # lose each member in turn, the leader among them
             c.etcd.members[i].kill()
             time.sleep(TTL)
             c.etcd.restart_member(i)
             c.etcd.wait_healthy()
         time.sleep(TTL)
-    finally:
-        stop.set()
-        watcher.join()
-    assert seen == []
-    assert _placement(c, names) == before
     _start(c, tmp_path, "after.service")  # and the cluster still works
