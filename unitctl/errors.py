@@ -15,8 +15,7 @@ on stderr and the exit code of the class; it never shows a traceback.
     ├── NotFoundError                 exit 3   unknown unit, machine or template
     ├── ConflictError                 exit 4   the stored state forbids the change
     ├── RegistryError                 exit 5   etcd failed
-    │   ├── RegistryUnavailable       exit 5   etcd cannot be reached
-    │   └── CompareFailed             exit 5   a transaction's condition no longer holds
+    │   └── RegistryUnavailable       exit 5   etcd cannot be reached
     ├── TimeoutError_                 exit 6   waited --block-attempts for a state
     │   └── UnschedulableError        exit 7   no machine can take the unit
     ├── SystemdError                  exit 8   systemd refused an operation
@@ -77,10 +76,6 @@ class RegistryError(UnitctlError):
 
 class RegistryUnavailable(RegistryError):
     """etcd could not be reached within the request timeout."""
-
-
-class CompareFailed(RegistryError):
-    """A transaction's compare clause failed: someone else changed the keys."""
 
 
 class TimeoutError_(UnitctlError):  # named so as not to shadow the builtin

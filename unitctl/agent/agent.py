@@ -89,7 +89,6 @@ class Agent:
         self._wake = asyncio.Event()
         self._publish = asyncio.Event()
         self._pending: dict[str, UnitState | None] = {}
-        self._lease_changed = asyncio.Event()
         self._engine_task: asyncio.Task[None] | None = None
         self.engine: object | None = None
         self.leave_on_stop = True

@@ -91,9 +91,6 @@ class Keys:
     def states(self) -> str:
         return f"{self.prefix}states/"
 
-    def unit_states(self, name: str) -> str:
-        return f"{self.prefix}states/{name}/"
-
     def state(self, name: str, machine: str) -> str:
         return f"{self.prefix}states/{name}/{machine}"
 
