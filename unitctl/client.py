@@ -30,13 +30,12 @@ from unitctl.errors import (
     NotFoundError,
     RegistryUnavailable,
     SystemdError,
-    TimeoutError_,
     UnitctlError,
     UnschedulableError,
     UsageError,
+    WaitTimeout,
 )
 from unitctl.model import Machine, Requirements, TargetState, UnitRecord, UnitState
-from unitctl.registry import codec
 from unitctl.registry.registry import Registry
 from unitctl.unitfile import UnitFile
 
@@ -450,19 +449,12 @@ class Client:
     async def snapshot(self) -> Snapshot:
         """Read units, placements, states, explanations and machines."""
         reg = self.registry
-        keys = reg.keys
-        units_rng = await reg.kv.get_prefix(keys.units())
-        units = {}
-        for kv in units_rng.kvs:
-            name = keys.tail(kv.key, keys.units())
-            units[name] = codec.decode_unit(kv.key, name, kv.value)
+        units, _, revision = await reg.units_with_revs()
         states: dict[str, dict[str, StoredState]] = {}
-        for kv in (await reg.kv.get_prefix(keys.states())).kvs:
-            name, _, machine = keys.tail(kv.key, keys.states()).rpartition("/")
-            state = codec.decode_state(kv.key, name, machine, kv.value)
-            states.setdefault(name, {})[machine] = StoredState(state, kv.mod_rev)
+        for mod_rev, state in await reg.states_with_revs():
+            states.setdefault(state.name, {})[state.machine_id] = StoredState(state, mod_rev)
         machines = {m.id: m for m in await reg.list_machines()}
-        return Snapshot(units_rng.revision, units, await reg.list_placements(), states,
+        return Snapshot(revision, units, await reg.list_placements(), states,
                         await reg.list_explanations(), machines)
 
     async def list_unit_files(self) -> list[UnitFileInfo]:
@@ -578,7 +570,7 @@ class Client:
 
         Raises:
             UnschedulableError: attempts ran out and a unit has no machine.
-            TimeoutError_: attempts ran out.
+            WaitTimeout: attempts ran out.
         """
         pending = list(dict.fromkeys(names))
         if not pending:
@@ -648,7 +640,7 @@ class Client:
                      for n, r in blocked]
             return UnschedulableError(". ".join(parts))
         units = ", ".join(pending)
-        return TimeoutError_(f"timed out waiting for unit{'s' if len(pending) > 1 else ''} "
+        return WaitTimeout(f"timed out waiting for unit{'s' if len(pending) > 1 else ''} "
                              f"{units} to {what}")
 
     # -- convenience for verbs -----------------------------------------------

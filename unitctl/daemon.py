@@ -143,7 +143,7 @@ async def run_agent(cfg: AgentConfig) -> None:
         notify("STOPPING=1" if agent.leave_on_stop else "RELOADING=1")
         dog.cancel()
         ready_task.cancel()
-        await registry.kv.close()
+        await registry.close()
     if not agent.leave_on_stop:
         log.info("re-executing (SIGHUP): units keep running and are adopted")
         os.execv(sys.executable, [sys.executable, "-m", "unitctl.daemon", *sys.argv[1:]])

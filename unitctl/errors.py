@@ -4,6 +4,8 @@ Every error a user can see is a :class:`UnitctlError`. Adapters translate the
 errors of the libraries they wrap (aetcd, dbus-fast, docker) into these types at
 the boundary, chained with ``raise ... from exc``. The CLI maps them to one line
 on stderr and the exit code of the class; it never shows a traceback.
+:func:`report` is that one mapping, used by ``unitctl``, ``unitctl generate``
+and ``unitctl-agent`` alike.
 
 ::
 
@@ -16,9 +18,10 @@ on stderr and the exit code of the class; it never shows a traceback.
     ├── ConflictError                 exit 4   the stored state forbids the change
     ├── RegistryError                 exit 5   etcd failed
     │   └── RegistryUnavailable       exit 5   etcd cannot be reached
-    ├── TimeoutError_                 exit 6   waited --block-attempts for a state
+    ├── WaitTimeout                   exit 6   waited --block-attempts for a state
     │   └── UnschedulableError        exit 7   no machine can take the unit
     ├── SystemdError                  exit 8   systemd refused an operation
+    │   └── BusLost                   exit 8   the connection to systemd's bus is gone
     ├── ContainerError                exit 9   the container engine failed
     ├── RemoteCommandError            exit 10  ssh / systemctl / journalctl failed
     └── ConfigError                   exit 2   bad agent configuration
@@ -78,13 +81,13 @@ class RegistryUnavailable(RegistryError):
     """etcd could not be reached within the request timeout."""
 
 
-class TimeoutError_(UnitctlError):  # named so as not to shadow the builtin
+class WaitTimeout(UnitctlError):
     """A blocking command gave up after --block-attempts."""
 
     exit_code = 6
 
 
-class UnschedulableError(TimeoutError_):
+class UnschedulableError(WaitTimeout):
     """No machine can run the unit; the message carries the engine's reasons."""
 
     exit_code = 7
@@ -94,6 +97,10 @@ class SystemdError(UnitctlError):
     """systemd refused or failed an operation."""
 
     exit_code = 8
+
+
+class BusLost(SystemdError):
+    """The D-Bus connection to systemd is gone: the agent restarts in place."""
 
 
 class ContainerError(UnitctlError):
@@ -112,3 +119,19 @@ class ConfigError(UnitctlError):
     """Bad agent configuration."""
 
     exit_code = 2
+
+
+def one_line(text: str) -> str:
+    """``text`` with its whitespace runs folded into single spaces."""
+    return " ".join(text.split())
+
+
+def report(exc: BaseException) -> tuple[str, int]:
+    """The one error -> (message, exit code) mapping of every unitctl command.
+
+    A :class:`UnitctlError` gives its own message (one line) and its class's
+    exit code; anything else is an internal error, exit 1, named by its type.
+    """
+    if isinstance(exc, UnitctlError):
+        return one_line(str(exc)) or type(exc).__name__, exc.exit_code
+    return f"internal error: {type(exc).__name__}: {one_line(str(exc))}".rstrip(": "), 1

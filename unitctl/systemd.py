@@ -47,7 +47,7 @@ from dbus_fast import BusType, DBusError, Message, MessageType
 from dbus_fast.aio import MessageBus
 
 from unitctl.agent.ports import StateCallback, SystemdState
-from unitctl.errors import InvalidUnitError, InvalidUnitNameError, SystemdError
+from unitctl.errors import BusLost, InvalidUnitError, InvalidUnitNameError, SystemdError
 from unitctl.names import validate_name
 from unitctl.unitfile import UnitFile
 
@@ -250,7 +250,7 @@ class SystemdUnitManager:
             err = exc
         if self._closing or self._bus is not bus:
             return
-        self._lost = SystemdError(
+        self._lost = BusLost(
             f"lost the connection to systemd's bus: {_describe(err) if err else 'closed'}")
         log.error("%s", self._lost)
         for fut in self._job_waiters.values():

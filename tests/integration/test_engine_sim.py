@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import KVFactory
 from tests.harness.sim import SimCluster, eventually
+from unitctl.errors import BusLost
 from unitctl.model import TargetState, UnitRecord
 from unitctl.registry.registry import Registry
 from unitctl.unitfile import UnitFile
@@ -238,7 +239,6 @@ def test_agent_restart_adopts_running_units(make_kv: KVFactory, key_prefix: str,
 
 
 def test_lost_systemd_bus_restarts_agent_in_place(key_prefix: str) -> None:
-    from unitctl.errors import SystemdError
     from unitctl.registry.memory import MemoryKV
 
     shared = MemoryKV()
@@ -250,7 +250,7 @@ def test_lost_systemd_bus_restarts_agent_in_place(key_prefix: str) -> None:
         await submit(reg, "first.service")
         await eventually(lambda: "first.service" in sim.running())
         (sm,) = sim.machines.values()
-        sm.units.fail_next("start", SystemdError("lost the connection to systemd's bus: x"))
+        sm.units.fail_next("start", BusLost("lost the connection to systemd's bus: x"))
         await submit(reg, "second.service")
         assert sm.task is not None
         await asyncio.wait_for(sm.task, 10)  # the agent stops, to be re-executed

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 
 from unitctl.aio import checkpoint
 from unitctl.errors import (
+    BusLost,
     ConflictError,
     InvalidUnitError,
     RegistryError,
-    SystemdError,
     UnitctlError,
 )
 from unitctl.model import Machine, ScheduleEntry, UnitState
@@ -145,7 +145,7 @@ class Agent:
             await self.units.reload()
         if self.lease:
             with contextlib.suppress(UnitctlError):
-                await self.registry.kv.revoke_lease(self.lease)
+                await self.registry.leases.revoke(self.lease)
         if self.opts.lease_file:
             with contextlib.suppress(OSError):
                 os.remove(self.opts.lease_file)
@@ -176,7 +176,7 @@ class Agent:
             try:
                 if not self.lease:
                     await self._register()
-                ttl = await self.registry.kv.refresh_lease(self.lease)
+                ttl = await self.registry.leases.refresh(self.lease)
                 if ttl <= 0:
                     log.warning("agent: lease %x expired; registering again", self.lease)
                     self.lease = 0
@@ -190,7 +190,7 @@ class Agent:
             await asyncio.sleep(self.keepalive)
 
     async def _register(self) -> None:
-        lease = await self._previous_lease() or await self.registry.kv.grant_lease(self.opts.ttl)
+        lease = await self._previous_lease() or await self.registry.leases.grant(self.opts.ttl)
         await self.registry.register_machine(self.machine, lease)
         self.lease = lease
         self._save_lease(lease)
@@ -210,7 +210,7 @@ class Agent:
                 lease = int(f.read().strip(), 16)
         except (OSError, ValueError):
             return 0
-        return lease if await self.registry.kv.refresh_lease(lease) > 0 else 0
+        return lease if await self.registry.leases.refresh(lease) > 0 else 0
 
     def _save_lease(self, lease: int) -> None:
         if not self.opts.lease_file:
@@ -317,7 +317,7 @@ class Agent:
                 log.info("agent: %s %s: %s", task.type.value, task.name or "-", task.reason)
             except UnitctlError as exc:
                 log.error("agent: %s %s failed: %s", task.type.value, task.name, exc)
-                if isinstance(exc, SystemdError) and "lost the connection" in str(exc):
+                if isinstance(exc, BusLost):
                     self._restart_in_place("systemd's bus connection was lost")
                 asyncio.get_running_loop().call_later(1.0, self._wake.set)
                 return

@@ -166,7 +166,7 @@ def _complete(ctx: click.Context, fetch: Callable[[Client], Any]) -> list[str]:
             return list(await fetch(Client(registry)))
         finally:
             if registry is not injected:
-                await registry.kv.close()
+                await registry.close()
 
     return asyncio.run(asyncio.wait_for(go(), max(1.0, cfg.request_timeout)))
 

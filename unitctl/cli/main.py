@@ -85,7 +85,7 @@ class Session:
             return await fn(client)
         finally:
             if registry is not self.registry:
-                await registry.kv.close()
+                await registry.close()
 
 
 #: Commands that live in modules other engineers own: imported on first use,

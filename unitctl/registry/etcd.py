@@ -19,7 +19,6 @@ import contextlib
 import ipaddress
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aetcd
@@ -29,6 +28,7 @@ import aetcd.utils
 import grpc
 
 from unitctl.errors import ConfigError, RegistryError, RegistryUnavailable
+from unitctl.registry.connection import EtcdConfig
 from unitctl.registry.kv import (
     Compare,
     Delete,
@@ -43,18 +43,7 @@ from unitctl.registry.kv import (
 
 T = TypeVar("T")
 
-
-@dataclass(frozen=True, slots=True)
-class EtcdConfig:
-    """How to reach etcd: endpoints, TLS files, credentials, timeout in seconds."""
-
-    endpoints: tuple[str, ...] = ("http://127.0.0.1:2379",)
-    ca_file: str = ""
-    cert_file: str = ""
-    key_file: str = ""
-    username: str = ""
-    password: str = ""
-    timeout: float = 3.0
+__all__ = ["EtcdConfig", "EtcdKV", "grpc_target"]
 
 
 def grpc_target(endpoints: Sequence[str]) -> tuple[str, int, bool]:

@@ -28,6 +28,7 @@ from unitctl.registry.kv import (
     prefix_empty,
     value_is,
 )
+from unitctl.registry.leases import KVLeases, Leases
 
 #: etcd refuses transactions with more than 128 operations by default.
 MAX_TXN_OPS = 120
@@ -82,6 +83,12 @@ class Registry:
     def __init__(self, kv: KV, prefix: str = "/unitctl/") -> None:
         self.kv = kv
         self.keys = Keys(normalize_prefix(prefix))
+        #: The lease port (the agent's session uses it; nothing else touches the KV's leases).
+        self.leases: Leases = KVLeases(kv)
+
+    async def close(self) -> None:
+        """Close the connection underneath; the registry is unusable afterwards."""
+        await self.kv.close()
 
     # -- schema ----------------------------------------------------------
     async def ensure_schema(self) -> int:
@@ -253,12 +260,16 @@ class Registry:
         await self.kv.delete(self.keys.state(name, machine_id))
 
     async def list_states(self) -> list[UnitState]:
+        return [state for _, state in await self.states_with_revs()]
+
+    async def states_with_revs(self) -> list[tuple[int, UnitState]]:
+        """Every machine's state of every unit, each with its key's mod revision."""
         base = self.keys.states()
         rng = await self.kv.get_prefix(base)
         out = []
         for kv in rng.kvs:
             name, _, machine = self.keys.tail(kv.key, base).rpartition("/")
-            out.append(codec.decode_state(kv.key, name, machine, kv.value))
+            out.append((kv.mod_rev, codec.decode_state(kv.key, name, machine, kv.value)))
         return out
 
     async def list_placements(self) -> dict[str, str]:
@@ -303,7 +314,7 @@ class Registry:
     # -- engine side -----------------------------------------------------
     async def engine_view(self) -> EngineView:
         """Read everything the engine needs; the units read carry their revisions."""
-        units, unit_revs, first_rev = await self._units_with_revs()
+        units, unit_revs, first_rev = await self.units_with_revs()
         base = self.keys.placements()
         placement_kvs = await self.kv.get_prefix(base)
         placements = {self.keys.tail(kv.key, base): kv.value.decode()
@@ -315,7 +326,8 @@ class Registry:
         return EngineView(first_rev, units, unit_revs, placements, placement_revs,
                           await self.list_schedules(), machines, await self.list_explanations())
 
-    async def _units_with_revs(self) -> tuple[dict[str, UnitRecord], dict[str, int], int]:
+    async def units_with_revs(self) -> tuple[dict[str, UnitRecord], dict[str, int], int]:
+        """Every unit, each key's mod revision, and the revision of the read."""
         base = self.keys.units()
         rng = await self.kv.get_prefix(base)
         units, revs = {}, {}

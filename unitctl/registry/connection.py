@@ -1,0 +1,23 @@
+"""How to reach etcd: the one connection setting of unitctl.
+
+The CLI's global flags, the agent's configuration file and the tests all build
+this one value; only :mod:`unitctl.registry.etcd` reads it. Pure: importing it
+does not load the etcd client library.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class EtcdConfig:
+    """How to reach etcd: endpoints, TLS files, credentials, timeout in seconds."""
+
+    endpoints: tuple[str, ...] = ("http://127.0.0.1:2379",)
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    username: str = ""
+    password: str = ""
+    timeout: float = 3.0
