@@ -14,7 +14,7 @@ PKG = ROOT / "unitctl"
 
 #: module prefix -> the only file allowed to import it
 ADAPTERS = {"aetcd": "registry/etcd.py", "grpc": "registry/etcd.py",
-            "dbus_fast": "systemd.py"}
+            "dbus_fast": "systemd/bus.py"}
 #: modules that must stay pure (no I/O libraries at all)
 PURE = ["unitfile.py", "names.py", "xfleet.py", "model.py", "scheduler", "agent/reconcile.py",
         "agent/tasks.py", "registry/keys.py", "registry/codec.py", "engine/target.py"]

@@ -22,14 +22,12 @@ raise; :meth:`crash` simulates a unit dying. ``history`` records every call
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping
 
-from unitctl.agent.ports import StateCallback, SystemdState
-from unitctl.errors import InvalidUnitError, SystemdError
+from unitctl.agent.ports import StateCallback, SystemdState, content_hash
+from unitctl.errors import SystemdError
 from unitctl.names import validate_name
-from unitctl.unitfile import UnitFile
 
 __all__ = ["FakeUnitManager"]
 
@@ -41,14 +39,6 @@ FAILED = SystemdState("loaded", "failed", "failed")
 #: The methods :meth:`FakeUnitManager.fail_next` can make fail.
 METHODS = frozenset({"start_manager", "write", "link", "enable", "unload", "reload", "start",
                      "stop", "state"})
-
-
-def _content_hash(text: str) -> str:
-    """sha1 of the normalised text, or of the raw text if it does not parse."""
-    try:
-        return UnitFile.parse(text).hash()
-    except InvalidUnitError:
-        return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 class FakeUnitManager:
@@ -152,7 +142,7 @@ class FakeUnitManager:
         self._check(name)
         self._enter("write", name)
         self.files[name] = text
-        self._hashes[name] = _content_hash(text)
+        self._hashes[name] = content_hash(text)
 
     async def link(self, name: str, enable: bool) -> None:
         self._check(name)

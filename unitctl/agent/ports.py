@@ -1,15 +1,43 @@
 """The agent's port to the local init system (systemd).
 
-Implemented by :class:`unitctl.systemd.SystemdUnitManager` (D-Bus, the only
-module that imports dbus-fast) and :class:`unitctl.agent.fake.FakeUnitManager`;
-both pass ``tests/contract/test_unit_manager_contract.py``.
+Implemented by :class:`unitctl.systemd.SystemdUnitManager` (D-Bus; the
+``unitctl.systemd`` package is the only one that imports dbus-fast) and
+:class:`unitctl.agent.fake.FakeUnitManager`; both pass
+``tests/contract/test_unit_manager_contract.py``.
+
+:func:`content_hash` is the identity of a unit file in the directory, what
+:meth:`UnitManager.present` reports: both implementations compute it with this
+one function, and for a file that parses it equals :meth:`UnitFile.hash`, the
+hash the registry stores for a unit body.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
+
+from unitctl.errors import InvalidUnitError
+from unitctl.unitfile import UnitFile
+
+__all__ = ["StateCallback", "SystemdState", "UnitManager", "content_hash"]
+
+
+def content_hash(content: bytes | str) -> str:
+    """sha1 of the normalised unit text (:meth:`UnitFile.hash`).
+
+    Content that does not parse hashes as its raw bytes (text as UTF-8, lone
+    surrogates escaped), so a broken file still has a stable identity.
+    """
+    try:
+        if isinstance(content, bytes):
+            return UnitFile.parse_bytes(content).hash()
+        return UnitFile.parse(content).hash()
+    except InvalidUnitError:
+        raw = content if isinstance(content, bytes) else content.encode("utf-8",
+                                                                        "surrogateescape")
+        return hashlib.sha1(raw).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +70,7 @@ class UnitManager(Protocol):
         ...
 
     def present(self) -> Mapping[str, str]:
-        """Unit files present in the directory: name -> sha1 of the normalised text."""
+        """Unit files present in the directory: name -> :func:`content_hash` of each."""
         ...
 
     async def write(self, name: str, text: str) -> None:
