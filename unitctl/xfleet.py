@@ -1,7 +1,8 @@
 """The ``[X-Fleet]`` section: placement requirements of a unit (pure, no I/O).
 
 Also the relations between two units' requirements (Conflicts, Replaces;
-patterns are Go globs, :mod:`unitctl.glob`) and the machine metadata format.
+patterns are Go globs, :mod:`unitctl.glob`). ``parse_metadata`` and
+``format_metadata`` are re-exported from :mod:`unitctl.metadata`.
 
 Semantics follow fleet (``job/job.go``, ``unit/unit.go``, ``api/units.go``):
 
@@ -19,8 +20,9 @@ import difflib
 import re
 from collections.abc import Mapping
 
-from unitctl.errors import ConfigError, InvalidOptionsError, InvalidUnitNameError
+from unitctl.errors import InvalidOptionsError, InvalidUnitNameError
 from unitctl.glob import compile_glob, matches_glob
+from unitctl.metadata import format_metadata, parse_metadata
 from unitctl.model import Requirements
 from unitctl.names import name_without_suffix, unit_instance, unit_prefix, validate_name
 from unitctl.unitfile import UnitFile
@@ -271,49 +273,3 @@ def replaces(a_name: str, a_req: Requirements, b_name: str, b_req: Requirements)
     if a_name == b_name:
         return False
     return _any_match(a_req.replaces, b_name) and not _any_match(b_req.replaces, a_name)
-
-
-# -- machine metadata -------------------------------------------------------
-
-
-def parse_metadata(text: str) -> dict[str, str]:
-    """Parse ``k=v,k=v`` (a machine's ``metadata`` option).
-
-    Raises:
-        ConfigError: a pair without ``=``, or with an empty key or value.
-    """
-    result: dict[str, str] = {}
-    for raw in text.split(","):
-        pair = raw.strip()
-        if not pair:
-            continue
-        key, sep, value = pair.partition("=")
-        key, value = key.strip(), value.strip()
-        if not sep or not key or not value:
-            raise ConfigError(f"invalid metadata pair {pair!r}: expected key=value")
-        result[key] = value
-    return result
-
-
-def format_metadata(mapping: Mapping[str, str]) -> str:
-    """``k=v,k=v`` sorted by key -- the inverse of :func:`parse_metadata`.
-
-    Raises:
-        ConfigError: a pair that :func:`parse_metadata` could not read back.
-    """
-    pairs: list[str] = []
-    for key in sorted(mapping):
-        pair = f"{key}={mapping[key]}"
-        if not _reads_back(pair, key, mapping[key]):
-            raise ConfigError(f"metadata pair {pair!r} cannot be written as key=value")
-        pairs.append(pair)
-    return ",".join(pairs)
-
-
-def _reads_back(pair: str, key: str, value: str) -> bool:
-    if "," in pair or "=" in key:
-        return False
-    try:
-        return parse_metadata(pair) == {key: value}
-    except ConfigError:
-        return False
