@@ -99,40 +99,7 @@ class UnitFile:
         Raises:
             InvalidUnitError: naming the (starting) line of the first problem.
         """
-        if len(text.encode("utf-8", "surrogatepass")) > MAX_UNIT_SIZE:
-            raise InvalidUnitError(f"unit file exceeds {MAX_UNIT_SIZE} bytes (1 MiB)")
-        if text.startswith("\ufeff"):
-            text = text[1:]
-        lines = _LINE_SPLIT.split(text)
-        if lines and lines[-1] == "":
-            lines.pop()
-        for number, line in enumerate(lines, 1):
-            if "\0" in line:
-                raise InvalidUnitError(f"line {number}: NUL byte in unit file")
-
-        options: list[UnitOption] = []
-        section: str | None = None
-        pending: str | None = None  # a continued line, trailing backslash already a space
-        pending_start = 0
-        for number, raw in enumerate(lines, 1):
-            if pending is not None:
-                stripped = raw.strip(_BLANK)
-                if not stripped:
-                    section = _parse_line(pending, pending_start, section, options)
-                    pending = None
-                    continue
-                if stripped.startswith(_COMMENTS):
-                    continue
-                joined, start = pending + raw, pending_start
-                pending = None
-            else:
-                joined, start = raw, number
-            if _odd_trailing_backslashes(joined):
-                pending, pending_start = joined[:-1] + " ", start
-                continue
-            section = _parse_line(joined, start, section, options)
-        if pending is not None:
-            _parse_line(pending, pending_start, section, options)
+        options = _parse_lines(_split_lines(text))
         if not options:
             raise InvalidUnitError("unit file is empty: it has no options")
         return cls(tuple(options))
@@ -210,6 +177,49 @@ class UnitFile:
         """The first 7 characters of :meth:`hash`."""
         return self.hash()[:7]
 
+
+
+def _split_lines(text: str) -> list[str]:
+    """The lines of unit-file text (size, BOM and NUL checked; no final empty line)."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_UNIT_SIZE:
+        raise InvalidUnitError(f"unit file exceeds {MAX_UNIT_SIZE} bytes (1 MiB)")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    lines = _LINE_SPLIT.split(text)
+    if lines and lines[-1] == "":
+        lines.pop()
+    for number, line in enumerate(lines, 1):
+        if "\0" in line:
+            raise InvalidUnitError(f"line {number}: NUL byte in unit file")
+    return lines
+
+
+def _parse_lines(lines: list[str]) -> list[UnitOption]:
+    """The options of the lines, joining continued lines (a trailing backslash)."""
+    options: list[UnitOption] = []
+    section: str | None = None
+    pending: str | None = None  # a continued line, trailing backslash already a space
+    pending_start = 0
+    for number, raw in enumerate(lines, 1):
+        if pending is not None:
+            stripped = raw.strip(_BLANK)
+            if not stripped:
+                section = _parse_line(pending, pending_start, section, options)
+                pending = None
+                continue
+            if stripped.startswith(_COMMENTS):
+                continue
+            joined, start = pending + raw, pending_start
+            pending = None
+        else:
+            joined, start = raw, number
+        if _odd_trailing_backslashes(joined):
+            pending, pending_start = joined[:-1] + " ", start
+            continue
+        section = _parse_line(joined, start, section, options)
+    if pending is not None:
+        _parse_line(pending, pending_start, section, options)
+    return options
 
 def _parse_line(
     line: str, number: int, section: str | None, options: list[UnitOption]

@@ -1,5 +1,9 @@
 """The ``[X-Fleet]`` section: placement requirements of a unit (pure, no I/O).
 
+Also the relations between two units' requirements (Conflicts, Replaces;
+patterns are Go globs, :mod:`unitctl.glob`). ``parse_metadata`` and
+``format_metadata`` are re-exported from :mod:`unitctl.metadata`.
+
 Semantics follow fleet (``job/job.go``, ``unit/unit.go``, ``api/units.go``):
 
 * a value that starts *and* ends with ``"`` holds several items separated by
@@ -15,9 +19,10 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
-from functools import lru_cache
 
-from unitctl.errors import ConfigError, InvalidOptionsError, InvalidUnitNameError
+from unitctl.errors import InvalidOptionsError, InvalidUnitNameError
+from unitctl.glob import compile_glob, matches_glob
+from unitctl.metadata import format_metadata, parse_metadata
 from unitctl.model import Requirements
 from unitctl.names import name_without_suffix, unit_instance, unit_prefix, validate_name
 from unitctl.unitfile import UnitFile
@@ -168,8 +173,15 @@ def validate(name: str, unit: UnitFile) -> list[str]:
     """
     validate_name(name)
     req = requirements(name, unit)
-    problems: list[str] = []
+    problems = [*_combination_problems(req), *_value_problems(name, unit, req),
+                *_machine_of_problems(name, req)]
+    if problems:
+        raise InvalidOptionsError(f"{name}: " + "; ".join(problems))
+    return _option_warnings(unit)
 
+
+def _combination_problems(req: Requirements) -> list[str]:
+    """Options fleet refuses to combine."""
     combos: list[tuple[str, bool, str, bool]] = [
         ("MachineID", req.machine_id is not None, "MachineOf", bool(req.machine_of)),
         ("MachineID", req.machine_id is not None, "Conflicts", bool(req.conflicts)),
@@ -179,24 +191,30 @@ def validate(name: str, unit: UnitFile) -> list[str]:
         ("Global", req.is_global, "Replaces", bool(req.replaces)),
         ("Conflicts", bool(req.conflicts), "Replaces", bool(req.replaces)),
     ]
-    for first, has_first, second, has_second in combos:
-        if has_first and has_second:
-            problems.append(f"{first} cannot be combined with {second}")
+    return [f"{first} cannot be combined with {second}"
+            for first, has_first, second, has_second in combos if has_first and has_second]
 
+
+def _value_problems(name: str, unit: UnitFile, req: Requirements) -> list[str]:
+    """Malformed values: the machine id, metadata pairs, glob patterns."""
+    problems: list[str] = []
     if req.machine_id is not None and not _MACHINE_ID.fullmatch(req.machine_id):
         problems.append(
             f"MachineID {req.machine_id!r} is not a machine id (8 or 32 hex characters)"
         )
-
     for item in _merged(name, unit, "MachineMetadata"):
         if _metadata_pair(item) is None:
             problems.append(f"MachineMetadata {item!r} is not of the form key=value")
-
     for option, patterns in (("Conflicts", req.conflicts), ("Replaces", req.replaces)):
         for pattern in patterns:
-            if _compile_glob(pattern) is None:
+            if compile_glob(pattern) is None:
                 problems.append(f"{option} pattern {pattern!r} is malformed")
+    return problems
 
+
+def _machine_of_problems(name: str, req: Requirements) -> list[str]:
+    """MachineOf peers that are invalid, the unit itself, or excluded by its own globs."""
+    problems: list[str] = []
     for peer in req.machine_of:
         if peer == name:
             problems.append(f"MachineOf {peer!r} names the unit itself")
@@ -205,16 +223,14 @@ def validate(name: str, unit: UnitFile) -> list[str]:
         except InvalidUnitNameError as exc:
             problems.append(f"MachineOf: {exc}")
         for option, patterns in (("Conflicts", req.conflicts), ("Replaces", req.replaces)):
-            for pattern in patterns:
-                if matches_glob(pattern, peer):
-                    problems.append(
-                        f"unresolvable requirements: MachineOf {peer!r} matches "
-                        f"{option} pattern {pattern!r}"
-                    )
+            problems += [f"unresolvable requirements: MachineOf {peer!r} matches "
+                         f"{option} pattern {pattern!r}"
+                         for pattern in patterns if matches_glob(pattern, peer)]
+    return problems
 
-    if problems:
-        raise InvalidOptionsError(f"{name}: " + "; ".join(problems))
 
+def _option_warnings(unit: UnitFile) -> list[str]:
+    """One warning per deprecated or unknown ``[X-Fleet]`` key, in order of appearance."""
     warnings: list[str] = []
     seen: set[str] = set()
     for entry in unit.options:
@@ -238,84 +254,7 @@ def _suggest(key: str) -> str | None:
     return lowered[close[0]] if close else None
 
 
-# -- globs ------------------------------------------------------------------
-
-
-def _class_regex(ranges: list[tuple[str, str]], negated: bool) -> str:
-    parts = [
-        re.escape(lo) if lo == hi else f"{re.escape(lo)}-{re.escape(hi)}"
-        for lo, hi in ranges
-        if lo <= hi
-    ]
-    if not parts:
-        return r"[\s\S]" if negated else "(?!)"
-    return f"[{'^' if negated else ''}{''.join(parts)}]"
-
-
-def _class_char(pattern: str, i: int) -> tuple[str, int] | None:
-    """Go's getEsc: one (possibly escaped) class character; None if malformed."""
-    if i >= len(pattern) or pattern[i] in "-]":
-        return None
-    if pattern[i] == "\\":
-        i += 1
-        if i >= len(pattern):
-            return None
-    char, i = pattern[i], i + 1
-    if i >= len(pattern):
-        return None
-    return char, i
-
-
-@lru_cache(maxsize=4096)
-def _compile_glob(pattern: str) -> re.Pattern[str] | None:
-    """Translate a Go ``path.Match`` pattern to a regex; None if malformed."""
-    out: list[str] = []
-    i, n = 0, len(pattern)
-    while i < n:
-        char = pattern[i]
-        if char == "*":
-            out.append("[^/]*")
-            i += 1
-        elif char == "?":
-            out.append("[^/]")
-            i += 1
-        elif char == "\\":
-            if i + 1 >= n:
-                return None
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-        elif char == "[":
-            i += 1
-            negated = i < n and pattern[i] == "^"
-            if negated:
-                i += 1
-            ranges: list[tuple[str, str]] = []
-            while True:
-                if i < n and pattern[i] == "]" and ranges:
-                    i += 1
-                    break
-                got = _class_char(pattern, i)
-                if got is None:
-                    return None
-                lo, i = got
-                hi = lo
-                if pattern[i] == "-":
-                    got = _class_char(pattern, i + 1)
-                    if got is None:
-                        return None
-                    hi, i = got
-                ranges.append((lo, hi))
-            out.append(_class_regex(ranges, negated))
-        else:
-            out.append(re.escape(char))
-            i += 1
-    return re.compile("".join(out), re.DOTALL)
-
-
-def matches_glob(pattern: str, name: str) -> bool:
-    """Go ``path.Match(pattern, name)``; a malformed pattern matches nothing."""
-    regex = _compile_glob(pattern)
-    return regex is not None and regex.fullmatch(name) is not None
+# -- relations between units --------------------------------------------
 
 
 def _any_match(patterns: tuple[str, ...], name: str) -> bool:
@@ -334,49 +273,3 @@ def replaces(a_name: str, a_req: Requirements, b_name: str, b_req: Requirements)
     if a_name == b_name:
         return False
     return _any_match(a_req.replaces, b_name) and not _any_match(b_req.replaces, a_name)
-
-
-# -- machine metadata -------------------------------------------------------
-
-
-def parse_metadata(text: str) -> dict[str, str]:
-    """Parse ``k=v,k=v`` (a machine's ``metadata`` option).
-
-    Raises:
-        ConfigError: a pair without ``=``, or with an empty key or value.
-    """
-    result: dict[str, str] = {}
-    for raw in text.split(","):
-        pair = raw.strip()
-        if not pair:
-            continue
-        key, sep, value = pair.partition("=")
-        key, value = key.strip(), value.strip()
-        if not sep or not key or not value:
-            raise ConfigError(f"invalid metadata pair {pair!r}: expected key=value")
-        result[key] = value
-    return result
-
-
-def format_metadata(mapping: Mapping[str, str]) -> str:
-    """``k=v,k=v`` sorted by key -- the inverse of :func:`parse_metadata`.
-
-    Raises:
-        ConfigError: a pair that :func:`parse_metadata` could not read back.
-    """
-    pairs: list[str] = []
-    for key in sorted(mapping):
-        pair = f"{key}={mapping[key]}"
-        if not _reads_back(pair, key, mapping[key]):
-            raise ConfigError(f"metadata pair {pair!r} cannot be written as key=value")
-        pairs.append(pair)
-    return ",".join(pairs)
-
-
-def _reads_back(pair: str, key: str, value: str) -> bool:
-    if "," in pair or "=" in key:
-        return False
-    try:
-        return parse_metadata(pair) == {key: value}
-    except ConfigError:
-        return False

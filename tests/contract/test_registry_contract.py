@@ -8,9 +8,14 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from tests.conftest import KVFactory
+from unitctl.engine.commit import pack, plan_groups
+from unitctl.engine.mirror import read_view
+from unitctl.engine.view import EngineView, TargetSchedule
 from unitctl.errors import ConflictError, NotFoundError, RegistryError
 from unitctl.model import Machine, ScheduleEntry, TargetState, UnitRecord, UnitState
-from unitctl.registry.registry import Registry, TargetSchedule
+from unitctl.registry.leader import Leadership
+from unitctl.registry.registry import Registry
+from unitctl.registry.schedules import CommitResult
 
 L = TargetState.LAUNCHED
 
@@ -25,6 +30,12 @@ def run(make: KVFactory, prefix: str, body: Callable[[Registry], Awaitable[None]
         finally:
             await kv.close()
     asyncio.run(go())
+
+
+async def commit(reg: Registry, view: EngineView, target: TargetSchedule,
+                 lead: Leadership) -> CommitResult:
+    """The engine's commit of one round: the view -> target diff, packed, via the registry."""
+    return await reg.commit(pack(plan_groups(reg.keys, view, target)), lead)
 
 
 def test_schema_version_written_once(make_kv: KVFactory, key_prefix: str) -> None:
@@ -122,26 +133,26 @@ def test_engine_commit_is_conditioned_on_what_it_read(make_kv: KVFactory,
         lease = await reg.kv.grant_lease(30)
         lead = await reg.campaign("m1", lease)
         assert lead is not None
-        view = await reg.engine_view()
+        view = await read_view(reg)
         entry_a, entry_b = ScheduleEntry("a.service", "h", L), ScheduleEntry("b.service", "h", L)
         target = TargetSchedule({"a.service": "m1", "b.service": "m2"},
                                 {"m1": {"a.service": entry_a}, "m2": {"b.service": entry_b}})
         # a client changes b after the engine read: b's write must not land, a's must
         await reg.set_desired("b.service", TargetState.LOADED)
-        await reg.commit(view, target, lead)
+        await commit(reg, view, target, lead)
         assert await reg.list_placements() == {"a.service": "m1"}
         sched, _ = await reg.get_schedule("m1")
         assert sched == {"a.service": entry_a}
         assert (await reg.get_schedule("m2"))[0] == {}
         # moving a: the old schedule entry goes in the same transaction
-        view = await reg.engine_view()
-        await reg.commit(view, TargetSchedule({"a.service": "m3"}, {"m3": {"a.service": entry_a}},
-                                              {"b.service": {"m1": "no"}}), lead)
+        view = await read_view(reg)
+        await commit(reg, view, TargetSchedule({"a.service": "m3"}, {"m3": {"a.service": entry_a}},
+                                               {"b.service": {"m1": "no"}}), lead)
         assert await reg.list_schedules() == {"m3": {"a.service": entry_a}}
         assert await reg.get_explanation("b.service") == {"m1": "no"}
         await reg.resign(lead)
         with pytest.raises(ConflictError, match="leadership"):
-            await reg.commit(await reg.engine_view(), TargetSchedule({}, {}), lead)
+            await commit(reg, await read_view(reg), TargetSchedule({}, {}), lead)
     run(make_kv, key_prefix, body)
 
 
@@ -152,10 +163,10 @@ def test_many_units_commit_in_batches(make_kv: KVFactory, key_prefix: str) -> No
             await reg.create_unit(UnitRecord(n, "h", L), "t")
         lead = await reg.campaign("m", await reg.kv.grant_lease(30))
         assert lead is not None
-        view = await reg.engine_view()
+        view = await read_view(reg)
         target = TargetSchedule({n: "m" for n in names},
                                 {"m": {n: ScheduleEntry(n, "h", L) for n in names}})
-        assert (await reg.commit(view, target, lead)).txns > 1
+        assert (await commit(reg, view, target, lead)).txns > 1
         assert len(await reg.list_placements()) == 300
     run(make_kv, key_prefix, body)
 

@@ -7,7 +7,15 @@ from collections.abc import Mapping
 import pytest
 
 from unitctl.model import Machine, Requirements, TargetState
-from unitctl.scheduler import Action, ClusterSnapshot, Decision, Plan, Reason, UnitInfo, schedule
+from unitctl.scheduler import (
+    Action,
+    ClusterSnapshot,
+    Decision,
+    PlacementReason,
+    Plan,
+    UnitInfo,
+    schedule,
+)
 
 M1, M2, M3 = ("1" * 8 + "0" * 24, "2" * 8 + "0" * 24, "3" * 8 + "0" * 24)
 LAUNCHED, INACTIVE = TargetState.LAUNCHED, TargetState.INACTIVE
@@ -300,7 +308,7 @@ def test_inactive_global_unit_runs_nowhere_and_placed_global_is_unscheduled() ->
     plan = schedule(snap(THREE, units, {"h.service": M1}))
     assert plan.global_placements == {"h.service": frozenset({M1, M2, M3})}
     assert plan.decisions == (Decision(Action.UNSCHEDULE, "h.service", M1,
-                                       Reason.GLOBAL_PLACED.render()),)
+                                       PlacementReason.GLOBAL_PLACED.render()),)
     assert plan.unplaceable == {}
 
 

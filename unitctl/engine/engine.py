@@ -23,23 +23,25 @@ Outage guards (fleet stopped units when etcd blinked, issues 1289 and 1690):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from unitctl.aio import checkpoint
+from unitctl.engine.commit import pack, plan_groups
+from unitctl.engine.mirror import Mirror, read_view
+from unitctl.engine.target import build_snapshot, mass_loss, target_schedule
+from unitctl.engine.view import EngineView
 from unitctl.errors import ConflictError, InvalidUnitError, RegistryError
+from unitctl.loop import raise_if_ended, wake_or_timeout, watch_wakes
 from unitctl.model import Requirements
 from unitctl.registry.kv import Put
-from unitctl.registry.mirror import Mirror
-from unitctl.registry.registry import EngineView, Leadership, Registry
+from unitctl.registry.leader import Leadership
+from unitctl.registry.registry import Registry
 from unitctl.scheduler import Plan, schedule
 from unitctl.unitfile import UnitFile
 from unitctl.xfleet import requirements
-
-from .target import build_snapshot, mass_loss, target_schedule
 
 log = logging.getLogger("unitctl.engine")
 
@@ -94,19 +96,18 @@ class Engine:
                 self.leading = False
 
     async def _follow(self) -> None:
-        """Wait until the leader key goes away (or a resync period passes)."""
+        """Wait until the leader key goes away (or a resync period passes).
+
+        Raises RegistryUnavailable at once when the watch of the key ends.
+        """
         rev = await self.registry.revision()
         if await self.registry.leader() is None:
             return
         changed = asyncio.Event()
-        watcher = asyncio.create_task(self._watch(self.registry.keys.leader, rev + 1, changed))
-        try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), self.resync)
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError, RegistryError):
-                await watcher
+        leader_key = self.registry.watch(self.registry.keys.leader, rev + 1)
+        async with watch_wakes(leader_key, changed) as watch:
+            await wake_or_timeout(changed, self.resync)
+            raise_if_ended(watch)
 
     async def _lead(self, lead: Leadership) -> None:
         """Reconcile while leading; rebuild the mirror every resync period."""
@@ -128,8 +129,7 @@ class Engine:
         while loop.time() < until:
             checkpoint()
             wait = 0.1 if result.plan is None else until - loop.time()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(mirror.trigger.wait(), max(wait, 0))
+            await wake_or_timeout(mirror.trigger, wait)
             # Let a burst of changes gather, and under load spend at most half
             # of the time in rounds (wait as long as the last round took, up
             # to a second: a huge rollout must not delay the next change).
@@ -138,24 +138,22 @@ class Engine:
             mirror.check()
             result = await self.reconcile(lead, mirror)
 
-    async def _watch(self, prefix: str, rev: int, flag: asyncio.Event) -> None:
-        async for _ in self.registry.watch(prefix, rev):
-            flag.set()
-
     async def reconcile(self, lead: Leadership, mirror: Mirror | None = None) -> RoundResult:
         """One round: read (from ``mirror`` when given), schedule, commit.
 
         Raises ConflictError if no longer leader.
         """
         t0 = time.perf_counter()
-        view = mirror.view() if mirror else await self.registry.engine_view()
+        view = mirror.view() if mirror else await read_view(self.registry)
         if self._holding(view):
             return RoundResult(view.revision, None, 0, time.perf_counter() - t0)
         reqs = await self._requirements(view)
         good = {n: r for n, r in reqs.items() if isinstance(r, Requirements)}
         bad = {n: r for n, r in reqs.items() if isinstance(r, str)}
         plan = schedule(build_snapshot(view, good))
-        done = await self.registry.commit(view, target_schedule(view, plan, bad), lead)
+        target = target_schedule(view, plan, bad)
+        done = await self.registry.commit(pack(plan_groups(self.registry.keys, view, target)),
+                                          lead)
         if mirror and done.ops:
             # the next round must see our own writes, or it would redo them
             expected = {op.key: op.value if isinstance(op, Put) else None for op in done.ops}

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from unitctl.engine.view import EngineView, TargetSchedule
 from unitctl.model import Requirements, ScheduleEntry, TargetState, UnitRecord
 from unitctl.names import is_template
-from unitctl.registry.registry import EngineView, TargetSchedule
 from unitctl.scheduler import ClusterSnapshot, Plan, UnitInfo
 
 #: Reason recorded for a unit whose stored body cannot be used.

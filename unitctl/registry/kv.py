@@ -75,6 +75,13 @@ class Delete:
 
 Op = Put | Delete
 
+#: etcd refuses transactions with more than 128 operations by default.
+MAX_TXN_OPS = 120
+
+#: Compares and the ops they guard, applied together or not at all; several
+#: groups may share one transaction (then all of them apply or none).
+Group = tuple[list[Compare], list[Op]]
+
 
 class EventKind(enum.Enum):
     PUT = "put"

@@ -2,7 +2,7 @@
 
 Each check is a small function ``(unit, machine, state) -> str | None``:
 None means the machine passes, a string is the rejection reason, rendered from
-a :class:`~unitctl.scheduler.plan.Reason`. Checks never raise and never
+a :class:`~unitctl.scheduler.plan.PlacementReason`. Checks never raise and never
 mutate. They are composed in one place, :data:`PLACEMENT_CHECKS` (and
 :data:`GLOBAL_CHECKS` for global units), and the first failure wins.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from unitctl.model import Machine
-from unitctl.scheduler.plan import Reason
+from unitctl.scheduler.plan import PlacementReason
 from unitctl.scheduler.snapshot import UnitInfo, WorkingState
 
 Check = Callable[[UnitInfo, Machine, WorkingState], "str | None"]
@@ -23,7 +23,7 @@ def check_machine_id(unit: UnitInfo, machine: Machine, state: WorkingState) -> s
     wanted = unit.req.machine_id
     if wanted is None or wanted == machine.id or wanted == machine.short_id:
         return None
-    return Reason.MACHINE_ID.render(machine_id=wanted)
+    return PlacementReason.MACHINE_ID.render(machine_id=wanted)
 
 
 def check_metadata(unit: UnitInfo, machine: Machine, state: WorkingState) -> str | None:
@@ -37,7 +37,7 @@ def check_metadata(unit: UnitInfo, machine: Machine, state: WorkingState) -> str
     key = min(k for k, values in required.items() if have.get(k) not in values)
     wanted = " or ".join(f"{key}={v}" for v in sorted(required[key]))
     actual = f"{key}={have[key]}" if key in have else f"no {key}"
-    return Reason.METADATA.render(required=wanted, actual=actual)
+    return PlacementReason.METADATA.render(required=wanted, actual=actual)
 
 
 def misplaced_peer(unit: UnitInfo, machine: str, state: WorkingState) -> str | None:
@@ -59,9 +59,9 @@ def check_machine_of(unit: UnitInfo, machine: Machine, state: WorkingState) -> s
     if where is None:
         runs = state.global_runs.get(peer)
         if not runs:
-            return Reason.PEER_UNPLACED.render(unit=peer)
+            return PlacementReason.PEER_UNPLACED.render(unit=peer)
         where = f"{len(runs)} other machines" if len(runs) > 1 else next(iter(runs))
-    return Reason.MACHINE_OF.render(unit=peer, where=where)
+    return PlacementReason.MACHINE_OF.render(unit=peer, where=where)
 
 
 def conflicting(unit: UnitInfo, machine: str, state: WorkingState) -> list[str]:
@@ -90,7 +90,8 @@ def describe_conflict(unit: UnitInfo, other: str, state: WorkingState) -> str:
     else:
         theirs = state.relations.first_glob(other_info.req.conflicts, unit.name)
         rule = f"{other} has Conflicts={theirs}"
-    reason = Reason.GLOBAL_CONFLICT if other_info.req.is_global else Reason.CONFLICT
+    reason = (PlacementReason.GLOBAL_CONFLICT if other_info.req.is_global
+              else PlacementReason.CONFLICT)
     return reason.render(unit=other, rule=rule)
 
 
@@ -122,7 +123,7 @@ def check_not_replaced(unit: UnitInfo, machine: Machine, state: WorkingState) ->
     if replacer is None:
         return None
     name, pattern = describe_replace(replacer, unit.name, state)
-    return Reason.WOULD_BE_REPLACED.render(unit=name, pattern=pattern)
+    return PlacementReason.WOULD_BE_REPLACED.render(unit=name, pattern=pattern)
 
 
 #: A unit displaced more often than this in one round is left where it is; this
@@ -142,9 +143,9 @@ def check_replacing(unit: UnitInfo, machine: Machine, state: WorkingState) -> st
     peers = set(unit.req.machine_of)
     for moving, leader in displaced:
         if moving in peers:
-            return Reason.REPLACE_MOVES_PEER.render(unit=leader or moving, peer=moving)
+            return PlacementReason.REPLACE_MOVES_PEER.render(unit=leader or moving, peer=moving)
         if state.moves.get(moving, 0) >= MAX_MOVES:
-            return Reason.DISPLACE_LIMIT.render(unit=moving, moves=state.moves[moving])
+            return PlacementReason.DISPLACE_LIMIT.render(unit=moving, moves=state.moves[moving])
     return None
 
 

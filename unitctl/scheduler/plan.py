@@ -1,7 +1,7 @@
 """What the scheduler returns: decisions with reasons, resulting placements, rejections.
 
 Every decision and every rejected machine carries a human reason rendered from
-one fixed template (:class:`Reason`), so "why" is data: the engine logs it,
+one fixed template (:class:`PlacementReason`), so "why" is data: the engine logs it,
 ``unitctl status`` shows it and tests assert it. Reasons name the rule and the
 offending value, e.g. ``metadata region=eu required, machine has region=us``.
 """
@@ -20,7 +20,7 @@ class Action(enum.Enum):
     UNSCHEDULE = "unschedule"
 
 
-class Reason(enum.StrEnum):
+class PlacementReason(enum.StrEnum):
     """The fixed set of reasons (a ``str`` enum); each value is a :meth:`str.format` template."""
 
     # -- why a placed unit is unscheduled
@@ -64,7 +64,7 @@ class Decision:
         unit: the unit's name.
         machine: the machine the unit is scheduled to (SCHEDULE) or taken off
             (UNSCHEDULE).
-        reason: why, rendered from a :class:`Reason`.
+        reason: why, rendered from a :class:`PlacementReason`.
     """
 
     action: Action

@@ -15,8 +15,8 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from unitctl.glob import matches_glob
 from unitctl.model import Machine, Requirements, TargetState
-from unitctl.xfleet import matches_glob
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,116 @@
+"""The plan -> writes diff: an engine view and its target as guarded registry writes (pure).
+
+:func:`plan_groups` lists the (compares, ops) groups that bring the registry
+from an :class:`~unitctl.engine.view.EngineView` to a
+:class:`~unitctl.engine.view.TargetSchedule`; :func:`pack` packs them into
+transactions under etcd's size limit, ready for
+:meth:`~unitctl.registry.registry.Registry.commit`. All ops of one non-global
+unit form one group guarded by that unit's revisions as read, so a unit is
+never in two schedules at once and a unit that changed under the round is
+left for the next one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from unitctl.engine.view import EngineView, TargetSchedule
+from unitctl.registry import codec
+from unitctl.registry.keys import Keys
+from unitctl.registry.kv import MAX_TXN_OPS, Delete, Group, Op, Put, mod_is
+
+__all__ = ["MAX_TXN_OPS", "Group", "pack", "plan_groups"]
+
+
+def _unit_ops(keys: Keys, view: EngineView, target: TargetSchedule, name: str,
+              scheduled_on: Mapping[str, list[str]]) -> Group:
+    """The compares and ops that bring one non-global unit's placement to target.
+
+    ``scheduled_on`` maps a unit to the machines whose schedule holds it in
+    ``view`` (an index: scanning every machine per unit is O(units x machines)).
+    """
+    ops: list[Op] = []
+    old_m, new_m = view.placements.get(name), target.placements.get(name)
+    if old_m != new_m:
+        ops.append(Put(keys.placement(name), new_m.encode()) if new_m
+                   else Delete(keys.placement(name)))
+    for m in scheduled_on.get(name, ()):
+        if m != new_m or name not in target.schedules.get(m, {}):
+            ops.append(Delete(keys.scheduled(m, name)))
+    if new_m:
+        want = target.schedules.get(new_m, {}).get(name)
+        have = view.schedules.get(new_m, {}).get(name)
+        if want is not None and want != have:
+            ops.append(Put(keys.scheduled(new_m, name), codec.encode_entry(want)))
+    if not ops:
+        return [], []
+    compares = [mod_is(keys.placement(name), view.placement_revs.get(name, 0))]
+    if name in view.unit_revs:
+        compares.append(mod_is(keys.unit(name), view.unit_revs[name]))
+    return compares, ops
+
+
+def _free_ops(keys: Keys, view: EngineView, target: TargetSchedule,
+              placed: set[str]) -> list[Op]:
+    """Schedule ops for units without a placement key (global units, leftovers)."""
+    ops: list[Op] = []
+    for m in sorted(set(view.schedules) | set(target.schedules)):
+        have, want = view.schedules.get(m, {}), target.schedules.get(m, {})
+        for name in sorted(set(have) | set(want)):
+            if name in placed:
+                continue
+            if name not in want:
+                ops.append(Delete(keys.scheduled(m, name)))
+            elif have.get(name) != want[name]:
+                ops.append(Put(keys.scheduled(m, name), codec.encode_entry(want[name])))
+    return ops
+
+
+def _explain_ops(keys: Keys, view: EngineView, target: TargetSchedule) -> list[Op]:
+    ops: list[Op] = []
+    for name in sorted(set(view.explanations) | set(target.explanations)):
+        want = target.explanations.get(name)
+        if want is None:
+            ops.append(Delete(keys.explanation(name)))
+        elif dict(view.explanations.get(name, {})) != dict(want):
+            ops.append(Put(keys.explanation(name), codec.encode_explanation(want)))
+    return ops
+
+
+def plan_groups(keys: Keys, view: EngineView, target: TargetSchedule) -> list[Group]:
+    """The view→target difference as groups of (compares, ops).
+
+    All ops of one non-global unit form one group, guarded by that unit's
+    revisions, so a unit is never in two schedules at once. Other ops
+    (global units, explanations) come in unguarded groups of one op.
+    """
+    placed = set(view.placements) | set(target.placements)
+    scheduled_on: dict[str, list[str]] = {}
+    for m, entries in view.schedules.items():
+        for name in entries:
+            scheduled_on.setdefault(name, []).append(m)
+    groups: list[Group] = []
+    for name in sorted(placed):
+        c, o = _unit_ops(keys, view, target, name, scheduled_on)
+        if o:
+            groups.append((c, o))
+    free = _free_ops(keys, view, target, placed) + _explain_ops(keys, view, target)
+    groups.extend(([], [op]) for op in free)
+    return groups
+
+
+def pack(groups: list[Group], limit: int = MAX_TXN_OPS) -> list[list[Group]]:
+    """Pack groups into transactions of at most ``limit`` compares plus ops."""
+    batches: list[list[Group]] = []
+    cur: list[Group] = []
+    size = 0
+    for g in groups:
+        n = len(g[0]) + len(g[1])
+        if cur and size + n > limit:
+            batches.append(cur)
+            cur, size = [], 0
+        cur.append(g)
+        size += n
+    if cur:
+        batches.append(cur)
+    return batches

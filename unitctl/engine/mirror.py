@@ -1,0 +1,182 @@
+"""The engine's copy of the keys it schedules from: read once, or kept live by a watch.
+
+:func:`read_view` reads an :class:`EngineView` straight from the registry.
+A :class:`Mirror` reads every prefix once when the engine takes the lead,
+then applies every change as a watch event, so an engine round costs what
+changed, not the size of the registry (fleet re-read everything on every
+tick). The engine still rebuilds the mirror from scratch every resync period,
+as a safety net. A watch that ends (for any reason) sets :attr:`Mirror.trigger`
+at once, and :meth:`Mirror.check` then raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping
+
+from unitctl.engine.view import EngineView
+from unitctl.loop import raise_if_ended, wake_or_timeout, watch_wakes
+from unitctl.model import Machine, ScheduleEntry, UnitRecord
+from unitctl.registry.keyspace import Entity, Record
+from unitctl.registry.registry import Registry
+
+
+async def read_view(registry: Registry) -> EngineView:
+    """Read everything the engine needs; the units read carry their revisions."""
+    units, unit_revs, first_rev = await registry.units_with_revs()
+    placements, placement_revs = await registry.placements_with_revs()
+    machines = {m.id: m for m in await registry.list_machines()}
+    # The view's revision is that of its FIRST read: a watch from revision+1
+    # then replays anything that changed while the later reads ran.
+    return EngineView(first_rev, units, unit_revs, placements, placement_revs,
+                      await registry.list_schedules(), machines,
+                      await registry.list_explanations())
+
+
+class Mirror:
+    """units/, placements/, schedule/, machines/ and explain/, decoded and current."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.units: dict[str, UnitRecord] = {}
+        self.unit_revs: dict[str, int] = {}
+        self.placements: dict[str, str] = {}
+        self.placement_revs: dict[str, int] = {}
+        self.schedules: dict[str, dict[str, ScheduleEntry]] = {}
+        self.machines: dict[str, Machine] = {}
+        self.explanations: dict[str, dict[str, str]] = {}
+        #: raw values of the keys the engine itself writes (for :meth:`settle`)
+        self.written: dict[str, bytes] = {}
+        #: set when units/ or machines/ change, or the watch ended: time for a round
+        self.trigger = asyncio.Event()
+        self._changed = asyncio.Event()
+        self.revision = 0
+        self._handlers: dict[Entity, Callable[[Record], None]] = {
+            Entity.UNIT: self._unit, Entity.PLACEMENT: self._placement,
+            Entity.SCHEDULED: self._scheduled, Entity.MACHINE: self._machine,
+            Entity.EXPLANATION: self._explanation}
+        self._stack = contextlib.AsyncExitStack()
+        self._watch: asyncio.Task[None] | None = None
+        self._read_rev: dict[Entity, int] = {}
+
+    async def start(self) -> None:
+        """Read every prefix, then follow them all with ONE watch.
+
+        One watch over the whole key prefix delivers events in revision order:
+        separate watches may lag each other (etcd syncs a watch that starts in
+        the past on a 100 ms timer), and a round could then see new units but
+        not the machines registered before them. Events a prefix's read
+        already reflects are skipped.
+        """
+        keys = self.registry.keys
+        prefixes = {Entity.UNIT: keys.units(), Entity.PLACEMENT: keys.placements(),
+                    Entity.SCHEDULED: keys.schedules(), Entity.MACHINE: keys.machines(),
+                    Entity.EXPLANATION: keys.explanations()}
+        for entity, prefix in prefixes.items():
+            records, rev = await self.registry.records(prefix)
+            for record in records:
+                self._handlers[entity](record)
+            self._read_rev[entity] = rev
+        self.revision = max(self._read_rev.values())
+        events = self._follow(min(self._read_rev.values()) + 1)
+        self._watch = await self._stack.enter_async_context(watch_wakes(events, self._changed))
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+        self._watch = None
+
+    def check(self) -> None:
+        """Raise if the watch has ended (its error, or RegistryUnavailable): we are stale."""
+        if self._watch is not None:
+            raise_if_ended(self._watch)
+
+    async def _follow(self, rev: int) -> AsyncIterator[None]:
+        """Apply the watch's events; yield once per batch (the pump wakes :meth:`settle`)."""
+        keyspace = self.registry.keyspace
+        try:
+            async for batch in self.registry.watch(self.registry.keys.prefix, rev):
+                for ev in batch:
+                    if self._apply(keyspace.decode_event(ev)):
+                        self.trigger.set()
+                yield
+        finally:
+            self.trigger.set()  # a watch that ends wakes the rounds at once
+
+    def _apply(self, record: Record | None) -> bool:
+        """Apply one watched change; True when it calls for a round (units/, machines/)."""
+        if record is None or record.ref.entity not in self._handlers:
+            return False  # states/, bodies/, ...
+        entity = record.ref.entity
+        if record.mod_rev <= self._read_rev[entity]:
+            return False  # already in the initial read
+        self._handlers[entity](record)
+        self.revision = max(self.revision, record.mod_rev)
+        return entity in (Entity.UNIT, Entity.MACHINE)
+
+    async def settle(self, expected: Mapping[str, bytes | None], timeout: float) -> bool:
+        """Wait until the engine's own writes are visible (True) or ``timeout`` passes."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while any(self.written.get(k) != v for k, v in expected.items()):
+            self._changed.clear()
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            await wake_or_timeout(self._changed, left)
+            self.check()
+        return True
+
+    def view(self) -> EngineView:
+        """A consistent-enough copy for one round (commits are guarded by revisions)."""
+        return EngineView(self.revision, dict(self.units), dict(self.unit_revs),
+                          dict(self.placements), dict(self.placement_revs),
+                          {m: dict(e) for m, e in self.schedules.items()},
+                          dict(self.machines), dict(self.explanations))
+
+    # -- handlers: one decoded key (value None when it was deleted) -------
+    def _unit(self, r: Record) -> None:
+        name = r.ref.name
+        if isinstance(r.value, UnitRecord):
+            self.units[name] = r.value
+            self.unit_revs[name] = r.mod_rev
+        else:
+            self.units.pop(name, None)
+            self.unit_revs.pop(name, None)
+
+    def _placement(self, r: Record) -> None:
+        name = r.ref.name
+        if isinstance(r.value, str):
+            self.placements[name] = r.value
+            self.placement_revs[name] = r.mod_rev
+            self.written[r.key] = r.data
+        else:
+            self.placements.pop(name, None)
+            self.placement_revs.pop(name, None)
+            self.written.pop(r.key, None)
+
+    def _scheduled(self, r: Record) -> None:
+        machine, name = r.ref.machine, r.ref.name
+        if isinstance(r.value, ScheduleEntry):
+            self.schedules.setdefault(machine, {})[name] = r.value
+            self.written[r.key] = r.data
+        else:
+            entries = self.schedules.get(machine, {})
+            entries.pop(name, None)
+            if not entries:
+                self.schedules.pop(machine, None)
+            self.written.pop(r.key, None)
+
+    def _machine(self, r: Record) -> None:
+        if isinstance(r.value, Machine):
+            self.machines[r.ref.name] = r.value
+        else:
+            self.machines.pop(r.ref.name, None)
+
+    def _explanation(self, r: Record) -> None:
+        if isinstance(r.value, dict):
+            self.explanations[r.ref.name] = r.value
+            self.written[r.key] = r.data
+        else:
+            self.explanations.pop(r.ref.name, None)
+            self.written.pop(r.key, None)

@@ -1,0 +1,38 @@
+"""What one engine round reads and what it wants written (pure types).
+
+An :class:`EngineView` is the engine's input, read from the registry (once, or
+kept live by the :class:`~unitctl.engine.mirror.Mirror`) with the revision of
+every unit and placement key, so the commit can be guarded by them. A
+:class:`TargetSchedule` is the round's output; :mod:`unitctl.engine.commit`
+turns the difference between the two into registry writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from unitctl.model import Machine, ScheduleEntry, UnitRecord
+
+
+@dataclass(frozen=True, slots=True)
+class EngineView:
+    """Everything the engine reads for one round, with the revisions it read."""
+
+    revision: int
+    units: Mapping[str, UnitRecord]
+    unit_revs: Mapping[str, int]
+    placements: Mapping[str, str]
+    placement_revs: Mapping[str, int]
+    schedules: Mapping[str, Mapping[str, ScheduleEntry]]
+    machines: Mapping[str, Machine]
+    explanations: Mapping[str, Mapping[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class TargetSchedule:
+    """What the engine wants stored after a round."""
+
+    placements: Mapping[str, str]
+    schedules: Mapping[str, Mapping[str, ScheduleEntry]]
+    explanations: Mapping[str, Mapping[str, str]] = field(default_factory=dict)

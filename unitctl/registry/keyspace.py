@@ -1,0 +1,191 @@
+"""The keyspace decoder: a stored key and value back to what they mean (pure).
+
+:mod:`unitctl.registry.keys` builds keys and :mod:`unitctl.registry.codec`
+turns model objects into bytes and back; this module is the one place that
+reads a key (which entity, which unit, which machine) and decodes its value
+into the model object of that entity. The Registry, the engine's mirror and
+the client all decode through it, so the layout is parsed in one place.
+
+Contract: :meth:`Keyspace.parse` returns None for a key that is not under the
+prefix or not part of the layout (callers skip it); a known key with a
+malformed value raises ``RegistryError`` naming the key (as the codec does).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from unitctl.errors import RegistryError
+from unitctl.model import Machine, ScheduleEntry, UnitRecord, UnitState
+from unitctl.registry import codec
+from unitctl.registry.keys import Keys
+from unitctl.registry.kv import Event, EventKind, KeyValue
+
+
+class Entity(enum.Enum):
+    """What a key stores; the value is the key's first path component."""
+
+    VERSION = "version"
+    LEADER = "leader"
+    UNIT = "units"
+    BODY = "bodies"
+    BODYREF = "bodyrefs"
+    PLACEMENT = "placements"
+    SCHEDULED = "schedule"
+    EXPLANATION = "explain"
+    MACHINE = "machines"
+    STATE = "states"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRef:
+    """What one key names.
+
+    ``name`` is the unit for unit-scoped entities, the body's sha for
+    ``BODY`` and the machine id for ``MACHINE``; ``machine`` is the machine of
+    ``SCHEDULED``, ``STATE`` and ``MACHINE``; ``body`` the sha of ``BODYREF``.
+    """
+
+    entity: Entity
+    name: str = ""
+    machine: str = ""
+    body: str = ""
+
+
+#: What a value decodes to: the entity's model object, a plain string
+#: (placements, bodies, leader, version, body refs), or None (a deleted key).
+Value = UnitRecord | ScheduleEntry | Machine | UnitState | dict[str, str] | str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One decoded key: what it names, its decoded value, its raw bytes and mod revision."""
+
+    key: str
+    ref: KeyRef
+    value: Value
+    data: bytes
+    mod_rev: int
+
+
+def _named(entity: Entity) -> Callable[[str], KeyRef]:
+    return lambda tail: KeyRef(entity, tail)
+
+
+def _scheduled(tail: str) -> KeyRef:
+    machine, _, name = tail.partition("/")
+    return KeyRef(Entity.SCHEDULED, name, machine)
+
+
+def _state(tail: str) -> KeyRef:
+    name, _, machine = tail.rpartition("/")
+    return KeyRef(Entity.STATE, name, machine)
+
+
+def _bodyref(tail: str) -> KeyRef:
+    sha, _, name = tail.partition("/")
+    return KeyRef(Entity.BODYREF, name, body=sha)
+
+
+def _machine(tail: str) -> KeyRef:
+    return KeyRef(Entity.MACHINE, tail, tail)
+
+
+#: first path component -> how the rest of the key reads
+_TAIL_PARSERS: dict[str, Callable[[str], KeyRef]] = {
+    Entity.UNIT.value: _named(Entity.UNIT), Entity.BODY.value: _named(Entity.BODY),
+    Entity.PLACEMENT.value: _named(Entity.PLACEMENT),
+    Entity.EXPLANATION.value: _named(Entity.EXPLANATION),
+    Entity.SCHEDULED.value: _scheduled, Entity.STATE.value: _state,
+    Entity.BODYREF.value: _bodyref, Entity.MACHINE.value: _machine,
+}
+
+
+def decode_value(ref: KeyRef, key: str, data: bytes) -> Value:
+    """Decode the bytes stored at ``key`` (which ``ref`` names)."""
+    entity = ref.entity
+    if entity is Entity.UNIT:
+        return codec.decode_unit(key, ref.name, data)
+    if entity is Entity.SCHEDULED:
+        return codec.decode_entry(key, ref.name, data)
+    if entity is Entity.MACHINE:
+        return codec.decode_machine(key, data)
+    if entity is Entity.STATE:
+        return codec.decode_state(key, ref.name, ref.machine, data)
+    if entity is Entity.EXPLANATION:
+        return codec.decode_explanation(key, data)
+    return data.decode()
+
+
+@dataclass(frozen=True, slots=True)
+class Keyspace:
+    """Parses and decodes the keys under one prefix."""
+
+    keys: Keys
+
+    def parse(self, key: str) -> KeyRef | None:
+        """What ``key`` names, or None when it is not part of the layout."""
+        prefix = self.keys.prefix
+        if not key.startswith(prefix):
+            return None
+        head, sep, tail = key[len(prefix):].partition("/")
+        if not sep:
+            singles = {"version": Entity.VERSION, "leader": Entity.LEADER}
+            return KeyRef(singles[head]) if head in singles else None
+        parser = _TAIL_PARSERS.get(head)
+        return parser(tail) if parser is not None and tail else None
+
+    def ref(self, key: str, entity: Entity) -> KeyRef:
+        """What ``key`` names; RegistryError unless it is a key of ``entity``."""
+        ref = self.parse(key)
+        if ref is None or ref.entity is not entity:
+            raise RegistryError(f"unexpected key {key} (not under {entity.value}/)")
+        return ref
+
+    def decode(self, kv: KeyValue) -> Record | None:
+        """The stored key decoded, or None when it is not part of the layout."""
+        ref = self.parse(kv.key)
+        if ref is None:
+            return None
+        return Record(kv.key, ref, decode_value(ref, kv.key, kv.value), kv.value, kv.mod_rev)
+
+    def decode_event(self, ev: Event) -> Record | None:
+        """A watch event decoded (value None for a delete), or None for a foreign key."""
+        ref = self.parse(ev.key)
+        if ref is None:
+            return None
+        if ev.kind is EventKind.DELETE:
+            return Record(ev.key, ref, None, b"", ev.mod_rev)
+        return Record(ev.key, ref, decode_value(ref, ev.key, ev.value), ev.value, ev.mod_rev)
+
+    # -- typed decoders, for a key whose entity the caller knows ----------
+    def unit(self, kv: KeyValue) -> UnitRecord:
+        return codec.decode_unit(kv.key, self.ref(kv.key, Entity.UNIT).name, kv.value)
+
+    def entry(self, kv: KeyValue) -> tuple[str, ScheduleEntry]:
+        """(machine, entry) of a ``schedule/<machine>/<unit>`` key."""
+        ref = self.ref(kv.key, Entity.SCHEDULED)
+        return ref.machine, codec.decode_entry(kv.key, ref.name, kv.value)
+
+    def machine(self, kv: KeyValue) -> Machine:
+        self.ref(kv.key, Entity.MACHINE)
+        return codec.decode_machine(kv.key, kv.value)
+
+    def state(self, kv: KeyValue) -> UnitState:
+        ref = self.ref(kv.key, Entity.STATE)
+        return codec.decode_state(kv.key, ref.name, ref.machine, kv.value)
+
+    def explanation(self, kv: KeyValue) -> tuple[str, dict[str, str]]:
+        """(unit, reasons) of an ``explain/<unit>`` key."""
+        ref = self.ref(kv.key, Entity.EXPLANATION)
+        return ref.name, codec.decode_explanation(kv.key, kv.value)
+
+    def placement(self, kv: KeyValue) -> tuple[str, str]:
+        """(unit, machine id) of a ``placements/<unit>`` key."""
+        return self.ref(kv.key, Entity.PLACEMENT).name, kv.value.decode()
+
+    def body(self, kv: KeyValue) -> tuple[str, str]:
+        """(sha, unit text) of a ``bodies/<sha>`` key."""
+        return self.ref(kv.key, Entity.BODY).name, kv.value.decode()
