@@ -25,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.e2e_etcd import unit_text
-from unitctl.engine import Engine
+from unitctl.engine.engine import Engine
 from unitctl.model import TargetState, UnitRecord
 from unitctl.registry.memory import MemoryKV
 from unitctl.registry.registry import Registry

@@ -35,7 +35,7 @@ def _child(endpoint: str) -> None:
     import logging
 
     import unitctl.daemon
-    import unitctl.systemd
+    import unitctl.systemd.manager
     from unitctl.agent.agent import Agent, AgentOptions
     from unitctl.agent.fake import FakeUnitManager
     from unitctl.model import Machine

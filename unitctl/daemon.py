@@ -108,7 +108,7 @@ async def watchdog(notify: Callable[[str], None]) -> None:
 
 
 async def run_agent(cfg: AgentConfig) -> None:
-    from unitctl.systemd import SystemdUnitManager
+    from unitctl.systemd.manager import SystemdUnitManager
 
     notify = make_notifier()
     mid = read_machine_id()

@@ -153,7 +153,7 @@ def test_fake_is_cheap_without_history() -> None:
 # Manager written with dbus-fast's low-level API (test code only).
 
 def test_bus_label_escaping_round_trips() -> None:
-    from unitctl.systemd import bus_label_escape, bus_label_unescape, unit_object_path
+    from unitctl.systemd.api import bus_label_escape, bus_label_unescape, unit_object_path
 
     assert unit_object_path("web-1@a.b.service") == \
         "/org/freedesktop/systemd1/unit/web_2d1_40a_2eb_2eservice"
@@ -193,7 +193,7 @@ class StandInSystemd:
         from dbus_fast import Message, MessageType
         from dbus_fast.aio import MessageBus
 
-        from unitctl.systemd import unit_object_path
+        from unitctl.systemd.api import unit_object_path
 
         def handle(msg: Any) -> Any:
             if msg.message_type != MessageType.METHOD_CALL or \
@@ -215,7 +215,7 @@ class StandInSystemd:
     async def change(self, name: str, load: str, active: str, sub: str) -> None:
         from dbus_fast import Message, Variant
 
-        from unitctl.systemd import unit_object_path
+        from unitctl.systemd.api import unit_object_path
 
         self.states[name] = (load, active, sub)
         await self.bus.send(Message.new_signal(
@@ -227,7 +227,7 @@ class StandInSystemd:
 
 def test_adapter_signals_errors_and_lost_bus(
         private_bus: tuple[str, subprocess.Popen[str]], tmp_path: Any) -> None:
-    from unitctl.systemd import SystemdUnitManager
+    from unitctl.systemd.manager import SystemdUnitManager
 
     address, daemon = private_bus
 
@@ -279,7 +279,7 @@ def test_adapter_signals_errors_and_lost_bus(
 
 
 def test_adapter_connect_failure_is_systemd_error(tmp_path: Any) -> None:
-    from unitctl.systemd import SystemdUnitManager
+    from unitctl.systemd.manager import SystemdUnitManager
 
     async def go() -> None:
         mgr = SystemdUnitManager(str(tmp_path), bus_address=f"unix:path={tmp_path}/nobus")

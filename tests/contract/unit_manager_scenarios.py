@@ -560,7 +560,7 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[1] not in SCENARIOS:
         print(f"usage: {argv[0]} {{{','.join(SCENARIOS)}}}", file=sys.stderr)
         return 2
-    from unitctl.systemd import SystemdUnitManager
+    from unitctl.systemd.manager import SystemdUnitManager
 
     mgr = SystemdUnitManager()
     probe = MachineProbe(mgr.units_dir)

@@ -225,7 +225,7 @@ class Agent:
     def _restart_engine(self) -> None:
         if not self.opts.engine:
             return
-        from unitctl.engine import Engine
+        from unitctl.engine.engine import Engine
 
         if self._engine_task:
             self._engine_task.cancel()
