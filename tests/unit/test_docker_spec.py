@@ -9,10 +9,9 @@ import pytest
 
 from unitctl.docker import (
     HASH_LABEL,
-    ContainerRuntime,
     ContainerSpec,
     ContainerState,
-    NameInUse,
+    FakeContainerRuntime,
     PortMapping,
     RunRequest,
     ensure_container,
@@ -216,30 +215,30 @@ def test_equivalent_spellings_normalize_the_same() -> None:
 # --------------------------------------------------------------------------- create decisions
 
 
-class FakeRuntime(ContainerRuntime):
-    """In-memory engine: one container slot; ``steal`` makes the next creates race."""
+class FakeRuntime(FakeContainerRuntime):
+    """The fake engine with one container ("web"); ``steal`` makes the next creates race."""
 
     def __init__(self, state: ContainerState | None = None, steal: int = 0) -> None:
-        super().__init__("docker")
-        self.state, self.steal = state, steal
+        super().__init__({"img:1": "sha256:aaa"}, new_id=lambda: "new")
+        self.steal = steal
         self.calls: list[str] = []
+        if state is not None:
+            self.add_container(BASE.name, state)
 
     def inspect(self, name: str) -> ContainerState | None:
         self.calls.append("inspect")
-        return self.state
+        return super().inspect(name)
 
     def remove(self, name: str) -> None:
         self.calls.append("rm")
-        self.state = None
+        super().remove(name)
 
     def create(self, spec: ContainerSpec, digest: str) -> str:
         self.calls.append("create")
-        if self.steal:
+        if self.steal:  # another process takes the name first: create raises NameInUse
             self.steal -= 1
-            self.state = ContainerState("thief", False, 0, {})
-            raise NameInUse("already in use")
-        self.state = ContainerState("new", False, 0, {HASH_LABEL: digest})
-        return "new"
+            self.add_container(spec.name, ContainerState("thief", False, 0, {}))
+        return super().create(spec, digest)
 
 
 def test_ensure_creates_when_absent() -> None:
