@@ -20,7 +20,8 @@ One concept per module:
 The pure names are imported here at once. The others load on first access
 (PEP 562 ``__getattr__``), so that ``import unitctl.docker.argv`` -- which
 ``unitctl.generate`` does -- stays pure and never loads the runtime or the
-flow. An import error in those modules is raised, never hidden.
+flow. An import error in those modules is raised, never hidden. The flow's
+``run`` function is not re-exported: ``unitctl.docker.run`` names the module.
 """
 
 from __future__ import annotations
@@ -63,7 +64,6 @@ if t.TYPE_CHECKING:
         machine_identity,
         main,
         name_lock,
-        run,
         wait_for_links,
     )
     from unitctl.docker.runtime import (
@@ -82,7 +82,7 @@ _LAZY: dict[str, str] = {
         [
             "CREATE_ATTEMPTS", "LINK_WAIT", "LOCK_DIR", "MACHINE_ENV", "MACHINE_ID_FILE",
             "START_GRACE", "attach", "ensure_container", "machine_identity", "main",
-            "name_lock", "run", "wait_for_links",
+            "name_lock", "wait_for_links",
         ],
         "unitctl.docker.run",
     ),
@@ -101,7 +101,7 @@ __all__ = [
     "SUPPORTED_ENGINES", "USAGE", "AttachedClient", "CliContainerRuntime", "ContainerRuntime",
     "ContainerSpec", "ContainerState", "FakeContainerRuntime", "NameInUse", "PortMapping",
     "RunRequest", "attach", "ensure_container", "link_targets", "machine_identity", "main",
-    "name_lock", "parse_port", "parse_run_argv", "resolve_engine", "run", "spec_hash",
+    "name_lock", "parse_port", "parse_run_argv", "resolve_engine", "spec_hash",
     "stop_timeout", "validate_name", "wait_for_links",
 ]  # fmt: skip
 
