@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import socket
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +17,7 @@ from unitctl.docker import (
     PortMapping,
     RunRequest,
     ensure_container,
+    machine_identity,
     parse_port,
     parse_run_argv,
     resolve_engine,
@@ -278,3 +281,15 @@ def test_ensure_retries_after_losing_a_name_race() -> None:
 def test_ensure_gives_up_eventually() -> None:
     with pytest.raises(ContainerError, match="gave up"):
         ensure_container(FakeRuntime(steal=100), BASE)
+
+
+# --------------------------------------------------------------------------- machine identity
+
+
+def test_machine_identity_override_machine_id_and_hostname(tmp_path: Path) -> None:
+    mid_file = tmp_path / "machine-id"
+    mid_file.write_text("0123456789abcdef0123456789abcdef\n")
+    missing = tmp_path / "none"
+    assert machine_identity({"UNITCTL_MACHINE": "m7"}, mid_file) == "m7"
+    assert machine_identity({}, mid_file) == "0123456789abcdef0123456789abcdef"
+    assert machine_identity({"UNITCTL_MACHINE": ""}, missing) == socket.gethostname()

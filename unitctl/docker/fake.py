@@ -30,14 +30,15 @@ import hashlib
 import itertools
 import re
 import threading
+import typing as t
 from collections.abc import Callable, Iterator, Mapping
 
 from unitctl.docker.argv import DEFAULT_ENGINE
-from unitctl.docker.runtime import ContainerState, NameInUse
+from unitctl.docker.runtime import ContainerRuntime, ContainerState, NameInUse
 from unitctl.docker.spec import HASH_LABEL, MACHINE_LABEL, ContainerSpec
 from unitctl.errors import ContainerError
 
-__all__ = ["NETWORKS", "FakeContainerRuntime", "Program", "default_program"]
+__all__ = ["NETWORKS", "FakeAttachedClient", "FakeContainerRuntime", "Program", "default_program"]
 
 #: What a started container does: an exit code (it ends at once) or None (runs until stopped).
 Program = Callable[[ContainerSpec], int | None]
@@ -104,7 +105,7 @@ class _Container:
         )
 
 
-class _FakeClient:
+class FakeAttachedClient:
     """The attach client of a fake container: ends when the container does."""
 
     def __init__(self, cond: threading.Condition, container: _Container, code: int) -> None:
@@ -225,7 +226,7 @@ class FakeContainerRuntime:
             self._cond.wait_for(lambda: found.removed or found.status != "running")
             return found.exit_code
 
-    def start_attached(self, name: str) -> _FakeClient:
+    def start_attached(self, name: str) -> FakeAttachedClient:
         """See :meth:`ContainerRuntime.start_attached`."""
         with self._cond:
             found = self._find(name)
@@ -234,7 +235,7 @@ class FakeContainerRuntime:
             if found.status != "running":
                 self._start(found)
             self._cond.notify_all()
-            return _FakeClient(self._cond, found, 1)
+            return FakeAttachedClient(self._cond, found, 1)
 
     def _start(self, container: _Container) -> None:
         """Run the container's program (or fail on an unknown network); lock held."""
@@ -250,3 +251,7 @@ class FakeContainerRuntime:
             container.status = "running"
         else:
             container.status, container.exit_code = "exited", code
+
+
+if t.TYPE_CHECKING:  # mypy holds the fake to the port
+    _PORT: type[ContainerRuntime] = FakeContainerRuntime
