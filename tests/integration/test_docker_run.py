@@ -1,4 +1,4 @@
-"""bin/docker-run against a real dockerd (started by scripts/setup-docker.sh).
+"""bin/docker-run against a real dockerd (started by scripts/setup-docker.sh, see dockerd.py).
 
 Each test uses its own container name and removes its containers afterwards.
 docker-run runs as a subprocess: ``[sys.executable, "bin/docker-run", ...]``
@@ -21,31 +21,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.dockerd import IMAGE, dockerd_fixture  # noqa: F401  (the fixture)
+
 REPO = Path(__file__).resolve().parents[2]
-IMAGE = "unitctl-busybox:test"
 HASH_LABEL = "unitctl.spec-hash"
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="session")
-def dockerd() -> None:
-    """Make sure dockerd runs and the test image exists (idempotent script)."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to install and start dockerd")
-    proc = subprocess.run(
-        ["bash", str(REPO / "scripts" / "setup-docker.sh")],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    if proc.returncode != 0:
-        pytest.fail(f"scripts/setup-docker.sh failed: {proc.stderr.strip()}")
 
 
 @pytest.fixture

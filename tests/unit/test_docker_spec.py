@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import socket
+from pathlib import Path
 
 import pytest
 
 from unitctl.docker import (
     HASH_LABEL,
-    ContainerRuntime,
     ContainerSpec,
     ContainerState,
-    NameInUse,
+    FakeContainerRuntime,
     PortMapping,
     RunRequest,
     ensure_container,
+    machine_identity,
     parse_port,
     parse_run_argv,
     resolve_engine,
@@ -216,30 +218,30 @@ def test_equivalent_spellings_normalize_the_same() -> None:
 # --------------------------------------------------------------------------- create decisions
 
 
-class FakeRuntime(ContainerRuntime):
-    """In-memory engine: one container slot; ``steal`` makes the next creates race."""
+class FakeRuntime(FakeContainerRuntime):
+    """The fake engine with one container ("web"); ``steal`` makes the next creates race."""
 
     def __init__(self, state: ContainerState | None = None, steal: int = 0) -> None:
-        super().__init__("docker")
-        self.state, self.steal = state, steal
+        super().__init__({"img:1": "sha256:aaa"}, new_id=lambda: "new")
+        self.steal = steal
         self.calls: list[str] = []
+        if state is not None:
+            self.add_container(BASE.name, state)
 
     def inspect(self, name: str) -> ContainerState | None:
         self.calls.append("inspect")
-        return self.state
+        return super().inspect(name)
 
     def remove(self, name: str) -> None:
         self.calls.append("rm")
-        self.state = None
+        super().remove(name)
 
     def create(self, spec: ContainerSpec, digest: str) -> str:
         self.calls.append("create")
-        if self.steal:
+        if self.steal:  # another process takes the name first: create raises NameInUse
             self.steal -= 1
-            self.state = ContainerState("thief", False, 0, {})
-            raise NameInUse("already in use")
-        self.state = ContainerState("new", False, 0, {HASH_LABEL: digest})
-        return "new"
+            self.add_container(spec.name, ContainerState("thief", False, 0, {}))
+        return super().create(spec, digest)
 
 
 def test_ensure_creates_when_absent() -> None:
@@ -279,3 +281,15 @@ def test_ensure_retries_after_losing_a_name_race() -> None:
 def test_ensure_gives_up_eventually() -> None:
     with pytest.raises(ContainerError, match="gave up"):
         ensure_container(FakeRuntime(steal=100), BASE)
+
+
+# --------------------------------------------------------------------------- machine identity
+
+
+def test_machine_identity_override_machine_id_and_hostname(tmp_path: Path) -> None:
+    mid_file = tmp_path / "machine-id"
+    mid_file.write_text("0123456789abcdef0123456789abcdef\n")
+    missing = tmp_path / "none"
+    assert machine_identity({"UNITCTL_MACHINE": "m7"}, mid_file) == "m7"
+    assert machine_identity({}, mid_file) == "0123456789abcdef0123456789abcdef"
+    assert machine_identity({"UNITCTL_MACHINE": ""}, missing) == socket.gethostname()

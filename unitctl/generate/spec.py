@@ -1,0 +1,215 @@
+"""The spec of a container service unit: its schema, read and validated.
+
+Pure (no I/O). A spec (a mapping, as read from YAML/TOML by
+:func:`parse_spec_text` or built from CLI flags) is validated by
+:func:`parse_spec` into a :class:`ServiceSpec`, one value at a time with the
+validators of :mod:`unitctl.generate.values`.
+
+Spec keys (all but ``name`` and ``image`` optional)::
+
+    name          unit and container name (".service" is stripped)
+    description   [Unit] Description (default "NAME container (IMAGE)")
+    image         container image reference
+    command       string (split like a shell) or list of arguments
+    env           list of "KEY=VAL" or a mapping
+    ports         list of "[IP:]HOST:CONTAINER[/tcp|/udp|/sctp]"
+    volumes       list of "HOST:CONTAINER[:ro|:rw]" (HOST: absolute path or volume name)
+    after         units to order after (".service" added when no suffix)
+    requires      units required
+    link          list of "NAME[:ALIAS]": After= + MachineOf= NAME.service, --link NAME:ALIAS
+    machine_of    [X-Fleet] MachineOf units
+    conflicts     [X-Fleet] Conflicts units (globs allowed)
+    metadata      [X-Fleet] MachineMetadata: list of "k=v" or a mapping
+    global        [X-Fleet] Global=true (not with machine_of or link)
+    legacy_xfleet write fleet's pre-0.8 names (X-ConditionMachineOf, X-Conflicts,
+                  X-ConditionMachineMetadata), understood by every fleet and unitctl
+    cpu           cores (float): CPUQuota=N% and docker --cpus
+    mem           bytes or 512m/1g...: MemoryMax= and docker --memory (at least 6m)
+    restart       systemd Restart= (default "always")
+    timeout_start systemd TimeoutStartSec= (default "0": no timeout)
+    docker_run    path of docker-run (default /usr/local/bin/docker-run)
+    engine        "docker" (default) or "podman": used for ExecStop and --engine
+
+Bad specs raise :class:`~unitctl.errors.UsageError` (or
+:class:`~unitctl.errors.InvalidUnitNameError` for a bad name,
+:class:`~unitctl.errors.InvalidOptionsError` for contradicting [X-Fleet]
+options) naming the key and the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing as t
+from collections.abc import Mapping
+
+import yaml
+
+from unitctl.docker.argv import DEFAULT_ENGINE, SUPPORTED_ENGINES, PortMapping
+from unitctl.errors import InvalidOptionsError, UsageError
+from unitctl.generate.values import (
+    DEFAULT_DOCKER_RUN,
+    DEFAULT_TIMEOUT_START,
+    Link,
+    Volume,
+    parse_choice,
+    parse_command,
+    parse_cpu,
+    parse_docker_run,
+    parse_env,
+    parse_flag,
+    parse_image,
+    parse_items,
+    parse_link,
+    parse_mem,
+    parse_metadata,
+    parse_name,
+    parse_ports,
+    parse_text,
+    parse_timeout,
+    parse_unit_ref,
+    parse_volume,
+)
+
+__all__ = [
+    "DEFAULT_RESTART", "ENGINES", "RESTART_VALUES", "SPEC_KEYS", "ServiceSpec", "parse_spec",
+    "parse_spec_text",
+]  # fmt: skip
+
+DEFAULT_RESTART = "always"
+RESTART_VALUES = (
+    "no", "on-success", "on-failure", "on-abnormal", "on-watchdog", "on-abort", "always",
+)  # fmt: skip
+ENGINES = SUPPORTED_ENGINES
+SPEC_KEYS = (
+    "name", "description", "image", "command", "env", "ports", "volumes", "after",
+    "requires", "link", "machine_of", "conflicts", "metadata", "global", "cpu", "mem",
+    "restart", "timeout_start", "docker_run", "engine", "legacy_xfleet",
+)  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceSpec:
+    """A validated spec; build it with :func:`parse_spec`."""
+
+    name: str
+    image: str
+    description: str
+    command: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    ports: tuple[PortMapping, ...] = ()
+    volumes: tuple[Volume, ...] = ()
+    after: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+    links: tuple[Link, ...] = ()
+    machine_of: tuple[str, ...] = ()
+    conflicts: tuple[str, ...] = ()
+    metadata: tuple[tuple[str, str], ...] = ()
+    global_: bool = False
+    #: write fleet's pre-0.8 [X-Fleet] names (X-ConditionMachineOf, ...), which
+    #: every fleet and unitctl understand, as the CoreOS guide's units do
+    legacy_xfleet: bool = False
+    cpu: float | None = None
+    mem: int | None = None
+    restart: str = DEFAULT_RESTART
+    timeout_start: str = DEFAULT_TIMEOUT_START
+    docker_run: str = DEFAULT_DOCKER_RUN
+    engine: str = DEFAULT_ENGINE
+
+    @property
+    def unit_name(self) -> str:
+        """The file name of the generated unit."""
+        return f"{self.name}.service"
+
+
+def parse_spec_text(text: str, filename: str) -> dict[str, t.Any]:
+    """Parse spec file text: YAML for ``.yaml``/``.yml``, TOML for ``.toml``.
+
+    Raises UsageError for another extension, a syntax error or a document
+    that is not a mapping.
+    """
+    try:
+        if filename.endswith((".yaml", ".yml")):
+            data = yaml.safe_load(text)
+        elif filename.endswith(".toml"):
+            data = tomllib.loads(text)
+        else:
+            raise UsageError(f"spec file {filename}: use a .yaml, .yml or .toml file")
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"spec file {filename}: {' '.join(str(exc).split())}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"spec file {filename}: expected a mapping of spec keys")
+    return data
+
+
+def _check_keys(raw: Mapping[str, t.Any]) -> None:
+    """Refuse a key outside SPEC_KEYS (the first one, sorted)."""
+    unknown = sorted(str(k) for k in raw if k not in SPEC_KEYS)
+    if unknown:
+        raise UsageError(f"unknown spec key {unknown[0]!r} (known keys: {', '.join(SPEC_KEYS)})")
+
+
+def _check_xfleet(spec: ServiceSpec) -> None:
+    """fleet refuses Global units with MachineOf, and MachineOf itself."""
+    if spec.global_ and (spec.machine_of or spec.links):
+        raise InvalidOptionsError(
+            "spec key 'global': a global unit cannot use machine_of or link "
+            "(fleet allows metadata and conflicts with Global)"
+        )
+    if spec.unit_name in spec.machine_of or any(lk.name == spec.name for lk in spec.links):
+        raise InvalidOptionsError(f"spec: unit {spec.unit_name} cannot be MachineOf itself")
+
+
+def _restart(value: object) -> str:
+    """Restart=; YAML 1.1 reads an unquoted ``restart: no`` as False: take it as ``no``."""
+    return parse_choice("restart", "no" if value is False else value, RESTART_VALUES,
+                        DEFAULT_RESTART)
+
+
+def _description(value: object, name: str, image: str) -> str:
+    """The given description, or ``NAME container (IMAGE)``."""
+    return parse_text("description", value) if value is not None else f"{name} container ({image})"
+
+
+def _unit_refs(raw: Mapping[str, t.Any], key: str, *, glob: bool = False) -> tuple[str, ...]:
+    """The unit names of list key ``key``, ``.service`` added where no suffix is given."""
+    return tuple(parse_unit_ref(key, u, glob=glob) for u in parse_items(key, raw.get(key)))
+
+
+def parse_spec(raw: Mapping[str, t.Any]) -> ServiceSpec:
+    """Validate a raw spec mapping into a ServiceSpec.
+
+    Raises UsageError (unknown key, missing image/name, bad port, volume, env,
+    mem, cpu, restart...), InvalidUnitNameError (bad unit names) or
+    InvalidOptionsError (Global with MachineOf/Conflicts); messages name the
+    key and the value.
+    """
+    _check_keys(raw)
+    name = parse_name(raw.get("name"))
+    image = parse_image(raw.get("image"))
+    spec = ServiceSpec(
+        name=name,
+        image=image,
+        description=_description(raw.get("description"), name, image),
+        command=parse_command(raw.get("command")),
+        env=parse_env(raw.get("env")),
+        ports=parse_ports(raw.get("ports")),
+        volumes=tuple(parse_volume(v) for v in parse_items("volumes", raw.get("volumes"))),
+        after=_unit_refs(raw, "after"),
+        requires=_unit_refs(raw, "requires"),
+        links=tuple(parse_link(v) for v in parse_items("link", raw.get("link"))),
+        machine_of=_unit_refs(raw, "machine_of"),
+        conflicts=_unit_refs(raw, "conflicts", glob=True),
+        metadata=parse_metadata(raw.get("metadata")),
+        global_=parse_flag("global", raw.get("global")),
+        legacy_xfleet=parse_flag("legacy_xfleet", raw.get("legacy_xfleet")),
+        cpu=parse_cpu(raw["cpu"]) if raw.get("cpu") is not None else None,
+        mem=parse_mem(raw["mem"]) if raw.get("mem") is not None else None,
+        restart=_restart(raw.get("restart")),
+        timeout_start=parse_timeout(raw.get("timeout_start")),
+        docker_run=parse_docker_run(raw.get("docker_run")),
+        engine=parse_choice("engine", raw.get("engine"), ENGINES, DEFAULT_ENGINE),
+    )
+    _check_xfleet(spec)
+    return spec
+
