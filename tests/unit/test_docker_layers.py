@@ -49,17 +49,6 @@ def test_pure_imports_never_load_the_runtime(module: str) -> None:
     assert loaded & {"unitctl.docker.runtime", "unitctl.docker.run", "unitctl.docker.fake"} == set()
 
 
-def test_lazy_names_of_the_docker_package_resolve() -> None:
-    import unitctl.docker as docker
-    from unitctl.docker import fake, run, runtime
-
-    assert docker.main is run.main
-    assert docker.CliContainerRuntime is runtime.CliContainerRuntime
-    assert docker.FakeContainerRuntime is fake.FakeContainerRuntime
-    with pytest.raises(AttributeError):
-        _ = docker.no_such_name  # type: ignore[attr-defined]
-
-
 def test_the_fake_is_not_the_real_adapter() -> None:
     from unitctl.docker.fake import FakeContainerRuntime
     from unitctl.docker.runtime import CliContainerRuntime

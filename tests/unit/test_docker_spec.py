@@ -9,21 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from unitctl.docker import (
-    HASH_LABEL,
-    ContainerSpec,
-    ContainerState,
-    FakeContainerRuntime,
-    PortMapping,
-    RunRequest,
-    ensure_container,
-    machine_identity,
-    parse_port,
-    parse_run_argv,
-    resolve_engine,
-    spec_hash,
-    stop_timeout,
-)
+from unitctl.docker.argv import PortMapping, RunRequest, parse_port, parse_run_argv, stop_timeout
+from unitctl.docker.fake import FakeContainerRuntime
+from unitctl.docker.run import ensure_container, machine_identity
+from unitctl.docker.runtime import ContainerState, resolve_engine
+from unitctl.docker.spec import HASH_LABEL, ContainerSpec, spec_hash
 from unitctl.errors import ContainerError, UsageError
 
 # --------------------------------------------------------------------------- parsing

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from unitctl.cli.generate import generate
-from unitctl.docker import parse_run_argv
+from unitctl.docker.argv import parse_run_argv
 from unitctl.errors import InvalidOptionsError, InvalidUnitNameError, UsageError
 from unitctl.generate import (
     docker_run_argv,

@@ -25,6 +25,9 @@ PURE = [
     "unitctl.registry.connection",
     "unitctl.engine.view", "unitctl.engine.commit", "unitctl.engine.target",
     "unitctl.systemd.states", "unitctl.systemd.api",
+    "unitctl.docker.argv", "unitctl.docker.spec",
+    "unitctl.generate", "unitctl.generate.spec", "unitctl.generate.values",
+    "unitctl.generate.render",
 ]
 IO_MODULES = {"aetcd", "grpc", "dbus_fast", "subprocess", "socket", "asyncio", "os", "shutil",
               "threading", "signal", "fcntl", "tempfile", "urllib", "http", "sdnotify"}
