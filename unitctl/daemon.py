@@ -115,8 +115,9 @@ def engine_factory(registry: Registry, machine_id: str,
 
 def this_machine(cfg: AgentConfig) -> Machine:
     """This host as the registry sees it: machine id, public IP, metadata, version."""
+    mid = read_machine_id()
     ip = cfg.public_ip or detect_public_ip(cfg.etcd_servers)
-    return Machine(read_machine_id(), ip, dict(cfg.metadata), __version__)
+    return Machine(mid, ip, dict(cfg.metadata), __version__)
 
 
 def handle_signals(agent: Agent, stop: asyncio.Event) -> None:
