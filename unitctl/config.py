@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from unitctl.errors import ConfigError
+from unitctl.registry.connection import EtcdConfig
 from unitctl.xfleet import parse_metadata
 
 DEFAULT_CONFIG_FILE = "/etc/unitctl/unitctl.conf"
@@ -107,6 +108,20 @@ class AgentConfig:
     def ttl_seconds(self) -> int:
         """The lease TTL in whole seconds (etcd leases are whole seconds), at least 1."""
         return max(1, round(self.agent_ttl))
+
+    @property
+    def etcd(self) -> EtcdConfig:
+        """How the agent reaches etcd: the one translation of the ``etcd_*`` options.
+
+        A request waits at most ``etcd_request_timeout``, and never longer than a
+        quarter of the TTL (at least 0.5 s): a hung request must not outlast the
+        keepalives that keep the lease.
+        """
+        return EtcdConfig(
+            endpoints=self.etcd_servers, ca_file=self.etcd_cafile, cert_file=self.etcd_certfile,
+            key_file=self.etcd_keyfile, username=self.etcd_username,
+            password=self.etcd_password,
+            timeout=min(self.etcd_request_timeout, max(0.5, self.agent_ttl / 4)))
 
 
 def load_config(path: str = DEFAULT_CONFIG_FILE, env: Mapping[str, str] | None = None,

@@ -16,39 +16,34 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import signal
 import socket
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 import click
 
 from unitctl import __version__
-from unitctl.agent.agent import Agent, AgentOptions
+from unitctl.agent.agent import Agent
+from unitctl.agent.engine_runner import EngineFactory
+from unitctl.agent.options import AgentOptions
 from unitctl.config import DEFAULT_CONFIG_FILE, AgentConfig, load_config
-from unitctl.errors import ConfigError, RegistryError, UnitctlError
+from unitctl.engine.engine import Engine
+from unitctl.errors import RegistryError, UnitctlError, report
+from unitctl.machine_id import MACHINE_ID_FILE, read_machine_id
 from unitctl.model import Machine
-from unitctl.registry.etcd import EtcdConfig, EtcdKV, grpc_target
+from unitctl.registry.etcd import EtcdKV, grpc_target
 from unitctl.registry.registry import Registry
+from unitctl.systemd.manager import SystemdUnitManager
+
+__all__ = ["LEASE_FILE", "MACHINE_ID_FILE", "cli", "connect", "detect_public_ip",
+           "engine_factory", "main", "read_machine_id", "run_agent"]
 
 log = logging.getLogger("unitctl.daemon")
 
-MACHINE_ID_FILE = "/etc/machine-id"
 #: Outside units_directory on purpose: the agent owns every file in that one.
 LEASE_FILE = "/run/unitctl/agent.lease"
-
-
-def read_machine_id(path: str = MACHINE_ID_FILE) -> str:
-    """The machine id from /etc/machine-id (32 lowercase hex)."""
-    try:
-        with open(path, encoding="ascii") as f:
-            mid = f.read().strip().lower()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-    if not re.fullmatch(r"[0-9a-f]{32}", mid):
-        raise ConfigError(f"{path} does not hold a 32-hex machine id")
-    return mid
 
 
 def detect_public_ip(etcd_servers: tuple[str, ...]) -> str:
@@ -82,12 +77,7 @@ def make_notifier() -> Callable[[str], None]:
 
 async def connect(cfg: AgentConfig) -> Registry:
     """Connect to etcd; an etcd that is down at boot is waited for, not fatal."""
-    timeout = min(cfg.etcd_request_timeout, max(0.5, cfg.agent_ttl / 4))
-    kv = await EtcdKV.connect(EtcdConfig(
-        endpoints=cfg.etcd_servers, ca_file=cfg.etcd_cafile, cert_file=cfg.etcd_certfile,
-        key_file=cfg.etcd_keyfile, username=cfg.etcd_username, password=cfg.etcd_password,
-        timeout=timeout))
-    registry = Registry(kv, cfg.etcd_key_prefix)
+    registry = Registry(await EtcdKV.connect(cfg.etcd), cfg.etcd_key_prefix)
     while True:
         try:
             await registry.ensure_schema()
@@ -107,21 +97,31 @@ async def watchdog(notify: Callable[[str], None]) -> None:
         await asyncio.sleep(usec / 2e6)
 
 
-async def run_agent(cfg: AgentConfig) -> None:
-    from unitctl.systemd.manager import SystemdUnitManager
-
-    notify = make_notifier()
-    mid = read_machine_id()
-    ip = cfg.public_ip or detect_public_ip(cfg.etcd_servers)
-    machine = Machine(mid, ip, dict(cfg.metadata), __version__)
-    notify("STATUS=connecting to etcd")
-    registry = await connect(cfg)
-    units = SystemdUnitManager(cfg.units_directory)
-    opts = AgentOptions(ttl=cfg.ttl_seconds, peer_port=cfg.peer_port,
+def agent_options(cfg: AgentConfig) -> AgentOptions:
+    """The agent's switches from the configuration."""
+    return AgentOptions(ttl=cfg.ttl_seconds, peer_port=cfg.peer_port,
                         engine=not cfg.disable_engine, engine_resync=cfg.engine_resync,
                         lease_file=LEASE_FILE)
-    agent = Agent(registry, units, machine, opts, notify=notify)
-    stop = asyncio.Event()
+
+
+def engine_factory(registry: Registry, machine_id: str,
+                   opts: AgentOptions) -> EngineFactory | None:
+    """The engine this machine runs for each of its leases (None when disabled)."""
+    if not opts.engine:
+        return None
+    return lambda: Engine(registry, machine_id, resync=opts.engine_resync,
+                          grace=float(opts.ttl))
+
+
+def this_machine(cfg: AgentConfig) -> Machine:
+    """This host as the registry sees it: machine id, public IP, metadata, version."""
+    mid = read_machine_id()
+    ip = cfg.public_ip or detect_public_ip(cfg.etcd_servers)
+    return Machine(mid, ip, dict(cfg.metadata), __version__)
+
+
+def handle_signals(agent: Agent, stop: asyncio.Event) -> None:
+    """SIGTERM/SIGINT: leave (units move at once); SIGHUP: stop without leaving, re-exec."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -130,19 +130,36 @@ async def run_agent(cfg: AgentConfig) -> None:
         agent.leave_on_stop = False
         stop.set()
     loop.add_signal_handler(signal.SIGHUP, reexec)
-    dog = asyncio.create_task(watchdog(notify))
 
-    async def ready() -> None:
-        await agent.ready.wait()
-        notify(f"READY=1\nSTATUS=machine {mid[:8]} ({ip}) running")
-        log.info("agent ready: machine %s ip %s metadata %s", mid, ip, dict(cfg.metadata))
-    ready_task = asyncio.create_task(ready())
+
+async def announce_ready(agent: Agent, notify: Callable[[str], None]) -> None:
+    """READY=1 once the agent is registered and has reconciled."""
+    await agent.ready.wait()
+    m = agent.machine
+    notify(f"READY=1\nSTATUS=machine {m.id[:8]} ({m.public_ip}) running")
+    log.info("agent ready: machine %s ip %s metadata %s", m.id, m.public_ip,
+             dict(m.metadata))
+
+
+async def run_agent(cfg: AgentConfig) -> None:
+    """Compose registry, systemd, agent and engine; run until a signal stops the agent."""
+    notify = make_notifier()
+    machine = this_machine(cfg)
+    notify("STATUS=connecting to etcd")
+    registry = await connect(cfg)
+    opts = agent_options(cfg)
+    agent = Agent(registry, SystemdUnitManager(cfg.units_directory), machine, opts,
+                  notify=notify, engine=engine_factory(registry, machine.id, opts))
+    stop = asyncio.Event()
+    handle_signals(agent, stop)
+    helpers = [asyncio.create_task(watchdog(notify)),
+               asyncio.create_task(announce_ready(agent, notify))]
     try:
         await agent.run(stop)
     finally:
         notify("STOPPING=1" if agent.leave_on_stop else "RELOADING=1")
-        dog.cancel()
-        ready_task.cancel()
+        for helper in helpers:
+            helper.cancel()
         await registry.close()
     if not agent.leave_on_stop:
         log.info("re-executing (SIGHUP): units keep running and are adopted")
@@ -172,15 +189,20 @@ def cli(config_file: str, **flags: str | None) -> None:
     try:
         cfg = load_config(config_file, flags=flags)
     except UnitctlError as exc:
-        click.echo(f"unitctl-agent: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        fail(exc)
     logging.basicConfig(level=logging.DEBUG if cfg.verbosity > 0 else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         asyncio.run(run_agent(cfg))
     except UnitctlError as exc:
-        click.echo(f"unitctl-agent: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        fail(exc)
+
+
+def fail(exc: UnitctlError) -> NoReturn:
+    """One line on stderr and the error's exit code (:func:`unitctl.errors.report`)."""
+    message, code = report(exc)
+    click.echo(f"unitctl-agent: error: {message}", err=True)
+    sys.exit(code)
 
 
 def main() -> None:

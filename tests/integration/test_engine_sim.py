@@ -10,6 +10,8 @@ import pytest
 
 from tests.conftest import KVFactory
 from tests.harness.sim import SimCluster, eventually
+from unitctl.agent.agent import Agent
+from unitctl.daemon import engine_factory
 from unitctl.errors import BusLost
 from unitctl.model import TargetState, UnitRecord
 from unitctl.registry.registry import Registry
@@ -38,7 +40,7 @@ def run_sim(make_kv: KVFactory, prefix: str, n: int,
             await body(sim, client)
         finally:
             await sim.close()
-            await client.kv.close()
+            await client.close()
     asyncio.run(asyncio.wait_for(go(), 60))
 
 
@@ -221,8 +223,8 @@ def test_agent_restart_adopts_running_units(make_kv: KVFactory, key_prefix: str,
         await asyncio.gather(sm.task, return_exceptions=True)
         before = [c for c in sm.units.history if c[1] == "keep.service"]
         # restart the agent process on the same "machine" (same fake systemd)
-        from unitctl.agent.agent import Agent
-        sm.agent = Agent(sm.registry, sm.units, sm.machine, sm.agent.opts)
+        sm.agent = Agent(sm.registry, sm.units, sm.machine, sm.agent.opts,
+                         engine=engine_factory(sm.registry, sm.machine.id, sm.agent.opts))
         sm.units.history.clear()
         sm.units.started = False
         stop = asyncio.Event()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from unitctl.config import load_config, parse_duration
 from unitctl.errors import ConfigError
+from unitctl.registry.connection import EtcdConfig
 
 
 def test_defaults_then_file_then_env_then_flag(tmp_path: Path) -> None:
@@ -47,3 +49,16 @@ def test_bad_values_name_the_option(tmp_path: Path, line: str, needle: str) -> N
 def test_missing_file_is_an_empty_config(tmp_path: Path) -> None:
     cfg = load_config(str(tmp_path / "absent.conf"), env={})
     assert cfg.etcd_servers == ("http://127.0.0.1:2379",) and cfg.agent_ttl == 10.0
+
+
+@pytest.mark.parametrize("ttl,timeout,expected", [("10s", "3", 2.5), ("60s", "3", 3.0),
+                                                  ("1s", "3", 0.5)])
+def test_etcd_settings_come_from_one_translation(ttl: str, timeout: str,
+                                                 expected: float) -> None:
+    cfg = load_config("/nonexistent", env={}, flags={
+        "agent_ttl": ttl, "etcd_servers": "https://e1:2379,https://e2:2379",
+        "etcd_cafile": "/ca.pem", "etcd_username": "root"})
+    cfg = dataclasses.replace(cfg, etcd_request_timeout=float(timeout))
+    etcd = cfg.etcd
+    assert etcd == EtcdConfig(endpoints=("https://e1:2379", "https://e2:2379"),
+                              ca_file="/ca.pem", username="root", timeout=expected)

@@ -20,7 +20,7 @@ PKG = ROOT / "unitctl"
 PURE = [
     "unitctl.unitfile", "unitctl.names", "unitctl.xfleet", "unitctl.glob", "unitctl.metadata",
     "unitctl.model", "unitctl.errors", "unitctl.scheduler", "unitctl.scheduler.round",
-    "unitctl.agent.reconcile", "unitctl.agent.tasks",
+    "unitctl.agent.reconcile", "unitctl.agent.tasks", "unitctl.agent.fencing",
     "unitctl.registry.keys", "unitctl.registry.codec", "unitctl.registry.keyspace",
     "unitctl.registry.connection",
     "unitctl.engine.view", "unitctl.engine.commit", "unitctl.engine.target",

@@ -20,17 +20,14 @@ The rule (documented in docs/fencing.md):
   - there are no peers (a one-machine cluster) → nobody could take the units:
     **hold**.
 
-``decide`` is pure; ``PeerServer`` and ``ask_peers`` are the small TCP
-protocol (one JSON line per connection, no input read from the peer).
+This module is the pure rule (no I/O); :mod:`unitctl.agent.fence` holds the
+loop that applies it and the small TCP protocol that asks the peers.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import enum
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 #: Fraction of the TTL without etcd contact after which peers are consulted.
@@ -40,6 +37,8 @@ SLACK = 0.1
 
 
 class Verdict(enum.Enum):
+    """What the fence loop does: nothing (OK), stop the local units (FENCE) or wait (HOLD)."""
+
     OK = "ok"
     FENCE = "fence"
     HOLD = "hold"
@@ -76,48 +75,3 @@ def decide(since_contact: float, ttl: float, keepalive: float, peers_known: int,
         return Verdict.FENCE, (f"{peers_known - len(reports)} of {peers_known} peers do not "
                                "answer and may still reach etcd")
     return Verdict.HOLD, "etcd is unreachable from every peer too: holding"
-
-
-class PeerServer:
-    """Answers each TCP connection with one JSON line: {"id", "etcd_age"}."""
-
-    def __init__(self, machine_id: str, etcd_age: Callable[[], float]) -> None:
-        self.machine_id = machine_id
-        self.etcd_age = etcd_age
-        self._server: asyncio.Server | None = None
-
-    async def start(self, host: str, port: int) -> None:
-        self._server = await asyncio.start_server(self._handle, host, port, reuse_address=True)
-
-    async def _handle(self, _r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        line = json.dumps({"id": self.machine_id, "etcd_age": round(self.etcd_age(), 3)})
-        with contextlib.suppress(OSError):
-            w.write(line.encode() + b"\n")
-            await w.drain()
-            w.close()
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
-
-
-async def ask_peer(host: str, port: int, timeout: float) -> PeerReport | None:
-    """Ask one peer; None when it cannot be reached or answers nonsense."""
-    try:
-        r, w = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-        try:
-            line = await asyncio.wait_for(r.readline(), timeout)
-        finally:
-            w.close()
-        obj = json.loads(line)
-        return PeerReport(str(obj["id"]), float(obj["etcd_age"]))
-    except (OSError, TimeoutError, ValueError, KeyError, TypeError):
-        return None
-
-
-async def ask_peers(addrs: Sequence[tuple[str, int]], timeout: float) -> list[PeerReport]:
-    """Ask every peer at once; return the answers that came."""
-    answers = await asyncio.gather(*(ask_peer(h, p, timeout) for h, p in addrs))
-    return [a for a in answers if a is not None]

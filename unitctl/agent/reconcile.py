@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from unitctl.model import Machine, Requirements, TargetState
 from unitctl.xfleet import conflicts_between
 
-from .tasks import Reason, Task, TaskType
+from .tasks import Task, TaskReason, TaskType
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,22 +79,22 @@ def compute_tasks(desired: Mapping[str, DesiredUnit],
     for name in sorted(set(desired) | set(current)):
         tasks.extend(_unit_tasks(desired.get(name), current.get(name), name))
     if any(t.type in (TaskType.LOAD, TaskType.UNLOAD) for t in tasks):
-        tasks.append(Task(TaskType.RELOAD, "", Reason.FILES_CHANGED.value))
+        tasks.append(Task(TaskType.RELOAD, "", TaskReason.FILES_CHANGED.value))
     return sorted(tasks, key=lambda t: t.sort_key)
 
 
 def _unit_tasks(want: DesiredUnit | None, have: CurrentUnit | None, name: str) -> list[Task]:
     if want is None or want.desired is TargetState.INACTIVE:
-        return [Task(TaskType.UNLOAD, name, Reason.NOT_SCHEDULED.value)] if have else []
+        return [Task(TaskType.UNLOAD, name, TaskReason.NOT_SCHEDULED.value)] if have else []
     out: list[Task] = []
     started = bool(have and have.hash == want.hash and have.started)
     if have is None:
-        out.append(Task(TaskType.LOAD, name, Reason.NOT_LOADED.value))
+        out.append(Task(TaskType.LOAD, name, TaskReason.NOT_LOADED.value))
     elif have.hash != want.hash:
-        out += [Task(TaskType.UNLOAD, name, Reason.HASH_DIFFERS.value),
-                Task(TaskType.LOAD, name, Reason.HASH_DIFFERS.value)]
+        out += [Task(TaskType.UNLOAD, name, TaskReason.HASH_DIFFERS.value),
+                Task(TaskType.LOAD, name, TaskReason.HASH_DIFFERS.value)]
     if want.desired is TargetState.LAUNCHED and not started:
-        out.append(Task(TaskType.START, name, Reason.WANT_LAUNCHED.value))
+        out.append(Task(TaskType.START, name, TaskReason.WANT_LAUNCHED.value))
     if want.desired is TargetState.LOADED and started:
-        out.append(Task(TaskType.STOP, name, Reason.WANT_LOADED.value))
+        out.append(Task(TaskType.STOP, name, TaskReason.WANT_LOADED.value))
     return out

@@ -23,12 +23,25 @@ ORDER = {TaskType.UNLOAD: 0, TaskType.LOAD: 1, TaskType.RELOAD: 2, TaskType.STOP
          TaskType.START: 4}
 
 
-class Reason(enum.StrEnum):
-    NOT_SCHEDULED = "unit loaded but not scheduled here"
-    NOT_LOADED = "unit scheduled here but not loaded"
-    HASH_DIFFERS = "unit loaded but hash differs to expected"
-    WANT_LAUNCHED = "unit currently loaded but desired state is launched"
-    WANT_LOADED = "unit currently launched but desired state is loaded"
+class TaskReason(enum.StrEnum):
+    """Why :func:`~unitctl.agent.reconcile.compute_tasks` chose a task (logged with it).
+
+    Not the scheduler's :class:`unitctl.scheduler.plan.Reason`, which says why a
+    unit was placed on (or kept off) a machine.
+    """
+
+    #: UNLOAD: the file is here, but the schedule no longer puts the unit here
+    #: (or wants it inactive).
+    NOT_SCHEDULED = "loaded here but not scheduled here"
+    #: LOAD: the unit is scheduled here and its file is missing.
+    NOT_LOADED = "scheduled here but not loaded"
+    #: UNLOAD then LOAD: the file here is not the scheduled version of the unit.
+    HASH_DIFFERS = "loaded file differs from the scheduled one"
+    #: START: the unit should run, and this agent has not started it.
+    WANT_LAUNCHED = "loaded but not started, and should run"
+    #: STOP: the unit should only be loaded, and this agent started it.
+    WANT_LOADED = "started, but should only be loaded"
+    #: RELOAD: files were written or removed; systemd must re-read them.
     FILES_CHANGED = "unit files changed"
 
 

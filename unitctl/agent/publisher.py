@@ -1,0 +1,83 @@
+"""The state publisher: this machine's unit states, reported to the registry in order.
+
+Contract:
+
+* :meth:`StatePublisher.report` and :meth:`StatePublisher.drop` only queue (they
+  are called from systemd's signal callback and from the executor, never block);
+* :meth:`StatePublisher.run` writes the queue in one transaction per burst,
+  under the machine's lease, so the states vanish with the machine; within a
+  burst the latest state of a unit wins (coalescing);
+* a removal goes through the same queue (``None``), so a late report can never
+  overwrite the removal of an unloaded unit's state; a unit whose file is gone
+  by the time its batch is written is removed, whatever was queued;
+* a failed write keeps the batch (newer reports win) and retries after 0.5 s.
+
+It satisfies :class:`~unitctl.agent.executor.StateSink`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from unitctl.aio import checkpoint
+from unitctl.errors import RegistryError
+from unitctl.model import UnitState
+from unitctl.registry.registry import Registry
+
+from .ports import SystemdState, UnitManager
+
+log = logging.getLogger("unitctl.agent")
+
+
+class StatePublisher:
+    """Coalescing, ordered reports of one machine's unit states."""
+
+    def __init__(self, registry: Registry, units: UnitManager, machine_id: str,
+                 lease: Callable[[], int]) -> None:
+        self.registry = registry
+        self.units = units
+        self.machine_id = machine_id
+        #: The current lease (0 = unregistered: nothing is queued).
+        self.lease = lease
+        self._wake = asyncio.Event()
+        self._pending: dict[str, UnitState | None] = {}
+
+    def report(self, name: str, state: SystemdState) -> None:
+        """Queue ``name``'s new state (ignored for a unit without a file, or unregistered)."""
+        sha = self.units.present().get(name)
+        if sha is None or not self.lease():
+            return
+        self._pending[name] = UnitState(name, self.machine_id, state.load, state.active,
+                                        state.sub, sha)
+        self._wake.set()
+
+    def drop(self, name: str) -> None:
+        """Queue the removal of ``name``'s state."""
+        self._pending[name] = None
+        self._wake.set()
+
+    async def report_all(self) -> None:
+        """Queue the state of every unit present (after a registration)."""
+        for name in self.units.present():
+            self.report(name, await self.units.state(name))
+
+    async def run(self) -> None:
+        """Write queued states forever, one transaction per burst."""
+        while True:
+            checkpoint()
+            await self._wake.wait()
+            await asyncio.sleep(0.005)  # let a burst of signals gather into one txn
+            self._wake.clear()
+            batch, self._pending = self._pending, {}
+            present = self.units.present()
+            batch = {n: (st if n in present else None) for n, st in batch.items()}
+            try:
+                await self.registry.publish_states(self.machine_id, batch, self.lease())
+            except RegistryError as exc:
+                log.warning("agent: cannot report %d unit states: %s", len(batch), exc)
+                self._pending = {**batch, **self._pending}
+            if self._pending:
+                await asyncio.sleep(0.5)
+                self._wake.set()

@@ -1,0 +1,155 @@
+"""The simulated world: what the simulator knows at one instant of virtual time.
+
+It holds the configuration, every machine (:class:`Node`: liveness,
+connectivity, lease, fence, and its local systemd and agent executor), the
+modelled registry (units, registered machines, placements, per-machine
+schedules and their versions, the leader), the virtual clock, the counters
+(:class:`Stats`) and the trace that the run's digest hashes. Pure: no I/O, no
+wall clock; a seeded :class:`random.Random` is the only source of chance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+
+from unitctl.agent.executor import Executor
+from unitctl.agent.reconcile import DesiredUnit
+from unitctl.model import Machine, Requirements, ScheduleEntry, TargetState
+from unitctl.scheduler import ClusterSnapshot, Plan, UnitInfo
+from unitctl.sim.systemd import SimSystemd
+from unitctl.sim.workload import make_machines, make_units
+
+LAUNCHED = TargetState.LAUNCHED
+LOADED = TargetState.LOADED
+INACTIVE = TargetState.INACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    """What to simulate.
+
+    Attributes:
+        machines, units: cluster size (units follow :mod:`unitctl.sim.workload`).
+        seed: the only source of randomness.
+        steps: chaos/settle epochs to run.
+        ttl_ms: agent lease TTL.
+        tick_ms: virtual clock resolution (one engine round at most per tick).
+        faults: mean faults injected per chaos window.
+        max_down: at most this fraction of machines dead or partitioned at once.
+        fencing: False disables the fence (to show the checker catches it).
+        globals_: include global units in the mix.
+    """
+
+    machines: int = 20
+    units: int = 200
+    seed: int = 0
+    steps: int = 10
+    ttl_ms: int = 10_000
+    tick_ms: int = 100
+    faults: float = 3.0
+    max_down: float = 0.3
+    fencing: bool = True
+    globals_: bool = True
+
+
+@dataclass(slots=True)
+class Node:
+    """One machine: its liveness, connectivity, lease, local systemd and executor."""
+
+    machine: Machine
+    alive: bool = True
+    #: "" = reachable; "etcd" = cut off from etcd only; "isolated" = from everything.
+    partition: str = ""
+    lease_expires: int = -1  # -1: not registered
+    next_refresh: int = 0
+    last_contact: int = 0
+    fenced: bool = False
+    seen_version: int = -1
+    systemd: SimSystemd = field(default_factory=SimSystemd)
+    #: The agent's real executor, over this machine's systemd.
+    executor: Executor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.executor = Executor(self.systemd)
+
+    @property
+    def reachable(self) -> bool:
+        return self.alive and not self.partition
+
+    @property
+    def files(self) -> dict[str, str]:
+        """Unit files present: name -> hash."""
+        return self.systemd.files
+
+    @property
+    def running(self) -> set[str]:
+        """Units running."""
+        return self.systemd.running
+
+    def stop_everything(self) -> None:
+        """Stop every unit and forget every start (a fence); files stay."""
+        self.systemd.running.clear()
+        self.executor.forget_all()
+
+
+@dataclass(slots=True)
+class Stats:
+    """Counters reported at the end (all deterministic)."""
+
+    epochs: int = 0
+    virtual_ms: int = 0
+    rounds: int = 0
+    decisions: int = 0
+    schedule_changes: int = 0  # (machine, unit) entries added/changed/removed
+    wakes: int = 0  # agent reconciles triggered by their schedule changing
+    max_wakes_single: int = 0  # most agents woken by a round that moved one unit
+    tasks: int = 0
+    fences: int = 0
+    checks: int = 0
+    settle_ms_max: int = 0
+    events: dict[str, int] = field(default_factory=dict)
+
+
+class World:
+    """The machines, the modelled registry, the clock, the counters and the trace."""
+
+    def __init__(self, cfg: SimConfig) -> None:
+        self.cfg = cfg
+        self.rng = random.Random(cfg.seed)
+        self.now = 0
+        machines = make_machines(cfg.machines)
+        self.nodes: dict[str, Node] = {mid: Node(m) for mid, m in machines.items()}
+        self.reqs: dict[str, Requirements] = make_units(cfg.units, cfg.machines, cfg.globals_)
+        self.unit_names = sorted(self.reqs)
+        # the registry
+        self.units: dict[str, UnitInfo] = {
+            n: UnitInfo(n, f"{n}#0", LAUNCHED, r) for n, r in self.reqs.items()}
+        self.registered: set[str] = set()
+        self.placements: dict[str, str] = {}
+        self.schedules: dict[str, dict[str, ScheduleEntry]] = {}
+        self.versions: dict[str, int] = {}  # machine -> schedule version
+        self.leader: str | None = None
+        self.dirty = True
+        self.last_plan: Plan | None = None
+        self.stats = Stats()
+        self.trace = hashlib.sha256()
+
+    def log(self, *parts: object) -> None:
+        """Add one event to the trace (what :meth:`digest` hashes)."""
+        self.trace.update(f"{self.now} {' '.join(map(str, parts))}\n".encode())
+
+    def digest(self) -> str:
+        """A hash of everything that happened: equal digests, identical runs."""
+        return self.trace.hexdigest()[:16]
+
+    def snapshot(self) -> ClusterSnapshot:
+        """What the engine reads: registered machines, units, placements."""
+        machines = {m: self.nodes[m].machine for m in sorted(self.registered)}
+        return ClusterSnapshot(machines, self.units, dict(self.placements))
+
+    def desired_of(self, mid: str) -> dict[str, DesiredUnit]:
+        """Machine ``mid``'s schedule, as its agent sees it."""
+        return {n: DesiredUnit(n, e.hash, e.desired, self.reqs[n])
+                for n, e in self.schedules.get(mid, {}).items()}
