@@ -125,6 +125,7 @@ def test_a_waiting_client_ignores_other_units(kv: CountingKV) -> None:
             await asyncio.sleep(0.05)
             assert sum(kv.prefixes.values()) == reads_before
             await reg.kv.put(reg.keys.placement("hello.service"), M1.encode())
+            await asyncio.sleep(0.05)  # the placement and the report wake the client apart
             await reg.put_state(UnitState("hello.service", M1, "loaded", "active", "running",
                                           hello.hash()), 0)
 
@@ -140,3 +141,32 @@ def test_a_waiting_client_ignores_other_units(kv: CountingKV) -> None:
 
     asyncio.run(go())
 
+
+
+def test_a_broken_watch_is_reopened_after_a_full_read() -> None:
+    kv = CountingKV()
+    reg = Registry(kv)
+    hello = UnitFile.parse(HELLO)
+
+    async def go() -> None:
+        await reg.register_machine(Machine(M1, "10.0.0.1"), 0)
+        await reg.create_unit(UnitRecord("hello.service", hello.hash(), TargetState.LAUNCHED),
+                              hello.serialize())
+        client = Client(reg, out=lambda s: None, err=lambda s: None, attempt_seconds=2)
+
+        async def later() -> None:
+            await asyncio.sleep(0.05)
+            kv.break_watches()
+            await asyncio.sleep(0.7)  # the waiter waits attempt_seconds / 4, then re-reads
+            await reg.kv.put(reg.keys.placement("hello.service"), M1.encode())
+            await reg.put_state(UnitState("hello.service", M1, "loaded", "active", "running",
+                                          hello.hash()), 0)
+
+        task = asyncio.create_task(later())
+        kv.reset()
+        await asyncio.wait_for(client.wait_for(["hello.service"],
+                                               client.reached(TargetState.LAUNCHED), 1), 10)
+        await task
+        assert kv.prefixes["/unitctl/units/"] == 2  # the first read and the one after the break
+
+    asyncio.run(go())

@@ -96,6 +96,18 @@ class Changes:
     placements: bool = False
     states: bool = False
 
+    def take(self) -> Changes:
+        """A copy of the changes noted so far; this one starts empty again.
+
+        The watches keep noting into this same object, so it is emptied in
+        place, never replaced.
+        """
+        taken = Changes(set(self.units), set(self.explanations), self.placements, self.states)
+        self.units.clear()
+        self.explanations.clear()
+        self.placements = self.states = False
+        return taken
+
 
 @dataclass
 class WaitView:
@@ -225,14 +237,13 @@ class Waiter:
     async def update(self) -> Snapshot:
         """Bring the view up to date: re-read what changed, or all if a watch broke."""
         if self.view is not None and not any(t.done() for t in self._watches):
-            changed, self.changes = self.changes, Changes()
-            await self.view.refresh(changed)
+            await self.view.refresh(self.changes.take())
             return self.view.snapshot()
         if self.view is not None:  # a broken watch: re-read everything, then watch again
             await self.close()
             await asyncio.sleep(self.attempt_seconds / 4)
         self.view = await WaitView.read(self.registry)
-        self.changes = Changes()
+        self.changes.take()
         names = set(self.pending)
         for prefix in watch_prefixes(self.registry, self.pending):
             stream = relevant(self.registry, prefix, self.view.revision + 1, names, self.changes)
