@@ -20,7 +20,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from unitctl.cli.lists import complete_machines, complete_units
+from unitctl.cli.complete import complete_machines, complete_units
 from unitctl.cli.main import Session, cli
 from unitctl.client import Client
 from unitctl.errors import SystemdError

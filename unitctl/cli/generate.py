@@ -3,26 +3,26 @@
 The command reads a spec file (``--spec``, YAML or TOML) and/or flags; a flag
 that is given replaces the file's value for that key (a repeatable flag
 replaces the whole list). Units are printed to stdout, or written atomically
-into ``--output-dir`` (temp file + ``os.replace``), refusing to overwrite a
+into ``--output-dir`` (:func:`unitctl.atomicfile.atomic_write`), refusing to overwrite a
 different existing file unless ``--force``. A bad spec writes nothing.
 
 Errors are :class:`~unitctl.errors.UnitctlError` subclasses. Inside the main
 CLI group they propagate for the group to map; when this command runs on its
 own (no parent click context, e.g. under ``CliRunner``) :func:`unitctl_errors`
-turns them into a one-line ``Error: ...`` and the error's exit code.
+turns them into a one-line ``Error: ...`` and the error's exit code, through
+the one mapping :func:`unitctl.errors.report`.
 """
 
 from __future__ import annotations
 
 import functools
-import os
-import tempfile
 import typing as t
 from pathlib import Path
 
 import click
 
-from unitctl.errors import UnitctlError, UsageError
+from unitctl.atomicfile import atomic_write
+from unitctl.errors import UnitctlError, UsageError, report
 from unitctl.generate import generate_units, parse_spec_text
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
@@ -32,8 +32,9 @@ class _CliError(click.ClickException):
     """A UnitctlError shown by click as ``Error: MESSAGE`` with the error's exit code."""
 
     def __init__(self, error: UnitctlError) -> None:
-        super().__init__(" ".join(str(error).split()))
-        self.exit_code = error.exit_code
+        message, code = report(error)
+        super().__init__(message)
+        self.exit_code = code
 
 
 def unitctl_errors(func: F) -> F:
@@ -92,21 +93,6 @@ def _check_target(path: Path, text: str, force: bool) -> bool:
     return True
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file beside ``path``, fsync it, then ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_units(units: dict[str, str], output_dir: Path, force: bool) -> list[tuple[Path, bool]]:
     """Write every unit into ``output_dir``; return ``(path, written)`` pairs.
 
@@ -122,7 +108,7 @@ def write_units(units: dict[str, str], output_dir: Path, force: bool) -> list[tu
     for path, text, write in needed:
         if write:
             try:
-                _write_atomic(path, text)
+                atomic_write(path, text, mode=0o644)
             except OSError as exc:
                 raise UsageError(f"cannot write {path}: {exc}") from None
     return [(path, write) for path, _, write in needed]

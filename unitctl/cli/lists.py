@@ -1,36 +1,22 @@
-"""The read-only verbs: ``list-units``, ``list-unit-files``, ``list-machines``,
-``cat`` and ``explain``; and the shell-completion callbacks of unit and machine
-arguments (they read the registry, best effort, silent on any error).
+"""The list verbs: ``list-units``, ``list-unit-files`` and ``list-machines``.
+
+Each prints fleetctl's table (or ``--json``) of the fields asked for with
+``--fields``; ``--full`` keeps machine ids and hashes whole.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
-from unitctl import names as unames
 from unitctl import xfleet
-from unitctl.cli.output import parse_fields, render_json, render_table
-from unitctl.client import (
-    Client,
-    Explanation,
-    UnitFileInfo,
-    config_from_params,
-    format_reasons,
-    machine_legend,
-    open_registry,
-    short_id,
-)
+from unitctl.cli.output import machine_legend, parse_fields, render_json, render_table, short_id
+from unitctl.cli.session import Session, pass_session
+from unitctl.client.views import UnitFileInfo
 from unitctl.errors import ConfigError
 from unitctl.model import Machine, UnitState
-from unitctl.registry.registry import Registry
-
-if TYPE_CHECKING:
-    from unitctl.cli.main import Session
 
 Cell = str | None
 
@@ -114,7 +100,7 @@ def _list_options(short_full: bool, default: str) -> Callable[[Any], Any]:
 
 @click.command("list-units")
 @_list_options(True, UNIT_DEFAULT)
-@click.pass_obj
+@pass_session
 def list_units(sess: Session, fields: str, full: bool, no_legend: bool, as_json: bool) -> None:
     """List the units' systemd states as the machines report them."""
     cols = parse_fields(fields, list(UNIT_FIELDS))
@@ -126,7 +112,7 @@ def list_units(sess: Session, fields: str, full: bool, no_legend: bool, as_json:
 
 @click.command("list-unit-files")
 @_list_options(False, UNIT_FILE_DEFAULT)
-@click.pass_obj
+@pass_session
 def list_unit_files(sess: Session, fields: str, full: bool, no_legend: bool,
                     as_json: bool) -> None:
     """List the units in the registry with their desired and current states."""
@@ -141,7 +127,7 @@ def list_unit_files(sess: Session, fields: str, full: bool, no_legend: bool,
 
 @click.command("list-machines")
 @_list_options(True, MACHINE_DEFAULT)
-@click.pass_obj
+@pass_session
 def list_machines(sess: Session, fields: str, full: bool, no_legend: bool,
                   as_json: bool) -> None:
     """List the live machines of the cluster."""
@@ -152,133 +138,4 @@ def list_machines(sess: Session, fields: str, full: bool, no_legend: bool,
     _emit(cols, table, as_json, js, not no_legend)
 
 
-# ------------------------------------------------------------------ completion
-
-
-def _complete(ctx: click.Context, fetch: Callable[[Client], Any]) -> list[str]:
-    root = ctx.find_root()
-    injected = getattr(root.obj, "registry", None)
-    cfg = config_from_params(root.params)
-
-    async def go() -> list[str]:
-        registry = injected if isinstance(injected, Registry) else await open_registry(cfg)
-        try:
-            return list(await fetch(Client(registry)))
-        finally:
-            if registry is not injected:
-                await registry.close()
-
-    return asyncio.run(asyncio.wait_for(go(), max(1.0, cfg.request_timeout)))
-
-
-def complete_units(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
-    """Unit names in the registry starting with ``incomplete`` (best effort)."""
-
-    async def fetch(client: Client) -> list[str]:
-        return [u.name for u in await client.registry.list_units()]
-
-    try:
-        names = _complete(ctx, fetch)
-    except Exception:
-        return []
-    return [n for n in names if n.startswith(incomplete)]
-
-
-def complete_machines(ctx: click.Context, param: click.Parameter,
-                      incomplete: str) -> list[str]:
-    """Machine ids (and unit names) starting with ``incomplete`` (best effort)."""
-
-    async def fetch(client: Client) -> list[str]:
-        ids = [m.id for m in await client.list_machines()]
-        return ids + [u.name for u in await client.registry.list_units()]
-
-    try:
-        found = _complete(ctx, fetch)
-    except Exception:
-        return []
-    return [n for n in found if n.startswith(incomplete)]
-
-
-# ------------------------------------------------------------------ cat / explain
-
-
-@click.command("cat")
-@click.argument("unit", shell_complete=complete_units)
-@click.pass_obj
-def cat(sess: Session, unit: str) -> None:
-    """Print the unit file stored in the registry."""
-    name = unames.mangle(unit)
-    click.echo(sess.run(lambda c: c.cat(name)), nl=False)
-
-
-@click.command("explain")
-@click.argument("unit", shell_complete=complete_units)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.pass_obj
-def explain(sess: Session, unit: str, as_json: bool) -> None:
-    """Tell where a unit is placed, or which rule keeps it off each machine."""
-    name = unames.mangle(unit)
-    info = sess.run(lambda c: c.explain(name))
-    if as_json:
-        click.echo(json.dumps(explain_json(info), indent=2, sort_keys=True))
-        return
-    for line in explain_lines(info):
-        click.echo(line)
-
-
-def explain_json(e: Explanation) -> dict[str, object]:
-    """``explain --json``: the same facts as the text, as data."""
-    rec = e.record
-    return {
-        "unit": rec.name, "desired": rec.desired.value, "hash": rec.hash,
-        "state": None if e.state is None else e.state.value, "global": e.is_global,
-        "requirements": None if e.requirements is None else _describe_requirements(e),
-        "machine": e.placement, "reasons": None if e.reasons is None else dict(e.reasons),
-        "reported": [{"machine": s.machine_id, "load": s.load, "active": s.active,
-                      "sub": s.sub, "hash": s.hash} for s in e.reported],
-    }
-
-
-def explain_lines(e: Explanation) -> list[str]:
-    """The text of ``explain``."""
-    rec = e.record
-    state = "-" if e.state is None else e.state.value
-    lines = [f"Unit {rec.name}: desired {rec.desired.value}, state {state}, hash {rec.hash[:7]}"]
-    if e.requirements is not None:
-        lines.append(f"Requirements: {_describe_requirements(e)}")
-    if e.is_global:
-        lines.append("Global unit: runs on every machine that matches its requirements.")
-    elif e.placement is not None:
-        lines.append(f"Placed on {machine_legend(e.placement, e.placement_machine)}")
-        if e.placement_machine is None:
-            lines.append("  (that machine is not registered: its agent is down or gone)")
-    elif e.reasons is not None:
-        lines.append(f"Unit {rec.name} cannot be placed:")
-        lines += [f"  {line}" for line in format_reasons(e.reasons)]
-    elif rec.desired.value == "inactive":
-        lines.append("Not placed: its desired state is inactive (load or start it).")
-    else:
-        lines.append("Not placed yet: waiting for the engine.")
-    for s in e.reported:
-        lines.append(f"Reported by {short_id(s.machine_id)}: load={s.load or '-'} "
-                     f"active={s.active or '-'} sub={s.sub or '-'} hash={s.hash[:7] or '-'}")
-    return lines
-
-
-def _describe_requirements(e: Explanation) -> str:
-    req = e.requirements
-    assert req is not None
-    parts = []
-    if req.machine_id:
-        parts.append(f"MachineID={req.machine_id}")
-    for key in sorted(req.metadata):
-        parts.append(f"MachineMetadata={key}=" + "|".join(sorted(req.metadata[key])))
-    parts += [f"MachineOf={p}" for p in req.machine_of]
-    parts += [f"Conflicts={p}" for p in req.conflicts]
-    parts += [f"Replaces={p}" for p in req.replaces]
-    if req.is_global:
-        parts.append("Global=true")
-    return ", ".join(parts) if parts else "none"
-
-
-COMMANDS = (list_units, list_unit_files, list_machines, cat, explain)
+COMMANDS = (list_units, list_unit_files, list_machines)

@@ -5,125 +5,41 @@ come from the environment as ``UNITCTL_<FLAG>`` (upper-case, ``-`` → ``_``),
 e.g. ``UNITCTL_ENDPOINT``. Sub-commands may be abbreviated to a unique prefix
 (as cobra allowed fleetctl's).
 
-Errors: one place (:meth:`UnitctlGroup.invoke`) turns a
-:class:`~unitctl.errors.UnitctlError` into one line ``Error: <message>`` on
-stderr and the class's exit code; anything else becomes ``Error: internal
-error: <type>: <message>`` and exit 1. A traceback is printed only with
-``--debug``.
+Errors: one place (:meth:`UnitctlGroup.invoke`) turns an exception into one
+line ``Error: <message>`` on stderr and an exit code, through
+:func:`unitctl.errors.report` (a :class:`~unitctl.errors.UnitctlError` gives
+its class's code; anything else is ``internal error: <type>: <message>``,
+exit 1). A traceback is printed only with ``--debug``.
 
-Tests inject a registry (and a fake process runner) through click's ``obj``::
-
-    CliRunner().invoke(cli, [...], obj=Session(registry=Registry(MemoryKV())))
+This module imports the command modules; they import only the leaves
+(session, complete, ssh, output) and never this module. Tests inject a
+registry through click's ``obj`` (see :mod:`unitctl.cli.session`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import importlib
-import importlib.util
 import traceback
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from unitctl import __version__
-from unitctl.cli import lists, remote, units
-from unitctl.client import (
-    DEFAULT_ENDPOINT,
-    DEFAULT_PREFIX,
-    Client,
-    ClientConfig,
-    open_registry,
-)
-from unitctl.errors import UnitctlError
+from unitctl.cli import describe, lists, remote, units
+from unitctl.cli.generate import generate
+from unitctl.cli.session import Session
+from unitctl.cli.ssh import DEFAULT_KNOWN_HOSTS, SshConfig
+from unitctl.client.connect import DEFAULT_ENDPOINT, DEFAULT_PREFIX, config_from_params
+from unitctl.errors import report
 from unitctl.registry.registry import Registry
-
-T = TypeVar("T")
-
-
-def _out(text: str) -> None:
-    click.echo(text)
-
-
-def _err(text: str) -> None:
-    click.echo(text, err=True)
-
-
-@dataclass
-class Session:
-    """What the verbs share: configuration, the registry and the process runner.
-
-    Attributes:
-        config: how to reach etcd (from the global flags).
-        ssh: how to reach machines (from the global flags).
-        registry: a registry to use instead of connecting to etcd (tests).
-        runner: runs an argv with our stdio and returns its exit code.
-        machine_id: returns this host's machine id.
-        attempt_seconds: the length of one --block-attempts attempt.
-        debug: print tracebacks.
-    """
-
-    config: ClientConfig = field(default_factory=ClientConfig)
-    ssh: remote.SshConfig = field(default_factory=remote.SshConfig)
-    registry: Registry | None = None
-    runner: remote.Runner = remote.run_process
-    machine_id: Callable[[], str] = remote.read_machine_id
-    attempt_seconds: float = 1.0
-    debug: bool = False
-
-    def run(self, fn: Callable[[Client], Awaitable[T]]) -> T:
-        """Run ``fn`` with a client on a fresh event loop; close what we opened."""
-        return asyncio.run(self._run(fn))
-
-    async def _run(self, fn: Callable[[Client], Awaitable[T]]) -> T:
-        registry = self.registry if self.registry is not None else \
-            await open_registry(self.config)
-        try:
-            client = Client(registry, out=_out, err=_err, attempt_seconds=self.attempt_seconds)
-            return await fn(client)
-        finally:
-            if registry is not self.registry:
-                await registry.close()
-
-
-#: Commands that live in modules other engineers own: imported on first use,
-#: and simply absent when the module is missing or broken.
-LAZY_COMMANDS = {"generate": ("unitctl.cli.generate", "generate")}
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split()) if "\n" in text else text
 
 
 class UnitctlGroup(click.Group):
-    """A group with prefix matching, lazy commands and the one error mapping."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        names = set(super().list_commands(ctx))
-        for name, (module, _) in LAZY_COMMANDS.items():
-            try:
-                if importlib.util.find_spec(module) is not None:
-                    names.add(name)
-            except (ImportError, ValueError):
-                continue
-        return sorted(names)
-
-    def _lazy(self, name: str) -> click.Command | None:
-        module, attr = LAZY_COMMANDS[name]
-        try:
-            cmd = getattr(importlib.import_module(module), attr)
-        except Exception:  # a colleague's module missing or broken: no such verb
-            return None
-        return cmd if isinstance(cmd, click.Command) else None
+    """A group with prefix matching and the one error mapping."""
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         cmd = super().get_command(ctx, cmd_name)
         if cmd is not None:
             return cmd
-        if cmd_name in LAZY_COMMANDS:
-            return self._lazy(cmd_name)
         matches = [n for n in self.list_commands(ctx) if n.startswith(cmd_name)]
         if len(matches) > 1:
             ctx.fail(f"ambiguous command {cmd_name!r}: it could be {', '.join(matches)}")
@@ -141,12 +57,10 @@ class UnitctlGroup(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
-        except UnitctlError as exc:
-            self._report(ctx, _one_line(str(exc)) or type(exc).__name__)
-            ctx.exit(exc.exit_code)
-        except Exception as exc:
-            self._report(ctx, f"internal error: {type(exc).__name__}: {_one_line(str(exc))}")
-            ctx.exit(1)
+        except Exception as exc:  # the one place errors become exit codes
+            message, code = report(exc)
+            self._report(ctx, message)
+            ctx.exit(code)
 
     @staticmethod
     def _report(ctx: click.Context, message: str) -> None:
@@ -178,7 +92,7 @@ CONTEXT = {"auto_envvar_prefix": "UNITCTL", "help_option_names": ["-h", "--help"
               help="User name for ssh to the machines.")
 @click.option("--ssh-timeout", type=float, default=10.0, show_default=True,
               help="Seconds to wait for an ssh connection.")
-@click.option("--known-hosts-file", default=remote.DEFAULT_KNOWN_HOSTS, show_default=True,
+@click.option("--known-hosts-file", default=DEFAULT_KNOWN_HOSTS, show_default=True,
               help="ssh known-hosts file for the machines.")
 @click.option("--strict-host-key-checking", type=click.BOOL, default=True, show_default=True,
               help="Verify machines' ssh host keys (fleetctl's form: "
@@ -204,11 +118,8 @@ def cli(ctx: click.Context, endpoint: str, etcd_key_prefix: str, ca_file: str, c
         ctx.obj = Session(registry=ctx.obj)
     sess = ctx.ensure_object(Session)
     sess.debug = debug
-    sess.config = ClientConfig(
-        endpoint=endpoint, prefix=etcd_key_prefix, ca_file=ca_file, cert_file=cert_file,
-        key_file=key_file, username=username, password=password,
-        request_timeout=request_timeout)
-    sess.ssh = remote.SshConfig(
+    sess.config = config_from_params(ctx.params)
+    sess.ssh = SshConfig(
         username=ssh_username, timeout=ssh_timeout, known_hosts_file=known_hosts_file,
         strict_host_key_checking=strict_host_key_checking, tunnel=tunnel)
 
@@ -238,7 +149,8 @@ def help_(ctx: click.Context, command: str | None) -> None:
         click.echo(cmd.get_help(sub))
 
 
-for _cmd in (*units.COMMANDS, *lists.COMMANDS, *remote.COMMANDS):
+for _cmd in (*units.COMMANDS, *lists.COMMANDS, *describe.COMMANDS, *remote.COMMANDS,
+             generate):
     cli.add_command(_cmd)
 
 

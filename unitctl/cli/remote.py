@@ -10,97 +10,23 @@ can assert the exact argv.
 
 from __future__ import annotations
 
-import math
-import os
-import shlex
-import subprocess
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 import click
 
 from unitctl import names as unames
-from unitctl.cli.lists import complete_machines, complete_units
-from unitctl.client import Client, Snapshot
+from unitctl.cli.complete import complete_machines, complete_units
+from unitctl.cli.session import Session, session_of
+from unitctl.cli.ssh import command_argv, ssh_argv
+from unitctl.client.facade import Client
+from unitctl.client.views import Snapshot
 from unitctl.errors import NotFoundError, RemoteCommandError, UnitctlError, UsageError
 from unitctl.model import Machine
 
-if TYPE_CHECKING:
-    from unitctl.cli.main import Session
 
-#: Runs an argv with the terminal's stdio; returns its exit code.
-Runner = Callable[[Sequence[str]], int]
-
-DEFAULT_KNOWN_HOSTS = "~/.unitctl/known_hosts"
-
-
-def run_process(argv: Sequence[str]) -> int:
-    """The real runner: a child process sharing our stdin/stdout/stderr."""
-    try:
-        return subprocess.run(list(argv), check=False).returncode
-    except FileNotFoundError as exc:
-        raise RemoteCommandError(f"cannot run {argv[0]}: command not found") from exc
-    except OSError as exc:
-        raise RemoteCommandError(f"cannot run {argv[0]}: {exc.strerror or exc}") from exc
-
-
-def read_machine_id(path: str = "/etc/machine-id") -> str:
-    """This host's machine id, or ``""`` when it has none."""
-    try:
-        with open(path, encoding="ascii") as f:
-            return f.read().strip().lower()
-    except (OSError, UnicodeDecodeError):
-        return ""
-
-
-@dataclass(frozen=True, slots=True)
-class SshConfig:
-    """The ssh-related global flags."""
-
-    username: str = "core"
-    timeout: float = 10.0
-    known_hosts_file: str = DEFAULT_KNOWN_HOSTS
-    strict_host_key_checking: bool = True
-    tunnel: str = ""
-
-
-def ssh_argv(cfg: SshConfig, host: str, port: int, command: Sequence[str] | None,
-             forward_agent: bool = False, tty: bool = False) -> list[str]:
-    """The OpenSSH client argv that runs ``command`` (a shell when None) on ``host``."""
-    known_hosts = os.path.expanduser(cfg.known_hosts_file)
-    argv = ["ssh",
-            "-o", f"StrictHostKeyChecking={'yes' if cfg.strict_host_key_checking else 'no'}",
-            "-o", f"UserKnownHostsFile={known_hosts}",
-            "-p", str(port)]
-    if cfg.timeout and cfg.timeout > 0:
-        argv += ["-o", f"ConnectTimeout={max(1, math.ceil(cfg.timeout))}"]
-    if cfg.tunnel:
-        argv += ["-J", cfg.tunnel]
-    if forward_agent:
-        argv.append("-A")
-    if tty:
-        argv.append("-t")
-    argv += ["--", f"{cfg.username}@{host}"]
-    if command:
-        argv.append(shlex.join(command))
-    return argv
-
-
-def command_argv(sess: Session, machine_id: str, machine: Machine | None,
-                 command: Sequence[str], port: int, tty: bool = False) -> list[str]:
-    """Run ``command`` locally when ``machine_id`` is this host, else over ssh."""
-    if machine_id and machine_id == sess.machine_id():
-        return list(command)
-    if machine is None:
-        raise RemoteCommandError(f"machine {machine_id} is not registered (is its agent down?)")
-    if not machine.public_ip:
-        raise RemoteCommandError(f"machine {machine_id} has no public IP to ssh to")
-    return ssh_argv(sess.ssh, machine.public_ip, port, command, tty=tty)
-
-
-def _run(sess: Session, argv: Sequence[str]) -> int:
-    return int(sess.runner(argv))
+def _command_argv(sess: Session, machine_id: str, machine: Machine | None,
+                  command: Sequence[str], port: int, tty: bool = False) -> list[str]:
+    return command_argv(sess.ssh, sess.machine_id(), machine_id, machine, command, port, tty)
 
 
 # ------------------------------------------------------------------ targets
@@ -108,10 +34,10 @@ def _run(sess: Session, argv: Sequence[str]) -> int:
 
 async def _unit_targets(client: Client, name: str) -> tuple[bool, list[tuple[str, Machine | None]]]:
     """(is global, the machines the unit is loaded on)."""
-    rec = await client.registry.get_unit(name)
+    snap = await client.snapshot()
+    rec = snap.units.get(name)
     if rec is None:
         raise NotFoundError(f"Unit {name} does not exist.")
-    snap = await client.snapshot()
     if await client.is_global(rec):
         machines = sorted(snap.states.get(name, {}))
         return True, [(m, snap.machines.get(m)) for m in machines]
@@ -135,7 +61,7 @@ ssh_port_option = click.option("--ssh-port", type=click.IntRange(1, 65535), defa
 @click.pass_context
 def status(ctx: click.Context, units: tuple[str, ...], ssh_port: int) -> None:
     """Run `systemctl status -l UNIT` on the machine(s) running each unit."""
-    sess: Session = ctx.obj
+    sess = session_of(ctx)
     names = [unames.mangle(u) for u in units]
 
     async def plan(client: Client) -> list[list[list[str]]]:
@@ -145,7 +71,7 @@ def status(ctx: click.Context, units: tuple[str, ...], ssh_port: int) -> None:
             if not targets:
                 raise _not_loaded(name)
             cmd = ["systemctl", "status", "-l", name]
-            out.append([command_argv(sess, m, machine, cmd, ssh_port) for m, machine in targets])
+            out.append([_command_argv(sess, m, machine, cmd, ssh_port) for m, machine in targets])
         return out
 
     plans = sess.run(plan)
@@ -153,7 +79,7 @@ def status(ctx: click.Context, units: tuple[str, ...], ssh_port: int) -> None:
         for j, argv in enumerate(argvs):
             if i or j:
                 click.echo("")
-            code = _run(sess, argv)
+            code = sess.run_argv(argv)
             if code:
                 ctx.exit(code)
 
@@ -171,7 +97,7 @@ def status(ctx: click.Context, units: tuple[str, ...], ssh_port: int) -> None:
 def journal(ctx: click.Context, unit: str, lines: int, follow: bool, output: str, sudo: bool,
             ssh_port: int) -> None:
     """Show the journal of a unit, from the machine it runs on."""
-    sess: Session = ctx.obj
+    sess = session_of(ctx)
     name = unames.mangle(unit)
 
     async def plan(client: Client) -> list[str]:
@@ -187,10 +113,10 @@ def journal(ctx: click.Context, unit: str, lines: int, follow: bool, output: str
         if sudo:
             cmd = ["sudo", *cmd]
         machine_id, machine = targets[0]
-        return command_argv(sess, machine_id, machine, cmd, ssh_port, tty=follow)
+        return _command_argv(sess, machine_id, machine, cmd, ssh_port, tty=follow)
 
     argv = sess.run(plan)
-    ctx.exit(_run(sess, argv))
+    ctx.exit(sess.run_argv(argv))
 
 
 @click.command("ssh", context_settings={"ignore_unknown_options": True,
@@ -205,7 +131,7 @@ def journal(ctx: click.Context, unit: str, lines: int, follow: bool, output: str
 def ssh(ctx: click.Context, target: str, command: tuple[str, ...], as_machine: bool,
         as_unit: bool, forward_agent: bool, ssh_port: int) -> None:
     """Open a shell (or run COMMAND) on a machine, given by id prefix or by a unit on it."""
-    sess: Session = ctx.obj
+    sess = session_of(ctx)
     if as_machine and as_unit:
         raise UsageError("--machine and --unit cannot be used together")
 
@@ -236,7 +162,7 @@ def ssh(ctx: click.Context, target: str, command: tuple[str, ...], as_machine: b
         raise RemoteCommandError(f"machine {machine.id} has no public IP to ssh to")
     argv = ssh_argv(sess.ssh, machine.public_ip, ssh_port, command or None,
                     forward_agent=forward_agent)
-    ctx.exit(_run(sess, argv))
+    ctx.exit(sess.run_argv(argv))
 
 
 async def _machine_of_unit(client: Client, name: str, snap: Snapshot) -> Machine | None:
@@ -252,14 +178,6 @@ async def _machine_of_unit(client: Client, name: str, snap: Snapshot) -> Machine
     if found is None:
         raise RemoteCommandError(f"machine {machine} of unit {name} is not registered")
     return found
-
-
-def restart_global_argvs(sess: Session, snap: Snapshot, name: str,
-                         port: int = 22) -> list[list[str]]:
-    """``systemctl restart UNIT`` on every machine reporting a global unit."""
-    cmd = ["systemctl", "restart", name]
-    return [command_argv(sess, m, snap.machines.get(m), cmd, port)
-            for m in sorted(snap.states.get(name, {}))]
 
 
 COMMANDS = (status, journal, ssh)

@@ -9,19 +9,19 @@ one ``--block-attempts`` attempt lasts about a second and 0 waits for ever.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from unitctl import names as unames
-from unitctl.cli.lists import complete_units
-from unitctl.cli.remote import restart_global_argvs
-from unitctl.client import Client, Snapshot
+from unitctl.cli.complete import complete_units
+from unitctl.cli.session import Session, pass_session
+from unitctl.cli.ssh import command_argv
+from unitctl.client.facade import Client
+from unitctl.client.resolve import existing
+from unitctl.client.views import Snapshot
 from unitctl.errors import RemoteCommandError, UnitctlError
-from unitctl.model import TargetState
-
-if TYPE_CHECKING:
-    from unitctl.cli.main import Session
+from unitctl.model import TargetState, UnitRecord
 
 
 def _no_units() -> None:
@@ -46,6 +46,13 @@ def _mangled(units: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(unames.mangle(u) for u in units))
 
 
+async def _records(c: Client, snap: Snapshot | None, names: Sequence[str]) -> list[UnitRecord]:
+    """The stored records of ``names`` (all must exist), from ``snap`` when read already."""
+    if snap is None:
+        return await c.records(names)
+    return [existing(snap.units, name) for name in names]
+
+
 # ------------------------------------------------------------------ submit
 
 
@@ -53,7 +60,7 @@ def _mangled(units: Sequence[str]) -> list[str]:
 @_units_arg
 @click.option("--replace", is_flag=True,
               help="Replace units in the registry that differ from the local files.")
-@click.pass_obj
+@pass_session
 def submit(sess: Session, units: tuple[str, ...], replace: bool) -> None:
     """Upload unit files (or template instances) to the registry."""
     if not units:
@@ -84,9 +91,10 @@ def _activate(sess: Session, units: Sequence[str], target: TargetState, verb: st
             for rec in written:
                 if rec.desired is TargetState.INACTIVE:
                     c.out(f"Unit {rec.name} inactive")
-        names = list(dict.fromkeys(lu.name for lu in resolved))
-        local, glob = await c.split_global(names)
-        since = await c.set_state(names, target)
+        records = await c.submitted(resolved, written)
+        texts = {lu.name: lu.unit for lu in resolved if lu.unit is not None}
+        local, glob = await c.split_global(records, texts)
+        since = await c.set_states(records, target)
         for name in glob:
             c.out(f"Triggered global unit {name} {verb}")
         if no_block:
@@ -103,7 +111,7 @@ def _activate(sess: Session, units: Sequence[str], target: TargetState, verb: st
 @_units_arg
 @_blocking
 @click.option("--replace", is_flag=True, help="Replace units that differ from the local files.")
-@click.pass_obj
+@pass_session
 def load(sess: Session, units: tuple[str, ...], no_block: bool, block_attempts: int,
          replace: bool) -> None:
     """Submit units if needed and load them on a machine (desired state loaded)."""
@@ -114,7 +122,7 @@ def load(sess: Session, units: tuple[str, ...], no_block: bool, block_attempts: 
 @_units_arg
 @_blocking
 @click.option("--replace", is_flag=True, help="Replace units that differ from the local files.")
-@click.pass_obj
+@pass_session
 def start(sess: Session, units: tuple[str, ...], no_block: bool, block_attempts: int,
           replace: bool) -> None:
     """Submit and load units if needed, and start them (desired state launched)."""
@@ -134,12 +142,13 @@ def _lower(sess: Session, units: Sequence[str], target: TargetState, verb: str,
     names = _mangled(units)
 
     async def go(c: Client) -> list[str]:
-        local, glob = await c.split_global(names)
-        if check is not None:
-            snap = await c.snapshot()
+        snap = await c.snapshot() if check is not None else None
+        records = await _records(c, snap, names)
+        local, glob = await c.split_global(records)
+        if check is not None and snap is not None:
             for name in local:
                 check(snap, name)
-        since = await c.set_state(names, target)
+        since = await c.set_states(records, target)
         for name in glob:
             c.out(f"Triggered global unit {name} {verb}")
         if no_block:
@@ -169,7 +178,7 @@ def _go_list(names: Sequence[str]) -> str:
 @click.command("stop")
 @_units_arg
 @_blocking
-@click.pass_obj
+@pass_session
 def stop(sess: Session, units: tuple[str, ...], no_block: bool, block_attempts: int) -> None:
     """Stop units (desired state loaded); they stay loaded on their machine."""
     done = _lower(sess, units, TargetState.LOADED, "stop", no_block, block_attempts,
@@ -181,7 +190,7 @@ def stop(sess: Session, units: tuple[str, ...], no_block: bool, block_attempts: 
 @click.command("unload")
 @_units_arg
 @_blocking
-@click.pass_obj
+@pass_session
 def unload(sess: Session, units: tuple[str, ...], no_block: bool, block_attempts: int) -> None:
     """Stop and unload units from their machines (desired state inactive)."""
     done = _lower(sess, units, TargetState.INACTIVE, "unload", no_block, block_attempts, None)
@@ -195,7 +204,7 @@ def unload(sess: Session, units: tuple[str, ...], no_block: bool, block_attempts
 @click.command("destroy")
 @_units_arg
 @_blocking
-@click.pass_obj
+@pass_session
 def destroy(sess: Session, units: tuple[str, ...], no_block: bool,
             block_attempts: int) -> None:
     """Remove units from the registry (stopping and unloading them first)."""
@@ -224,7 +233,7 @@ def destroy(sess: Session, units: tuple[str, ...], no_block: bool,
               help="Wait this many attempts (about 1 s each) per step; 0 waits for ever.")
 @click.option("--ssh-port", type=click.IntRange(1, 65535), default=22, show_default=True,
               help="Port of sshd, to restart global units.")
-@click.pass_obj
+@pass_session
 def restart(sess: Session, units: tuple[str, ...], block_attempts: int, ssh_port: int) -> None:
     """Restart units: stop then start (global units: systemctl restart on each machine)."""
     if not units:
@@ -233,30 +242,46 @@ def restart(sess: Session, units: tuple[str, ...], block_attempts: int, ssh_port
     names = _mangled(units)
 
     async def go(c: Client) -> list[tuple[str, list[list[str]]]]:
-        local, glob = await c.split_global(names)
         snap = await c.snapshot()
+        records = await _records(c, snap, names)
+        local, glob = await c.split_global(records)
         check = _must_be_active("restart")
         for name in local:
             check(snap, name)
+        by_name = {rec.name: rec for rec in records}
         for name in local:
-            # fleet stops only a launched unit; a unit that should run but does not
-            # (failed) is stopped too, else setting "launched" again would do nothing
-            if snap.current(name) is TargetState.LAUNCHED or \
-                    snap.units[name].desired is TargetState.LAUNCHED:
-                since = await c.set_state([name], TargetState.LOADED)
-                await c.wait_for([name], c.reached(TargetState.LOADED, since), block_attempts,
-                                 what="report state loaded")
-            since = await c.set_state([name], TargetState.LAUNCHED)
-            await c.wait_for([name], c.reached(TargetState.LAUNCHED, since), block_attempts,
-                             what="report state launched")
+            await _restart_one(c, snap, by_name[name], block_attempts)
         return [(name, restart_global_argvs(sess, snap, name, ssh_port)) for name in glob]
 
     for name, argvs in sess.run(go):
         for argv in argvs:
-            code = sess.runner(argv)
+            code = sess.run_argv(argv)
             if code:
                 raise RemoteCommandError(f"restart of global unit {name} failed (exit {code})")
         click.echo(f"Restarted global unit {name}")
+
+
+async def _restart_one(c: Client, snap: Snapshot, rec: UnitRecord, block_attempts: int) -> None:
+    """Stop (when it runs or should) then start one non-global unit, waiting for each."""
+    name = rec.name
+    # fleet stops only a launched unit; a unit that should run but does not
+    # (failed) is stopped too, else setting "launched" again would do nothing
+    if snap.current(name) is TargetState.LAUNCHED or rec.desired is TargetState.LAUNCHED:
+        since = await c.set_states([rec], TargetState.LOADED)
+        await c.wait_for([name], c.reached(TargetState.LOADED, since), block_attempts,
+                         what="report state loaded")
+    since = await c.set_states([rec], TargetState.LAUNCHED)
+    await c.wait_for([name], c.reached(TargetState.LAUNCHED, since), block_attempts,
+                     what="report state launched")
+
+
+def restart_global_argvs(sess: Session, snap: Snapshot, name: str,
+                         port: int = 22) -> list[list[str]]:
+    """``systemctl restart UNIT`` on every machine reporting a global unit."""
+    cmd = ["systemctl", "restart", name]
+    local_id = sess.machine_id()
+    return [command_argv(sess.ssh, local_id, m, snap.machines.get(m), cmd, port)
+            for m in sorted(snap.states.get(name, {}))]
 
 
 COMMANDS = (submit, load, start, stop, unload, destroy, restart)

@@ -1,0 +1,98 @@
+"""The shape of ``unitctl/cli`` and ``unitctl/client``: no import cycle, command
+modules import only leaves, and ``unitctl --help`` does not load the etcd client."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("cli", "client")
+
+#: The cli modules that define commands; only main.py may import them.
+COMMAND_MODULES = {"unitctl.cli.describe", "unitctl.cli.generate", "unitctl.cli.lists",
+                   "unitctl.cli.remote", "unitctl.cli.units"}
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / "unitctl" / package).glob("*.py")):
+            found[_module_name(path)] = path
+    return found
+
+
+def _imports(path: Path, known: set[str]) -> set[str]:
+    """The modules of ``known`` that ``path`` imports (any depth in the file)."""
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name in known)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            # ``from package import submodule`` is an edge to the submodule only
+            subs = {f"{node.module}.{a.name}" for a in node.names} & known
+            out.update(subs)
+            if node.module in known and len(subs) < len(node.names):
+                out.add(node.module)
+    return out
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    known = set(modules)
+    return {name: _imports(path, known) - {name} for name, path in modules.items()}
+
+
+def test_no_import_cycle_in_cli_and_client() -> None:
+    graph = _graph()
+    done: set[str] = set()
+
+    def visit(name: str, stack: list[str]) -> None:
+        if name in stack:
+            raise AssertionError("import cycle: " + " -> ".join([*stack, name]))
+        if name in done:
+            return
+        for dep in sorted(graph[name]):
+            visit(dep, [*stack, name])
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name, [])
+
+
+def test_command_modules_import_only_leaves() -> None:
+    graph = _graph()
+    for name, deps in graph.items():
+        if name == "unitctl.cli.main":
+            continue
+        bad = deps & COMMAND_MODULES
+        assert not bad, f"{name} imports the command modules {sorted(bad)}"
+        assert "unitctl.cli.main" not in deps, f"{name} imports unitctl.cli.main"
+
+
+def test_no_type_checking_back_imports() -> None:
+    for name, path in _modules().items():
+        assert "TYPE_CHECKING" not in path.read_text(encoding="utf-8"), name
+
+
+def test_help_does_not_import_the_etcd_client() -> None:
+    code = ("import sys\n"
+            "from unitctl.cli.main import cli\n"
+            "try:\n"
+            "    cli.main(['--help'], prog_name='unitctl')\n"
+            "except SystemExit:\n"
+            "    pass\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('aetcd', 'grpc')))\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, check=True, timeout=60)
+    assert res.stdout.strip().splitlines()[-1] == "[]"

@@ -1,0 +1,172 @@
+"""How many times the client reaches the store: a command reads each unit's key
+once, many new units go in a few transactions, and a waiting client re-reads
+nothing for events about keys it does not wait on."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from unitctl.cli.main import cli
+from unitctl.cli.session import Session
+from unitctl.client import Client
+from unitctl.model import Machine, TargetState, UnitRecord, UnitState
+from unitctl.registry.kv import Compare, KeyValue, Op, Range
+from unitctl.registry.memory import MemoryKV
+from unitctl.registry.registry import Registry
+from unitctl.unitfile import UnitFile
+
+M1 = "113f16a7" + "1" * 24
+HELLO = "[Unit]\nDescription=Hello\n\n[Service]\nExecStart=/bin/sleep 1000\n"
+TEMPLATE = "[Service]\nExecStart=/bin/echo %i\n"
+
+
+class CountingKV(MemoryKV):
+    """A MemoryKV that counts reads per key (gets) and per prefix, and transactions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gets: Counter[str] = Counter()
+        self.prefixes: Counter[str] = Counter()
+        self.txns = 0
+
+    async def get(self, key: str) -> KeyValue | None:
+        self.gets[key] += 1
+        return await super().get(key)
+
+    async def get_prefix(self, prefix: str) -> Range:
+        self.prefixes[prefix] += 1
+        return await super().get_prefix(prefix)
+
+    async def txn(self, compares: Sequence[Compare], success: Sequence[Op],
+                  failure: Sequence[Op] = ()) -> bool:
+        self.txns += 1
+        return await super().txn(compares, success, failure)
+
+    def reset(self) -> None:
+        self.gets.clear()
+        self.prefixes.clear()
+        self.txns = 0
+
+
+@pytest.fixture
+def kv(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> CountingKV:
+    monkeypatch.chdir(tmp_path)
+    store = CountingKV()
+    asyncio.run(Registry(store).ensure_schema())
+    store.reset()
+    return store
+
+
+def invoke(kv: CountingKV, *args: str) -> str:
+    res = CliRunner().invoke(cli, list(args), obj=Session(registry=Registry(kv)))
+    assert res.exit_code == 0, res.output
+    return res.stdout
+
+
+def test_start_reads_the_unit_key_once_before_the_registry_write(kv: CountingKV) -> None:
+    with open("hello.service", "w", encoding="utf-8") as f:
+        f.write(HELLO)
+    assert invoke(kv, "start", "--no-block", "hello.service") == \
+        "Triggered unit hello.service start\n"
+    # one read by the client; the other is Registry.set_desired's compare-and-swap read
+    assert kv.gets["/unitctl/units/hello.service"] == 2
+    assert not kv.prefixes["/unitctl/units/"]
+
+
+def test_many_instances_are_created_in_batches(kv: CountingKV) -> None:
+    with open("svc@.service", "w", encoding="utf-8") as f:
+        f.write(TEMPLATE)
+    names = [f"svc@{i}.service" for i in range(40)]
+    invoke(kv, "submit", *names)
+    assert kv.prefixes["/unitctl/units/"] == 1  # all records in one read
+    # the only unit key read alone: the (absent) registry template, once
+    assert {k: n for k, n in kv.gets.items() if k.startswith("/unitctl/units/")} == \
+        {"/unitctl/units/svc@.service": 1}
+    assert kv.txns == 2  # 40 units, 30 per transaction
+    kv.reset()
+    invoke(kv, "start", "--no-block", *names)
+    assert kv.prefixes["/unitctl/units/"] == 1
+    assert all(kv.gets[f"/unitctl/units/{n}"] == 1 for n in names)  # set_desired's own read
+
+
+def test_instances_read_the_registry_template_once(kv: CountingKV) -> None:
+    tmpl = UnitFile.parse(TEMPLATE)
+    asyncio.run(Registry(kv).create_unit(UnitRecord("svc@.service", tmpl.hash(),
+                                                    TargetState.INACTIVE), tmpl.serialize()))
+    kv.reset()
+    invoke(kv, "submit", *[f"svc@{i}.service" for i in range(5)])
+    assert kv.gets["/unitctl/units/svc@.service"] == 1
+    assert kv.gets[f"/unitctl/bodies/{tmpl.hash()}"] == 1
+
+
+def test_a_waiting_client_ignores_other_units(kv: CountingKV) -> None:
+    reg = Registry(kv)
+    hello = UnitFile.parse(HELLO)
+
+    async def go() -> None:
+        await reg.register_machine(Machine(M1, "10.0.0.1"), 0)
+        await reg.create_unit(UnitRecord("hello.service", hello.hash(), TargetState.LAUNCHED),
+                              hello.serialize())
+        client = Client(reg, out=lambda s: None, err=lambda s: None, attempt_seconds=30)
+
+        async def later() -> None:
+            await asyncio.sleep(0.05)
+            for i in range(30):  # other units' reports: no wake-up, no read
+                await reg.put_state(UnitState(f"other{i}.service", M1, "loaded", "active",
+                                              "running", "x"), 0)
+            await asyncio.sleep(0.05)
+            reads_before = sum(kv.prefixes.values())
+            await asyncio.sleep(0.05)
+            assert sum(kv.prefixes.values()) == reads_before
+            await reg.kv.put(reg.keys.placement("hello.service"), M1.encode())
+            await asyncio.sleep(0.05)  # the placement and the report wake the client apart
+            await reg.put_state(UnitState("hello.service", M1, "loaded", "active", "running",
+                                          hello.hash()), 0)
+
+        task = asyncio.create_task(later())
+        kv.reset()
+        await asyncio.wait_for(client.wait_for(["hello.service"],
+                                               client.reached(TargetState.LAUNCHED), 1), 10)
+        await task
+        # one full read to start, then only the placements and states the unit's events named
+        assert kv.prefixes["/unitctl/units/"] == 1
+        assert kv.prefixes["/unitctl/machines/"] <= 2
+        assert kv.prefixes["/unitctl/states/"] <= 3
+
+    asyncio.run(go())
+
+
+
+def test_a_broken_watch_is_reopened_after_a_full_read() -> None:
+    kv = CountingKV()
+    reg = Registry(kv)
+    hello = UnitFile.parse(HELLO)
+
+    async def go() -> None:
+        await reg.register_machine(Machine(M1, "10.0.0.1"), 0)
+        await reg.create_unit(UnitRecord("hello.service", hello.hash(), TargetState.LAUNCHED),
+                              hello.serialize())
+        client = Client(reg, out=lambda s: None, err=lambda s: None, attempt_seconds=2)
+
+        async def later() -> None:
+            await asyncio.sleep(0.05)
+            kv.break_watches()
+            await asyncio.sleep(0.7)  # the waiter waits attempt_seconds / 4, then re-reads
+            await reg.kv.put(reg.keys.placement("hello.service"), M1.encode())
+            await reg.put_state(UnitState("hello.service", M1, "loaded", "active", "running",
+                                          hello.hash()), 0)
+
+        task = asyncio.create_task(later())
+        kv.reset()
+        await asyncio.wait_for(client.wait_for(["hello.service"],
+                                               client.reached(TargetState.LAUNCHED), 1), 10)
+        await task
+        assert kv.prefixes["/unitctl/units/"] == 2  # the first read and the one after the break
+
+    asyncio.run(go())

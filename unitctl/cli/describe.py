@@ -1,0 +1,97 @@
+"""The verbs that describe one stored unit: ``cat`` (its text) and ``explain``
+(where it is placed, or which rule keeps it off each machine).
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from unitctl import names as unames
+from unitctl.cli.complete import complete_units
+from unitctl.cli.output import format_reasons, machine_legend, short_id
+from unitctl.cli.session import Session, pass_session
+from unitctl.client.views import Explanation
+
+
+@click.command("cat")
+@click.argument("unit", shell_complete=complete_units)
+@pass_session
+def cat(sess: Session, unit: str) -> None:
+    """Print the unit file stored in the registry."""
+    name = unames.mangle(unit)
+    click.echo(sess.run(lambda c: c.cat(name)), nl=False)
+
+
+@click.command("explain")
+@click.argument("unit", shell_complete=complete_units)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@pass_session
+def explain(sess: Session, unit: str, as_json: bool) -> None:
+    """Tell where a unit is placed, or which rule keeps it off each machine."""
+    name = unames.mangle(unit)
+    info = sess.run(lambda c: c.explain(name))
+    if as_json:
+        click.echo(json.dumps(explain_json(info), indent=2, sort_keys=True))
+        return
+    for line in explain_lines(info):
+        click.echo(line)
+
+
+def explain_json(e: Explanation) -> dict[str, object]:
+    """``explain --json``: the same facts as the text, as data."""
+    rec = e.record
+    return {
+        "unit": rec.name, "desired": rec.desired.value, "hash": rec.hash,
+        "state": None if e.state is None else e.state.value, "global": e.is_global,
+        "requirements": None if e.requirements is None else _describe_requirements(e),
+        "machine": e.placement, "reasons": None if e.reasons is None else dict(e.reasons),
+        "reported": [{"machine": s.machine_id, "load": s.load, "active": s.active,
+                      "sub": s.sub, "hash": s.hash} for s in e.reported],
+    }
+
+
+def explain_lines(e: Explanation) -> list[str]:
+    """The text of ``explain``."""
+    rec = e.record
+    state = "-" if e.state is None else e.state.value
+    lines = [f"Unit {rec.name}: desired {rec.desired.value}, state {state}, hash {rec.hash[:7]}"]
+    if e.requirements is not None:
+        lines.append(f"Requirements: {_describe_requirements(e)}")
+    if e.is_global:
+        lines.append("Global unit: runs on every machine that matches its requirements.")
+    elif e.placement is not None:
+        lines.append(f"Placed on {machine_legend(e.placement, e.placement_machine)}")
+        if e.placement_machine is None:
+            lines.append("  (that machine is not registered: its agent is down or gone)")
+    elif e.reasons is not None:
+        lines.append(f"Unit {rec.name} cannot be placed:")
+        lines += [f"  {line}" for line in format_reasons(e.reasons)]
+    elif rec.desired.value == "inactive":
+        lines.append("Not placed: its desired state is inactive (load or start it).")
+    else:
+        lines.append("Not placed yet: waiting for the engine.")
+    for s in e.reported:
+        lines.append(f"Reported by {short_id(s.machine_id)}: load={s.load or '-'} "
+                     f"active={s.active or '-'} sub={s.sub or '-'} hash={s.hash[:7] or '-'}")
+    return lines
+
+
+def _describe_requirements(e: Explanation) -> str:
+    req = e.requirements
+    assert req is not None
+    parts = []
+    if req.machine_id:
+        parts.append(f"MachineID={req.machine_id}")
+    for key in sorted(req.metadata):
+        parts.append(f"MachineMetadata={key}=" + "|".join(sorted(req.metadata[key])))
+    parts += [f"MachineOf={p}" for p in req.machine_of]
+    parts += [f"Conflicts={p}" for p in req.conflicts]
+    parts += [f"Replaces={p}" for p in req.replaces]
+    if req.is_global:
+        parts.append("Global=true")
+    return ", ".join(parts) if parts else "none"
+
+
+COMMANDS = (cat, explain)

@@ -1,0 +1,91 @@
+"""How a client reaches the registry: its configuration and the one way to open it.
+
+:class:`ClientConfig` is what the global flags of ``unitctl`` say: the key
+prefix plus the one etcd connection setting,
+:class:`~unitctl.registry.connection.EtcdConfig`. :func:`config_from_params`
+is the one translator from click's parameters (the command callback and the
+shell completion both use it). :func:`open_registry` connects and checks the
+schema; it imports the etcd adapter (aetcd, grpc: slow to import) only when
+called, so ``unitctl --help`` never loads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from unitctl.errors import RegistryUnavailable
+from unitctl.registry.connection import EtcdConfig
+from unitctl.registry.keys import DEFAULT_PREFIX
+from unitctl.registry.registry import Registry
+
+DEFAULT_ENDPOINT = "http://127.0.0.1:2379"
+DEFAULT_TIMEOUT = 3.0
+
+__all__ = ["DEFAULT_ENDPOINT", "DEFAULT_PREFIX", "ClientConfig", "config_from_params",
+           "open_registry"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """How the client reaches etcd (the global flags of ``unitctl``)."""
+
+    prefix: str = DEFAULT_PREFIX
+    etcd: EtcdConfig = field(default_factory=lambda: EtcdConfig(endpoints=(DEFAULT_ENDPOINT,)))
+
+    @property
+    def endpoint(self) -> str:
+        """The endpoints as the user wrote them (comma-separated)."""
+        return ",".join(self.etcd.endpoints)
+
+    @property
+    def request_timeout(self) -> float:
+        """Seconds to wait for an answer from etcd."""
+        return self.etcd.timeout
+
+
+def split_endpoints(text: str) -> tuple[str, ...]:
+    """The comma-separated ``--endpoint`` value split into URLs."""
+    return tuple(e.strip() for e in text.split(",") if e.strip())
+
+
+def config_from_params(params: Mapping[str, Any]) -> ClientConfig:
+    """Build a config from click's parameter dict (missing keys take defaults)."""
+
+    def text(key: str, default: str = "") -> str:
+        value = params.get(key)
+        return default if value is None else str(value)
+
+    timeout = params.get("request_timeout")
+    return ClientConfig(
+        prefix=text("etcd_key_prefix", DEFAULT_PREFIX),
+        etcd=EtcdConfig(
+            endpoints=split_endpoints(text("endpoint", DEFAULT_ENDPOINT)),
+            ca_file=text("ca_file"), cert_file=text("cert_file"), key_file=text("key_file"),
+            username=text("username"), password=text("password"),
+            timeout=DEFAULT_TIMEOUT if timeout is None else float(timeout)))
+
+
+async def open_registry(cfg: ClientConfig) -> Registry:
+    """Connect to etcd and check (or write) the schema version.
+
+    Raises:
+        RegistryUnavailable: ``cannot reach etcd at <endpoint>: <why>``.
+        ConfigError: bad endpoint or TLS files.
+    """
+    # aetcd and grpc take a long time to import: load them only to connect.
+    from unitctl.registry.etcd import EtcdKV
+
+    kv = await EtcdKV.connect(cfg.etcd)
+    registry = Registry(kv, cfg.prefix)
+    try:
+        await registry.ensure_schema()
+    except RegistryUnavailable as exc:
+        await registry.close()
+        why = str(exc).removeprefix("etcd unreachable: ") or "no answer"
+        raise RegistryUnavailable(f"cannot reach etcd at {cfg.endpoint}: {why}") from exc
+    except BaseException:
+        await registry.close()
+        raise
+    return registry

@@ -1,0 +1,167 @@
+"""The client facade behind ``unitctl``'s verbs (no click here).
+
+:class:`Client` wraps a :class:`~unitctl.registry.registry.Registry` with what
+fleetctl did on the client side, each part in its own module: resolving
+arguments (:mod:`~unitctl.client.resolve`), writing intent
+(:mod:`~unitctl.client.intent`), reading (:mod:`~unitctl.client.views`) and
+waiting (:mod:`~unitctl.client.wait`). It holds what those share for one
+command: the registry, where messages go, the length of a wait attempt and
+the per-body "is it global" cache.
+
+Vocabulary: *desired* state (``DSTATE``) is what a user asked for; *current*
+state (``STATE``) is derived like fleet's ``determineJobState`` (see
+:class:`~unitctl.client.views.Snapshot`).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from unitctl.client import intent, views
+from unitctl.client import wait as waiting
+from unitctl.client.resolve import LocalUnit, Resolver, require_records
+from unitctl.client.views import Bodies, Explanation, Snapshot, UnitFileInfo
+from unitctl.client.wait import Predicate, Waiter
+from unitctl.model import Machine, TargetState, UnitRecord, UnitState
+from unitctl.registry.registry import Registry
+from unitctl.unitfile import UnitFile
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _stdout(text: str) -> None:
+    print(text, flush=True)
+
+
+@dataclass
+class Client:
+    """The operations of ``unitctl``'s verbs over one registry.
+
+    Attributes:
+        registry: the store.
+        out: prints a line on stdout (progress messages).
+        err: prints a line on stderr (warnings, explanations).
+        attempt_seconds: the length of one ``--block-attempts`` attempt.
+        cwd: the directory relative paths are resolved against (None: the process').
+    """
+
+    registry: Registry
+    out: Callable[[str], None] = _stdout
+    err: Callable[[str], None] = _stderr
+    attempt_seconds: float = 1.0
+    cwd: str | None = None
+    bodies: Bodies = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.bodies = Bodies(self.registry)
+
+    # -- resolving and writing ----------------------------------------------
+    async def resolve(self, args: Sequence[str], verb: str = "submit") -> list[LocalUnit]:
+        """Resolve and validate every argument (see :mod:`unitctl.client.resolve`)."""
+        units = await Resolver(self.registry, self.cwd).resolve(args, verb)
+        for lu in units:
+            for w in lu.warnings:
+                self.err(f"WARNING: {lu.name}: {w}")
+        return units
+
+    async def submit(self, units: Sequence[LocalUnit], replace: bool,
+                     command: str = "submit") -> list[UnitRecord]:
+        """Store new units (batched); warn about, or replace, differing ones."""
+        return await intent.submit(self.registry, units, replace, command, self.out, self.err)
+
+    async def submitted(self, units: Sequence[LocalUnit],
+                        written: Sequence[UnitRecord]) -> list[UnitRecord]:
+        """The record of each distinct unit after :meth:`submit`, re-reading only the
+        ones another client created meanwhile."""
+        known = intent.after_submit(units, written)
+        missing = [name for name, rec in known.items() if rec is None]
+        found = dict(zip(missing, await require_records(self.registry, missing), strict=True))
+        return [known[name] or found[name] for name in known]
+
+    async def records(self, names: Sequence[str]) -> list[UnitRecord]:
+        """The stored records of ``names`` (one read each); every one must exist."""
+        return await require_records(self.registry, names)
+
+    async def set_state(self, names: Sequence[str], target: TargetState) -> int:
+        """Set the desired state of existing units; return the revision before."""
+        return await self.set_states(await self.records(names), target)
+
+    async def set_states(self, records: Sequence[UnitRecord], target: TargetState) -> int:
+        """Set the desired state of units already read; return the revision before."""
+        return await intent.set_desired(self.registry, records, target)
+
+    async def destroy(self, names: Sequence[str]) -> list[str]:
+        """Delete units (all must exist; checked before any is deleted)."""
+        return await intent.destroy(self.registry, await self.records(names))
+
+    async def is_global(self, rec: UnitRecord, unit: UnitFile | None = None) -> bool:
+        """Tell whether a stored unit has ``Global=true`` (cached by body hash)."""
+        return await self.bodies.is_global(rec, unit)
+
+    async def split_global(self, records: Sequence[UnitRecord],
+                           units: Mapping[str, UnitFile] | None = None,
+                           ) -> tuple[list[str], list[str]]:
+        """Split units into (non-global, global) names, keeping order.
+
+        ``units`` are texts already at hand (resolved arguments), used instead
+        of reading a body with the same hash.
+        """
+        local: list[str] = []
+        glob: list[str] = []
+        for rec in records:
+            unit = (units or {}).get(rec.name)
+            (glob if await self.is_global(rec, unit) else local).append(rec.name)
+        return local, glob
+
+    # -- reading -------------------------------------------------------------
+    async def snapshot(self) -> Snapshot:
+        """Read units, placements, states, explanations and machines."""
+        return await views.read_snapshot(self.registry)
+
+    async def list_unit_files(self) -> list[UnitFileInfo]:
+        """Every stored unit, sorted by name."""
+        return await views.unit_file_rows(self.registry, self.bodies)
+
+    async def list_units(self) -> tuple[list[UnitState], Mapping[str, Machine]]:
+        """Every agent's report sorted by (unit, machine id), and the machines."""
+        snap = await self.snapshot()
+        return views.reported_states(snap), snap.machines
+
+    async def list_machines(self) -> list[Machine]:
+        """Live machines sorted by id."""
+        return sorted(await self.registry.list_machines(), key=lambda m: m.id)
+
+    async def machine_by_prefix(self, prefix: str) -> list[Machine]:
+        """Live machines whose id starts with ``prefix``."""
+        return [m for m in await self.list_machines() if m.id.startswith(prefix.lower())]
+
+    async def cat(self, name: str) -> str:
+        """The stored (serialised) text of a unit."""
+        return await views.cat(self.registry, name)
+
+    async def explain(self, name: str) -> Explanation:
+        """Where a unit is placed, or why it cannot be."""
+        return await views.explain(self.registry, self.bodies, name)
+
+    # -- waiting -------------------------------------------------------------
+    reached = staticmethod(waiting.reached)
+    gone = staticmethod(waiting.gone)
+
+    async def wait_for(self, names: Sequence[str], predicate: Predicate, attempts: int,
+                       what: str = "the requested state") -> None:
+        """Wait until ``predicate`` holds for every unit, printing its messages.
+
+        Wakes on watch events of the waited-on keys only; one attempt lasts
+        ``attempt_seconds`` and ``attempts == 0`` waits for ever.
+
+        Raises:
+            UnschedulableError: attempts ran out and a unit has no machine.
+            WaitTimeout: attempts ran out.
+        """
+        waiter = Waiter(self.registry, list(dict.fromkeys(names)), predicate, self.out,
+                        self.err, self.attempt_seconds)
+        await waiting.wait_for(waiter, attempts, what)

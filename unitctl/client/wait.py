@@ -1,0 +1,307 @@
+"""Waiting until the cluster reports what a command asked for.
+
+A :data:`Predicate` tells, from a :class:`~unitctl.client.views.Snapshot`,
+whether a unit reached the state waited for (:func:`reached`, :func:`gone`).
+:class:`Waiter` reads the cluster once, then watches **only the keys it waits
+on** (each unit's record, placement, states and explanation: per-unit
+prefixes for a few units, those four prefixes for many) and, on a change to
+one of them, re-reads only what changed. A watch that breaks is reopened
+after a full re-read. One ``--block-attempts`` attempt lasts
+``attempt_seconds``; while a unit waits for a machine and the engine explained
+why it cannot have one, the reasons are shown (again only when they change).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from unitctl.cli.output import format_reasons
+from unitctl.client.views import (
+    BAD_LOAD_STATES,
+    RUNNING_STATES,
+    Snapshot,
+    StoredState,
+    group_states,
+    read_snapshot,
+)
+from unitctl.errors import SystemdError, UnitctlError, UnschedulableError, WaitTimeout
+from unitctl.loop import wake_or_timeout, watch_wakes
+from unitctl.model import Machine, TargetState, UnitRecord
+from unitctl.registry.kv import Event
+from unitctl.registry.registry import Registry
+
+#: A wait predicate: the message to print once the unit reached the state
+#: ("" to print nothing), or None to keep waiting. It may raise a UnitctlError.
+Predicate = Callable[[Snapshot, str], str | None]
+
+Say = Callable[[str], None]
+V = TypeVar("V")
+
+#: Up to this many units, the waiter watches each unit's own keys; above, the prefixes.
+PER_UNIT_WATCHES = 4
+
+
+def reached(target: TargetState, since: int = 0) -> Predicate:
+    """A predicate: the unit's derived state is ``target`` (with its current body).
+
+    Reports that failed after revision ``since`` end the wait with an error.
+    """
+
+    def check(snap: Snapshot, name: str) -> str | None:
+        rec = snap.units.get(name)
+        machine, stored = snap.placed_state(name)
+        if target is TargetState.INACTIVE:
+            return f"Unit {name} inactive" if stored is None else None
+        if rec is None or machine is None or stored is None:
+            return None
+        st = stored.state
+        if st.hash and st.hash != rec.hash:
+            return None  # the agent still runs the previous body
+        fresh = stored.mod_rev > since
+        legend = snap.legend(machine)
+        if fresh and st.load in BAD_LOAD_STATES:
+            raise SystemdError(f"Unit {name} failed to load on {legend}: load={st.load}")
+        if target is TargetState.LOADED:
+            if st.active in RUNNING_STATES:
+                return None
+            return f"Unit {name} loaded on {legend}"
+        if st.active == "active":
+            return f"Unit {name} launched on {legend}"
+        if fresh and st.active == "failed":
+            raise SystemdError(
+                f"Unit {name} failed on {legend}: active={st.active} sub={st.sub}")
+        return None
+
+    return check
+
+
+def gone(snap: Snapshot, name: str) -> str | None:
+    """A predicate: no machine reports the unit any more (prints nothing)."""
+    return None if snap.states.get(name) else ""
+
+
+# ------------------------------------------------------------------ the view
+
+
+@dataclass
+class Changes:
+    """Which waited-on keys changed since the view was last read."""
+
+    units: set[str] = field(default_factory=set)
+    explanations: set[str] = field(default_factory=set)
+    placements: bool = False
+    states: bool = False
+
+    def take(self) -> Changes:
+        """A copy of the changes noted so far; this one starts empty again.
+
+        The watches keep noting into this same object, so it is emptied in
+        place, never replaced.
+        """
+        taken = Changes(set(self.units), set(self.explanations), self.placements, self.states)
+        self.units.clear()
+        self.explanations.clear()
+        self.placements = self.states = False
+        return taken
+
+
+@dataclass
+class WaitView:
+    """The cluster as a waiter sees it, refreshed key family by key family."""
+
+    registry: Registry
+    revision: int
+    units: dict[str, UnitRecord]
+    placements: dict[str, str]
+    states: dict[str, dict[str, StoredState]]
+    explanations: dict[str, dict[str, str]]
+    machines: dict[str, Machine]
+
+    @classmethod
+    async def read(cls, registry: Registry) -> WaitView:
+        """A full read (a snapshot)."""
+        s = await read_snapshot(registry)
+        return cls(registry, s.revision, dict(s.units), dict(s.placements),
+                   {n: dict(per) for n, per in s.states.items()},
+                   {n: dict(r) for n, r in s.explanations.items()}, dict(s.machines))
+
+    def snapshot(self) -> Snapshot:
+        """The view as a snapshot, for the predicates."""
+        return Snapshot(self.revision, self.units, self.placements, self.states,
+                        self.explanations, self.machines)
+
+    async def refresh(self, changed: Changes) -> None:
+        """Re-read what ``changed`` names, and only that."""
+        reg = self.registry
+        for name in sorted(changed.units):
+            _put(self.units, name, await reg.get_unit(name))
+        for name in sorted(changed.explanations):
+            _put(self.explanations, name, await reg.get_explanation(name))
+        if changed.placements:
+            self.placements = await reg.list_placements()
+            if not set(self.placements.values()) <= set(self.machines):
+                self.machines = {m.id: m for m in await reg.list_machines()}
+        if changed.states:
+            self.states = group_states(await reg.states_with_revs())
+
+
+def _put(table: dict[str, V], name: str, value: V | None) -> None:
+    if value is None:
+        table.pop(name, None)
+    else:
+        table[name] = value
+
+
+# ------------------------------------------------------------------ the watches
+
+
+def watch_prefixes(registry: Registry, names: Sequence[str]) -> list[str]:
+    """The prefixes a waiter on ``names`` watches."""
+    keys = registry.keys
+    if len(names) > PER_UNIT_WATCHES:
+        return [keys.units(), keys.placements(), keys.states(), keys.explanations()]
+    return [p for n in names for p in (keys.unit(n), keys.placement(n),
+                                       f"{keys.states()}{n}/", keys.explanation(n))]
+
+
+def note(registry: Registry, names: set[str], changes: Changes, event: Event) -> bool:
+    """Record ``event`` in ``changes`` when it is about a waited-on unit."""
+    keys, key = registry.keys, event.key
+    for base in (keys.units(), keys.placements(), keys.states(), keys.explanations()):
+        if key.startswith(base):
+            tail = key[len(base):]
+            break
+    else:
+        return False
+    if base == keys.states():
+        tail = tail.rpartition("/")[0]
+    if tail not in names:
+        return False
+    if base == keys.units():
+        changes.units.add(tail)
+    elif base == keys.explanations():
+        changes.explanations.add(tail)
+    elif base == keys.placements():
+        changes.placements = True
+    else:
+        changes.states = True
+    return True
+
+
+async def relevant(registry: Registry, prefix: str, start_rev: int, names: set[str],
+                   changes: Changes) -> AsyncIterator[None]:
+    """Watch ``prefix``; yield once per batch that changed a waited-on key."""
+    async for batch in registry.watch(prefix, start_rev):
+        if [e for e in batch if note(registry, names, changes, e)]:
+            yield None
+
+
+# ------------------------------------------------------------------ the waiter
+
+
+@dataclass
+class Waiter:
+    """Waits until a predicate holds for every unit (see the module docstring)."""
+
+    registry: Registry
+    pending: list[str]
+    predicate: Predicate
+    out: Say
+    err: Say
+    attempt_seconds: float = 1.0
+    view: WaitView | None = None
+    changes: Changes = field(default_factory=Changes)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    shown: dict[str, Mapping[str, str]] = field(default_factory=dict)
+    _watches: list[asyncio.Task[None]] = field(default_factory=list)
+    _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
+
+    async def attempt(self) -> bool:
+        """Wait one attempt; return True once no unit is pending."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.attempt_seconds
+        while True:
+            snap = await self.update()
+            self.pending = self.check(snap)
+            if not self.pending:
+                return True
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            await wake_or_timeout(self.wake, remaining)
+
+    async def update(self) -> Snapshot:
+        """Bring the view up to date: re-read what changed, or all if a watch broke."""
+        if self.view is not None and not any(t.done() for t in self._watches):
+            await self.view.refresh(self.changes.take())
+            return self.view.snapshot()
+        if self.view is not None:  # a broken watch: re-read everything, then watch again
+            await self.close()
+            await asyncio.sleep(self.attempt_seconds / 4)
+        self.view = await WaitView.read(self.registry)
+        self.changes.take()
+        names = set(self.pending)
+        for prefix in watch_prefixes(self.registry, self.pending):
+            stream = relevant(self.registry, prefix, self.view.revision + 1, names, self.changes)
+            self._watches.append(await self._stack.enter_async_context(
+                watch_wakes(stream, self.wake)))
+        return self.view.snapshot()
+
+    def check(self, snap: Snapshot) -> list[str]:
+        """The units still pending; print the messages of those that are done."""
+        left = []
+        for name in self.pending:
+            msg = self.predicate(snap, name)
+            if msg is not None:
+                if msg:
+                    self.out(msg)
+                continue
+            left.append(name)
+            reasons = snap.unplaceable(name)
+            if reasons is not None and self.shown.get(name) != reasons:
+                self.shown[name] = reasons
+                self.err(f"Unit {name} cannot be placed:")
+                for line in format_reasons(reasons):
+                    self.err(f"  {line}")
+        return left
+
+    async def timeout(self, what: str) -> UnitctlError:
+        """The error for attempts that ran out: the reasons, or a plain timeout."""
+        snap = await self.update()
+        blocked = [(n, r) for n in self.pending if (r := snap.unplaceable(n)) is not None]
+        if blocked:
+            parts = [f"Unit {n} cannot be placed: " + "; ".join(format_reasons(r))
+                     for n, r in blocked]
+            return UnschedulableError(". ".join(parts))
+        units = ", ".join(self.pending)
+        return WaitTimeout(f"timed out waiting for unit{'s' if len(self.pending) > 1 else ''} "
+                           f"{units} to {what}")
+
+    async def close(self) -> None:
+        """Stop the watches."""
+        stack, self._stack = self._stack, contextlib.AsyncExitStack()
+        self._watches = []
+        await stack.aclose()
+
+
+async def wait_for(waiter: Waiter, attempts: int, what: str) -> None:
+    """Run ``waiter`` until every unit is done, or ``attempts`` ran out (0: for ever).
+
+    Raises:
+        UnschedulableError: attempts ran out and a unit has no machine.
+        WaitTimeout: attempts ran out.
+    """
+    if not waiter.pending:
+        return
+    try:
+        attempt = 0
+        while not await waiter.attempt():
+            attempt += 1
+            if attempts and attempt >= attempts:
+                raise await waiter.timeout(what)
+    finally:
+        await waiter.close()
