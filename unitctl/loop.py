@@ -12,7 +12,8 @@ rounds and follower, the mirror, a waiting client) has the same shape::
 
 The pump sets the event on every batch of events **and when the watch ends**,
 for any reason: a loop therefore learns at once that its watch died (an etcd
-restart, a lost connection) instead of at its next timer.
+restart, a lost connection) instead of at its next timer. :func:`checkpoint`
+keeps a loop from outliving a cancellation that ``asyncio.wait_for`` lost.
 """
 
 from __future__ import annotations
@@ -23,6 +24,19 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from unitctl.errors import RegistryError, RegistryUnavailable
+
+
+def checkpoint() -> None:
+    """Raise CancelledError if this task was asked to stop but the request got lost.
+
+    In Python 3.11, ``asyncio.wait_for`` returns the inner result when the
+    inner call finishes at the moment the outer task is cancelled, and the
+    cancellation is gone; a ``while True`` loop would then run forever and
+    a TaskGroup waiting for it would hang. Loops call this on every turn.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError()
 
 
 async def pump(stream: AsyncIterator[Any], wake: asyncio.Event) -> None:

@@ -25,9 +25,8 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
-from unitctl.aio import checkpoint
 from unitctl.errors import BusLost, InvalidUnitError, RegistryError, UnitctlError
-from unitctl.loop import raise_if_ended, wake_or_timeout, watch_wakes
+from unitctl.loop import checkpoint, raise_if_ended, wake_or_timeout, watch_wakes
 from unitctl.model import Machine, ScheduleEntry
 from unitctl.registry.registry import Registry
 from unitctl.unitfile import UnitFile

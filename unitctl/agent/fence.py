@@ -21,8 +21,8 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 
-from unitctl.aio import checkpoint
 from unitctl.errors import RegistryError, UnitctlError
+from unitctl.loop import checkpoint
 from unitctl.registry.codec import decode_machine
 from unitctl.registry.kv import EventKind
 from unitctl.registry.registry import Registry

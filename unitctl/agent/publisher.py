@@ -21,8 +21,8 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from unitctl.aio import checkpoint
 from unitctl.errors import RegistryError
+from unitctl.loop import checkpoint
 from unitctl.model import UnitState
 from unitctl.registry.registry import Registry
 

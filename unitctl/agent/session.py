@@ -23,9 +23,9 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 
-from unitctl.aio import checkpoint
 from unitctl.atomicfile import atomic_write
 from unitctl.errors import ConflictError, RegistryError, UnitctlError
+from unitctl.loop import checkpoint
 from unitctl.model import Machine
 from unitctl.registry.registry import Registry
 

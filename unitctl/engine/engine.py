@@ -28,13 +28,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from unitctl.aio import checkpoint
 from unitctl.engine.commit import pack, plan_groups
 from unitctl.engine.mirror import Mirror, read_view
 from unitctl.engine.target import build_snapshot, mass_loss, target_schedule
 from unitctl.engine.view import EngineView
 from unitctl.errors import ConflictError, InvalidUnitError, RegistryError
-from unitctl.loop import raise_if_ended, wake_or_timeout, watch_wakes
+from unitctl.loop import checkpoint, raise_if_ended, wake_or_timeout, watch_wakes
 from unitctl.model import Requirements
 from unitctl.registry.kv import Put
 from unitctl.registry.leader import Leadership
