@@ -26,7 +26,7 @@ ORDER = {TaskType.UNLOAD: 0, TaskType.LOAD: 1, TaskType.RELOAD: 2, TaskType.STOP
 class TaskReason(enum.StrEnum):
     """Why :func:`~unitctl.agent.reconcile.compute_tasks` chose a task (logged with it).
 
-    Not the scheduler's :class:`unitctl.scheduler.plan.Reason`, which says why a
+    Not the scheduler's :class:`unitctl.scheduler.plan.PlacementReason`, which says why a
     unit was placed on (or kept off) a machine.
     """
 
