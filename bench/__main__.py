@@ -22,7 +22,6 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
-sys.path.insert(0, str(REPO))
 
 
 def machine_facts() -> dict[str, str]:

@@ -23,9 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tests.harness.etcd import etcd_cluster
+from unitctl_testing.etcd import etcd_cluster
 
 PREFIX = "/footprint/"
 MID = "f00dfeed" + "0" * 24

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tests.cluster.helpers import service, unitctl, wait, where_active, write_unit
-from tests.harness.cluster import Cluster
+from unitctl_testing.cluster import Cluster
 
 TTL = 3.0
 _Factory = Callable[..., Cluster]

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.cluster import CGROUP_PARENT, Cluster, ClusterError, cgroup_populated, pid_alive
+from unitctl_testing.cgroups import CGROUP_PARENT, cgroup_populated
+from unitctl_testing.cluster import Cluster
+from unitctl_testing.host import ClusterError, pid_alive
 
 pytestmark = pytest.mark.cluster
 

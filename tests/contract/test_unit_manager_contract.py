@@ -53,7 +53,7 @@ def machine() -> Iterator[Any]:
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
-    from tests.harness.cluster import Cluster
+    from unitctl_testing.cluster import Cluster
 
     with Cluster(**CLUSTER_KWARGS, **_free_network()) as cluster:
         assert cluster.system_state("m1") in ("running", "degraded")

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from tests.harness.etcd import EtcdCluster
-from tests.harness.sim import SimCluster
 from unitctl.cli.main import cli
 from unitctl.registry.etcd import EtcdConfig, EtcdKV
 from unitctl.registry.kv import KV
+from unitctl_testing.etcd import EtcdCluster
+from unitctl_testing.inprocess import InProcessCluster as SimCluster
 
 pytestmark = pytest.mark.etcd
 UNITS = Path(__file__).resolve().parents[2] / "units"

@@ -9,11 +9,12 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from tests.conftest import KVFactory
-from tests.harness.sim import SimCluster, eventually
 from unitctl.errors import BusLost
 from unitctl.model import TargetState, UnitRecord
 from unitctl.registry.registry import Registry
 from unitctl.unitfile import UnitFile
+from unitctl_testing.inprocess import InProcessCluster as SimCluster
+from unitctl_testing.inprocess import eventually
 
 L = TargetState.LAUNCHED
 SERVICE = "[Service]\nExecStart=/bin/sleep infinity\n"

@@ -1,7 +1,11 @@
-"""A cluster of simulated agents in one process: real Agent, Engine and Registry
-code over any KV (MemoryKV or a real etcd), with FakeUnitManager for systemd.
+"""An in-process cluster: the real Agent, Engine and Registry of several machines
+in one event loop, over any KV (MemoryKV or a real etcd), with FakeUnitManager
+standing in for systemd.
 
-Used by the engine/CLI tests and by the benchmarks.
+Unlike :mod:`unitctl.sim` (a pure model of the cluster that explores fault
+schedules), nothing here is modelled: every machine runs the production
+agent code, each with its own KV connection, as a real agent would. Used by
+the engine and CLI integration tests and by the benchmarks.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ KVFactory = Callable[[], Awaitable[KV]]
 
 
 @dataclass
-class SimMachine:
+class InProcessMachine:
     machine: Machine
     agent: Agent
     units: FakeUnitManager
@@ -32,8 +36,8 @@ class SimMachine:
     task: asyncio.Task[None] | None = None
 
 
-class SimCluster:
-    """N simulated machines; each has its own KV connection, like a real agent."""
+class InProcessCluster:
+    """N machines' agents in this process; each has its own KV connection, like a real agent."""
 
     def __init__(self, make_kv: KVFactory, prefix: str, ttl: int = 2,
                  engine: bool = True, state_dir: str = "") -> None:
@@ -41,11 +45,11 @@ class SimCluster:
         self.prefix = prefix
         self.ttl = ttl
         self.engine = engine
-        self.machines: dict[str, SimMachine] = {}
+        self.machines: dict[str, InProcessMachine] = {}
         self.state_dir = state_dir or tempfile.mkdtemp(prefix="unitctl-sim-")
 
     async def add(self, index: int, metadata: dict[str, str] | None = None,
-                  engine: bool | None = None) -> SimMachine:
+                  engine: bool | None = None) -> InProcessMachine:
         mid = f"{index:08x}" + "0" * 24
         kv = await self.make_kv()
         registry = Registry(kv, self.prefix)
@@ -56,7 +60,7 @@ class SimCluster:
                             engine=self.engine if engine is None else engine,
                             engine_resync=30.0,
                             lease_file=os.path.join(self.state_dir, f"{mid}.lease"))
-        sm = SimMachine(machine, Agent(registry, units, machine, opts), units, registry)
+        sm = InProcessMachine(machine, Agent(registry, units, machine, opts), units, registry)
         sm.task = asyncio.create_task(sm.agent.run(sm.stop))
         self.machines[mid] = sm
         await asyncio.wait_for(sm.agent.ready.wait(), 10)
