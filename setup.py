@@ -9,8 +9,11 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=[*find_packages(include=["unitctl", "unitctl.*"]), "unitctl.templates"],
-    package_data={"unitctl": ["py.typed"], "unitctl.templates": ["*.j2"]},
+    # unitctl_testing: the cluster harness, shipped with the package (its docstring says why)
+    packages=[*find_packages(include=["unitctl", "unitctl.*", "unitctl_testing",
+                                      "unitctl_testing.*"]), "unitctl.templates"],
+    package_data={"unitctl": ["py.typed"], "unitctl.templates": ["*.j2"],
+                  "unitctl_testing": ["py.typed"]},
     include_package_data=True,
     scripts=["bin/docker-run"],
     install_requires=[

@@ -6,7 +6,7 @@ empty schedule (median of several runs, ``time.perf_counter``) and prints
 placements/s. A second timing ("steady") re-schedules the resulting plan,
 which must produce no decisions.
 
-Usage: ``python bench/bench_scheduler.py [--json] [--runs N] [--units 1000,10000]``
+Usage: ``python -m bench.bench_scheduler [--json] [--runs N] [--units 1000,10000]``
 """
 
 from __future__ import annotations
@@ -14,11 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 from unitctl.model import Machine, Requirements, TargetState
 from unitctl.scheduler import ClusterSnapshot, UnitInfo, schedule

@@ -1,6 +1,6 @@
 """End to end through a real etcd: many simulated agents, 10,000 units.
 
-One etcd 3.4 member (tests/harness/etcd.py, loopback, --unsafe-no-fsync) and
+One etcd 3.4 member (unitctl_testing/etcd.py, loopback, --unsafe-no-fsync) and
 W worker processes, each one asyncio loop running its share of the agents:
 real :class:`~unitctl.agent.agent.Agent` code (per-agent lease, keepalives,
 schedule watch, state publishing) over ONE shared EtcdKV (one gRPC channel)
@@ -31,18 +31,14 @@ import json
 import multiprocessing as mp
 import re
 import statistics
-import sys
 import time
 import urllib.request
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tests.harness.etcd import etcd_cluster
 from unitctl.model import Machine, Requirements, TargetState, UnitRecord
 from unitctl.sim.workload import make_machines, make_units
+from unitctl_testing.etcd import etcd_cluster
 
 PREFIX = "/bench/"
 
@@ -71,6 +67,7 @@ async def _worker(index: int, workers: int, agents: int, endpoint: str,
 
     from unitctl.agent.agent import Agent, AgentOptions
     from unitctl.agent.fake import FakeUnitManager
+    from unitctl.daemon import engine_factory
     from unitctl.registry.etcd import EtcdConfig, EtcdKV
     from unitctl.registry.registry import Registry
 
@@ -118,9 +115,10 @@ async def _worker(index: int, workers: int, agents: int, endpoint: str,
     for n, mid in enumerate(mine):
         engine = index == 0 and n < 3
         m = machines[mid]
+        opts = AgentOptions(ttl=10, peer_port=0, engine=engine, engine_resync=60.0)
         agent = Agent(reg, FakeUnitManager(keep_history=False),
-                      Machine(mid, m.public_ip, m.metadata, "bench"),
-                      AgentOptions(ttl=10, peer_port=0, engine=engine, engine_resync=60.0))
+                      Machine(mid, m.public_ip, m.metadata, "bench"), opts,
+                      engine=engine_factory(reg, mid, opts))
         stop = asyncio.Event()
         stops.append(stop)
         tasks.append(asyncio.create_task(agent.run(stop)))

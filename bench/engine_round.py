@@ -17,12 +17,8 @@ import cProfile
 import io
 import json
 import pstats
-import sys
 import time
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.e2e_etcd import unit_text
 from unitctl.engine.engine import Engine

@@ -23,9 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tests.harness.etcd import etcd_cluster
+from unitctl_testing.etcd import etcd_cluster
 
 PREFIX = "/footprint/"
 MID = "f00dfeed" + "0" * 24
@@ -42,15 +40,15 @@ def _child(endpoint: str) -> None:
     from unitctl.registry.etcd import EtcdConfig, EtcdKV
     from unitctl.registry.registry import Registry
 
-    del unitctl.daemon
     logging.disable(logging.WARNING)
 
     async def go() -> None:
         kv = await EtcdKV.connect(EtcdConfig(endpoints=(endpoint,)))
         reg = Registry(kv, PREFIX)
         await reg.ensure_schema()
+        opts = AgentOptions(ttl=10, peer_port=0)
         agent = Agent(reg, FakeUnitManager(keep_history=False), Machine(MID, "127.0.0.1"),
-                      AgentOptions(ttl=10, peer_port=0))
+                      opts, engine=unitctl.daemon.engine_factory(reg, MID, opts))
         await agent.run(asyncio.Event())
 
     asyncio.run(go())

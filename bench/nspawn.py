@@ -1,6 +1,6 @@
 """Real systemd: start latency and failover on the nspawn cluster (root only).
 
-Boots ``tests/harness/cluster.py`` ``Cluster(3, agent_ttl=...)`` (real systemd
+Boots ``unitctl_testing.cluster`` ``Cluster(3, agent_ttl=...)`` (real systemd
 in systemd-nspawn machines, the real agent unit, etcd on the host) and drives
 it with the real CLI (``python -m unitctl.cli.main --endpoint ... start``).
 
@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 SERVICE = "[Service]\nExecStart=/bin/sleep infinity\n"
 
@@ -85,7 +84,7 @@ def _unit_file(tmp: str, name: str) -> str:
 
 
 def run(starts: int, ttls: list[int], failovers: int) -> dict[str, Any]:
-    from tests.harness.cluster import Cluster
+    from unitctl_testing.cluster import Cluster
 
     out: dict[str, Any] = {}
     tmp = tempfile.mkdtemp(prefix="unitctl-bench-")
@@ -107,7 +106,8 @@ def run(starts: int, ttls: list[int], failovers: int) -> dict[str, Any]:
                     _cli(ep, "stop", unit)
                     back.append(_cli(ep, "start", unit))
                 out["restart_ms_median"] = round(1000 * statistics.median(back), 1)
-            kills, stops = [], []
+            kills: list[float] = []
+            stops: list[float] = []
             for i in range(failovers):
                 for kind, sink in (("kill", kills), ("stop", stops)):
                     name = f"fo-{ttl}-{kind}-{i}.service"

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Idempotent host setup for the nspawn cluster harness (tests/harness/cluster.py).
+# Idempotent host setup for the nspawn cluster harness (unitctl_testing).
 #
 #   1. apt-get install the host packages that are missing (apt-get update first,
 #      only when something must be installed). A temporary policy-rc.d keeps the
 #      etcd-server package from starting its own etcd on 2379; an etcd that the
 #      package started anyway (user "etcd") is stopped.
-#   2. build or restore the cached base rootfs (python -m tests.harness.rootfs):
+#   2. build or restore the cached base rootfs (python -m unitctl_testing.rootfs):
 #      ~/.cache/unitctl/rootfs-<key>.tar.zst, unpacked next to it.
 #
 # Prints timings; exits non-zero with a one-line message on failure.
@@ -82,8 +82,8 @@ stop_package_etcd
 check_host
 
 t=$(now)
-say "rootfs: build or restore (python -m tests.harness.rootfs)"
-if ! ROOTFS=$(cd "$REPO" && "$PYTHON" -m tests.harness.rootfs); then
+say "rootfs: build or restore (python -m unitctl_testing.rootfs)"
+if ! ROOTFS=$(cd "$REPO" && "$PYTHON" -m unitctl_testing.rootfs); then
     die "building/restoring the base rootfs failed (see messages above)"
 fi
 say "timing: rootfs: $(since "$t")s -> $ROOTFS"

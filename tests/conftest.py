@@ -8,10 +8,10 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
-from tests.harness.etcd import EtcdCluster
 from unitctl.registry.etcd import EtcdConfig, EtcdKV
 from unitctl.registry.kv import KV
 from unitctl.registry.memory import MemoryKV
+from unitctl_testing.etcd import EtcdCluster
 
 
 @pytest.fixture(scope="session")

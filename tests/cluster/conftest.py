@@ -1,4 +1,4 @@
-"""Fixtures that boot real systemd machines (tests/harness/cluster.py).
+"""Fixtures that boot real systemd machines (unitctl_testing.cluster).
 
 * ``cluster``: module-scoped, 3 machines + 1 etcd member, agent started
   (a module may set ``CLUSTER_KWARGS = {...}`` to shape it).
@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness.cluster import Cluster
+from unitctl_testing.cluster import Cluster
 
 LOG_ROOT = os.environ.get("UNITCTL_CLUSTER_LOGS") or os.path.join(
     "/tmp/unitctl-cluster-logs", time.strftime("%Y%m%d-%H%M%S"))

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.harness.cluster import Cluster
+from unitctl_testing.cluster import Cluster
 
 REPO = Path(__file__).resolve().parents[2]
 

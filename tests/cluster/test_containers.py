@@ -33,8 +33,8 @@ from typing import Any
 import pytest
 
 from tests.cluster.helpers import REPO, active_state, unitctl, wait, where_active
-from tests.harness.cluster import Cluster
 from unitctl.unitfile import UnitFile
+from unitctl_testing.cluster import Cluster
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

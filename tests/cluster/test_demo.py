@@ -23,7 +23,9 @@ from typing import Any
 
 import pytest
 
-from tests.harness.cluster import CGROUP_PARENT, CGROUP_ROOT, Cluster, pid_alive
+from unitctl_testing.cgroups import CGROUP_PARENT, CGROUP_ROOT
+from unitctl_testing.cluster import Cluster
+from unitctl_testing.host import pid_alive
 
 pytestmark = pytest.mark.cluster
 

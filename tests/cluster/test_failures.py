@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tests.cluster.helpers import service, unitctl, wait, where_active, write_unit
-from tests.harness.cluster import Cluster
+from unitctl_testing.cluster import Cluster
+from unitctl_testing.etcd import EtcdCluster
 
 TTL = 3.0
 _Factory = Callable[..., Cluster]
@@ -28,6 +29,12 @@ class Factory:
 
     def __call__(self, n: int, **kw: object) -> Cluster:
         return self.make(n, etcd_size=3, **kw)
+
+
+def _etcd(c: Cluster) -> EtcdCluster:
+    """The cluster's etcd (up while the test runs)."""
+    assert c.etcd is not None
+    return c.etcd
 
 
 def _factory(cluster_factory: _Factory) -> Factory:
@@ -123,7 +130,8 @@ def nothing_stops_or_moves(c: Cluster, tmp: Path, prefix: str) -> Iterator[None]
     names = [f"{prefix}{i}.service" for i in range(3)]
     _start(c, tmp, *names)
     before = _placement(c, names)
-    stop, seen = threading.Event(), []
+    stop = threading.Event()
+    seen: list[str] = []
     watcher = threading.Thread(target=_watch_stops, args=(c, names, stop, seen))
     watcher.start()
     try:
@@ -138,10 +146,10 @@ def nothing_stops_or_moves(c: Cluster, tmp: Path, prefix: str) -> Iterator[None]
 def test_short_etcd_outage_stops_nothing(cluster_factory: _Factory, tmp_path: Path) -> None:
     c = _factory(cluster_factory)(3)
     with nothing_stops_or_moves(c, tmp_path, "s"):
-        for m in c.etcd.members:
+        for m in _etcd(c).members:
             m.pause()  # etcd unreachable for everyone, shorter than the TTL
         time.sleep(TTL * 0.7)
-        for m in c.etcd.members:
+        for m in _etcd(c).members:
             m.resume()
         time.sleep(TTL * 2)
 
@@ -150,10 +158,10 @@ def test_long_etcd_outage_for_everyone_stops_and_moves_nothing(cluster_factory: 
                                                                tmp_path: Path) -> None:
     c = _factory(cluster_factory)(3)
     with nothing_stops_or_moves(c, tmp_path, "l"):
-        for m in c.etcd.members:
+        for m in _etcd(c).members:
             m.pause()
         time.sleep(TTL * 3)
-        for m in c.etcd.members:
+        for m in _etcd(c).members:
             m.resume()
         wait(lambda: len(unitctl(c, "list-machines", check=False).stdout.splitlines()) == 4,
              timeout=20, what="machines back")
@@ -222,9 +230,9 @@ def test_etcd_leader_loss_stops_and_moves_nothing(cluster_factory: _Factory,
     c = _factory(cluster_factory)(3)
     with nothing_stops_or_moves(c, tmp_path, "e"):
         for i in range(3):  # lose each member in turn, the leader among them
-            c.etcd.members[i].kill()
+            _etcd(c).members[i].kill()
             time.sleep(TTL)
-            c.etcd.restart_member(i)
-            c.etcd.wait_healthy()
+            _etcd(c).restart_member(i)
+            _etcd(c).wait_healthy()
         time.sleep(TTL)
     _start(c, tmp_path, "after.service")  # and the cluster still works

@@ -19,12 +19,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.cluster import CGROUP_PARENT, Cluster, ClusterError, cgroup_populated, pid_alive
+from unitctl_testing.cgroups import CGROUP_PARENT, cgroup_populated
+from unitctl_testing.cluster import Cluster
+from unitctl_testing.host import ClusterError, pid_alive
 
 pytestmark = pytest.mark.cluster
 
 CLUSTER_KWARGS = {"start_agent": False}
 VENV_PY = "/opt/unitctl/venv/bin/python"
+SHIPPED_AGENT_UNIT = Path(__file__).resolve().parents[2] / "contrib" / "unitctl-agent.service"
 
 AETCD_PUT_GET = """
 import asyncio, sys, aetcd
@@ -92,7 +95,13 @@ def test_identity_and_config(cluster: Cluster) -> None:
         assert f"public_ip = {cluster.ip(name)}" in conf
         assert "etcd_key_prefix = /unitctl/" in conf
         unit = cluster.exec(name, "cat", "/etc/systemd/system/unitctl-agent.service").stdout
-        assert "ExecStart=/opt/unitctl/venv/bin/python -m unitctl.daemon" in unit
+        # the unit users install, byte for byte and without drop-ins, and its ExecStart
+        assert unit == SHIPPED_AGENT_UNIT.read_text()
+        assert "ExecStart=/usr/local/bin/unitctl-agent" in unit
+        assert cluster.exec(name, "test", "-x", "/usr/local/bin/unitctl-agent").returncode == 0
+        cat = cluster.systemctl(name, "cat", "unitctl-agent").stdout
+        assert "# /etc/systemd/system/unitctl-agent.service\n" in cat
+        assert ".service.d/" not in cat
         # start_agent=False: installed but not pulled in by multi-user.target
         assert cluster.systemctl(name, "is-active", "unitctl-agent", check=False).stdout.strip() \
             in ("inactive", "unknown")

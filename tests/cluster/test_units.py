@@ -20,7 +20,7 @@ from tests.cluster.helpers import (
     where_active,
     write_unit,
 )
-from tests.harness.cluster import Cluster
+from unitctl_testing.cluster import Cluster
 
 CLUSTER_KWARGS = {"metadata": [{"region": "eu", "hostname": "m1"},
                                {"region": "us", "hostname": "m2"},

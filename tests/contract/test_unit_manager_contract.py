@@ -5,7 +5,7 @@ Every scenario of :mod:`tests.contract.unit_manager_scenarios` runs twice:
 * ``fake``: against :class:`~unitctl.agent.fake.FakeUnitManager`, in-process;
 * ``systemd``: against :class:`~unitctl.systemd.SystemdUnitManager` *inside* a
   real systemd 252 machine booted with the shared harness
-  (:class:`tests.harness.cluster.Cluster`, one machine, no agent). The scenario
+  (:class:`unitctl_testing.cluster.Cluster`, one machine, no agent). The scenario
   runs as ``python -m tests.contract.unit_manager_scenarios <name>`` with the
   machine's venv and the read-only repo at ``/opt/unitctl/src``.
 
@@ -53,14 +53,14 @@ def machine() -> Iterator[Any]:
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
-    from tests.harness.cluster import Cluster
+    from unitctl_testing.cluster import Cluster
 
     with Cluster(**CLUSTER_KWARGS, **_free_network()) as cluster:
         assert cluster.system_state("m1") in ("running", "degraded")
         yield cluster
 
 
-def _free_network() -> dict[str, str]:
+def _free_network() -> dict[str, Any]:
     """Own tag, bridge and subnet, unused right now: other clusters may run on this host."""
     used = subprocess.run(["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True,
                           check=False).stdout

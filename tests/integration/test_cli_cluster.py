@@ -14,18 +14,18 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from tests.harness.etcd import EtcdCluster
-from tests.harness.sim import SimCluster
 from unitctl.cli.main import cli
 from unitctl.registry.etcd import EtcdConfig, EtcdKV
 from unitctl.registry.kv import KV
+from unitctl_testing.etcd import EtcdCluster
+from unitctl_testing.inprocess import InProcessCluster
 
 pytestmark = pytest.mark.etcd
 UNITS = Path(__file__).resolve().parents[2] / "units"
 
 
 class SimThread:
-    """Runs a SimCluster on its own event loop in a thread."""
+    """Runs a InProcessCluster on its own event loop in a thread."""
 
     def __init__(self, endpoint: str, prefix: str, metadata: list[dict[str, str]]) -> None:
         self.loop = asyncio.new_event_loop()
@@ -34,7 +34,7 @@ class SimThread:
 
         async def make_kv() -> KV:
             return await EtcdKV.connect(EtcdConfig(endpoints=(endpoint,), timeout=2))
-        self.sim = SimCluster(make_kv, prefix, ttl=2)
+        self.sim = InProcessCluster(make_kv, prefix, ttl=2)
         for i, meta in enumerate(metadata, 1):
             self.call(self.sim.add(i, meta))
 

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 import pytest
 from click.testing import CliRunner
 
-from tests.harness.etcd import EtcdCluster, etcd_cluster, free_port
-from unitctl.cli.main import Session, cli
+from unitctl.cli.main import cli
+from unitctl.cli.session import Session
 from unitctl.model import Machine, UnitState
 from unitctl.registry import codec
 from unitctl.registry.etcd import EtcdConfig, EtcdKV
 from unitctl.registry.registry import Registry
 from unitctl.unitfile import UnitFile
+from unitctl_testing.etcd import EtcdCluster, etcd_cluster, free_port
 
 pytestmark = pytest.mark.etcd
 

@@ -9,13 +9,13 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from tests.conftest import KVFactory
-from tests.harness.sim import SimCluster, eventually
 from unitctl.agent.agent import Agent
 from unitctl.daemon import engine_factory
 from unitctl.errors import BusLost
 from unitctl.model import TargetState, UnitRecord
 from unitctl.registry.registry import Registry
 from unitctl.unitfile import UnitFile
+from unitctl_testing.inprocess import InProcessCluster, eventually
 
 L = TargetState.LAUNCHED
 SERVICE = "[Service]\nExecStart=/bin/sleep infinity\n"
@@ -28,10 +28,10 @@ async def submit(reg: Registry, name: str, text: str = SERVICE,
 
 
 def run_sim(make_kv: KVFactory, prefix: str, n: int,
-            body: Callable[[SimCluster, Registry], Awaitable[None]],
+            body: Callable[[InProcessCluster, Registry], Awaitable[None]],
             metadata: list[dict[str, str]] | None = None, ttl: int = 2) -> None:
     async def go() -> None:
-        sim = SimCluster(make_kv, prefix, ttl=ttl)
+        sim = InProcessCluster(make_kv, prefix, ttl=ttl)
         client = Registry(await make_kv(), prefix)
         await client.ensure_schema()
         try:
@@ -44,12 +44,12 @@ def run_sim(make_kv: KVFactory, prefix: str, n: int,
     asyncio.run(asyncio.wait_for(go(), 60))
 
 
-def on_machines(sim: SimCluster, name: str) -> set[str]:
+def on_machines(sim: InProcessCluster, name: str) -> set[str]:
     return sim.running().get(name, set())
 
 
 def test_units_spread_least_loaded_and_run(make_kv: KVFactory, key_prefix: str) -> None:
-    async def body(sim: SimCluster, reg: Registry) -> None:
+    async def body(sim: InProcessCluster, reg: Registry) -> None:
         for i in range(6):
             await submit(reg, f"hello@{i}.service")
         await eventually(lambda: len(sim.running()) == 6)
@@ -60,7 +60,7 @@ def test_units_spread_least_loaded_and_run(make_kv: KVFactory, key_prefix: str) 
 
 
 def test_mongo_and_employees_land_together(make_kv: KVFactory, key_prefix: str) -> None:
-    async def body(sim: SimCluster, reg: Registry) -> None:
+    async def body(sim: InProcessCluster, reg: Registry) -> None:
         await submit(reg, "filler.service")
         await eventually(lambda: "filler.service" in sim.running())
         await submit(reg, "mongo.service")
@@ -80,7 +80,7 @@ def test_mongo_and_employees_land_together(make_kv: KVFactory, key_prefix: str) 
 
 def test_hard_killed_machine_units_move_and_never_run_twice(make_kv: KVFactory,
                                                              key_prefix: str) -> None:
-    async def body(sim: SimCluster, reg: Registry) -> None:
+    async def body(sim: InProcessCluster, reg: Registry) -> None:
         for i in range(4):
             await submit(reg, f"web@{i}.service")
         await eventually(lambda: len(sim.running()) == 4)
@@ -96,7 +96,7 @@ def test_hard_killed_machine_units_move_and_never_run_twice(make_kv: KVFactory,
 
 
 def test_graceful_stop_moves_units_at_once(make_kv: KVFactory, key_prefix: str) -> None:
-    async def body(sim: SimCluster, reg: Registry) -> None:
+    async def body(sim: InProcessCluster, reg: Registry) -> None:
         await submit(reg, "a.service")
         await eventually(lambda: "a.service" in sim.running())
         (where,) = on_machines(sim, "a.service")
@@ -107,7 +107,7 @@ def test_graceful_stop_moves_units_at_once(make_kv: KVFactory, key_prefix: str) 
 
 
 def test_leader_loss_new_leader_takes_over(make_kv: KVFactory, key_prefix: str) -> None:
-    async def body(sim: SimCluster, reg: Registry) -> None:
+    async def body(sim: InProcessCluster, reg: Registry) -> None:
         await eventually(lambda: sim.leader() is not None)
         leader = sim.leader()
         assert leader is not None and await reg.leader() == leader
@@ -120,7 +120,7 @@ def test_leader_loss_new_leader_takes_over(make_kv: KVFactory, key_prefix: str) 
 
 
 def test_conflicts_five_units_three_machines(make_kv: KVFactory, key_prefix: str) -> None:
-    async def body(sim: SimCluster, reg: Registry) -> None:
+    async def body(sim: InProcessCluster, reg: Registry) -> None:
         text = SERVICE + "[X-Fleet]\nConflicts=lb@*.service\n"
         for i in range(1, 6):
             await submit(reg, f"lb@{i}.service", text)
@@ -137,7 +137,7 @@ def test_conflicts_five_units_three_machines(make_kv: KVFactory, key_prefix: str
 
 
 def test_global_units_and_metadata(make_kv: KVFactory, key_prefix: str) -> None:
-    async def body(sim: SimCluster, reg: Registry) -> None:
+    async def body(sim: InProcessCluster, reg: Registry) -> None:
         await submit(reg, "monitor.service", SERVICE + "[X-Fleet]\nGlobal=true\n")
         await submit(reg, "eu-only.service", SERVICE +
                      "[X-Fleet]\nGlobal=true\nMachineMetadata=region=eu\n")
@@ -153,7 +153,7 @@ def test_global_units_and_metadata(make_kv: KVFactory, key_prefix: str) -> None:
 
 
 def test_unplaceable_unit_explains_every_machine(make_kv: KVFactory, key_prefix: str) -> None:
-    async def body(sim: SimCluster, reg: Registry) -> None:
+    async def body(sim: InProcessCluster, reg: Registry) -> None:
         await submit(reg, "nowhere.service", SERVICE + "[X-Fleet]\nMachineMetadata=region=mars\n")
         await eventually(lambda: reg.get_explanation("nowhere.service"))
         reasons = await reg.get_explanation("nowhere.service")
@@ -175,7 +175,7 @@ async def _gone(reg: Registry, name: str) -> bool:
 
 
 def test_stop_unload_destroy_cycle(make_kv: KVFactory, key_prefix: str) -> None:
-    async def body(sim: SimCluster, reg: Registry) -> None:
+    async def body(sim: InProcessCluster, reg: Registry) -> None:
         await submit(reg, "cycle.service")
         await eventually(lambda: "cycle.service" in sim.running())
         (where,) = on_machines(sim, "cycle.service")
@@ -196,7 +196,7 @@ def test_stop_unload_destroy_cycle(make_kv: KVFactory, key_prefix: str) -> None:
 
 
 def test_replace_body_reloads_unit(make_kv: KVFactory, key_prefix: str) -> None:
-    async def body(sim: SimCluster, reg: Registry) -> None:
+    async def body(sim: InProcessCluster, reg: Registry) -> None:
         await submit(reg, "r.service")
         await eventually(lambda: "r.service" in sim.running())
         (where,) = on_machines(sim, "r.service")
@@ -211,7 +211,7 @@ def test_replace_body_reloads_unit(make_kv: KVFactory, key_prefix: str) -> None:
 
 @pytest.mark.parametrize("n", [1])
 def test_agent_restart_adopts_running_units(make_kv: KVFactory, key_prefix: str, n: int) -> None:
-    async def body(sim: SimCluster, reg: Registry) -> None:
+    async def body(sim: InProcessCluster, reg: Registry) -> None:
         for m in sim.machines.values():
             m.units.keep_history = True
         await submit(reg, "keep.service")
@@ -248,7 +248,7 @@ def test_lost_systemd_bus_restarts_agent_in_place(key_prefix: str) -> None:
     async def make() -> MemoryKV:
         return shared
 
-    async def body(sim: SimCluster, reg: Registry) -> None:
+    async def body(sim: InProcessCluster, reg: Registry) -> None:
         await submit(reg, "first.service")
         await eventually(lambda: "first.service" in sim.running())
         (sm,) = sim.machines.values()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.etcd import free_port
+from unitctl_testing.etcd import free_port
 
 pytestmark = pytest.mark.etcd
 REPO = Path(__file__).resolve().parents[2]

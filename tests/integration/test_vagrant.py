@@ -10,7 +10,7 @@ VMs cannot boot on the CI host (no boxes can be downloaded), so:
   and has a host etcd with ``--client-cert-auth`` accept it;
 * ``test_provision_script_in_nspawn_machine`` runs provision.sh for real, as
   root inside one systemd-nspawn machine of the shared harness
-  (tests/harness/cluster.py): single etcd member with client/peer TLS, no
+  (unitctl_testing/cluster.py): single etcd member with client/peer TLS, no
   docker, pip from a host wheelhouse, apt skipped (etcd-server, etcd-client
   and openssl .debs are downloaded on the host and dpkg-installed in the
   machine first, as apt would on a VM).
@@ -144,7 +144,7 @@ def test_gen_certs(tmp_path: Path) -> None:
     etcd, etcdctl = shutil.which("etcd"), shutil.which("etcdctl")
     if not (etcd and etcdctl and shutil.which("openssl")):
         pytest.skip("needs etcd, etcdctl and openssl")
-    from tests.harness.etcd import free_port
+    from unitctl_testing.etcd import free_port
 
     certs = tmp_path / "certs"
     gen = [str(REPO / GEN_CERTS), str(certs), "127.0.0.1", "IP:10.9.8.7", "core-01"]
@@ -198,7 +198,7 @@ def test_gen_certs(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- provision.sh
 
 def _cache_dir() -> Path:
-    from tests.harness import rootfs
+    from unitctl_testing import rootfs
     return rootfs.cache_dir()
 
 
@@ -208,7 +208,7 @@ def provision_wheelhouse() -> Path:
     provision.sh builds unitctl from the checkout with pip's build isolation,
     offline, so setuptools and wheel must be in the wheelhouse too.
     """
-    from tests.harness import rootfs
+    from unitctl_testing import rootfs
 
     base = rootfs.wheelhouse(rootfs.runtime_pins())
     dest = _cache_dir() / f"{base.name}-provision"
@@ -249,7 +249,7 @@ def provision_debs(machine_root: str) -> Path:
 def _boot(**kwargs: object) -> Iterator[object]:
     if os.geteuid() != 0 or shutil.which("systemd-nspawn") is None:
         pytest.skip("needs root and systemd-nspawn (scripts/setup-cluster.sh)")
-    from tests.harness.cluster import Cluster
+    from unitctl_testing.cluster import Cluster
 
     c = Cluster(start_agent=False, **kwargs)  # type: ignore[arg-type]
     c.up()

@@ -21,7 +21,8 @@ import pytest
 from click.testing import CliRunner
 
 from unitctl.cli.complete import complete_machines, complete_units
-from unitctl.cli.main import Session, cli
+from unitctl.cli.main import cli
+from unitctl.cli.session import Session
 from unitctl.client import Client
 from unitctl.errors import SystemdError
 from unitctl.model import Machine, TargetState, UnitRecord, UnitState

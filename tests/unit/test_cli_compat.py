@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from unitctl.cli.main import Session, cli
+from unitctl.cli.main import cli
+from unitctl.cli.session import Session
 from unitctl.registry.memory import MemoryKV
 from unitctl.registry.registry import Registry
 

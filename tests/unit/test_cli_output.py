@@ -9,8 +9,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from unitctl.cli.main import Session, cli
+from unitctl.cli.main import cli
 from unitctl.cli.output import parse_fields, render_json, render_table, tabwrite
+from unitctl.cli.session import Session
 from unitctl.errors import UsageError
 from unitctl.model import Machine, TargetState, UnitRecord, UnitState
 from unitctl.registry.memory import MemoryKV

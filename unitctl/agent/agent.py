@@ -35,7 +35,6 @@ from unitctl.xfleet import requirements
 from .engine_runner import EngineFactory, EngineRunner, LeaderEngine
 from .executor import ACTIVE_STATES, Executor
 from .fence import Fence, PeerServer
-from .legacy import implicit_engine
 from .options import AgentOptions
 from .ports import UnitManager
 from .publisher import StatePublisher
@@ -52,8 +51,8 @@ class Agent:
     """One machine's agent.
 
     ``engine`` builds the engine this machine runs for each of its leases
-    (None: no engine). Omitted, the transitional :mod:`.legacy` default builds
-    :class:`unitctl.engine.engine.Engine` when ``options.engine`` is set.
+    (None: no engine). :func:`unitctl.daemon.engine_factory` builds the real one:
+    the agent never builds an engine itself.
     """
 
     def __init__(self, registry: Registry, units: UnitManager, machine: Machine,
@@ -79,9 +78,7 @@ class Agent:
         self.executor = Executor(units, self.publisher)
         self.fencer = Fence(registry, units, self.executor, self.session, self.opts.peer_port,
                             self.notify)
-        factory = engine if engine is not None else implicit_engine(registry, machine.id,
-                                                                    self.opts)
-        self.engines = EngineRunner(factory)
+        self.engines = EngineRunner(engine)
 
     # -- views of the parts (the names tests and the harness read) -----------
     @property

@@ -19,6 +19,8 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from unitctl_testing.host import pid_alive, pid_cmdline, wait_until
+
 ETCD_BIN = os.environ.get("UNITCTL_ETCD_BIN", "etcd")
 
 
@@ -179,3 +181,15 @@ def etcd_cluster(size: int = 1, **kw: object) -> Iterator[EtcdCluster]:
         yield c
     finally:
         c.stop()
+
+
+def kill_etcd_pids(pids: Sequence[int]) -> None:
+    """SIGKILL the etcd processes ``pids`` (of a cluster attached from its state file).
+
+    A pid that is gone, or was reused by something that is not etcd, is left alone.
+    """
+    for pid in pids:
+        if pid_alive(pid) and any("etcd" in a for a in pid_cmdline(pid)[:1]):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            wait_until(lambda p=pid: not pid_alive(p), 10)  # type: ignore[misc]

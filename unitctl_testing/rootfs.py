@@ -11,7 +11,7 @@ Machines never write to the base: each one mounts an overlayfs on top of it.
 Never rebuild/replace a base while overlays on it are mounted (pitfall 10);
 a new key gives a new directory, so that cannot happen by accident.
 
-CLI: ``python -m tests.harness.rootfs [--rebuild]`` ensures the rootfs exists
+CLI: ``python -m unitctl_testing.rootfs [--rebuild]`` ensures the rootfs exists
 and prints its path (timings go to stderr).
 """
 
@@ -33,6 +33,8 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from unitctl_testing.mounts import mounts_under, safe_rmtree
 
 SUITE = "bookworm"
 PACKAGES = ("systemd", "systemd-sysv", "dbus", "python3", "python3-venv", "iproute2", "procps")
@@ -57,7 +59,7 @@ MASKED_UNITS = (
     "systemd-tmpfiles-clean.timer",
 )
 VENV = "/opt/unitctl/venv"
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 OK_MARKER = ".unitctl-rootfs-ok"
 CHROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -182,35 +184,6 @@ def timed(what: str, timings: dict[str, float] | None = None) -> Iterator[None]:
     if timings is not None:
         timings[what] = dt
     log(f"{what}: {dt:.1f}s")
-
-
-def mounts_under(path: Path | str) -> list[str]:
-    """Mount points at or below ``path`` (host mount namespace)."""
-    prefix = os.path.realpath(path).rstrip("/")
-    found = []
-    with open("/proc/self/mountinfo", encoding="utf-8") as f:
-        for line in f:
-            mp = line.split()[4].replace("\\040", " ")
-            if mp == prefix or mp.startswith(prefix + "/"):
-                found.append(mp)
-    return found
-
-
-def safe_rmtree(path: Path | str) -> None:
-    """``rm -rf`` that refuses to run while anything is mounted below ``path``.
-
-    A recursive delete through a leftover bind mount deletes the mount's
-    source (e.g. a bind-mounted wheelhouse or source tree): never do that.
-    """
-    if not (os.path.lexists(path)):
-        return
-    left = mounts_under(path)
-    if left:
-        raise RuntimeError(f"refusing to delete {path}: still mounted below it: {left}")
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        os.unlink(path)
 
 
 # --------------------------------------------------------------------------- wheels
@@ -398,7 +371,7 @@ def _overlays_on(root: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tests.harness.rootfs", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m unitctl_testing.rootfs", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rebuild", action="store_true", help="discard cache, build from scratch")
     ap.add_argument("--key", action="store_true", help="print the cache key and exit")

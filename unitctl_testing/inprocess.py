@@ -1,7 +1,11 @@
-"""A cluster of simulated agents in one process: real Agent, Engine and Registry
-code over any KV (MemoryKV or a real etcd), with FakeUnitManager for systemd.
+"""An in-process cluster: the real Agent, Engine and Registry of several machines
+in one event loop, over any KV (MemoryKV or a real etcd), with FakeUnitManager
+standing in for systemd.
 
-Used by the engine/CLI tests and by the benchmarks.
+Unlike :mod:`unitctl.sim` (a pure model of the cluster that explores fault
+schedules), nothing here is modelled: every machine runs the production
+agent code, each with its own KV connection, as a real agent would. Used by
+the engine and CLI integration tests and by the benchmarks.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass, field
 
 from unitctl.agent.agent import Agent, AgentOptions
 from unitctl.agent.fake import FakeUnitManager
+from unitctl.daemon import engine_factory
 from unitctl.model import Machine
 from unitctl.registry.kv import KV
 from unitctl.registry.registry import Registry
@@ -23,7 +28,7 @@ KVFactory = Callable[[], Awaitable[KV]]
 
 
 @dataclass
-class SimMachine:
+class InProcessMachine:
     machine: Machine
     agent: Agent
     units: FakeUnitManager
@@ -32,8 +37,8 @@ class SimMachine:
     task: asyncio.Task[None] | None = None
 
 
-class SimCluster:
-    """N simulated machines; each has its own KV connection, like a real agent."""
+class InProcessCluster:
+    """N machines' agents in this process; each has its own KV connection, like a real agent."""
 
     def __init__(self, make_kv: KVFactory, prefix: str, ttl: int = 2,
                  engine: bool = True, state_dir: str = "") -> None:
@@ -41,11 +46,11 @@ class SimCluster:
         self.prefix = prefix
         self.ttl = ttl
         self.engine = engine
-        self.machines: dict[str, SimMachine] = {}
+        self.machines: dict[str, InProcessMachine] = {}
         self.state_dir = state_dir or tempfile.mkdtemp(prefix="unitctl-sim-")
 
     async def add(self, index: int, metadata: dict[str, str] | None = None,
-                  engine: bool | None = None) -> SimMachine:
+                  engine: bool | None = None) -> InProcessMachine:
         mid = f"{index:08x}" + "0" * 24
         kv = await self.make_kv()
         registry = Registry(kv, self.prefix)
@@ -56,7 +61,8 @@ class SimCluster:
                             engine=self.engine if engine is None else engine,
                             engine_resync=30.0,
                             lease_file=os.path.join(self.state_dir, f"{mid}.lease"))
-        sm = SimMachine(machine, Agent(registry, units, machine, opts), units, registry)
+        agent = Agent(registry, units, machine, opts, engine=engine_factory(registry, mid, opts))
+        sm = InProcessMachine(machine, agent, units, registry)
         sm.task = asyncio.create_task(sm.agent.run(sm.stop))
         self.machines[mid] = sm
         await asyncio.wait_for(sm.agent.ready.wait(), 10)
@@ -65,7 +71,7 @@ class SimCluster:
     async def kill(self, mid: str) -> None:
         """Hard kill: the agent vanishes without a word; its lease runs out."""
         sm = self.machines.pop(mid)
-        tasks = [t for t in (sm.task, sm.agent._engine_task) if t is not None]
+        tasks = [t for t in (sm.task, sm.agent.engines.task) if t is not None]
         for _ in range(50):  # a task that swallowed one cancellation gets another
             for t in tasks:
                 t.cancel()
@@ -76,7 +82,7 @@ class SimCluster:
             stuck = [t for t in tasks if not t.done()]
             where = "\n".join(f"{t.get_name()}: {t.get_stack(limit=8)}" for t in stuck)
             raise RuntimeError(f"agent {mid[:8]} does not stop when cancelled:\n{where}")
-        await sm.registry.kv.close()
+        await sm.registry.close()
 
     async def stop(self, mid: str) -> None:
         """Graceful stop (SIGTERM): units unloaded, lease revoked."""
@@ -84,7 +90,7 @@ class SimCluster:
         sm.stop.set()
         assert sm.task is not None
         await asyncio.wait_for(sm.task, 10)
-        await sm.registry.kv.close()
+        await sm.registry.close()
 
     async def close(self) -> None:
         for mid in list(self.machines):
@@ -107,7 +113,7 @@ class SimCluster:
         return None
 
 
-async def eventually(check: Callable[[], Awaitable[bool]] | Callable[[], bool],
+async def eventually(check: Callable[[], Awaitable[object]] | Callable[[], object],
                      timeout: float = 10.0, step: float = 0.02) -> float:
     """Wait until ``check()`` is true; return the seconds it took (fails on timeout)."""
     t0 = time.monotonic()

@@ -1,0 +1,101 @@
+"""One machine of the cluster: its names, addresses, paths and process ids.
+
+A :class:`Machine` is plain data; the state file holds every field but the
+``Popen`` of its systemd-nspawn (a cluster attached from the state file has
+only the pids). Commands run inside a running machine through nsenter into
+the namespaces of its systemd. ``name`` is also the hostname; ``full_name`` (tag + name) is
+unique on the host and names its nspawn machine, netns and cgroup.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from unitctl_testing.cgroups import cgroup_dir
+from unitctl_testing.host import ClusterError, pid_alive, sh
+
+# PATH of the commands run inside a machine (nsenter, see Cluster.exec).
+MACHINE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _plain(value: Any) -> Any:
+    return dict(value) if isinstance(value, dict) else value
+
+
+@dataclass
+class Machine:
+    """One nspawn machine; everything but ``proc`` goes into the state file."""
+
+    name: str  # also the hostname
+    full_name: str  # tag + name: nspawn's -M, unique on the host
+    idx: int
+    ip: str
+    netns: str
+    veth: str
+    cgroup: str  # relative to each hierarchy, e.g. unitctl-test/m1
+    dir: str
+    metadata: dict[str, str] = field(default_factory=dict)
+    machine_id: str = ""
+    nspawn_pid: int = 0
+    leader_pid: int = 0
+    mounted: bool = False
+    netns_made: bool = False
+    lock_file: str = ""
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def root(self) -> str:
+        return os.path.join(self.dir, "root")
+
+    @property
+    def upper(self) -> str:
+        return os.path.join(self.dir, "upper")
+
+    @property
+    def console_log(self) -> str:
+        return os.path.join(self.dir, "console.log")
+
+    @property
+    def notify_socket(self) -> str:
+        return os.path.join(self.dir, "notify.sock")
+
+    def cgroup_dir(self, hierarchy: str = "unified") -> Path:
+        return cgroup_dir(self.cgroup, hierarchy)
+
+    def running(self) -> bool:
+        if self.proc is not None:
+            return self.proc.poll() is None
+        return pid_alive(self.nspawn_pid)
+
+    def to_state(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name != "proc"}
+
+    def exec(self, *argv: str, check: bool = True, timeout: float = 60,
+             input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run ``argv`` inside the machine (all its namespaces, its binaries)."""
+        if not self.leader_pid or not pid_alive(self.leader_pid):
+            raise ClusterError(f"{self.name} is not running")
+        cmd = ["nsenter", "-t", str(self.leader_pid), "-m", "-u", "-i", "-n", "-p", "--", *argv]
+        env = {"PATH": MACHINE_PATH, "LANG": "C.UTF-8", "HOME": "/root", "TERM": "dumb"}
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
+                           input=input, stdin=None if input is not None else subprocess.DEVNULL,
+                           check=False)
+        if check and p.returncode != 0:
+            raise subprocess.CalledProcessError(p.returncode, list(argv), p.stdout, p.stderr)
+        return p
+
+    def journal(self, *args: str) -> str:
+        """The machine's journal (from inside, or from its overlay when not running)."""
+        base = ["journalctl", "--no-pager", "-o", "short-precise", *args]
+        if self.leader_pid and pid_alive(self.leader_pid):
+            p = self.exec(*base, check=False, timeout=60)
+            return p.stdout + p.stderr
+        if os.path.isdir(self.root) and shutil.which("journalctl"):
+            p = sh(*base, f"--root={self.root}", check=False)
+            return p.stdout + p.stderr
+        return ""
