@@ -16,7 +16,7 @@ import json
 import statistics
 import time
 
-from unitctl.model import Machine, Requirements, TargetState
+from unitctl.model import DesiredState, Machine, Requirements
 from unitctl.scheduler import ClusterSnapshot, UnitInfo, schedule
 
 REGIONS = ("us", "eu", "ap")
@@ -57,7 +57,7 @@ def snapshot(unit_count: int, machine_count: int = 1000) -> ClusterSnapshot:
     units = {}
     for i in range(unit_count):
         name, req = requirements(i)
-        units[name] = UnitInfo(name, f"h{i}", TargetState.LAUNCHED, req)
+        units[name] = UnitInfo(name, f"h{i}", DesiredState.LAUNCHED, req)
     return ClusterSnapshot(machines=machines(machine_count), units=units, placements={})
 
 

@@ -36,7 +36,7 @@ import urllib.request
 from multiprocessing.connection import Connection
 from typing import Any
 
-from unitctl.model import Machine, Requirements, TargetState, UnitRecord
+from unitctl.model import DesiredState, Machine, Requirements, UnitRecord
 from unitctl.sim.workload import make_machines, make_units
 from unitctl_testing.etcd import etcd_cluster
 
@@ -201,7 +201,7 @@ async def submit_all(reg: Any, units: dict[str, Requirements], parallel: int = 8
     batch: list[tuple[UnitRecord, str]] = []
     for name, req in units.items():
         uf = UnitFile.parse(unit_text(req))
-        batch.append((UnitRecord(name, uf.hash(), TargetState.LAUNCHED), uf.serialize()))
+        batch.append((UnitRecord(name, uf.hash(), DesiredState.LAUNCHED), uf.serialize()))
     size = max(1, len(batch) // parallel + 1)
     await asyncio.gather(*(reg.create_units(batch[i:i + size])
                            for i in range(0, len(batch), size)))

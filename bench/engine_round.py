@@ -22,7 +22,7 @@ from typing import Any
 
 from bench.e2e_etcd import unit_text
 from unitctl.engine.engine import Engine
-from unitctl.model import TargetState, UnitRecord
+from unitctl.model import DesiredState, UnitRecord
 from unitctl.registry.memory import MemoryKV
 from unitctl.registry.registry import Registry
 from unitctl.sim.workload import make_machines, make_units
@@ -37,7 +37,7 @@ async def _run(machines: int, units: int, profile: bool) -> dict[str, Any]:
         await reg.register_machine(m, lease)
     for name, req in make_units(units, machines, globals_=False).items():
         uf = UnitFile.parse(unit_text(req))
-        await reg.create_unit(UnitRecord(name, uf.hash(), TargetState.LAUNCHED), uf.serialize())
+        await reg.create_unit(UnitRecord(name, uf.hash(), DesiredState.LAUNCHED), uf.serialize())
     engine = Engine(reg, "bench")
     lead = await reg.campaign("bench", lease)
     assert lead is not None

@@ -75,7 +75,7 @@ def _window(pid: int, seconds: float) -> dict[str, float]:
 
 
 async def _submit(endpoint: str, units: int, timeout: float) -> float:
-    from unitctl.model import TargetState, UnitRecord
+    from unitctl.model import DesiredState, UnitRecord
     from unitctl.registry.etcd import EtcdConfig, EtcdKV
     from unitctl.registry.registry import Registry
     from unitctl.unitfile import UnitFile
@@ -87,7 +87,7 @@ async def _submit(endpoint: str, units: int, timeout: float) -> float:
         for i in range(units):
             uf = UnitFile.parse(f"[Service]\nExecStart=/bin/sleep {1000 + i}\n")
             await reg.create_unit(UnitRecord(f"svc-{i}.service", uf.hash(),
-                                             TargetState.LAUNCHED), uf.serialize())
+                                             DesiredState.LAUNCHED), uf.serialize())
         while time.perf_counter() - t0 < timeout:
             states = await reg.list_states()
             if sum(s.active == "active" for s in states) >= units:

@@ -2,7 +2,7 @@
 
 Vocabulary (fleet's):
 
-* *desired* state (``TargetState``): what a user asked for with
+* *desired* state (``DesiredState``): what a user asked for with
   submit/load/start (``inactive`` / ``loaded`` / ``launched``);
 * *schedule*: the engine's decision of which machine runs a unit;
 * *unit state*: what systemd reports for a unit on a machine
@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
-class TargetState(enum.Enum):
+class DesiredState(enum.Enum):
     """A unit's desired state, as fleet's ``JobState``."""
 
     INACTIVE = "inactive"
@@ -29,7 +29,7 @@ class TargetState(enum.Enum):
         return _RANK[self]
 
 
-_RANK = {TargetState.INACTIVE: 0, TargetState.LOADED: 1, TargetState.LAUNCHED: 2}
+_RANK = {DesiredState.INACTIVE: 0, DesiredState.LOADED: 1, DesiredState.LAUNCHED: 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +95,7 @@ class UnitRecord:
 
     name: str
     hash: str
-    desired: TargetState
+    desired: DesiredState
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,4 +116,4 @@ class ScheduleEntry:
 
     name: str
     hash: str
-    desired: TargetState
+    desired: DesiredState

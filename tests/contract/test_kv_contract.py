@@ -10,7 +10,16 @@ import pytest
 from tests.conftest import KVFactory
 from unitctl.errors import RegistryUnavailable
 from unitctl.registry.etcd import EtcdConfig, EtcdKV
-from unitctl.registry.kv import KV, Compare, Delete, Put, Target, mod_is, prefix_empty, value_is
+from unitctl.registry.kv import (
+    KV,
+    Compare,
+    CompareField,
+    Delete,
+    Put,
+    mod_is,
+    prefix_empty,
+    value_is,
+)
 
 
 def run(make: KVFactory, body: Callable[[KV], Awaitable[None]]) -> None:
@@ -72,7 +81,7 @@ def test_txn_compare_and_swap(make_kv: KVFactory, key_prefix: str) -> None:
         assert await kv.get(k + "f") is not None  # failure branch applied
         assert await kv.txn([value_is(k, b"first")], [Put(k, b"third")])
         assert not await kv.txn([value_is(k + "missing", b"")], [Put(k, b"no")])
-        assert await kv.txn([Compare(k, Target.VERSION, ">", 1)], [Delete(k)])
+        assert await kv.txn([Compare(k, CompareField.VERSION, ">", 1)], [Delete(k)])
         assert await kv.get(k) is None
     run(make_kv, body)
 
@@ -86,7 +95,7 @@ def test_txn_prefix_compare(make_kv: KVFactory, key_prefix: str) -> None:
         assert await kv.get(key_prefix + "gc2") is None
         rev = await kv.get(refs + "x")
         assert rev is not None
-        assert await kv.txn([Compare(refs, Target.MOD, "<", rev.mod_rev + 1, prefix=True)],
+        assert await kv.txn([Compare(refs, CompareField.MOD, "<", rev.mod_rev + 1, prefix=True)],
                             [Put(key_prefix + "gc3", b"")])
     run(make_kv, body)
 

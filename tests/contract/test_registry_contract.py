@@ -10,14 +10,14 @@ import pytest
 from tests.conftest import KVFactory
 from unitctl.engine.commit import pack, plan_groups
 from unitctl.engine.mirror import read_view
-from unitctl.engine.view import EngineView, TargetSchedule
+from unitctl.engine.view import EngineView, PlannedSchedule
 from unitctl.errors import ConflictError, NotFoundError, RegistryError
-from unitctl.model import Machine, ScheduleEntry, TargetState, UnitRecord, UnitState
+from unitctl.model import DesiredState, Machine, ScheduleEntry, UnitRecord, UnitState
 from unitctl.registry.leader import Leadership
 from unitctl.registry.registry import Registry
 from unitctl.registry.schedules import CommitResult
 
-L = TargetState.LAUNCHED
+L = DesiredState.LAUNCHED
 
 
 def run(make: KVFactory, prefix: str, body: Callable[[Registry], Awaitable[None]]) -> None:
@@ -32,7 +32,7 @@ def run(make: KVFactory, prefix: str, body: Callable[[Registry], Awaitable[None]
     asyncio.run(go())
 
 
-async def commit(reg: Registry, view: EngineView, target: TargetSchedule,
+async def commit(reg: Registry, view: EngineView, target: PlannedSchedule,
                  lead: Leadership) -> CommitResult:
     """The engine's commit of one round: the view -> target diff, packed, via the registry."""
     return await reg.commit(pack(plan_groups(reg.keys, view, target)), lead)
@@ -52,7 +52,7 @@ def test_schema_version_written_once(make_kv: KVFactory, key_prefix: str) -> Non
 def test_create_is_idempotent_and_replace_swaps_body(make_kv: KVFactory,
                                                      key_prefix: str) -> None:
     async def body(reg: Registry) -> None:
-        a = UnitRecord("a.service", "h1", TargetState.INACTIVE)
+        a = UnitRecord("a.service", "h1", DesiredState.INACTIVE)
         assert await reg.create_unit(a, "[Service]\nExecStart=/bin/true\n")
         assert not await reg.create_unit(a, "ignored")
         assert not await reg.create_unit(UnitRecord("a.service", "h2", L), "other")
@@ -69,7 +69,7 @@ def test_bodies_are_shared_and_collected_with_last_user(make_kv: KVFactory,
                                                         key_prefix: str) -> None:
     async def body(reg: Registry) -> None:
         for n in ("x.service", "y.service"):
-            await reg.create_unit(UnitRecord(n, "same", TargetState.INACTIVE), "text")
+            await reg.create_unit(UnitRecord(n, "same", DesiredState.INACTIVE), "text")
         assert await reg.destroy_unit("x.service")
         assert await reg.get_body("same") == "text"
         assert await reg.destroy_unit("y.service")
@@ -81,7 +81,7 @@ def test_bodies_are_shared_and_collected_with_last_user(make_kv: KVFactory,
 
 def test_set_desired(make_kv: KVFactory, key_prefix: str) -> None:
     async def body(reg: Registry) -> None:
-        await reg.create_unit(UnitRecord("a.service", "h", TargetState.INACTIVE), "t")
+        await reg.create_unit(UnitRecord("a.service", "h", DesiredState.INACTIVE), "t")
         assert (await reg.set_desired("a.service", L)).desired is L
         assert [u.desired for u in await reg.list_units()] == [L]
         with pytest.raises(NotFoundError):
@@ -135,10 +135,10 @@ def test_engine_commit_is_conditioned_on_what_it_read(make_kv: KVFactory,
         assert lead is not None
         view = await read_view(reg)
         entry_a, entry_b = ScheduleEntry("a.service", "h", L), ScheduleEntry("b.service", "h", L)
-        target = TargetSchedule({"a.service": "m1", "b.service": "m2"},
+        target = PlannedSchedule({"a.service": "m1", "b.service": "m2"},
                                 {"m1": {"a.service": entry_a}, "m2": {"b.service": entry_b}})
         # a client changes b after the engine read: b's write must not land, a's must
-        await reg.set_desired("b.service", TargetState.LOADED)
+        await reg.set_desired("b.service", DesiredState.LOADED)
         await commit(reg, view, target, lead)
         assert await reg.list_placements() == {"a.service": "m1"}
         sched, _ = await reg.get_schedule("m1")
@@ -146,13 +146,13 @@ def test_engine_commit_is_conditioned_on_what_it_read(make_kv: KVFactory,
         assert (await reg.get_schedule("m2"))[0] == {}
         # moving a: the old schedule entry goes in the same transaction
         view = await read_view(reg)
-        await commit(reg, view, TargetSchedule({"a.service": "m3"}, {"m3": {"a.service": entry_a}},
+        await commit(reg, view, PlannedSchedule({"a.service": "m3"}, {"m3": {"a.service": entry_a}},
                                                {"b.service": {"m1": "no"}}), lead)
         assert await reg.list_schedules() == {"m3": {"a.service": entry_a}}
         assert await reg.get_explanation("b.service") == {"m1": "no"}
         await reg.resign(lead)
         with pytest.raises(ConflictError, match="leadership"):
-            await commit(reg, await read_view(reg), TargetSchedule({}, {}), lead)
+            await commit(reg, await read_view(reg), PlannedSchedule({}, {}), lead)
     run(make_kv, key_prefix, body)
 
 
@@ -164,7 +164,7 @@ def test_many_units_commit_in_batches(make_kv: KVFactory, key_prefix: str) -> No
         lead = await reg.campaign("m", await reg.kv.grant_lease(30))
         assert lead is not None
         view = await read_view(reg)
-        target = TargetSchedule({n: "m" for n in names},
+        target = PlannedSchedule({n: "m" for n in names},
                                 {"m": {n: ScheduleEntry(n, "h", L) for n in names}})
         assert (await commit(reg, view, target, lead)).txns > 1
         assert len(await reg.list_placements()) == 300

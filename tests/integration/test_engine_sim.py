@@ -12,17 +12,17 @@ from tests.conftest import KVFactory
 from unitctl.agent.agent import Agent
 from unitctl.daemon import engine_factory
 from unitctl.errors import BusLost
-from unitctl.model import TargetState, UnitRecord
+from unitctl.model import DesiredState, UnitRecord
 from unitctl.registry.registry import Registry
 from unitctl.unitfile import UnitFile
 from unitctl_testing.inprocess import InProcessCluster, eventually
 
-L = TargetState.LAUNCHED
+L = DesiredState.LAUNCHED
 SERVICE = "[Service]\nExecStart=/bin/sleep infinity\n"
 
 
 async def submit(reg: Registry, name: str, text: str = SERVICE,
-                 desired: TargetState = L) -> None:
+                 desired: DesiredState = L) -> None:
     uf = UnitFile.parse(text)
     await reg.create_unit(UnitRecord(name, uf.hash(), desired), uf.serialize())
 
@@ -180,10 +180,10 @@ def test_stop_unload_destroy_cycle(make_kv: KVFactory, key_prefix: str) -> None:
         await eventually(lambda: "cycle.service" in sim.running())
         (where,) = on_machines(sim, "cycle.service")
         units = sim.machines[where].units
-        await reg.set_desired("cycle.service", TargetState.LOADED)
+        await reg.set_desired("cycle.service", DesiredState.LOADED)
         await eventually(lambda: "cycle.service" not in sim.running())
         assert "cycle.service" in units.files
-        await reg.set_desired("cycle.service", TargetState.INACTIVE)
+        await reg.set_desired("cycle.service", DesiredState.INACTIVE)
         await eventually(lambda: "cycle.service" not in units.files)
         await reg.set_desired("cycle.service", L)
         await eventually(lambda: "cycle.service" in sim.running())

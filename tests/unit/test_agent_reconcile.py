@@ -17,16 +17,16 @@ from unitctl.agent.executor import Executor
 from unitctl.agent.fake import FakeUnitManager
 from unitctl.agent.reconcile import CurrentUnit, DesiredUnit, accept, compute_tasks
 from unitctl.agent.tasks import Task, TaskReason, TaskType
-from unitctl.model import Machine, Requirements, TargetState
+from unitctl.model import DesiredState, Machine, Requirements
 from unitctl.unitfile import UnitFile
 
-LAUNCHED, LOADED, INACTIVE = TargetState.LAUNCHED, TargetState.LOADED, TargetState.INACTIVE
+LAUNCHED, LOADED, INACTIVE = DesiredState.LAUNCHED, DesiredState.LOADED, DesiredState.INACTIVE
 UNLOAD, LOAD, RELOAD = TaskType.UNLOAD, TaskType.LOAD, TaskType.RELOAD
 STOP, START = TaskType.STOP, TaskType.START
 R = TaskReason
 
 
-def want(name: str, sha: str, state: TargetState, req: Requirements | None = None
+def want(name: str, sha: str, state: DesiredState, req: Requirements | None = None
          ) -> DesiredUnit:
     return DesiredUnit(name, sha, state, req or Requirements())
 

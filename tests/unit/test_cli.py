@@ -25,7 +25,7 @@ from unitctl.cli.main import cli
 from unitctl.cli.session import Session
 from unitctl.client import Client
 from unitctl.errors import SystemdError
-from unitctl.model import Machine, TargetState, UnitRecord, UnitState
+from unitctl.model import DesiredState, Machine, UnitRecord, UnitState
 from unitctl.registry import codec
 from unitctl.registry.memory import MemoryKV
 from unitctl.registry.registry import Registry
@@ -73,7 +73,7 @@ class FakeEngine:
         states = {(s.name, s.machine_id): s for s in await reg.list_states()}
         explanations = await reg.list_explanations()
         for name, rec in units.items():
-            if rec.desired is TargetState.INACTIVE:
+            if rec.desired is DesiredState.INACTIVE:
                 await self._drop(name, placements, states)
                 continue
             if name in self.unplaceable:
@@ -83,7 +83,7 @@ class FakeEngine:
                 continue
             if placements.get(name) != self.machine:
                 await reg.kv.put(reg.keys.placement(name), self.machine.encode())
-            if rec.desired is TargetState.LAUNCHED:
+            if rec.desired is DesiredState.LAUNCHED:
                 active, sub = ("failed", "failed") if name in self.failing else \
                     ("active", "running")
             else:
@@ -164,7 +164,7 @@ class Env:
         return self.do(self.registry.get_body(rec.hash))
 
     def store(self, name: str, text: str,
-              desired: TargetState = TargetState.INACTIVE) -> UnitRecord:
+              desired: DesiredState = DesiredState.INACTIVE) -> UnitRecord:
         uf = UnitFile.parse(text)
         rec = UnitRecord(name, uf.hash(), desired)
         self.do(self.registry.create_unit(rec, uf.serialize()))
@@ -226,7 +226,7 @@ def test_submit_stores_the_unit_and_cat_prints_it(env: Env) -> None:
     r = env.invoke("submit", "hello.service")
     assert (r.code, r.out, r.err) == (0, "Unit hello.service inactive\n", "")
     rec = env.unit("hello.service")
-    assert rec is not None and rec.desired is TargetState.INACTIVE
+    assert rec is not None and rec.desired is DesiredState.INACTIVE
     assert rec.hash == UnitFile.parse(HELLO).hash()
     r = env.invoke("cat", "hello")
     assert (r.code, r.out) == (0, HELLO)  # serialised, no newline added
@@ -264,7 +264,7 @@ def test_submit_different_body_warns_then_replace(env: Env) -> None:
 
 
 def test_replace_respects_fleet_state_rules(env: Env) -> None:
-    env.store("hello.service", HELLO, TargetState.LAUNCHED)
+    env.store("hello.service", HELLO, DesiredState.LAUNCHED)
     env.write("hello.service", HELLO2)
     before = env.dump()
     r = env.invoke("submit", "--replace", "hello.service")
@@ -276,7 +276,7 @@ def test_replace_respects_fleet_state_rules(env: Env) -> None:
     assert r.code == 0
     assert env.body("hello.service") == HELLO2
     rec = env.unit("hello.service")
-    assert rec is not None and rec.desired is TargetState.LAUNCHED
+    assert rec is not None and rec.desired is DesiredState.LAUNCHED
 
 
 def test_instance_from_local_template(env: Env) -> None:
@@ -293,7 +293,7 @@ def test_instance_from_registry_template(env: Env) -> None:
     assert (r.code, r.out) == (0, "Triggered unit web@2.service start\n")
     assert env.body("web@2.service") == TEMPLATE
     rec = env.unit("web@2.service")
-    assert rec is not None and rec.desired is TargetState.LAUNCHED
+    assert rec is not None and rec.desired is DesiredState.LAUNCHED
 
 
 def test_instance_from_template_in_the_arguments_directory(env: Env) -> None:
@@ -413,7 +413,7 @@ def test_load_blocks_until_loaded(env: Env) -> None:
 
 
 def test_start_already_running_unit(env: Env) -> None:
-    env.store("hello.service", HELLO, TargetState.LAUNCHED)
+    env.store("hello.service", HELLO, DesiredState.LAUNCHED)
     env.place("hello.service")
     r = env.invoke("start", "hello")
     assert (r.code, r.out) == (0, f"Unit hello.service launched on 113f16a7.../{IP1}\n")
@@ -474,7 +474,7 @@ def test_wait_wakes_on_watch_events_not_polling() -> None:
     async def go() -> float:
         await reg.register_machine(Machine(M1, IP1), 0)
         await reg.create_unit(UnitRecord("hello.service", hello.hash(),
-                                         TargetState.LAUNCHED), hello.serialize())
+                                         DesiredState.LAUNCHED), hello.serialize())
         client = Client(reg, out=lambda s: None, err=lambda s: None, attempt_seconds=30)
 
         async def later() -> None:
@@ -485,7 +485,7 @@ def test_wait_wakes_on_watch_events_not_polling() -> None:
         t0 = time.monotonic()
         task = asyncio.create_task(later())
         await client.wait_for(["hello.service"],
-                              client.reached(TargetState.LAUNCHED), 1)
+                              client.reached(DesiredState.LAUNCHED), 1)
         await task
         return time.monotonic() - t0
 
@@ -497,21 +497,21 @@ def test_stale_failed_state_does_not_end_the_wait() -> None:
     hello = UnitFile.parse(HELLO)
 
     async def go() -> None:
-        await reg.create_unit(UnitRecord("hello.service", hello.hash(), TargetState.LOADED),
+        await reg.create_unit(UnitRecord("hello.service", hello.hash(), DesiredState.LOADED),
                               hello.serialize())
         await reg.kv.put(reg.keys.placement("hello.service"), M1.encode())
         await reg.put_state(UnitState("hello.service", M1, "loaded", "failed", "failed",
                                       hello.hash()), 0)
         client = Client(reg, out=lambda s: None, err=lambda s: None, attempt_seconds=0.05)
-        since = await client.set_state(["hello.service"], TargetState.LAUNCHED)
+        since = await client.set_state(["hello.service"], DesiredState.LAUNCHED)
         with pytest.raises(Exception, match="timed out"):
             await client.wait_for(["hello.service"],
-                                  client.reached(TargetState.LAUNCHED, since), 2)
+                                  client.reached(DesiredState.LAUNCHED, since), 2)
         await reg.put_state(UnitState("hello.service", M1, "loaded", "failed", "failed",
                                       hello.hash()), 0)
         with pytest.raises(SystemdError):
             await client.wait_for(["hello.service"],
-                                  client.reached(TargetState.LAUNCHED, since), 2)
+                                  client.reached(DesiredState.LAUNCHED, since), 2)
 
     asyncio.run(go())
 
@@ -520,7 +520,7 @@ def test_stale_failed_state_does_not_end_the_wait() -> None:
 
 
 def test_stop_inactive_unit_is_refused(env: Env) -> None:
-    env.store("hello.service", HELLO, TargetState.LAUNCHED)
+    env.store("hello.service", HELLO, DesiredState.LAUNCHED)
     before = env.dump()
     r = env.invoke("stop", "hello")
     assert (r.code, r.err) == (1, "Error: Unable to stop unit hello.service in state "
@@ -543,11 +543,11 @@ def test_stop_and_unload_block(env: Env) -> None:
     assert (r.code, r.out, r.err) == (0, "Unit hello.service inactive\n",
                                       "Successfully unloaded units [hello.service].\n")
     rec = env.unit("hello.service")
-    assert rec is not None and rec.desired is TargetState.INACTIVE
+    assert rec is not None and rec.desired is DesiredState.INACTIVE
 
 
 def test_stop_no_block(env: Env) -> None:
-    env.store("hello.service", HELLO, TargetState.LAUNCHED)
+    env.store("hello.service", HELLO, DesiredState.LAUNCHED)
     env.place("hello.service")
     r = env.invoke("stop", "--no-block", "hello")
     assert (r.code, r.out) == (0, "Triggered unit hello.service stop\n")
@@ -566,7 +566,7 @@ def test_destroy_waits_for_states_to_go(env: Env) -> None:
 
 
 def test_destroy_no_block(env: Env) -> None:
-    env.store("hello.service", HELLO, TargetState.LAUNCHED)
+    env.store("hello.service", HELLO, DesiredState.LAUNCHED)
     env.place("hello.service")  # no agent will ever remove this state
     r = env.invoke("destroy", "--no-block", "hello.service")
     assert (r.code, r.out) == (0, "Destroyed hello.service\n")
@@ -588,13 +588,13 @@ def test_restart(env: Env) -> None:
 
 
 def test_restart_stops_a_failed_unit_before_starting_it(env: Env) -> None:
-    env.store("hello.service", HELLO, TargetState.LAUNCHED)
+    env.store("hello.service", HELLO, DesiredState.LAUNCHED)
     env.place("hello.service", active="failed", sub="failed")
     r = env.invoke("restart", "--block-attempts", "1", "hello")  # no agent to start it
     assert r.out == f"Unit hello.service loaded on 113f16a7.../{IP1}\n"
     assert r.code == 6
     rec = env.unit("hello.service")
-    assert rec is not None and rec.desired is TargetState.LAUNCHED
+    assert rec is not None and rec.desired is DesiredState.LAUNCHED
 
 
 def test_a_registry_can_be_injected_directly(env: Env) -> None:
@@ -605,7 +605,7 @@ def test_a_registry_can_be_injected_directly(env: Env) -> None:
 
 
 def test_restart_global_runs_systemctl_on_each_machine(env: Env) -> None:
-    env.store("glob.service", GLOBAL, TargetState.LAUNCHED)
+    env.store("glob.service", GLOBAL, DesiredState.LAUNCHED)
     env.place("glob.service", M1)
     env.place("glob.service", M2)
     r = env.invoke("restart", "glob")
@@ -651,7 +651,7 @@ def ssh_prefix(user: str = "core", strict: str = "yes", known: str | None = None
 
 
 def test_status_local_and_remote(env: Env) -> None:
-    env.store("hello.service", HELLO, TargetState.LAUNCHED)
+    env.store("hello.service", HELLO, DesiredState.LAUNCHED)
     env.place("hello.service", M1)
     env.session.machine_id = lambda: M1
     r = env.invoke("status", "hello")
@@ -665,7 +665,7 @@ def test_status_local_and_remote(env: Env) -> None:
 
 
 def test_status_tunnel_user_and_no_strict(env: Env) -> None:
-    env.store("hello.service", HELLO, TargetState.LAUNCHED)
+    env.store("hello.service", HELLO, DesiredState.LAUNCHED)
     env.place("hello.service", M1)
     r = env.invoke("--tunnel", "bastion:2222", "--ssh-username", "admin",
                    "--no-strict-host-key-checking", "status", "--ssh-port", "2200", "hello")
@@ -676,7 +676,7 @@ def test_status_tunnel_user_and_no_strict(env: Env) -> None:
 
 
 def test_status_propagates_exit_code_and_needs_a_loaded_unit(env: Env) -> None:
-    env.store("hello.service", HELLO, TargetState.LAUNCHED)
+    env.store("hello.service", HELLO, DesiredState.LAUNCHED)
     r = env.invoke("status", "hello")
     assert (r.code, r.err) == (1, "Error: Unit hello.service does not appear to be loaded.\n")
     assert env.runner.calls == []
@@ -686,7 +686,7 @@ def test_status_propagates_exit_code_and_needs_a_loaded_unit(env: Env) -> None:
 
 
 def test_journal_argv(env: Env) -> None:
-    env.store("hello.service", HELLO, TargetState.LAUNCHED)
+    env.store("hello.service", HELLO, DesiredState.LAUNCHED)
     env.place("hello.service", M1)
     env.session.machine_id = lambda: M1
     assert env.invoke("journal", "hello").code == 0
@@ -700,7 +700,7 @@ def test_journal_argv(env: Env) -> None:
 
 
 def test_journal_follow_over_ssh_gets_a_tty(env: Env) -> None:
-    env.store("hello.service", HELLO, TargetState.LAUNCHED)
+    env.store("hello.service", HELLO, DesiredState.LAUNCHED)
     env.place("hello.service", M2)
     assert env.invoke("journal", "-f", "hello").code == 0
     assert env.runner.calls == [[*ssh_prefix(), "-t", "--", f"core@{IP2}",
@@ -709,7 +709,7 @@ def test_journal_follow_over_ssh_gets_a_tty(env: Env) -> None:
 
 
 def test_journal_refuses_global_units(env: Env) -> None:
-    env.store("glob.service", GLOBAL, TargetState.LAUNCHED)
+    env.store("glob.service", GLOBAL, DesiredState.LAUNCHED)
     env.place("glob.service", M1)
     r = env.invoke("journal", "glob")
     assert r.code == 2 and "global unit glob.service" in r.err
@@ -722,7 +722,7 @@ def test_ssh_by_machine_prefix_and_unit(env: Env) -> None:
     assert env.runner.calls[-1] == [*ssh_prefix(), "--", f"core@{IP1}", "echo 'a b' -x"]
     r = env.invoke("ssh", "-A", M2)
     assert env.runner.calls[-1] == [*ssh_prefix(), "-A", "--", f"core@{IP2}"]
-    env.store("hello.service", HELLO, TargetState.LAUNCHED)
+    env.store("hello.service", HELLO, DesiredState.LAUNCHED)
     env.place("hello.service", M2)
     assert env.invoke("ssh", "hello.service", "uptime").code == 0
     assert env.runner.calls[-1][-2:] == [f"core@{IP2}", "uptime"]

@@ -13,7 +13,7 @@ from unitctl.cli.main import cli
 from unitctl.cli.output import parse_fields, render_json, render_table, tabwrite
 from unitctl.cli.session import Session
 from unitctl.errors import UsageError
-from unitctl.model import Machine, TargetState, UnitRecord, UnitState
+from unitctl.model import DesiredState, Machine, UnitRecord, UnitState
 from unitctl.registry.memory import MemoryKV
 from unitctl.registry.registry import Registry
 from unitctl.unitfile import UnitFile
@@ -104,9 +104,9 @@ def populated() -> Session:
         await reg.ensure_schema()
         await reg.register_machine(Machine(M1, "172.17.8.103", {"role": "web", "az": "b"}), 0)
         await reg.register_machine(Machine(M2, "", {}), 0)
-        await reg.create_unit(UnitRecord("hello.service", hello.hash(), TargetState.LAUNCHED),
+        await reg.create_unit(UnitRecord("hello.service", hello.hash(), DesiredState.LAUNCHED),
                               hello.serialize())
-        await reg.create_unit(UnitRecord("glob.service", glob.hash(), TargetState.LAUNCHED),
+        await reg.create_unit(UnitRecord("glob.service", glob.hash(), DesiredState.LAUNCHED),
                               glob.serialize())
         await reg.kv.put(reg.keys.placement("hello.service"), M1.encode())
         await reg.put_state(UnitState("hello.service", M1, "loaded", "active", "running",

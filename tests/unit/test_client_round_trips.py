@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from unitctl.cli.main import cli
 from unitctl.cli.session import Session
 from unitctl.client import Client
-from unitctl.model import Machine, TargetState, UnitRecord, UnitState
+from unitctl.model import DesiredState, Machine, UnitRecord, UnitState
 from unitctl.registry.kv import Compare, KeyValue, Op, Range
 from unitctl.registry.memory import MemoryKV
 from unitctl.registry.registry import Registry
@@ -98,7 +98,7 @@ def test_many_instances_are_created_in_batches(kv: CountingKV) -> None:
 def test_instances_read_the_registry_template_once(kv: CountingKV) -> None:
     tmpl = UnitFile.parse(TEMPLATE)
     asyncio.run(Registry(kv).create_unit(UnitRecord("svc@.service", tmpl.hash(),
-                                                    TargetState.INACTIVE), tmpl.serialize()))
+                                                    DesiredState.INACTIVE), tmpl.serialize()))
     kv.reset()
     invoke(kv, "submit", *[f"svc@{i}.service" for i in range(5)])
     assert kv.gets["/unitctl/units/svc@.service"] == 1
@@ -111,7 +111,7 @@ def test_a_waiting_client_ignores_other_units(kv: CountingKV) -> None:
 
     async def go() -> None:
         await reg.register_machine(Machine(M1, "10.0.0.1"), 0)
-        await reg.create_unit(UnitRecord("hello.service", hello.hash(), TargetState.LAUNCHED),
+        await reg.create_unit(UnitRecord("hello.service", hello.hash(), DesiredState.LAUNCHED),
                               hello.serialize())
         client = Client(reg, out=lambda s: None, err=lambda s: None, attempt_seconds=30)
 
@@ -132,7 +132,7 @@ def test_a_waiting_client_ignores_other_units(kv: CountingKV) -> None:
         task = asyncio.create_task(later())
         kv.reset()
         await asyncio.wait_for(client.wait_for(["hello.service"],
-                                               client.reached(TargetState.LAUNCHED), 1), 10)
+                                               client.reached(DesiredState.LAUNCHED), 1), 10)
         await task
         # one full read to start, then only the placements and states the unit's events named
         assert kv.prefixes["/unitctl/units/"] == 1
@@ -150,7 +150,7 @@ def test_a_broken_watch_is_reopened_after_a_full_read() -> None:
 
     async def go() -> None:
         await reg.register_machine(Machine(M1, "10.0.0.1"), 0)
-        await reg.create_unit(UnitRecord("hello.service", hello.hash(), TargetState.LAUNCHED),
+        await reg.create_unit(UnitRecord("hello.service", hello.hash(), DesiredState.LAUNCHED),
                               hello.serialize())
         client = Client(reg, out=lambda s: None, err=lambda s: None, attempt_seconds=2)
 
@@ -165,7 +165,7 @@ def test_a_broken_watch_is_reopened_after_a_full_read() -> None:
         task = asyncio.create_task(later())
         kv.reset()
         await asyncio.wait_for(client.wait_for(["hello.service"],
-                                               client.reached(TargetState.LAUNCHED), 1), 10)
+                                               client.reached(DesiredState.LAUNCHED), 1), 10)
         await task
         assert kv.prefixes["/unitctl/units/"] == 2  # the first read and the one after the break
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from unitctl.engine.commit import Group, pack, plan_groups
-from unitctl.engine.view import EngineView, TargetSchedule
-from unitctl.model import ScheduleEntry, TargetState, UnitRecord
+from unitctl.engine.view import EngineView, PlannedSchedule
+from unitctl.model import DesiredState, ScheduleEntry, UnitRecord
 from unitctl.registry import codec
 from unitctl.registry.keys import Keys
 from unitctl.registry.kv import Delete, Put, mod_is
 
 K = Keys("/p/")
-L = TargetState.LAUNCHED
+L = DesiredState.LAUNCHED
 A = ScheduleEntry("a.service", "h", L)
 
 
@@ -23,12 +23,12 @@ def view(placements: dict[str, str], schedules: dict[str, dict[str, ScheduleEntr
 
 def test_no_change_no_groups() -> None:
     v = view({"a.service": "m1"}, {"m1": {"a.service": A}})
-    assert plan_groups(K, v, TargetSchedule({"a.service": "m1"}, {"m1": {"a.service": A}})) == []
+    assert plan_groups(K, v, PlannedSchedule({"a.service": "m1"}, {"m1": {"a.service": A}})) == []
 
 
 def test_a_move_is_one_group_guarded_by_the_unit_revisions() -> None:
     v = view({"a.service": "m1"}, {"m1": {"a.service": A}})
-    groups = plan_groups(K, v, TargetSchedule({"a.service": "m2"}, {"m2": {"a.service": A}}))
+    groups = plan_groups(K, v, PlannedSchedule({"a.service": "m2"}, {"m2": {"a.service": A}}))
     assert groups == [([mod_is(K.placement("a.service"), 6), mod_is(K.unit("a.service"), 5)],
                        [Put(K.placement("a.service"), b"m2"),
                         Delete(K.scheduled("m1", "a.service")),
@@ -37,7 +37,7 @@ def test_a_move_is_one_group_guarded_by_the_unit_revisions() -> None:
 
 def test_globals_and_explanations_are_unguarded_single_ops() -> None:
     v = view({}, {"m1": {"g.service": A}}, {"a.service": {"": "old"}})
-    target = TargetSchedule({}, {}, {"a.service": {"": "new"}})
+    target = PlannedSchedule({}, {}, {"a.service": {"": "new"}})
     assert plan_groups(K, v, target) == [
         ([], [Delete(K.scheduled("m1", "g.service"))]),
         ([], [Put(K.explanation("a.service"), codec.encode_explanation({"": "new"}))])]

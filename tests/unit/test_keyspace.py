@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from unitctl.errors import RegistryError
-from unitctl.model import Machine, ScheduleEntry, TargetState, UnitRecord, UnitState
+from unitctl.model import DesiredState, Machine, ScheduleEntry, UnitRecord, UnitState
 from unitctl.registry import codec
 from unitctl.registry.keys import Keys
 from unitctl.registry.keyspace import Entity, KeyRef, Keyspace
@@ -42,8 +42,8 @@ def kv(key: str, value: bytes, mod_rev: int = 7) -> KeyValue:
 
 
 def test_values_decode_to_their_entity() -> None:
-    rec = UnitRecord("a.service", "h", TargetState.LAUNCHED)
-    entry = ScheduleEntry("a.service", "h", TargetState.LOADED)
+    rec = UnitRecord("a.service", "h", DesiredState.LAUNCHED)
+    entry = ScheduleEntry("a.service", "h", DesiredState.LOADED)
     machine = Machine("m1", "10.0.0.1", {"r": "eu"}, "1")
     state = UnitState("a.service", "m1", "loaded", "active", "running", "h")
     cases = [(K.unit("a.service"), codec.encode_unit(rec), rec),

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from unitctl.model import Machine, Requirements, TargetState
+from unitctl.model import DesiredState, Machine, Requirements
 from unitctl.scheduler import (
     Action,
     ClusterSnapshot,
@@ -18,14 +18,14 @@ from unitctl.scheduler import (
 )
 
 M1, M2, M3 = ("1" * 8 + "0" * 24, "2" * 8 + "0" * 24, "3" * 8 + "0" * 24)
-LAUNCHED, INACTIVE = TargetState.LAUNCHED, TargetState.INACTIVE
+LAUNCHED, INACTIVE = DesiredState.LAUNCHED, DesiredState.INACTIVE
 
 
 def machine(mid: str, **metadata: str) -> Machine:
     return Machine(id=mid, metadata=metadata)
 
 
-def unit(name: str, desired: TargetState = LAUNCHED, **rules: object) -> UnitInfo:
+def unit(name: str, desired: DesiredState = LAUNCHED, **rules: object) -> UnitInfo:
     metadata = rules.pop("metadata", {})
     assert isinstance(metadata, dict)
     req = Requirements(metadata={k: frozenset(v) for k, v in metadata.items()}, **rules)  # type: ignore[arg-type]
@@ -388,7 +388,7 @@ def test_machine_loss_replaces_units_in_the_same_round() -> None:
 
 
 def test_desired_inactive_unschedules() -> None:
-    units = [unit("a.service", INACTIVE), unit("b.service", TargetState.LOADED)]
+    units = [unit("a.service", INACTIVE), unit("b.service", DesiredState.LOADED)]
     plan = schedule(snap(THREE, units, {"a.service": M1, "b.service": M2}))
     assert plan.decisions == (Decision(Action.UNSCHEDULE, "a.service", M1,
                                        "desired state is inactive"),)

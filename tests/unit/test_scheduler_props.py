@@ -15,7 +15,7 @@ from typing import TypeVar
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from unitctl.model import Machine, Requirements, TargetState
+from unitctl.model import DesiredState, Machine, Requirements
 from unitctl.scheduler import Action, ClusterSnapshot, Plan, UnitInfo, schedule
 from unitctl.xfleet import conflicts_between, replaces
 
@@ -54,7 +54,7 @@ requirements = st.builds(
     is_global=st.sampled_from([False, False, False, True]),
 )
 desired_states = st.sampled_from(
-    [TargetState.LAUNCHED, TargetState.LAUNCHED, TargetState.LOADED, TargetState.INACTIVE])
+    [DesiredState.LAUNCHED, DesiredState.LAUNCHED, DesiredState.LOADED, DesiredState.INACTIVE])
 machine_metadata = st.dictionaries(st.sampled_from(KEYS), st.sampled_from(VALUES), max_size=2)
 
 

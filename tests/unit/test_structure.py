@@ -23,7 +23,7 @@ PURE = [
     "unitctl.agent.reconcile", "unitctl.agent.tasks", "unitctl.agent.fencing",
     "unitctl.registry.keys", "unitctl.registry.codec", "unitctl.registry.keyspace",
     "unitctl.registry.connection",
-    "unitctl.engine.view", "unitctl.engine.commit", "unitctl.engine.target",
+    "unitctl.engine.view", "unitctl.engine.commit", "unitctl.engine.planned",
     "unitctl.systemd.states", "unitctl.systemd.api",
     "unitctl.docker.argv", "unitctl.docker.spec",
     "unitctl.generate", "unitctl.generate.spec", "unitctl.generate.values",

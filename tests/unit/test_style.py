@@ -17,7 +17,7 @@ ADAPTERS = {"aetcd": "registry/etcd.py", "grpc": "registry/etcd.py",
             "dbus_fast": "systemd/bus.py"}
 #: modules that must stay pure (no I/O libraries at all)
 PURE = ["unitfile.py", "names.py", "xfleet.py", "model.py", "scheduler", "agent/reconcile.py",
-        "agent/tasks.py", "registry/keys.py", "registry/codec.py", "engine/target.py"]
+        "agent/tasks.py", "registry/keys.py", "registry/codec.py", "engine/planned.py"]
 IO_MODULES = {"aetcd", "grpc", "dbus_fast", "subprocess", "socket", "asyncio", "os", "shutil"}
 
 

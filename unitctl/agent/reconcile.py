@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from unitctl.model import Machine, Requirements, TargetState
+from unitctl.model import DesiredState, Machine, Requirements
 from unitctl.xfleet import conflicts_between
 
 from .tasks import Task, TaskReason, TaskType
@@ -22,7 +22,7 @@ class DesiredUnit:
 
     name: str
     hash: str
-    desired: TargetState
+    desired: DesiredState
     req: Requirements
 
 
@@ -84,7 +84,7 @@ def compute_tasks(desired: Mapping[str, DesiredUnit],
 
 
 def _unit_tasks(want: DesiredUnit | None, have: CurrentUnit | None, name: str) -> list[Task]:
-    if want is None or want.desired is TargetState.INACTIVE:
+    if want is None or want.desired is DesiredState.INACTIVE:
         return [Task(TaskType.UNLOAD, name, TaskReason.NOT_SCHEDULED.value)] if have else []
     out: list[Task] = []
     started = bool(have and have.hash == want.hash and have.started)
@@ -93,8 +93,8 @@ def _unit_tasks(want: DesiredUnit | None, have: CurrentUnit | None, name: str) -
     elif have.hash != want.hash:
         out += [Task(TaskType.UNLOAD, name, TaskReason.HASH_DIFFERS.value),
                 Task(TaskType.LOAD, name, TaskReason.HASH_DIFFERS.value)]
-    if want.desired is TargetState.LAUNCHED and not started:
+    if want.desired is DesiredState.LAUNCHED and not started:
         out.append(Task(TaskType.START, name, TaskReason.WANT_LAUNCHED.value))
-    if want.desired is TargetState.LOADED and started:
+    if want.desired is DesiredState.LOADED and started:
         out.append(Task(TaskType.STOP, name, TaskReason.WANT_LOADED.value))
     return out

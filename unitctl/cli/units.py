@@ -21,7 +21,7 @@ from unitctl.client.facade import Client
 from unitctl.client.resolve import existing
 from unitctl.client.views import Snapshot
 from unitctl.errors import RemoteCommandError, UnitctlError
-from unitctl.model import TargetState, UnitRecord
+from unitctl.model import DesiredState, UnitRecord
 
 
 def _no_units() -> None:
@@ -78,7 +78,7 @@ def submit(sess: Session, units: tuple[str, ...], replace: bool) -> None:
 # ------------------------------------------------------------------ load / start
 
 
-def _activate(sess: Session, units: Sequence[str], target: TargetState, verb: str,
+def _activate(sess: Session, units: Sequence[str], target: DesiredState, verb: str,
               no_block: bool, block_attempts: int, replace: bool) -> None:
     if not units:
         _no_units()
@@ -89,7 +89,7 @@ def _activate(sess: Session, units: Sequence[str], target: TargetState, verb: st
         written = await c.submit(resolved, replace, verb)
         if not no_block:
             for rec in written:
-                if rec.desired is TargetState.INACTIVE:
+                if rec.desired is DesiredState.INACTIVE:
                     c.out(f"Unit {rec.name} inactive")
         records = await c.submitted(resolved, written)
         texts = {lu.name: lu.unit for lu in resolved if lu.unit is not None}
@@ -115,7 +115,7 @@ def _activate(sess: Session, units: Sequence[str], target: TargetState, verb: st
 def load(sess: Session, units: tuple[str, ...], no_block: bool, block_attempts: int,
          replace: bool) -> None:
     """Submit units if needed and load them on a machine (desired state loaded)."""
-    _activate(sess, units, TargetState.LOADED, "load", no_block, block_attempts, replace)
+    _activate(sess, units, DesiredState.LOADED, "load", no_block, block_attempts, replace)
 
 
 @click.command("start")
@@ -126,13 +126,13 @@ def load(sess: Session, units: tuple[str, ...], no_block: bool, block_attempts: 
 def start(sess: Session, units: tuple[str, ...], no_block: bool, block_attempts: int,
           replace: bool) -> None:
     """Submit and load units if needed, and start them (desired state launched)."""
-    _activate(sess, units, TargetState.LAUNCHED, "start", no_block, block_attempts, replace)
+    _activate(sess, units, DesiredState.LAUNCHED, "start", no_block, block_attempts, replace)
 
 
 # ------------------------------------------------------------------ stop / unload
 
 
-def _lower(sess: Session, units: Sequence[str], target: TargetState, verb: str,
+def _lower(sess: Session, units: Sequence[str], target: DesiredState, verb: str,
            no_block: bool, block_attempts: int,
            check: Callable[[Snapshot, str], None] | None) -> list[str] | None:
     """Set a lower desired state; return the non-global units waited for."""
@@ -165,7 +165,7 @@ def _lower(sess: Session, units: Sequence[str], target: TargetState, verb: str,
 
 def _must_be_active(verb: str) -> Callable[[Snapshot, str], None]:
     def check(snap: Snapshot, name: str) -> None:
-        if snap.current(name) is TargetState.INACTIVE:
+        if snap.current(name) is DesiredState.INACTIVE:
             raise UnitctlError(f"Unable to {verb} unit {name} in state inactive")
     return check
 
@@ -181,7 +181,7 @@ def _go_list(names: Sequence[str]) -> str:
 @pass_session
 def stop(sess: Session, units: tuple[str, ...], no_block: bool, block_attempts: int) -> None:
     """Stop units (desired state loaded); they stay loaded on their machine."""
-    done = _lower(sess, units, TargetState.LOADED, "stop", no_block, block_attempts,
+    done = _lower(sess, units, DesiredState.LOADED, "stop", no_block, block_attempts,
                   _must_be_active("stop"))
     if done is not None:
         click.echo(f"Successfully stopped units {_go_list(done)}.", err=True)
@@ -193,7 +193,7 @@ def stop(sess: Session, units: tuple[str, ...], no_block: bool, block_attempts: 
 @pass_session
 def unload(sess: Session, units: tuple[str, ...], no_block: bool, block_attempts: int) -> None:
     """Stop and unload units from their machines (desired state inactive)."""
-    done = _lower(sess, units, TargetState.INACTIVE, "unload", no_block, block_attempts, None)
+    done = _lower(sess, units, DesiredState.INACTIVE, "unload", no_block, block_attempts, None)
     if done is not None:
         click.echo(f"Successfully unloaded units {_go_list(done)}.", err=True)
 
@@ -266,12 +266,12 @@ async def _restart_one(c: Client, snap: Snapshot, rec: UnitRecord, block_attempt
     name = rec.name
     # fleet stops only a launched unit; a unit that should run but does not
     # (failed) is stopped too, else setting "launched" again would do nothing
-    if snap.current(name) is TargetState.LAUNCHED or rec.desired is TargetState.LAUNCHED:
-        since = await c.set_states([rec], TargetState.LOADED)
-        await c.wait_for([name], c.reached(TargetState.LOADED, since), block_attempts,
+    if snap.current(name) is DesiredState.LAUNCHED or rec.desired is DesiredState.LAUNCHED:
+        since = await c.set_states([rec], DesiredState.LOADED)
+        await c.wait_for([name], c.reached(DesiredState.LOADED, since), block_attempts,
                          what="report state loaded")
-    since = await c.set_states([rec], TargetState.LAUNCHED)
-    await c.wait_for([name], c.reached(TargetState.LAUNCHED, since), block_attempts,
+    since = await c.set_states([rec], DesiredState.LAUNCHED)
+    await c.wait_for([name], c.reached(DesiredState.LAUNCHED, since), block_attempts,
                      what="report state launched")
 
 

@@ -24,7 +24,7 @@ from unitctl.client import wait as waiting
 from unitctl.client.resolve import LocalUnit, Resolver, require_records
 from unitctl.client.views import Bodies, Explanation, Snapshot, UnitFileInfo
 from unitctl.client.wait import Predicate, Waiter
-from unitctl.model import Machine, TargetState, UnitRecord, UnitState
+from unitctl.model import DesiredState, Machine, UnitRecord, UnitState
 from unitctl.registry.registry import Registry
 from unitctl.unitfile import UnitFile
 
@@ -86,11 +86,11 @@ class Client:
         """The stored records of ``names`` (one read each); every one must exist."""
         return await require_records(self.registry, names)
 
-    async def set_state(self, names: Sequence[str], target: TargetState) -> int:
+    async def set_state(self, names: Sequence[str], target: DesiredState) -> int:
         """Set the desired state of existing units; return the revision before."""
         return await self.set_states(await self.records(names), target)
 
-    async def set_states(self, records: Sequence[UnitRecord], target: TargetState) -> int:
+    async def set_states(self, records: Sequence[UnitRecord], target: DesiredState) -> int:
         """Set the desired state of units already read; return the revision before."""
         return await intent.set_desired(self.registry, records, target)
 

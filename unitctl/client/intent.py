@@ -14,14 +14,14 @@ from dataclasses import dataclass
 
 from unitctl.client.resolve import LocalUnit, refuse_template
 from unitctl.errors import NotFoundError
-from unitctl.model import TargetState, UnitRecord
+from unitctl.model import DesiredState, UnitRecord
 from unitctl.registry.registry import Registry
 
 #: fleet's checkReplaceUnitState: the desired states a command may replace a unit in.
-REPLACE_ALLOWED: Mapping[str, frozenset[TargetState]] = {
-    "submit": frozenset({TargetState.INACTIVE}),
-    "load": frozenset({TargetState.INACTIVE, TargetState.LOADED}),
-    "start": frozenset({TargetState.INACTIVE, TargetState.LOADED, TargetState.LAUNCHED}),
+REPLACE_ALLOWED: Mapping[str, frozenset[DesiredState]] = {
+    "submit": frozenset({DesiredState.INACTIVE}),
+    "load": frozenset({DesiredState.INACTIVE, DesiredState.LOADED}),
+    "start": frozenset({DesiredState.INACTIVE, DesiredState.LOADED, DesiredState.LAUNCHED}),
 }
 
 Say = Callable[[str], None]
@@ -35,7 +35,7 @@ class _Plan:
     replace: list[tuple[int, LocalUnit, UnitRecord]]
 
 
-def _plan(units: Sequence[LocalUnit], replace: bool, allowed: frozenset[TargetState],
+def _plan(units: Sequence[LocalUnit], replace: bool, allowed: frozenset[DesiredState],
           out: Say, err: Say) -> _Plan:
     """Decide every unit's write before any is made (printing fleet's notices)."""
     plan = _Plan([], [])
@@ -45,7 +45,7 @@ def _plan(units: Sequence[LocalUnit], replace: bool, allowed: frozenset[TargetSt
         if rec is None:
             if lu.unit is None:
                 raise NotFoundError(f"Unit {lu.name} not found")
-            known[lu.name] = UnitRecord(lu.name, lu.unit.hash(), TargetState.INACTIVE)
+            known[lu.name] = UnitRecord(lu.name, lu.unit.hash(), DesiredState.INACTIVE)
             plan.create.append((i, lu))
             continue
         if lu.unit is None or lu.kind == "registry-template":
@@ -80,7 +80,7 @@ async def submit(registry: Registry, units: Sequence[LocalUnit], replace: bool,
     plan = _plan(units, replace, REPLACE_ALLOWED.get(command, REPLACE_ALLOWED["submit"]),
                  out, err)
     written: list[tuple[int, UnitRecord]] = []
-    news = [(i, UnitRecord(lu.name, lu.unit.hash(), TargetState.INACTIVE), lu.unit.serialize())
+    news = [(i, UnitRecord(lu.name, lu.unit.hash(), DesiredState.INACTIVE), lu.unit.serialize())
             for i, lu in plan.create if lu.unit is not None]
     created = await registry.create_units([(rec, body) for _, rec, body in news])
     written += [(i, rec) for (i, rec, _), ok in zip(news, created, strict=True) if ok]
@@ -101,14 +101,14 @@ def after_submit(units: Sequence[LocalUnit],
 
 
 async def set_desired(registry: Registry, records: Sequence[UnitRecord],
-                      target: TargetState) -> int:
+                      target: DesiredState) -> int:
     """Set the desired state of existing units; return the revision before.
 
     Every unit is checked (not a template for a non-inactive state) before
     any is changed.
     """
-    if target is not TargetState.INACTIVE:
-        verb = "start" if target is TargetState.LAUNCHED else "load"
+    if target is not DesiredState.INACTIVE:
+        verb = "start" if target is DesiredState.LAUNCHED else "load"
         for rec in records:
             refuse_template(rec.name, verb)
     since = await registry.revision()

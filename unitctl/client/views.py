@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from unitctl import xfleet
 from unitctl.cli.output import machine_legend, short_reason
 from unitctl.errors import InvalidUnitError, NotFoundError
-from unitctl.model import Machine, Requirements, TargetState, UnitRecord, UnitState
+from unitctl.model import DesiredState, Machine, Requirements, UnitRecord, UnitState
 from unitctl.registry.registry import Registry
 from unitctl.unitfile import UnitFile
 
@@ -54,14 +54,14 @@ class Snapshot:
             return None, None
         return machine, self.states.get(name, {}).get(machine)
 
-    def current(self, name: str) -> TargetState:
+    def current(self, name: str) -> DesiredState:
         """fleet's derived current state of a non-global unit."""
         _, stored = self.placed_state(name)
         if stored is None:
-            return TargetState.INACTIVE
+            return DesiredState.INACTIVE
         if stored.state.active in RUNNING_STATES:
-            return TargetState.LAUNCHED
-        return TargetState.LOADED
+            return DesiredState.LAUNCHED
+        return DesiredState.LOADED
 
     def legend(self, machine_id: str, full: bool = False) -> str:
         """fleet's ``machineFullLegend``: ``113f16a7.../10.0.0.1``."""
@@ -70,7 +70,7 @@ class Snapshot:
     def unplaceable(self, name: str) -> Mapping[str, str] | None:
         """The engine's reasons when a unit wants a machine but has none."""
         rec = self.units.get(name)
-        if rec is None or rec.desired is TargetState.INACTIVE or name in self.placements:
+        if rec is None or rec.desired is DesiredState.INACTIVE or name in self.placements:
             return None
         return self.explanations.get(name)
 
@@ -157,8 +157,8 @@ class UnitFileInfo:
 
     name: str
     hash: str
-    desired: TargetState
-    state: TargetState | None  # None for global units
+    desired: DesiredState
+    state: DesiredState | None  # None for global units
     is_global: bool
     target: str | None  # machine id of the placement
     target_machine: Machine | None
@@ -203,7 +203,7 @@ class Explanation:
 
     record: UnitRecord
     is_global: bool
-    state: TargetState | None
+    state: DesiredState | None
     placement: str | None
     placement_machine: Machine | None
     reported: tuple[UnitState, ...]

@@ -30,7 +30,7 @@ from unitctl.client.views import (
 )
 from unitctl.errors import SystemdError, UnitctlError, UnschedulableError, WaitTimeout
 from unitctl.loop import wake_or_timeout, watch_wakes
-from unitctl.model import Machine, TargetState, UnitRecord
+from unitctl.model import DesiredState, Machine, UnitRecord
 from unitctl.registry.kv import Event
 from unitctl.registry.registry import Registry
 
@@ -45,7 +45,7 @@ V = TypeVar("V")
 PER_UNIT_WATCHES = 4
 
 
-def reached(target: TargetState, since: int = 0) -> Predicate:
+def reached(target: DesiredState, since: int = 0) -> Predicate:
     """A predicate: the unit's derived state is ``target`` (with its current body).
 
     Reports that failed after revision ``since`` end the wait with an error.
@@ -54,7 +54,7 @@ def reached(target: TargetState, since: int = 0) -> Predicate:
     def check(snap: Snapshot, name: str) -> str | None:
         rec = snap.units.get(name)
         machine, stored = snap.placed_state(name)
-        if target is TargetState.INACTIVE:
+        if target is DesiredState.INACTIVE:
             return f"Unit {name} inactive" if stored is None else None
         if rec is None or machine is None or stored is None:
             return None
@@ -65,7 +65,7 @@ def reached(target: TargetState, since: int = 0) -> Predicate:
         legend = snap.legend(machine)
         if fresh and st.load in BAD_LOAD_STATES:
             raise SystemdError(f"Unit {name} failed to load on {legend}: load={st.load}")
-        if target is TargetState.LOADED:
+        if target is DesiredState.LOADED:
             if st.active in RUNNING_STATES:
                 return None
             return f"Unit {name} loaded on {legend}"

@@ -1,8 +1,8 @@
-"""The plan -> writes diff: an engine view and its target as guarded registry writes (pure).
+"""The plan -> writes diff: a view and its planned schedule as guarded registry writes (pure).
 
 :func:`plan_groups` lists the (compares, ops) groups that bring the registry
 from an :class:`~unitctl.engine.view.EngineView` to a
-:class:`~unitctl.engine.view.TargetSchedule`; :func:`pack` packs them into
+:class:`~unitctl.engine.view.PlannedSchedule`; :func:`pack` packs them into
 transactions under etcd's size limit, ready for
 :meth:`~unitctl.registry.registry.Registry.commit`. All ops of one non-global
 unit form one group guarded by that unit's revisions as read, so a unit is
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from unitctl.engine.view import EngineView, TargetSchedule
+from unitctl.engine.view import EngineView, PlannedSchedule
 from unitctl.registry import codec
 from unitctl.registry.keys import Keys
 from unitctl.registry.kv import MAX_TXN_OPS, Delete, Group, Op, Put, mod_is
@@ -22,23 +22,23 @@ from unitctl.registry.kv import MAX_TXN_OPS, Delete, Group, Op, Put, mod_is
 __all__ = ["MAX_TXN_OPS", "Group", "pack", "plan_groups"]
 
 
-def _unit_ops(keys: Keys, view: EngineView, target: TargetSchedule, name: str,
+def _unit_ops(keys: Keys, view: EngineView, planned: PlannedSchedule, name: str,
               scheduled_on: Mapping[str, list[str]]) -> Group:
-    """The compares and ops that bring one non-global unit's placement to target.
+    """The compares and ops that bring one non-global unit's placement to the planned one.
 
     ``scheduled_on`` maps a unit to the machines whose schedule holds it in
     ``view`` (an index: scanning every machine per unit is O(units x machines)).
     """
     ops: list[Op] = []
-    old_m, new_m = view.placements.get(name), target.placements.get(name)
+    old_m, new_m = view.placements.get(name), planned.placements.get(name)
     if old_m != new_m:
         ops.append(Put(keys.placement(name), new_m.encode()) if new_m
                    else Delete(keys.placement(name)))
     for m in scheduled_on.get(name, ()):
-        if m != new_m or name not in target.schedules.get(m, {}):
+        if m != new_m or name not in planned.schedules.get(m, {}):
             ops.append(Delete(keys.scheduled(m, name)))
     if new_m:
-        want = target.schedules.get(new_m, {}).get(name)
+        want = planned.schedules.get(new_m, {}).get(name)
         have = view.schedules.get(new_m, {}).get(name)
         if want is not None and want != have:
             ops.append(Put(keys.scheduled(new_m, name), codec.encode_entry(want)))
@@ -50,12 +50,12 @@ def _unit_ops(keys: Keys, view: EngineView, target: TargetSchedule, name: str,
     return compares, ops
 
 
-def _free_ops(keys: Keys, view: EngineView, target: TargetSchedule,
+def _free_ops(keys: Keys, view: EngineView, planned: PlannedSchedule,
               placed: set[str]) -> list[Op]:
     """Schedule ops for units without a placement key (global units, leftovers)."""
     ops: list[Op] = []
-    for m in sorted(set(view.schedules) | set(target.schedules)):
-        have, want = view.schedules.get(m, {}), target.schedules.get(m, {})
+    for m in sorted(set(view.schedules) | set(planned.schedules)):
+        have, want = view.schedules.get(m, {}), planned.schedules.get(m, {})
         for name in sorted(set(have) | set(want)):
             if name in placed:
                 continue
@@ -66,10 +66,10 @@ def _free_ops(keys: Keys, view: EngineView, target: TargetSchedule,
     return ops
 
 
-def _explain_ops(keys: Keys, view: EngineView, target: TargetSchedule) -> list[Op]:
+def _explain_ops(keys: Keys, view: EngineView, planned: PlannedSchedule) -> list[Op]:
     ops: list[Op] = []
-    for name in sorted(set(view.explanations) | set(target.explanations)):
-        want = target.explanations.get(name)
+    for name in sorted(set(view.explanations) | set(planned.explanations)):
+        want = planned.explanations.get(name)
         if want is None:
             ops.append(Delete(keys.explanation(name)))
         elif dict(view.explanations.get(name, {})) != dict(want):
@@ -77,24 +77,24 @@ def _explain_ops(keys: Keys, view: EngineView, target: TargetSchedule) -> list[O
     return ops
 
 
-def plan_groups(keys: Keys, view: EngineView, target: TargetSchedule) -> list[Group]:
-    """The view→target difference as groups of (compares, ops).
+def plan_groups(keys: Keys, view: EngineView, planned: PlannedSchedule) -> list[Group]:
+    """The view → planned difference as groups of (compares, ops).
 
     All ops of one non-global unit form one group, guarded by that unit's
     revisions, so a unit is never in two schedules at once. Other ops
     (global units, explanations) come in unguarded groups of one op.
     """
-    placed = set(view.placements) | set(target.placements)
+    placed = set(view.placements) | set(planned.placements)
     scheduled_on: dict[str, list[str]] = {}
     for m, entries in view.schedules.items():
         for name in entries:
             scheduled_on.setdefault(name, []).append(m)
     groups: list[Group] = []
     for name in sorted(placed):
-        c, o = _unit_ops(keys, view, target, name, scheduled_on)
+        c, o = _unit_ops(keys, view, planned, name, scheduled_on)
         if o:
             groups.append((c, o))
-    free = _free_ops(keys, view, target, placed) + _explain_ops(keys, view, target)
+    free = _free_ops(keys, view, planned, placed) + _explain_ops(keys, view, planned)
     groups.extend(([], [op]) for op in free)
     return groups
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from unitctl.engine.commit import pack, plan_groups
 from unitctl.engine.mirror import Mirror, read_view
-from unitctl.engine.target import build_snapshot, mass_loss, target_schedule
+from unitctl.engine.planned import build_snapshot, mass_loss, planned_schedule
 from unitctl.engine.view import EngineView
 from unitctl.errors import ConflictError, InvalidUnitError, RegistryError
 from unitctl.loop import checkpoint, raise_if_ended, wake_or_timeout, watch_wakes
@@ -150,8 +150,8 @@ class Engine:
         good = {n: r for n, r in reqs.items() if isinstance(r, Requirements)}
         bad = {n: r for n, r in reqs.items() if isinstance(r, str)}
         plan = schedule(build_snapshot(view, good))
-        target = target_schedule(view, plan, bad)
-        done = await self.registry.commit(pack(plan_groups(self.registry.keys, view, target)),
+        planned = planned_schedule(view, plan, bad)
+        done = await self.registry.commit(pack(plan_groups(self.registry.keys, view, planned)),
                                           lead)
         if mirror and done.ops:
             # the next round must see our own writes, or it would redo them

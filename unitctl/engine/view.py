@@ -3,7 +3,7 @@
 An :class:`EngineView` is the engine's input, read from the registry (once, or
 kept live by the :class:`~unitctl.engine.mirror.Mirror`) with the revision of
 every unit and placement key, so the commit can be guarded by them. A
-:class:`TargetSchedule` is the round's output; :mod:`unitctl.engine.commit`
+:class:`PlannedSchedule` is the round's output; :mod:`unitctl.engine.commit`
 turns the difference between the two into registry writes.
 """
 
@@ -30,7 +30,7 @@ class EngineView:
 
 
 @dataclass(frozen=True, slots=True)
-class TargetSchedule:
+class PlannedSchedule:
     """What the engine wants stored after a round."""
 
     placements: Mapping[str, str]

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from unitctl.errors import RegistryError
-from unitctl.model import Machine, ScheduleEntry, TargetState, UnitRecord, UnitState
+from unitctl.model import DesiredState, Machine, ScheduleEntry, UnitRecord, UnitState
 
 
 def _dump(obj: Mapping[str, Any]) -> bytes:
@@ -35,9 +35,9 @@ def _str(key: str, obj: Mapping[str, Any], field: str, default: str | None = Non
     return value
 
 
-def _desired(key: str, obj: Mapping[str, Any]) -> TargetState:
+def _desired(key: str, obj: Mapping[str, Any]) -> DesiredState:
     try:
-        return TargetState(_str(key, obj, "desired"))
+        return DesiredState(_str(key, obj, "desired"))
     except ValueError as exc:
         raise RegistryError(f"corrupt value at {key}: bad desired state") from exc
 

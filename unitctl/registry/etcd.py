@@ -31,6 +31,7 @@ from unitctl.errors import ConfigError, RegistryError, RegistryUnavailable
 from unitctl.registry.connection import EtcdConfig
 from unitctl.registry.kv import (
     Compare,
+    CompareField,
     Delete,
     Event,
     EventKind,
@@ -38,7 +39,6 @@ from unitctl.registry.kv import (
     Op,
     Put,
     Range,
-    Target,
 )
 
 T = TypeVar("T")
@@ -145,8 +145,8 @@ def _short(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-_CMP_TARGET = {Target.VALUE: "value", Target.VERSION: "version", Target.CREATE: "create",
-               Target.MOD: "mod"}
+_CMP_FIELD = {CompareField.VALUE: "value", CompareField.VERSION: "version",
+              CompareField.CREATE: "create", CompareField.MOD: "mod"}
 
 
 class EtcdKV:
@@ -221,7 +221,7 @@ class EtcdKV:
     def _compare(self, c: Compare) -> Any:
         key = c.key.encode()
         range_end = aetcd.utils.prefix_range_end(key) if c.prefix else None
-        cmp = getattr(self._c.transactions, _CMP_TARGET[c.target])(key, range_end)
+        cmp = getattr(self._c.transactions, _CMP_FIELD[c.field])(key, range_end)
         operand = c.operand
         if c.op == "==":
             return cmp == operand

@@ -40,7 +40,7 @@ class KeyValue:
     lease: int = 0
 
 
-class Target(enum.Enum):
+class CompareField(enum.Enum):
     """What a :class:`Compare` looks at."""
 
     VALUE = "value"
@@ -51,10 +51,10 @@ class Target(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Compare:
-    """``target(key) op operand``; ``prefix=True`` compares every key under ``key``."""
+    """``field(key) op operand``; ``prefix=True`` compares every key under ``key``."""
 
     key: str
-    target: Target
+    field: CompareField
     op: str  # one of == != < >
     operand: int | bytes
     prefix: bool = False
@@ -108,17 +108,17 @@ class Range:
 
 def mod_is(key: str, rev: int) -> Compare:
     """Compare: key's mod revision equals ``rev`` (0 = the key is absent)."""
-    return Compare(key, Target.MOD, "==", rev)
+    return Compare(key, CompareField.MOD, "==", rev)
 
 
 def value_is(key: str, value: bytes) -> Compare:
     """Compare: key exists and holds ``value``."""
-    return Compare(key, Target.VALUE, "==", value)
+    return Compare(key, CompareField.VALUE, "==", value)
 
 
 def prefix_empty(prefix: str) -> Compare:
     """Compare: no key exists under ``prefix``."""
-    return Compare(prefix, Target.VERSION, "==", 0, prefix=True)
+    return Compare(prefix, CompareField.VERSION, "==", 0, prefix=True)
 
 
 class KV(Protocol):

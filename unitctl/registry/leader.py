@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from unitctl.registry.keys import Keys
-from unitctl.registry.kv import KV, Compare, Delete, Put, Target, mod_is, value_is
+from unitctl.registry.kv import KV, Compare, CompareField, Delete, Put, mod_is, value_is
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +48,9 @@ class LeaderElection:
 
     async def resign(self, lead: Leadership) -> None:
         k = self.keys.leader
-        await self.kv.txn([Compare(k, Target.CREATE, "==", lead.create_rev)], [Delete(k)])
+        await self.kv.txn([Compare(k, CompareField.CREATE, "==", lead.create_rev)], [Delete(k)])
 
     def guard(self, lead: Leadership) -> list[Compare]:
         """Compares that hold only while ``lead`` is the current term."""
-        return [Compare(self.keys.leader, Target.CREATE, "==", lead.create_rev),
+        return [Compare(self.keys.leader, CompareField.CREATE, "==", lead.create_rev),
                 value_is(self.keys.leader, lead.machine_id.encode())]

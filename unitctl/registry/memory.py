@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from unitctl.errors import RegistryError, RegistryUnavailable
 from unitctl.registry.kv import (
     Compare,
+    CompareField,
     Delete,
     Event,
     EventKind,
@@ -25,7 +26,6 @@ from unitctl.registry.kv import (
     Op,
     Put,
     Range,
-    Target,
 )
 
 
@@ -43,14 +43,15 @@ class _Watcher:
 
 
 def _compare_one(c: Compare, kv: KeyValue | None) -> bool:
-    if c.target is Target.VALUE:
+    if c.field is CompareField.VALUE:
         if kv is None:
             return False
         actual: int | bytes = kv.value
     else:
         actual = 0 if kv is None else {
-            Target.VERSION: kv.version, Target.CREATE: kv.create_rev, Target.MOD: kv.mod_rev,
-        }[c.target]
+            CompareField.VERSION: kv.version, CompareField.CREATE: kv.create_rev,
+            CompareField.MOD: kv.mod_rev,
+        }[c.field]
     return _apply_op(c.op, actual, c.operand)
 
 
@@ -162,7 +163,7 @@ class MemoryKV:
             return _compare_one(c, self._data.get(c.key))
         keys = self._scan(c.key)
         if not keys:
-            return c.target is not Target.VALUE and _compare_one(c, None)
+            return c.field is not CompareField.VALUE and _compare_one(c, None)
         return all(_compare_one(c, self._data[k]) for k in keys)
 
     # -- the KV port -----------------------------------------------------

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 
-from unitctl.model import Machine, ScheduleEntry, TargetState, UnitRecord, UnitState
+from unitctl.model import DesiredState, Machine, ScheduleEntry, UnitRecord, UnitState
 from unitctl.registry import schema
 from unitctl.registry.keys import Keys, normalize_prefix
 from unitctl.registry.keyspace import Keyspace, Record
@@ -98,7 +98,7 @@ class Registry:
         """See :meth:`UnitStore.create_units`."""
         return await self.units.create_units(units)
 
-    async def set_desired(self, name: str, desired: TargetState) -> UnitRecord:
+    async def set_desired(self, name: str, desired: DesiredState) -> UnitRecord:
         """Set a unit's desired state (compare-and-swap on the unit key)."""
         return await self.units.set_desired(name, desired)
 

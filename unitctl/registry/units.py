@@ -10,7 +10,7 @@ conditioned on the mod revision read: no update is lost.
 from __future__ import annotations
 
 from unitctl.errors import ConflictError, NotFoundError
-from unitctl.model import TargetState, UnitRecord
+from unitctl.model import DesiredState, UnitRecord
 from unitctl.registry import codec
 from unitctl.registry.keys import Keys
 from unitctl.registry.keyspace import Keyspace
@@ -108,7 +108,7 @@ class UnitStore:
         await self.collect_body(old.hash)
         return True
 
-    async def set_desired(self, name: str, desired: TargetState) -> UnitRecord:
+    async def set_desired(self, name: str, desired: DesiredState) -> UnitRecord:
         """Set a unit's desired state (compare-and-swap on the unit key)."""
         k = self.keys.unit(name)
         for _ in range(20):

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from unitctl.glob import matches_glob
-from unitctl.model import Machine, Requirements, TargetState
+from unitctl.model import DesiredState, Machine, Requirements
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,13 +25,13 @@ class UnitInfo:
 
     name: str
     hash: str
-    desired: TargetState
+    desired: DesiredState
     req: Requirements
 
     @property
     def active(self) -> bool:
         """Tell whether the unit should run somewhere (desired state != inactive)."""
-        return self.desired is not TargetState.INACTIVE
+        return self.desired is not DesiredState.INACTIVE
 
 
 @dataclass(frozen=True, slots=True)

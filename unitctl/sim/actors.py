@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from unitctl.agent.fencing import FENCE_AFTER, PeerReport, Verdict, decide
 from unitctl.agent.reconcile import accept, compute_tasks
-from unitctl.engine.target import schedules_of
+from unitctl.engine.planned import schedules_of
 from unitctl.scheduler import Plan, schedule
 from unitctl.sim.systemd import BODIES, run_now
 from unitctl.sim.world import Node, World

@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 
 from unitctl.agent.executor import Executor
 from unitctl.agent.reconcile import DesiredUnit
-from unitctl.model import Machine, Requirements, ScheduleEntry, TargetState
+from unitctl.model import DesiredState, Machine, Requirements, ScheduleEntry
 from unitctl.scheduler import ClusterSnapshot, Plan, UnitInfo
 from unitctl.sim.systemd import SimSystemd
 from unitctl.sim.workload import make_machines, make_units
 
-LAUNCHED = TargetState.LAUNCHED
-LOADED = TargetState.LOADED
-INACTIVE = TargetState.INACTIVE
+LAUNCHED = DesiredState.LAUNCHED
+LOADED = DesiredState.LOADED
+INACTIVE = DesiredState.INACTIVE
 
 
 @dataclass(frozen=True, slots=True)

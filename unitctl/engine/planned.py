@@ -1,8 +1,8 @@
 """From the engine's view of the registry to the schedule it wants (pure).
 
 ``build_snapshot`` turns an :class:`EngineView` plus parsed requirements into
-the scheduler's :class:`ClusterSnapshot`; ``target_schedule`` turns the
-scheduler's :class:`Plan` into the :class:`TargetSchedule` the registry commits;
+the scheduler's :class:`ClusterSnapshot`; ``planned_schedule`` turns the
+scheduler's :class:`Plan` into the :class:`PlannedSchedule` the registry commits;
 ``mass_loss`` spots the "every machine vanished at once" pattern of an etcd
 outage, which must not trigger a mass re-placement (fleet issues 1289, 1690).
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from unitctl.engine.view import EngineView, TargetSchedule
-from unitctl.model import Requirements, ScheduleEntry, TargetState, UnitRecord
+from unitctl.engine.view import EngineView, PlannedSchedule
+from unitctl.model import DesiredState, Requirements, ScheduleEntry, UnitRecord
 from unitctl.names import is_template
 from unitctl.scheduler import ClusterSnapshot, Plan, UnitInfo
 
@@ -44,15 +44,15 @@ def schedules_of(plan: Plan, units: Mapping[str, UnitRecord | UnitInfo]
     return schedules
 
 
-def target_schedule(view: EngineView, plan: Plan, bad: Mapping[str, str]) -> TargetSchedule:
+def planned_schedule(view: EngineView, plan: Plan, bad: Mapping[str, str]) -> PlannedSchedule:
     """The placements, per-machine schedules and explanations to store."""
     schedules = schedules_of(plan, view.units)
     explanations = {u: dict(r) for u, r in plan.unplaceable.items()
-                    if view.units[u].desired is not TargetState.INACTIVE}
+                    if view.units[u].desired is not DesiredState.INACTIVE}
     for name, error in bad.items():
-        if name in view.units and view.units[name].desired is not TargetState.INACTIVE:
+        if name in view.units and view.units[name].desired is not DesiredState.INACTIVE:
             explanations[name] = {"": BAD_BODY.format(error=error)}
-    return TargetSchedule(dict(plan.placements), schedules, explanations)
+    return PlannedSchedule(dict(plan.placements), schedules, explanations)
 
 
 def mass_loss(view: EngineView) -> tuple[int, int]:
