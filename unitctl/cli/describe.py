@@ -10,9 +10,9 @@ import click
 
 from unitctl import names as unames
 from unitctl.cli.complete import complete_units
-from unitctl.cli.output import format_reasons, machine_legend, short_id
 from unitctl.cli.session import Session, pass_session
 from unitctl.client.views import Explanation
+from unitctl.legend import format_reasons, machine_legend, short_id
 
 
 @click.command("cat")

@@ -12,10 +12,11 @@ from typing import Any
 import click
 
 from unitctl import xfleet
-from unitctl.cli.output import machine_legend, parse_fields, render_json, render_table, short_id
+from unitctl.cli.output import parse_fields, render_json, render_table
 from unitctl.cli.session import Session, pass_session
 from unitctl.client.views import UnitFileInfo
 from unitctl.errors import ConfigError
+from unitctl.legend import machine_legend, short_id
 from unitctl.model import Machine, UnitState
 
 Cell = str | None

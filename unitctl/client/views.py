@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from unitctl import xfleet
-from unitctl.cli.output import machine_legend, short_reason
 from unitctl.errors import InvalidUnitError, NotFoundError
+from unitctl.legend import machine_legend, short_reason
 from unitctl.model import DesiredState, Machine, Requirements, UnitRecord, UnitState
 from unitctl.registry.registry import Registry
 from unitctl.unitfile import UnitFile
