@@ -143,3 +143,78 @@ def test_mirror_and_view_read_100k_schedule_entries(etcd: EtcdCluster,
         finally:
             await reg.close()
     asyncio.run(asyncio.wait_for(go(), 240))
+
+
+async def submit(reg: Registry, name: str, text: str = SERVICE) -> None:
+    uf = UnitFile.parse(text)
+    await reg.create_unit(UnitRecord(name, uf.hash(), DesiredState.LAUNCHED), uf.serialize())
+
+
+def test_poison_unit_key_is_skipped_listed_invalid_and_destroyable(
+        etcd: EtcdCluster, key_prefix: str) -> None:
+    """units/future.service with a desired state from a newer client: the engine
+    still places good.service, the lists exit 0 and name it, destroy removes it."""
+    async def body(sim: InProcessCluster, reg: Registry) -> None:
+        future = reg.keys.unit("future.service")
+        await reg.kv.put(future, json.dumps({"desired": "paused", "hash": "ab" * 20}).encode())
+        await reg.kv.put(reg.keys.scheduled(next(iter(sim.machines)), "future.service"),
+                         b'{"desired": 7}')
+        await submit(reg, "good.service")
+        await eventually(lambda: "good.service" in sim.running(), timeout=20)
+        for verb in ("list-units", "list-unit-files"):
+            r = await unitctl(etcd, key_prefix, verb)
+            assert r.code == 0, r.err
+            assert "future.service is invalid (bad desired state)" in r.err
+        r = await unitctl(etcd, key_prefix, "list-unit-files", "--no-legend")
+        assert r.out.startswith("good.service\t")
+        r = await unitctl(etcd, key_prefix, "destroy", "--no-block", "future.service")
+        assert (r.code, r.out) == (0, "Destroyed future.service\n"), r.err
+        assert await reg.kv.get(future) is None
+        r = await unitctl(etcd, key_prefix, "list-unit-files")
+        assert r.code == 0 and "invalid" not in r.err
+        await submit(reg, "after.service")  # the engine is still at work
+        await eventually(lambda: "after.service" in sim.running(), timeout=20)
+    run_cluster(etcd, key_prefix, 2, body, timeout=90)
+
+
+def test_corrupt_machine_key_never_stops_peer_watch_or_engine(
+        etcd: EtcdCluster, key_prefix: str) -> None:
+    """A corrupt machines/ key: the peer watch keeps following membership and the
+    engine keeps placing units, on every leadership."""
+    async def body(sim: InProcessCluster, reg: Registry) -> None:
+        await reg.kv.put(reg.keys.machine("f" * 32), b"{not json")
+        await reg.kv.put(reg.keys.machine("e" * 32), b'{"id": 5, "metadata": []}')
+        first = next(iter(sim.machines.values()))
+        await submit(reg, "one.service")
+        await eventually(lambda: "one.service" in sim.running(), timeout=20)
+        third = await sim.add(3)
+        await eventually(lambda: third.machine.id in first.agent.peers, timeout=20)
+        assert first.machine.id in third.agent.peers
+        r = await unitctl(etcd, key_prefix, "list-machines", "--no-legend")
+        assert r.code == 0 and len(r.out.splitlines()) == 3, r.err
+        leader = sim.leader()
+        assert leader is not None
+        await sim.kill(leader)  # a new leader reads the corrupt key on taking over
+        await submit(reg, "two.service")
+        await eventually(lambda: "two.service" in sim.running(), timeout=30)
+    run_cluster(etcd, key_prefix, 2, body, timeout=120)
+
+
+def test_agent_body_cache_keeps_only_the_current_schedule(etcd: EtcdCluster,
+                                                          key_prefix: str) -> None:
+    """Each schedule refresh drops the bodies no scheduled unit names (defect 9)."""
+    async def body(sim: InProcessCluster, reg: Registry) -> None:
+        (machine,) = sim.machines.values()
+        texts = [f"[Unit]\nDescription=v{i}\n\n{SERVICE}" for i in range(3)]
+        await submit(reg, "a.service", texts[0])
+        await eventually(lambda: "a.service" in sim.running(), timeout=20)
+        for text in texts[1:]:
+            uf = UnitFile.parse(text)
+            await reg.create_unit(UnitRecord("a.service", uf.hash(), DesiredState.LAUNCHED),
+                                  uf.serialize(), replace=True)
+            await eventually(lambda h=uf.hash(): machine.units.files.get("a.service") is not None
+                             and machine.agent.schedule["a.service"].hash == h, timeout=20)
+        await reg.destroy_unit("a.service")
+        await eventually(lambda: "a.service" not in machine.agent.schedule, timeout=20)
+        assert machine.agent.bodies == {}
+    run_cluster(etcd, key_prefix, 1, body, timeout=90)
