@@ -212,8 +212,9 @@ def test_agent_body_cache_keeps_only_the_current_schedule(etcd: EtcdCluster,
             uf = UnitFile.parse(text)
             await reg.create_unit(UnitRecord("a.service", uf.hash(), DesiredState.LAUNCHED),
                                   uf.serialize(), replace=True)
-            await eventually(lambda h=uf.hash(): machine.units.files.get("a.service") is not None
-                             and machine.agent.schedule["a.service"].hash == h, timeout=20)
+            sha = uf.hash()
+            await eventually(lambda sha=sha: machine.agent.schedule["a.service"].hash == sha
+                             and set(machine.agent.bodies) == {sha}, timeout=20)
         await reg.destroy_unit("a.service")
         await eventually(lambda: "a.service" not in machine.agent.schedule, timeout=20)
         assert machine.agent.bodies == {}
