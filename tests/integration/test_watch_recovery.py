@@ -155,3 +155,32 @@ def test_machine_killed_after_an_etcd_restart_moves_within_ttl(own_etcd: EtcdClu
         assert loop.time() - killed <= TTL + ETCD_EXPIRY_LAG + 1.0
         assert all(len(ms) == 1 for ms in sim.running().values())
     run(own_etcd, body)
+
+
+def test_loops_retry_briefly_but_never_spin_while_etcd_is_down(
+        own_etcd: EtcdCluster, caplog: pytest.LogCaptureFixture) -> None:
+    """Down for 3 s (less than the TTL): every watching loop retries at its short
+    pace (the agent's every 0.5 s, the engine's every 1 s), not in a hot loop and
+    not at its 60 s resync; once etcd is back a new unit runs within 2 s."""
+    outage = 3.0
+
+    async def body(sim: InProcessCluster, reg: Registry) -> None:
+        for m in own_etcd.members:
+            m.kill()
+        caplog.clear()
+        await asyncio.sleep(outage)
+        retries = {"agent": _count(caplog, "agent: schedule watch"),
+                   "engine": _count(caplog, "campaigning again")}
+        for m in own_etcd.members:
+            m.start(own_etcd.initial_cluster, state="existing", token=own_etcd.token)
+        await asyncio.to_thread(own_etcd.wait_healthy)
+        # at most one try per pause, plus the first, per machine
+        assert 0 < retries["agent"] <= len(sim.machines) * (outage / 0.5 + 2), retries
+        assert retries["engine"] <= len(sim.machines) * (outage / 1.0 + 2), retries
+        await submit(reg, "back.service")
+        await eventually(lambda: "back.service" in sim.running(), timeout=2.0)
+    run(own_etcd, body)
+
+
+def _count(caplog: pytest.LogCaptureFixture, text: str) -> int:
+    return sum(text in r.getMessage() for r in caplog.records)
