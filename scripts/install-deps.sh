@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Install everything unitctl's tests need on a fresh Debian 12 (root), idempotently:
-# Debian packages (etcd, nspawn, debootstrap, docker) and a virtualenv with the
-# package and its test extra. Prints what it does; exits non-zero on failure.
+# Debian packages (etcd, nspawn, debootstrap, docker; shellcheck, systemd-analyze
+# and busctl from systemd, dbus-daemon from dbus: under UNITCTL_REQUIRE_REAL=1 a
+# missing one fails its tests) and a virtualenv with the package and its test
+# extra. Prints what it does; exits non-zero on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(etcd-server etcd-client systemd-container debootstrap zstd iproute2 iptables
-      openssh-client python3-venv ca-certificates)
+PKGS=(etcd-server etcd-client systemd systemd-container dbus debootstrap zstd iproute2
+      iptables openssh-client openssl shellcheck python3-venv ca-certificates)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

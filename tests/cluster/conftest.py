@@ -6,7 +6,8 @@
   boots extra clusters (own tag, bridge and subnet, so they coexist with
   ``cluster``); all are removed at the end of the test.
 
-Skipped (with the reason) only when not root or systemd-nspawn is missing.
+Skipped (with the reason) only when not root or systemd-nspawn is missing,
+and then a failure under ``UNITCTL_REQUIRE_REAL=1`` (tests/real.py).
 When a test fails, the clusters it used write their journals, console logs
 and etcd logs to ``$UNITCTL_CLUSTER_LOGS`` (default
 /tmp/unitctl-cluster-logs/<run>/<test>/) and the path is printed.
@@ -16,27 +17,19 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from tests.real import require_nspawn
 from unitctl_testing.cluster import Cluster
 
 LOG_ROOT = os.environ.get("UNITCTL_CLUSTER_LOGS") or os.path.join(
     "/tmp/unitctl-cluster-logs", time.strftime("%Y%m%d-%H%M%S"))
 # Test-owned extra clusters: tag, bridge, subnet (distinct from the default).
 EXTRA_NETS = [(f"x{i}", f"br-unitctl-x{i}", f"10.231.{80 + i}") for i in range(8)]
-
-
-def _skip_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "cluster tests need root (systemd-nspawn, netns, cgroups)"
-    if shutil.which("systemd-nspawn") is None:
-        return "systemd-nspawn not installed (run scripts/setup-cluster.sh)"
-    return None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -106,9 +99,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     A test module may set ``CLUSTER_KWARGS = {...}`` (Cluster arguments, e.g.
     ``{"start_agent": False}``) to shape its cluster.
     """
-    reason = _skip_reason()
-    if reason:
-        pytest.skip(reason)
+    require_nspawn("cluster tests")
     kwargs: dict[str, Any] = {"n_machines": 3, **getattr(request.module, "CLUSTER_KWARGS", {})}
     c = Cluster(**kwargs)
     c.up()
@@ -124,9 +115,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
 @pytest.fixture
 def cluster_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., Cluster]]:
     """``make(n_machines=3, **kwargs) -> Cluster`` (booted; removed after the test)."""
-    reason = _skip_reason()
-    if reason:
-        pytest.skip(reason)
+    require_nspawn("cluster tests")
     made: list[Cluster] = []
 
     def make(n_machines: int = 3, **kwargs: Any) -> Cluster:

@@ -33,6 +33,7 @@ from typing import Any
 import pytest
 
 from tests.cluster.helpers import REPO, active_state, unitctl, wait, where_active
+from tests.real import require_root
 from unitctl.unitfile import UnitFile
 from unitctl_testing.cluster import Cluster
 
@@ -54,8 +55,7 @@ Factory = Callable[..., Cluster]
 @pytest.fixture(scope="module")
 def dockerd() -> None:
     """dockerd runs and the test image exists (scripts/setup-docker.sh, idempotent)."""
-    if os.geteuid() != 0:
-        pytest.skip("container cluster tests need root (systemd-nspawn, dockerd)")
+    require_root("container cluster tests need root (systemd-nspawn, dockerd)")
     p = subprocess.run(["bash", str(REPO / "scripts" / "setup-docker.sh")],
                        stdin=subprocess.DEVNULL, capture_output=True, text=True,
                        timeout=900, check=False)

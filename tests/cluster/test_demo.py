@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from tests.real import require_nspawn
 from unitctl_testing.cgroups import CGROUP_PARENT, CGROUP_ROOT
 from unitctl_testing.cluster import Cluster
 from unitctl_testing.host import pid_alive
@@ -116,10 +116,7 @@ def table(output: str, header: str) -> list[list[str]]:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    if os.geteuid() != 0:
-        pytest.skip("bin/demo needs root (systemd-nspawn, netns, cgroups)")
-    if shutil.which("systemd-nspawn") is None:
-        pytest.skip("systemd-nspawn not installed (run scripts/setup-cluster.sh)")
+    require_nspawn("bin/demo's machines")
     state_file = str(tmp_path_factory.mktemp("demo") / "state.json")
     t0 = time.monotonic()
     p = demo_cmd(state_file, "up", "--tag", TAG, "--bridge", BRIDGE, "--subnet", SUBNET,

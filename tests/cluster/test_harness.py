@@ -11,7 +11,6 @@ import base64
 import json
 import os
 import re
-import shutil
 import subprocess
 import urllib.request
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.real import require_tool
 from unitctl_testing.cgroups import CGROUP_PARENT, cgroup_populated
 from unitctl_testing.cluster import Cluster
 from unitctl_testing.host import ClusterError, pid_alive
@@ -110,10 +110,9 @@ def test_identity_and_config(cluster: Cluster) -> None:
 
 
 def test_bus_address_reaches_machine_systemd(cluster: Cluster) -> None:
-    if shutil.which("busctl") is None:
-        pytest.skip("no busctl on the host")
+    busctl = require_tool("busctl", "busctl is not installed on the host (systemd)")
     p = subprocess.run(
-        ["busctl", f"--address={cluster.bus_address('m1')}", "get-property",
+        [busctl, f"--address={cluster.bus_address('m1')}", "get-property",
          "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
          "org.freedesktop.systemd1.Manager", "SystemState"],
         capture_output=True, text=True, timeout=10, check=False)

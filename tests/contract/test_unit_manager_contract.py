@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 import pytest
 
 from tests.contract import unit_manager_scenarios as sc
+from tests.real import require_nspawn, require_tool
 from unitctl.agent.fake import FakeUnitManager
 from unitctl.agent.ports import SystemdState
 from unitctl.errors import SystemdError
@@ -39,20 +39,10 @@ PYTHON = "/opt/unitctl/venv/bin/python"
 CLUSTER_KWARGS: dict[str, Any] = {"n_machines": 1, "start_agent": False}
 
 
-def _skip_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "real systemd machines need root (systemd-nspawn, netns, cgroups)"
-    if shutil.which("systemd-nspawn") is None:
-        return "systemd-nspawn not installed (run scripts/setup-cluster.sh)"
-    return None
-
-
 @pytest.fixture(scope="module")
 def machine() -> Iterator[Any]:
     """One booted systemd machine (m1), no agent."""
-    reason = _skip_reason()
-    if reason:
-        pytest.skip(reason)
+    require_nspawn()
     from unitctl_testing.cluster import Cluster
 
     with Cluster(**CLUSTER_KWARGS, **_free_network()) as cluster:
@@ -166,8 +156,7 @@ def test_bus_label_escaping_round_trips() -> None:
 @pytest.fixture
 def private_bus(tmp_path: Any) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """A private dbus-daemon: (address, process)."""
-    if shutil.which("dbus-daemon") is None:
-        pytest.skip("dbus-daemon not installed")
+    require_tool("dbus-daemon", "dbus-daemon is not installed (the dbus package)")
     address = f"unix:path={tmp_path}/bus"
     proc = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--nopidfile",
                              f"--address={address}", "--print-address=1"],

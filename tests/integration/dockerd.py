@@ -8,11 +8,12 @@ registry) when it is missing.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.real import require_root
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,8 +24,7 @@ IMAGE = "unitctl-busybox:test"
 @pytest.fixture(scope="session", name="dockerd")
 def dockerd_fixture() -> None:
     """Make sure dockerd runs and the test image exists (idempotent script)."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to install and start dockerd")
+    require_root("installing and starting dockerd needs root")
     proc = subprocess.run(
         ["bash", str(REPO / "scripts" / "setup-docker.sh")],
         stdin=subprocess.DEVNULL,

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.real import require_nspawn, require_root, require_tool
+
 REPO = Path(__file__).resolve().parents[2]
 PROVISION = "contrib/vagrant/provision.sh"
 GEN_CERTS = "contrib/etcd-tls/gen-certs.sh"
@@ -47,8 +49,7 @@ def ensure_apt_packages(*packages: str) -> None:
                if "ok installed" not in run(["dpkg-query", "-W", "-f=${Status}", p]).stdout]
     if not missing:
         return
-    if os.geteuid() != 0:
-        pytest.skip(f"{' '.join(missing)} not installed and not root to apt-get install them")
+    require_root(f"{' '.join(missing)} not installed, and apt-get install needs root")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     p = run(["apt-get", "install", "-y", "-q", *missing], timeout=900, env=env)
     if p.returncode != 0:  # stale lists: update once and retry
@@ -65,9 +66,8 @@ def test_shell_scripts_lint(script: str) -> None:
     assert os.access(path, os.X_OK), f"{script} is not executable"
     p = run(["bash", "-n", str(path)])
     assert p.returncode == 0, p.stderr
-    if shutil.which("shellcheck") is None:
-        pytest.skip("shellcheck not installed (apt-get install shellcheck)")
-    p = run(["shellcheck", str(path)])
+    shellcheck = require_tool("shellcheck", "shellcheck is not installed (scripts/install-deps.sh)")
+    p = run([shellcheck, str(path)])
     assert p.returncode == 0, p.stdout + p.stderr
 
 
@@ -141,9 +141,8 @@ def test_vagrantfile_validates(vagrant_env: dict[str, str], tmp_path: Path) -> N
 @pytest.mark.etcd
 def test_gen_certs(tmp_path: Path) -> None:
     """Certificates work with etcd --client-cert-auth; re-running keeps them."""
-    etcd, etcdctl = shutil.which("etcd"), shutil.which("etcdctl")
-    if not (etcd and etcdctl and shutil.which("openssl")):
-        pytest.skip("needs etcd, etcdctl and openssl")
+    etcd, etcdctl = require_tool("etcd"), require_tool("etcdctl")
+    require_tool("openssl")
     from unitctl_testing.etcd import free_port
 
     certs = tmp_path / "certs"
@@ -247,8 +246,7 @@ def provision_debs(machine_root: str) -> Path:
 
 
 def _boot(**kwargs: object) -> Iterator[object]:
-    if os.geteuid() != 0 or shutil.which("systemd-nspawn") is None:
-        pytest.skip("needs root and systemd-nspawn (scripts/setup-cluster.sh)")
+    require_nspawn()
     from unitctl_testing.cluster import Cluster
 
     c = Cluster(start_agent=False, **kwargs)  # type: ignore[arg-type]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import typing as t
 from pathlib import Path
@@ -12,6 +11,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from tests.real import require_tool
 from unitctl.cli.generate import generate
 from unitctl.docker.argv import parse_run_argv
 from unitctl.errors import InvalidOptionsError, InvalidUnitNameError, UsageError
@@ -238,14 +238,14 @@ def test_exec_start_args_are_accepted_by_docker_run() -> None:
     assert "--publish=80:80" in request.options
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
 def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path) -> None:
+    analyze = require_tool("systemd-analyze", "systemd-analyze is not installed (systemd)")
     raw = {**BASE, "docker_run": "/bin/echo", "command": NASTY[:12], "env": {"X": "$y %z"},
            "link": ["mongo"], "cpu": 0.5, "mem": "1g", "metadata": {"a": "b"}}  # fmt: skip
     for name, text in generate_units(raw).items():
         (tmp_path / name).write_text(text)
     proc = subprocess.run(
-        ["systemd-analyze", "verify", str(tmp_path / "web.service")],
+        [analyze, "verify", str(tmp_path / "web.service")],
         capture_output=True,
         text=True,
         check=False,

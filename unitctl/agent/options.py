@@ -5,6 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def keepalive_interval(ttl: float) -> float:
+    """Seconds between keepalives of a lease of ``ttl`` seconds (TTL/8, at least 0.2 s):
+    an etcd outage shorter than ``ttl - keepalive_interval(ttl)`` never expires it.
+    The agent's session uses it, and the simulator models the same interval."""
+    return max(0.2, ttl / 8)
+
+
 @dataclass(frozen=True, slots=True)
 class AgentOptions:
     """Timing and feature switches (from :class:`unitctl.config.AgentConfig`)."""

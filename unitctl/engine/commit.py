@@ -4,15 +4,22 @@
 from an :class:`~unitctl.engine.view.EngineView` to a
 :class:`~unitctl.engine.view.PlannedSchedule`; :func:`pack` packs them into
 transactions under etcd's size limit, ready for
-:meth:`~unitctl.registry.registry.Registry.commit`. All ops of one non-global
-unit form one group guarded by that unit's revisions as read, so a unit is
-never in two schedules at once and a unit that changed under the round is
-left for the next one.
+:meth:`~unitctl.registry.registry.Registry.commit`. The guards:
+
+* all ops of one placed unit form one group, guarded by that unit's revisions
+  as read, so a unit is never in two schedules at once and a unit that changed
+  under the round is left for the next one;
+* a group that takes a unit off a machine the round saw gone is also guarded by
+  that machine's key being still absent: a machine that came back (registered
+  again, and may have restarted the unit) in the meantime keeps it;
+* the schedule ops of a unit without a placement (a global unit, a leftover
+  entry) are guarded by that unit's revision as read (0: still absent), so a
+  stale round never rewrites the entry of a unit just stopped or destroyed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from unitctl.engine.view import EngineView, PlannedSchedule
 from unitctl.registry import codec
@@ -20,6 +27,7 @@ from unitctl.registry.keys import Keys
 from unitctl.registry.kv import (
     MAX_TXN_BYTES,
     MAX_TXN_OPS,
+    Compare,
     Delete,
     Group,
     Op,
@@ -43,9 +51,11 @@ def _unit_ops(keys: Keys, view: EngineView, planned: PlannedSchedule, name: str,
     if old_m != new_m:
         ops.append(Put(keys.placement(name), new_m.encode()) if new_m
                    else Delete(keys.placement(name)))
+    left = {old_m} - {None, new_m}  # the machines the unit leaves
     for m in scheduled_on.get(name, ()):
         if m != new_m or name not in planned.schedules.get(m, {}):
             ops.append(Delete(keys.scheduled(m, name)))
+            left.add(m)
     if new_m:
         want = planned.schedules.get(new_m, {}).get(name)
         have = view.schedules.get(new_m, {}).get(name)
@@ -53,26 +63,49 @@ def _unit_ops(keys: Keys, view: EngineView, planned: PlannedSchedule, name: str,
             ops.append(Put(keys.scheduled(new_m, name), codec.encode_entry(want)))
     if not ops:
         return [], []
-    compares = [mod_is(keys.placement(name), view.placement_revs.get(name, 0))]
-    if name in view.unit_revs:
-        compares.append(mod_is(keys.unit(name), view.unit_revs[name]))
-    return compares, ops
+    compares = [mod_is(keys.placement(name), view.placement_revs.get(name, 0)),
+                mod_is(keys.unit(name), view.unit_revs.get(name, 0))]
+    return compares + _still_gone(keys, view, {m for m in left if m}), ops
 
 
-def _free_ops(keys: Keys, view: EngineView, planned: PlannedSchedule,
-              placed: set[str]) -> list[Op]:
-    """Schedule ops for units without a placement key (global units, leftovers)."""
-    ops: list[Op] = []
+def _still_gone(keys: Keys, view: EngineView, machines: Iterable[str]) -> list[Compare]:
+    """Compares: each of ``machines`` that the round saw gone is still gone."""
+    return [mod_is(keys.machine(m), 0) for m in sorted(machines) if m not in view.machines]
+
+
+#: Schedule ops per group of a unit without a placement: each op may bring
+#: one compare (its machine still gone), plus the unit's own.
+_FREE_CHUNK = (MAX_TXN_OPS - 1) // 2
+
+
+def _free_groups(keys: Keys, view: EngineView, planned: PlannedSchedule,
+                 placed: set[str]) -> list[Group]:
+    """Schedule groups of units without a placement key (global units, leftovers).
+
+    One unit's ops go in groups of at most :data:`_FREE_CHUNK` machines, each
+    guarded by the unit's revision as read: a global unit on 1,000 machines
+    fits no transaction, and its entries need no all-or-nothing.
+    """
+    per_unit: dict[str, list[tuple[str, Op]]] = {}
     for m in sorted(set(view.schedules) | set(planned.schedules)):
         have, want = view.schedules.get(m, {}), planned.schedules.get(m, {})
         for name in sorted(set(have) | set(want)):
             if name in placed:
                 continue
             if name not in want:
-                ops.append(Delete(keys.scheduled(m, name)))
+                per_unit.setdefault(name, []).append((m, Delete(keys.scheduled(m, name))))
             elif have.get(name) != want[name]:
-                ops.append(Put(keys.scheduled(m, name), codec.encode_entry(want[name])))
-    return ops
+                op = Put(keys.scheduled(m, name), codec.encode_entry(want[name]))
+                per_unit.setdefault(name, []).append((m, op))
+    groups: list[Group] = []
+    for name in sorted(per_unit):
+        guard = mod_is(keys.unit(name), view.unit_revs.get(name, 0))
+        ops = per_unit[name]
+        for i in range(0, len(ops), _FREE_CHUNK):
+            chunk = ops[i:i + _FREE_CHUNK]
+            gone = _still_gone(keys, view, (m for m, op in chunk if isinstance(op, Delete)))
+            groups.append(([guard, *gone], [op for _m, op in chunk]))
+    return groups
 
 
 def _explain_ops(keys: Keys, view: EngineView, planned: PlannedSchedule) -> list[Op]:
@@ -89,9 +122,10 @@ def _explain_ops(keys: Keys, view: EngineView, planned: PlannedSchedule) -> list
 def plan_groups(keys: Keys, view: EngineView, planned: PlannedSchedule) -> list[Group]:
     """The view → planned difference as groups of (compares, ops).
 
-    All ops of one non-global unit form one group, guarded by that unit's
-    revisions, so a unit is never in two schedules at once. Other ops
-    (global units, explanations) come in unguarded groups of one op.
+    All ops of one placed unit form one group, guarded by that unit's
+    revisions and the source machines it leaves (see the module docstring);
+    a unit without a placement has its schedule groups guarded by its
+    revision; explanations come in unguarded groups of one op.
     """
     placed = set(view.placements) | set(planned.placements)
     scheduled_on: dict[str, list[str]] = {}
@@ -103,8 +137,8 @@ def plan_groups(keys: Keys, view: EngineView, planned: PlannedSchedule) -> list[
         c, o = _unit_ops(keys, view, planned, name, scheduled_on)
         if o:
             groups.append((c, o))
-    free = _free_ops(keys, view, planned, placed) + _explain_ops(keys, view, planned)
-    groups.extend(([], [op]) for op in free)
+    groups.extend(_free_groups(keys, view, planned, placed))
+    groups.extend(([], [op]) for op in _explain_ops(keys, view, planned))
     return groups
 
 

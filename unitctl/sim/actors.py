@@ -1,6 +1,7 @@
 """The simulated processes, one virtual tick at a time: sessions, fence, engine, agents.
 
-* sessions: keepalive every TTL/4 while reachable; a machine registers again
+* sessions: keepalive every :func:`unitctl.agent.options.keepalive_interval`
+  (the agent's own, TTL/8) while reachable; a machine registers again
   after its lease expired; the lease (and the machine key) expires TTL after the
   last keepalive; the lowest reachable registered machine becomes leader;
 * fence: every TTL/20, each live agent silent for ``FENCE_AFTER * ttl`` applies
@@ -15,6 +16,7 @@
 from __future__ import annotations
 
 from unitctl.agent.fencing import FENCE_AFTER, PeerReport, Verdict, decide
+from unitctl.agent.options import keepalive_interval
 from unitctl.agent.reconcile import accept, compute_tasks
 from unitctl.engine.planned import schedules_of
 from unitctl.scheduler import Plan, schedule
@@ -52,13 +54,18 @@ def _keepalive(world: World, mid: str, node: Node) -> None:
         node.seen_version = -1  # a new session reads its schedule
         world.log("register", mid[:8])
     node.lease_expires = world.now + ttl
-    node.next_refresh = world.now + max(200, ttl // 4)
+    node.next_refresh = world.now + keepalive_ms(ttl)
     if node.fenced:  # etcd reachable again: lift the fence
         node.fenced = False
         node.executor.forget_all()
         node.seen_version = -1
         world.log("unfence", mid[:8])
     node.last_contact = world.now
+
+
+def keepalive_ms(ttl_ms: int) -> int:
+    """The agent's keepalive interval for a TTL of ``ttl_ms``, in virtual milliseconds."""
+    return round(keepalive_interval(ttl_ms / 1000) * 1000)
 
 
 def _elect(world: World) -> None:
@@ -88,7 +95,8 @@ def fence(world: World) -> None:
             PeerReport(p, (world.now - world.nodes[p].last_contact) / 1000)
             for p in peers
             if world.nodes[p].alive and world.nodes[p].partition != "isolated"]
-        verdict, _why = decide(age / 1000, ttl / 1000, ttl / 8000, len(peers), reports)
+        verdict, _why = decide(age / 1000, ttl / 1000, keepalive_ms(ttl) / 1000, len(peers),
+                               reports)
         if verdict is Verdict.FENCE:
             node.fenced = True
             node.stop_everything()

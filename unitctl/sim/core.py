@@ -18,7 +18,8 @@ The parts: :mod:`.world` (the state), :mod:`.systemd` (the modelled systemd),
 :mod:`.invariants` (what must hold once stable). This module is the driver.
 
 The run alternates *chaos* windows (faults at random ticks) with *settle*
-windows (no new faults) and checks the invariants once the cluster is stable.
+windows (no new faults). "Never twice" is checked after every tick, chaos
+included; the other invariants once the cluster is stable.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class Simulation(World):
             for _ in range(window):
                 if self.rng.random() < rate:
                     faults.inject(self)
-                actors.tick(self)
+                self._tick()
             self._settle(f"epoch {self.stats.epochs}")
         self.stats.virtual_ms = self.now
         return self.stats
@@ -56,6 +57,11 @@ class Simulation(World):
     def check(self) -> None:
         """Check every invariant now; raise :class:`InvariantViolation` if one breaks."""
         invariants.check(self)
+
+    def _tick(self) -> None:
+        """One tick of every process, then the check that must hold at every instant."""
+        actors.tick(self)
+        invariants.check_never_twice(self)
 
     def _stable(self) -> bool:
         if self.dirty or self.leader is None:
@@ -76,7 +82,7 @@ class Simulation(World):
                 raise InvariantViolation(self.cfg.seed, self.now,
                                          [f"{label}: not stable {limit - start} ms after "
                                           "the last fault"])
-            actors.tick(self)
+            self._tick()
         self.stats.settle_ms_max = max(self.stats.settle_ms_max, self.now - start)
         self.check()
         self.log("stable", label)
@@ -101,6 +107,7 @@ class SimResult:
             "decisions": s.decisions, "schedule_changes": s.schedule_changes,
             "agent_wakes": s.wakes, "max_wakes_single_unit_round": s.max_wakes_single,
             "agent_tasks": s.tasks, "fences": s.fences, "invariant_checks": s.checks,
+            "tick_checks": s.tick_checks,
             "max_settle_s": round(s.settle_ms_max / 1000, 1),
             "events": dict(sorted(s.events.items())), "running": self.running,
             "machines_up": self.machines_up, "digest": self.digest,

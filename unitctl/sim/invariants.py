@@ -1,4 +1,10 @@
-"""The simulator's invariants, checked once the cluster is stable.
+"""The simulator's invariants: one checked at every tick, the others once the cluster is stable.
+
+0. at every tick (every virtual instant, chaos included): no unit runs on two
+   machines at once (:func:`check_never_twice`; a global unit runs at most once
+   per machine by construction);
+
+Once stable:
 
 1. every launched unit the scheduler can place runs on exactly one live
    machine (partitioned ones included), and every other unit runs nowhere;
@@ -37,6 +43,16 @@ def check(world: World) -> None:
     problems = check_once(world) + check_rules(world) + check_fixed_point(world)
     if problems:
         raise InvariantViolation(world.cfg.seed, world.now, problems)
+
+
+def check_never_twice(world: World) -> None:
+    """Invariant 0, at this instant: no placed unit runs on two machines."""
+    world.stats.tick_checks += 1
+    where, _ = _where(world)
+    twice = [f"{name} runs on {ms} at once" for name, ms in sorted(where.items())
+             if len(ms) > 1 and not world.reqs[name].is_global]
+    if twice:
+        raise InvariantViolation(world.cfg.seed, world.now, twice)
 
 
 def _where(world: World) -> tuple[dict[str, list[str]], dict[str, list[str]]]:

@@ -107,7 +107,8 @@ class Stats:
     max_wakes_single: int = 0  # most agents woken by a round that moved one unit
     tasks: int = 0
     fences: int = 0
-    checks: int = 0
+    checks: int = 0  # full checks, once stable
+    tick_checks: int = 0  # "never twice" checks, one per tick
     settle_ms_max: int = 0
     events: dict[str, int] = field(default_factory=dict)
 
