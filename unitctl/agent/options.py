@@ -18,3 +18,6 @@ class AgentOptions:
     #: Where the lease id is kept, so a restarted agent adopts its own live
     #: lease instead of waiting for it to expire ("" = do not keep it).
     lease_file: str = ""
+    #: Seconds a graceful stop may spend stopping units before the agent exits
+    #: without revoking its lease (docs/fencing.md, "Graceful stop").
+    stop_budget: float = 30.0

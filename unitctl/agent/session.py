@@ -12,7 +12,9 @@ Contract:
 * every successful exchange with etcd is a *contact* (:meth:`Session.contact`):
   :meth:`Session.etcd_age` is the time since the last one, which the fence reads;
 * after each registration ``on_registered(lease)`` runs (publish states, restart
-  the engine, reconcile).
+  the engine, reconcile);
+* while the agent stops gracefully, :meth:`Session.hold` only refreshes the
+  lease (no new registration), and :meth:`Session.end` revokes it.
 """
 
 from __future__ import annotations
@@ -114,6 +116,24 @@ class Session:
         with contextlib.suppress(OSError):
             # /run does not outlive a reboot, nor need the lease survive one: no fsync.
             atomic_write(self.lease_file, f"{lease:x}\n", durable=False, make_dirs=True)
+
+    async def hold(self) -> None:
+        """Keep the current lease alive until cancelled, never registering again.
+
+        The graceful stop's keepalive: the engine must not move this machine's
+        units while they are still stopping here.
+        """
+        while self.lease:
+            checkpoint()
+            try:
+                if await self.registry.leases.refresh(self.lease) <= 0:
+                    log.error("agent: lease %x expired while the units were stopping",
+                              self.lease)
+                    return
+                self.contact()
+            except RegistryError as exc:
+                log.warning("agent: keepalive failed while stopping: %s", exc)
+            await asyncio.sleep(self.keepalive)
 
     async def end(self) -> None:
         """Leave: revoke the lease (the machine key and states go with it), drop the file."""
