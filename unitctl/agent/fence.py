@@ -28,7 +28,15 @@ from unitctl.registry.kv import EventKind
 from unitctl.registry.registry import Registry
 
 from .executor import Executor
-from .fencing import FENCE_AFTER, PeerReport, Verdict, decide
+from .fencing import (
+    FENCE_AFTER,
+    LAST_LOOK,
+    PeerReport,
+    Verdict,
+    check_interval,
+    decide,
+    peer_timeout,
+)
 from .ports import UnitManager
 from .session import Session
 
@@ -106,7 +114,7 @@ class Fence:
 
     async def run(self) -> None:
         """Every ttl/20: consult the peers once etcd is silent; fence or hold."""
-        step = max(0.05, self.ttl / 20)
+        step = check_interval(self.ttl)
         last_hold = ""
         while True:
             checkpoint()
@@ -116,7 +124,7 @@ class Fence:
                 last_hold = ""
                 continue
             addrs = [(ip, self.peer_port) for ip in self.peers.values()]
-            reports = await ask_peers(addrs, timeout=min(0.5, self.ttl / 10))
+            reports = await ask_peers(addrs, timeout=peer_timeout(self.ttl))
             verdict, why = decide(self.session.etcd_age(), self.ttl, self.session.keepalive,
                                   len(addrs), reports)
             if verdict is Verdict.FENCE and not await self._reaches_etcd():
@@ -128,7 +136,7 @@ class Fence:
     async def _reaches_etcd(self) -> bool:
         """One last quick look before fencing: etcd may have just come back."""
         try:
-            await asyncio.wait_for(self.registry.revision(), 0.3)
+            await asyncio.wait_for(self.registry.revision(), LAST_LOOK)
         except (TimeoutError, RegistryError):
             return False
         self.session.contact()

@@ -31,6 +31,8 @@ from unitctl.loop import checkpoint
 from unitctl.model import Machine
 from unitctl.registry.registry import Registry
 
+from .fencing import keepalive_interval
+
 log = logging.getLogger("unitctl.agent")
 
 
@@ -58,7 +60,7 @@ class Session:
     def keepalive(self) -> float:
         """Seconds between keepalives: an etcd outage shorter than ttl - keepalive
         can never expire the lease."""
-        return max(0.2, self.ttl / 8)
+        return keepalive_interval(self.ttl)
 
     def etcd_age(self) -> float:
         """Seconds since this agent last reached etcd."""
