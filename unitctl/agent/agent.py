@@ -146,14 +146,23 @@ class Agent:
 
     @contextlib.asynccontextmanager
     async def _peer_server(self) -> AsyncIterator[None]:
-        """Answer peers' "do you reach etcd?" while the agent runs (if a port is set)."""
-        peer = PeerServer(self.machine.id, self.etcd_age)
+        """Answer peers' "do you reach etcd?" while the agent runs (if a port is set).
+
+        A port that cannot be bound is an ERROR (and STATUS=), retried in the
+        background; the agent runs on (failing would leave its units unfenced).
+        """
+        peer = PeerServer(self.machine.id, self.etcd_age, lambda: self.session.peer_secret)
+        binding = None
         if self.opts.peer_port:
-            with contextlib.suppress(OSError):
-                await peer.start(self.opts.peer_host, self.opts.peer_port)
+            binding = asyncio.create_task(
+                peer.keep_bound(self.opts.peer_host, self.opts.peer_port, self.notify))
         try:
             yield
         finally:
+            if binding is not None:
+                binding.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await binding
             await peer.close()
 
     async def leave(self) -> None:

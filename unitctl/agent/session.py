@@ -9,6 +9,8 @@ Contract:
 * a refresh that reports the lease expired (TTL <= 0) registers again, under
   a new lease; a previous agent process's live lease (kept in the lease file)
   is adopted instead of granted, so a restart does not wait for an expiry;
+* each registration first reads the cluster's peer secret (created if absent,
+  :func:`.peerauth.load_secret`), which authenticates the peer protocol;
 * every successful exchange with etcd is a *contact* (:meth:`Session.contact`):
   :meth:`Session.etcd_age` is the time since the last one, which the fence reads;
 * after each registration ``on_registered(lease)`` runs (publish states, restart
@@ -32,6 +34,7 @@ from unitctl.model import Machine
 from unitctl.registry.registry import Registry
 
 from .fencing import keepalive_interval
+from .peerauth import load_secret
 
 log = logging.getLogger("unitctl.agent")
 
@@ -55,6 +58,9 @@ class Session:
         #: The current lease id; 0 while unregistered.
         self.lease = 0
         self.last_contact = clock()
+        #: The cluster's peer secret (:mod:`.peerauth`), read at each registration;
+        #: empty until the first one.
+        self.peer_secret = b""
 
     @property
     def keepalive(self) -> float:
@@ -92,6 +98,7 @@ class Session:
             await asyncio.sleep(self.keepalive)
 
     async def _register(self) -> None:
+        self.peer_secret = await load_secret(self.registry.kv, self.registry.keys.prefix)
         lease = await self._previous_lease() or await self.registry.leases.grant(self.ttl)
         await self.registry.register_machine(self.machine, lease)
         self.lease = lease
