@@ -178,7 +178,7 @@ class Agent:
         budget = self.opts.stop_budget
         keepalive = asyncio.create_task(self.session.hold())
         try:
-            running = await stop_all(self.units, budget, self.clock)
+            running = await stop_all(self.units, budget, asyncio.get_running_loop().time)
         finally:
             keepalive.cancel()
             with contextlib.suppress(asyncio.CancelledError):
