@@ -34,6 +34,7 @@ DEFAULTS: dict[str, str] = {
     "units_directory": "/run/unitctl/units",
     "peer_port": "7947",
     "engine_resync": "60s",
+    "stop_budget": "30s",
     "disable_engine": "false",
     "verbosity": "0",
 }
@@ -100,6 +101,7 @@ class AgentConfig:
     units_directory: str
     peer_port: int
     engine_resync: float
+    stop_budget: float
     disable_engine: bool
     verbosity: int
     sources: Mapping[str, str] = field(default_factory=dict)
@@ -158,6 +160,9 @@ def _validate(raw: dict[str, str], sources: dict[str, str]) -> AgentConfig:
     units_dir = raw["units_directory"]
     if not os.path.isabs(units_dir) or ".." in units_dir.split("/"):
         raise ConfigError(f"{where('units_directory')}: must be an absolute path without '..'")
+    stop_budget = parse_duration(raw["stop_budget"], where("stop_budget"))
+    if stop_budget <= 0:
+        raise ConfigError(f"{where('stop_budget')}: must be more than 0s")
     return AgentConfig(
         etcd_servers=servers, etcd_key_prefix=raw["etcd_key_prefix"],
         etcd_cafile=raw["etcd_cafile"], etcd_certfile=raw["etcd_certfile"],
@@ -168,5 +173,6 @@ def _validate(raw: dict[str, str], sources: dict[str, str]) -> AgentConfig:
         public_ip=raw["public_ip"], metadata=parse_metadata(raw["metadata"]),
         agent_ttl=ttl, units_directory=units_dir, peer_port=port,
         engine_resync=parse_duration(raw["engine_resync"], where("engine_resync")),
+        stop_budget=stop_budget,
         disable_engine=parse_bool(raw["disable_engine"], where("disable_engine")),
         verbosity=verbosity, sources=sources)

@@ -101,7 +101,7 @@ def agent_options(cfg: AgentConfig) -> AgentOptions:
     """The agent's switches from the configuration."""
     return AgentOptions(ttl=cfg.ttl_seconds, peer_port=cfg.peer_port,
                         engine=not cfg.disable_engine, engine_resync=cfg.engine_resync,
-                        lease_file=LEASE_FILE)
+                        lease_file=LEASE_FILE, stop_budget=cfg.stop_budget)
 
 
 def engine_factory(registry: Registry, machine_id: str,
@@ -168,7 +168,7 @@ async def run_agent(cfg: AgentConfig) -> None:
 
 FLAGS = ["etcd_servers", "etcd_key_prefix", "etcd_cafile", "etcd_certfile", "etcd_keyfile",
          "etcd_username", "etcd_password", "public_ip", "metadata", "agent_ttl",
-         "units_directory", "peer_port", "disable_engine", "verbosity"]
+         "units_directory", "peer_port", "stop_budget", "disable_engine", "verbosity"]
 
 
 def _options(f: Callable[..., None]) -> Callable[..., None]:

@@ -314,7 +314,8 @@ def test_generate_link_renders_machine_of() -> None:
     exec_start = " ".join((unit.value("Service", "ExecStart") or "").split())
     assert exec_start == ("/usr/local/bin/docker-run --name web -p 8080:80 "
                           f"--link mongo:mongo {IMAGE}")
-    assert unit.value("Service", "ExecStop") == "/usr/bin/env docker stop web"
+    assert unit.value("Service", "ExecStop") == "/usr/bin/env docker stop -t 1 web"
+    assert unit.value("Service", "TimeoutStopSec") == "2"
 
 
 def test_generated_web_starts_beside_mongo(make_cluster: Factory, tmp_path: Path,

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.real import require_tool
+from unitctl.agent.fencing import fence_margin
 from unitctl.cli.generate import generate
 from unitctl.docker.argv import parse_run_argv
 from unitctl.errors import InvalidOptionsError, InvalidUnitNameError, UsageError
@@ -22,6 +23,7 @@ from unitctl.generate import (
     parse_spec_text,
     systemd_quote,
 )
+from unitctl.generate.stoptime import STOP_OVERHEAD
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "units"
@@ -107,11 +109,12 @@ def test_minimal_unit_text() -> None:
         "\n"
         "[Service]\n"
         "TimeoutStartSec=0\n"
+        "TimeoutStopSec=2\n"
         "Restart=always\n"
         "ExecStart=/usr/local/bin/docker-run \\\n"
         "    --name web \\\n"
         "    nginx:1\n"
-        "ExecStop=/usr/bin/env docker stop web\n"
+        "ExecStop=/usr/bin/env docker stop -t 1 web\n"
     )
 
 
@@ -145,7 +148,11 @@ def test_minimal_unit_text() -> None:
         ({"restart": False}, "Service", "Restart", ["no"]),  # YAML's unquoted `no`
         ({"timeout_start": 30}, "Service", "TimeoutStartSec", ["30"]),
         ({"timeout_start": "5min"}, "Service", "TimeoutStartSec", ["5min"]),
-        ({"engine": "podman"}, "Service", "ExecStop", ["/usr/bin/env podman stop web"]),
+        ({"engine": "podman"}, "Service", "ExecStop", ["/usr/bin/env podman stop -t 1 web"]),
+        ({"agent_ttl": "30s", "stop_timeout": 7}, "Service", "ExecStop",
+         ["/usr/bin/env docker stop -t 7 web"]),
+        ({"agent_ttl": 30, "stop_timeout": 7}, "Service", "TimeoutStopSec", ["8"]),
+        ({"stop_timeout": 0}, "Service", "TimeoutStopSec", ["1"]),
         ({"description": "100% web"}, "Unit", "Description", ["100%% web"]),
     ],
 )  # fmt: skip
@@ -283,6 +290,11 @@ def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path) -> None:
         ({**BASE, "cpu": 0.123456}, UsageError, "decimals"),
         ({**BASE, "restart": "sometimes"}, UsageError, "'restart'"),
         ({**BASE, "timeout_start": "soon"}, UsageError, "'timeout_start'"),
+        ({**BASE, "stop_timeout": 10}, UsageError, "more than the fence allows"),
+        ({**BASE, "agent_ttl": 30, "stop_timeout": 8}, UsageError, "at most 7s"),
+        ({**BASE, "stop_timeout": 0.5}, UsageError, "whole seconds"),
+        ({**BASE, "stop_timeout": "soon"}, UsageError, "'stop_timeout'"),
+        ({**BASE, "agent_ttl": 0.5}, UsageError, "'agent_ttl'"),
         ({**BASE, "engine": "rkt"}, UsageError, "'engine'"),
         ({**BASE, "docker_run": "docker-run"}, UsageError, "'docker_run'"),
         ({**BASE, "global": "yes"}, UsageError, "'global'"),
@@ -473,3 +485,18 @@ def test_legacy_xfleet_names() -> None:
     fleet = section(text, "X-Fleet")
     assert fleet == {"X-ConditionMachineOf": ["a.service"], "X-Conflicts": ["b.service"],
                      "X-ConditionMachineMetadata": ["region=eu"]}
+
+
+# --------------------------------------------------------------------------- fence margin
+
+
+@pytest.mark.parametrize("ttl", [3, 5, 10, 20, 30, 60])
+def test_default_stop_timeout_is_inside_the_fence_margin(ttl: int) -> None:
+    """Issue 10, defect 5: a container (docker stop -t N, then gone within
+    STOP_OVERHEAD) and its unit (TimeoutStopSec=) stop before the fence margin ends."""
+    text = unit({**BASE, "agent_ttl": ttl})
+    words = section(text, "Service")["ExecStop"][0].split()
+    n = int(words[words.index("-t") + 1])
+    assert n + STOP_OVERHEAD <= fence_margin(ttl) or n == 0
+    assert int(section(text, "Service")["TimeoutStopSec"][0]) == n + STOP_OVERHEAD
+    assert fence_margin(10) > 2  # the default TTL leaves docker stop -t 1 and 2 s in all

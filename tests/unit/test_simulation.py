@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from unitctl.agent.options import keepalive_interval
+from unitctl.agent.fencing import keepalive_interval
 from unitctl.sim import InvariantViolation, SimConfig, actors, simulate
 from unitctl.sim.__main__ import main
 from unitctl.sim.world import World

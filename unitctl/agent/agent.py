@@ -40,6 +40,7 @@ from .ports import UnitManager
 from .publisher import StatePublisher
 from .reconcile import DesiredUnit, accept, compute_tasks
 from .session import Session
+from .stopping import stop_all
 from .tasks import Task
 
 __all__ = ["ACTIVE_STATES", "Agent", "AgentOptions"]
@@ -118,7 +119,7 @@ class Agent:
 
     # -- lifecycle -------------------------------------------------------
     async def run(self, stop: asyncio.Event, leave: bool = True) -> None:
-        """Run until ``stop`` is set, then leave gracefully (units unloaded).
+        """Run until ``stop`` is set, then leave gracefully (:meth:`leave`).
 
         With ``leave`` False (read when ``stop`` fires, so it may be flipped
         after the call: the re-exec on SIGHUP) units keep running and the lease
@@ -128,39 +129,71 @@ class Agent:
         self._stop = stop
         await self.units.start_manager(self.publisher.report)
         await self.executor.adopt()
-        async with self._peer_server(), asyncio.TaskGroup() as tg:
-            tasks = [tg.create_task(job) for job in (
-                self.session.run(), self._schedule_loop(), self.fencer.run(),
-                self.fencer.watch_peers(), self.publisher.run())]
-            await stop.wait()
-            for t in tasks:
-                t.cancel()
-            self.engines.stop()
-        if self.leave_on_stop:
-            await self.leave()
-        else:
-            await self.units.close()
-            log.info("agent: stopping without leaving: units keep running")
+        async with self._peer_server():  # peers still hear us while we stop
+            async with asyncio.TaskGroup() as tg:
+                tasks = [tg.create_task(job) for job in (
+                    self.session.run(), self._schedule_loop(), self.fencer.run(),
+                    self.fencer.watch_peers(), self.publisher.run())]
+                await stop.wait()
+                for t in tasks:
+                    t.cancel()
+                self.engines.stop()
+            if self.leave_on_stop:
+                await self.leave()
+            else:
+                await self.units.close()
+                log.info("agent: stopping without leaving: units keep running")
 
     @contextlib.asynccontextmanager
     async def _peer_server(self) -> AsyncIterator[None]:
-        """Answer peers' "do you reach etcd?" while the agent runs (if a port is set)."""
-        peer = PeerServer(self.machine.id, self.etcd_age)
+        """Answer peers' "do you reach etcd?" while the agent runs (if a port is set).
+
+        A port that cannot be bound is an ERROR (and STATUS=), retried in the
+        background; the agent runs on (failing would leave its units unfenced).
+        """
+        peer = PeerServer(self.machine.id, self.etcd_age, lambda: self.session.peer_secret)
+        binding = None
         if self.opts.peer_port:
-            with contextlib.suppress(OSError):
-                await peer.start(self.opts.peer_host, self.opts.peer_port)
+            binding = asyncio.create_task(
+                peer.keep_bound(self.opts.peer_host, self.opts.peer_port, self.notify))
         try:
             yield
         finally:
+            if binding is not None:
+                binding.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await binding
             await peer.close()
 
     async def leave(self) -> None:
-        """Graceful exit: unload every unit, drop states, revoke the lease."""
-        for name in sorted(self.units.present()):
-            with contextlib.suppress(UnitctlError):
-                await self.units.unload(name)
+        """Graceful exit: stop every unit in parallel within ``stop_budget``, then
+        revoke the lease, but only once systemd reports every unit down.
+
+        The lease is kept alive while the units stop. If the budget runs out
+        first, the stop jobs stay queued in systemd (the units are not in the
+        agent's cgroup), and the agent exits *without* revoking: the lease
+        expires ``ttl`` after the last keepalive, so the engine moves the units
+        only then (docs/fencing.md, "Graceful stop").
+        """
+        budget = self.opts.stop_budget
+        keepalive = asyncio.create_task(self.session.hold())
+        try:
+            running = await stop_all(self.units, budget, asyncio.get_running_loop().time)
+        finally:
+            keepalive.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keepalive
+        if running:
+            log.error("agent: stop budget of %gs ran out with %d unit(s) still stopping "
+                      "(%s): not revoking the lease; it expires within %ds and their stop "
+                      "jobs go on in systemd", budget, len(running), ", ".join(running),
+                      self.session.ttl)
+            self.notify(f"STATUS=left without revoking: {len(running)} unit(s) still stopping")
+            await self.units.close()
+            return
         with contextlib.suppress(UnitctlError):
             await self.units.reload()
+        log.info("agent: every unit stopped; revoking the lease")
         await self.session.end()
         await self.units.close()
         log.info("agent: left the cluster")

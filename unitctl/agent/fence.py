@@ -3,8 +3,10 @@
 Three parts:
 
 * :class:`PeerServer` and :func:`ask_peers`: the small TCP protocol between
-  agents (one JSON line per connection, ``{"id", "etcd_age"}``; nothing is read
-  from the asking side);
+  agents (the asker sends ``{"nonce"}``, the server answers one JSON line
+  ``{"id", "etcd_age", "mac"}``; an answer without a valid MAC of the cluster
+  secret counts as silent, :mod:`.peerauth`); a taken port is retried and
+  reported loudly, never ignored;
 * :class:`Fence`: the loop that, once etcd has been silent for
   ``FENCE_AFTER * ttl``, asks the peers, applies ``decide`` and, on FENCE (and
   one last failed look at etcd), stops every local unit; :meth:`Fence.lift`
@@ -30,29 +32,71 @@ from unitctl.registry.kv import EventKind
 from unitctl.registry.registry import Registry
 
 from .executor import Executor
-from .fencing import FENCE_AFTER, PeerReport, Verdict, decide
+from .fencing import (
+    FENCE_AFTER,
+    LAST_LOOK,
+    PeerReport,
+    Verdict,
+    check_interval,
+    decide,
+    peer_timeout,
+)
+from .peerauth import mac, new_nonce, valid_nonce, verify
 from .ports import UnitManager
 from .session import Session
 
 log = logging.getLogger("unitctl.agent")
 
+#: Seconds the server waits for the asker's nonce line.
+NONCE_WAIT = 1.0
+#: The longest line the server reads (a nonce line is under 200 bytes).
+NONCE_LINE_LIMIT = 1024
+#: Seconds between two attempts to bind a taken peer_port.
+BIND_RETRY = 5.0
+
 
 class PeerServer:
-    """Answers each TCP connection with one JSON line: {"id", "etcd_age"}."""
+    """Answers each TCP connection: reads ``{"nonce"}``, writes one JSON line
+    ``{"id", "etcd_age", "mac"}`` (:mod:`.peerauth`), closes."""
 
-    def __init__(self, machine_id: str, etcd_age: Callable[[], float]) -> None:
+    def __init__(self, machine_id: str, etcd_age: Callable[[], float],
+                 secret: Callable[[], bytes] = lambda: b"") -> None:
         self.machine_id = machine_id
         self.etcd_age = etcd_age
+        self.secret = secret
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> None:
-        self._server = await asyncio.start_server(self._handle, host, port, reuse_address=True)
+        """Bind and listen; raises OSError when the port cannot be bound."""
+        self._server = await asyncio.start_server(self._handle, host, port, reuse_address=True,
+                                                  limit=NONCE_LINE_LIMIT)
 
-    async def _handle(self, _r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        line = json.dumps({"id": self.machine_id, "etcd_age": round(self.etcd_age(), 3)})
+    async def keep_bound(self, host: str, port: int, notify: Callable[[str], None],
+                         retry: float = BIND_RETRY) -> None:
+        """Bind, retrying every ``retry`` s while the port is taken; a failure is loud:
+        logged at ERROR and shown as the unit's STATUS=."""
+        while True:
+            try:
+                await self.start(host, port)
+            except OSError as exc:
+                log.error("agent: cannot bind peer_port %s:%d: %s: peers will count this "
+                          "machine as silent; retrying in %gs", host, port, exc, retry)
+                notify(f"STATUS=peer_port {port} not bound: {exc.strerror or exc}")
+                await asyncio.sleep(retry)
+                continue
+            log.info("agent: answering peers on %s:%d", host, port)
+            return
+
+    async def _handle(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, ValueError, TimeoutError):
+            nonce = json.loads(await asyncio.wait_for(r.readline(), NONCE_WAIT))["nonce"]
+            if valid_nonce(nonce):
+                age = round(self.etcd_age(), 3)
+                tag = mac(self.secret(), nonce, self.machine_id, age) if self.secret() else ""
+                line = json.dumps({"id": self.machine_id, "etcd_age": age, "mac": tag})
+                w.write(line.encode() + b"\n")
+                await w.drain()
         with contextlib.suppress(OSError):
-            w.write(line.encode() + b"\n")
-            await w.drain()
             w.close()
 
     async def close(self) -> None:
@@ -62,23 +106,33 @@ class PeerServer:
                 await self._server.wait_closed()
 
 
-async def ask_peer(host: str, port: int, timeout: float) -> PeerReport | None:
-    """Ask one peer; None when it cannot be reached or answers nonsense."""
+async def ask_peer(host: str, port: int, timeout: float, secret: bytes) -> PeerReport | None:
+    """Ask one peer; None when it cannot be reached, answers nonsense, or its
+    answer lacks a valid MAC for our nonce (:mod:`.peerauth`)."""
+    nonce = new_nonce()
     try:
         r, w = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
         try:
+            w.write(json.dumps({"nonce": nonce}).encode() + b"\n")
             line = await asyncio.wait_for(r.readline(), timeout)
         finally:
             w.close()
         obj = json.loads(line)
-        return PeerReport(str(obj["id"]), float(obj["etcd_age"]))
+        report = PeerReport(str(obj["id"]), float(obj["etcd_age"]))
+        tag = str(obj["mac"])
     except (OSError, TimeoutError, ValueError, KeyError, TypeError):
         return None
+    if not verify(secret, nonce, report.machine_id, report.etcd_age, tag):
+        log.warning("agent: peer %s:%d answered without a valid MAC: counted as silent",
+                    host, port)
+        return None
+    return report
 
 
-async def ask_peers(addrs: Sequence[tuple[str, int]], timeout: float) -> list[PeerReport]:
-    """Ask every peer at once; return the answers that came."""
-    answers = await asyncio.gather(*(ask_peer(h, p, timeout) for h, p in addrs))
+async def ask_peers(addrs: Sequence[tuple[str, int]], timeout: float,
+                    secret: bytes) -> list[PeerReport]:
+    """Ask every peer at once; return the authenticated answers that came."""
+    answers = await asyncio.gather(*(ask_peer(h, p, timeout, secret) for h, p in addrs))
     return [a for a in answers if a is not None]
 
 
@@ -108,7 +162,7 @@ class Fence:
 
     async def run(self) -> None:
         """Every ttl/20: consult the peers once etcd is silent; fence or hold."""
-        step = max(0.05, self.ttl / 20)
+        step = check_interval(self.ttl)
         last_hold = ""
         while True:
             checkpoint()
@@ -118,7 +172,7 @@ class Fence:
                 last_hold = ""
                 continue
             addrs = [(ip, self.peer_port) for ip in self.peers.values()]
-            reports = await ask_peers(addrs, timeout=min(0.5, self.ttl / 10))
+            reports = await ask_peers(addrs, peer_timeout(self.ttl), self.session.peer_secret)
             verdict, why = decide(self.session.etcd_age(), self.ttl, self.session.keepalive,
                                   len(addrs), reports)
             if verdict is Verdict.FENCE and not await self._reaches_etcd():
@@ -130,7 +184,7 @@ class Fence:
     async def _reaches_etcd(self) -> bool:
         """One last quick look before fencing: etcd may have just come back."""
         try:
-            await asyncio.wait_for(self.registry.revision(), 0.3)
+            await asyncio.wait_for(self.registry.revision(), LAST_LOOK)
         except (TimeoutError, RegistryError):
             return False
         self.session.contact()

@@ -34,6 +34,43 @@ from dataclasses import dataclass
 FENCE_AFTER = 0.5
 #: Allowance for round trips when comparing a peer's age with ours (seconds).
 SLACK = 0.1
+#: The last look at etcd before fencing (seconds).
+LAST_LOOK = 0.3
+#: How long the engine waits after a machine's key vanished before it moves
+#: its units (the engine's ``loss_grace``, seconds).
+LOSS_GRACE = 0.5
+
+
+def keepalive_interval(ttl: float) -> float:
+    """Seconds between keepalives of a lease of ``ttl`` seconds (TTL/8, at least 0.2 s):
+    an etcd outage shorter than ``ttl - keepalive_interval(ttl)`` never expires it.
+    The agent's session uses it, and the simulator models the same interval."""
+    return max(0.2, ttl / 8)
+
+
+def check_interval(ttl: float) -> float:
+    """Seconds between two looks of the fence loop at the age of the last contact."""
+    return max(0.05, ttl / 20)
+
+
+def peer_timeout(ttl: float) -> float:
+    """Seconds to connect to a peer, and again to read its answer."""
+    return min(0.5, ttl / 10)
+
+
+def fence_margin(ttl: float) -> float:
+    """Worst-case seconds from "the fence queued the stops here" to "the units may
+    start elsewhere": the time a unit has to stop (docs/fencing.md, "Timing").
+
+    The lease expires ``ttl`` after the last keepalive, and the engine waits
+    ``LOSS_GRACE`` more. The fence acts ``FENCE_AFTER * ttl`` after the last
+    *contact*, which may be one keepalive interval after the last keepalive,
+    plus up to one check interval, the peer query (connect + read) and the
+    last look at etcd.
+    """
+    fenced = (FENCE_AFTER * ttl + keepalive_interval(ttl) + check_interval(ttl)
+              + 2 * peer_timeout(ttl) + LAST_LOOK)
+    return ttl + LOSS_GRACE - fenced
 
 
 class Verdict(enum.Enum):

@@ -5,13 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-def keepalive_interval(ttl: float) -> float:
-    """Seconds between keepalives of a lease of ``ttl`` seconds (TTL/8, at least 0.2 s):
-    an etcd outage shorter than ``ttl - keepalive_interval(ttl)`` never expires it.
-    The agent's session uses it, and the simulator models the same interval."""
-    return max(0.2, ttl / 8)
-
-
 @dataclass(frozen=True, slots=True)
 class AgentOptions:
     """Timing and feature switches (from :class:`unitctl.config.AgentConfig`)."""
@@ -25,3 +18,6 @@ class AgentOptions:
     #: Where the lease id is kept, so a restarted agent adopts its own live
     #: lease instead of waiting for it to expire ("" = do not keep it).
     lease_file: str = ""
+    #: Seconds a graceful stop may spend stopping units before the agent exits
+    #: without revoking its lease (docs/fencing.md, "Graceful stop").
+    stop_budget: float = 30.0

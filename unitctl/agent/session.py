@@ -9,10 +9,14 @@ Contract:
 * a refresh that reports the lease expired (TTL <= 0) registers again, under
   a new lease; a previous agent process's live lease (kept in the lease file)
   is adopted instead of granted, so a restart does not wait for an expiry;
+* each registration first reads the cluster's peer secret (created if absent,
+  :func:`.peerauth.load_secret`), which authenticates the peer protocol;
 * every successful exchange with etcd is a *contact* (:meth:`Session.contact`):
   :meth:`Session.etcd_age` is the time since the last one, which the fence reads;
 * after each registration ``on_registered(lease)`` runs (publish states, restart
-  the engine, reconcile).
+  the engine, reconcile);
+* while the agent stops gracefully, :meth:`Session.hold` only refreshes the
+  lease (no new registration), and :meth:`Session.end` revokes it.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from unitctl.loop import checkpoint
 from unitctl.model import Machine
 from unitctl.registry.registry import Registry
 
-from .options import keepalive_interval
+from .fencing import keepalive_interval
+from .peerauth import load_secret
 
 log = logging.getLogger("unitctl.agent")
 
@@ -53,6 +58,9 @@ class Session:
         #: The current lease id; 0 while unregistered.
         self.lease = 0
         self.last_contact = clock()
+        #: The cluster's peer secret (:mod:`.peerauth`), read at each registration;
+        #: empty until the first one.
+        self.peer_secret = b""
 
     @property
     def keepalive(self) -> float:
@@ -90,6 +98,7 @@ class Session:
             await asyncio.sleep(self.keepalive)
 
     async def _register(self) -> None:
+        self.peer_secret = await load_secret(self.registry.kv, self.registry.keys.prefix)
         lease = await self._previous_lease() or await self.registry.leases.grant(self.ttl)
         await self.registry.register_machine(self.machine, lease)
         self.lease = lease
@@ -116,6 +125,24 @@ class Session:
         with contextlib.suppress(OSError):
             # /run does not outlive a reboot, nor need the lease survive one: no fsync.
             atomic_write(self.lease_file, f"{lease:x}\n", durable=False, make_dirs=True)
+
+    async def hold(self) -> None:
+        """Keep the current lease alive until cancelled, never registering again.
+
+        The graceful stop's keepalive: the engine must not move this machine's
+        units while they are still stopping here.
+        """
+        while self.lease:
+            checkpoint()
+            try:
+                if await self.registry.leases.refresh(self.lease) <= 0:
+                    log.error("agent: lease %x expired while the units were stopping",
+                              self.lease)
+                    return
+                self.contact()
+            except RegistryError as exc:
+                log.warning("agent: keepalive failed while stopping: %s", exc)
+            await asyncio.sleep(self.keepalive)
 
     async def end(self) -> None:
         """Leave: revoke the lease (the machine key and states go with it), drop the file."""

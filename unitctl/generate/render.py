@@ -22,6 +22,7 @@ import jinja2.sandbox
 
 from unitctl.docker.argv import DEFAULT_ENGINE
 from unitctl.generate.spec import ServiceSpec, parse_spec
+from unitctl.generate.stoptime import timeout_stop_sec
 from unitctl.generate.values import CONTROL_RE
 
 __all__ = [
@@ -141,8 +142,11 @@ def render_context(spec: ServiceSpec) -> dict[str, t.Any]:
         "cpu_quota": _format_percent(spec.cpu) if spec.cpu is not None else None,
         "memory_max": _format_bytes(spec.mem, docker=False) if spec.mem is not None else None,
         "exec_start": _exec_start_lines(spec),
+        "timeout_stop": timeout_stop_sec(spec.stop_timeout),
         "exec_stop": " ".join(
-            systemd_quote(w) for w in ("/usr/bin/env", spec.engine, "stop", spec.name)
+            systemd_quote(w)
+            for w in ("/usr/bin/env", spec.engine, "stop", "-t", str(spec.stop_timeout),
+                      spec.name)
         ),
         "x_fleet": _x_fleet_lines(spec),
     }

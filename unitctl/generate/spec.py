@@ -29,6 +29,10 @@ Spec keys (all but ``name`` and ``image`` optional)::
     timeout_start systemd TimeoutStartSec= (default "0": no timeout)
     docker_run    path of docker-run (default /usr/local/bin/docker-run)
     engine        "docker" (default) or "podman": used for ExecStop and --engine
+    stop_timeout  docker stop -t N, whole seconds (default and maximum: what the
+                  fence margin of agent_ttl allows, 1 s for 10 s); TimeoutStopSec=N+1
+    agent_ttl     the cluster's agent_ttl the unit is for (default 10s): sets the
+                  maximum stop_timeout (:mod:`unitctl.generate.stoptime`)
 
 Bad specs raise :class:`~unitctl.errors.UsageError` (or
 :class:`~unitctl.errors.InvalidUnitNameError` for a bad name,
@@ -47,6 +51,7 @@ import yaml
 
 from unitctl.docker.argv import DEFAULT_ENGINE, SUPPORTED_ENGINES, PortMapping
 from unitctl.errors import InvalidOptionsError, UsageError
+from unitctl.generate.stoptime import parse_agent_ttl, parse_stop_timeout
 from unitctl.generate.values import (
     DEFAULT_DOCKER_RUN,
     DEFAULT_TIMEOUT_START,
@@ -84,7 +89,8 @@ ENGINES = SUPPORTED_ENGINES
 SPEC_KEYS = (
     "name", "description", "image", "command", "env", "ports", "volumes", "after",
     "requires", "link", "machine_of", "conflicts", "metadata", "global", "cpu", "mem",
-    "restart", "timeout_start", "docker_run", "engine", "legacy_xfleet",
+    "restart", "timeout_start", "docker_run", "engine", "legacy_xfleet", "stop_timeout",
+    "agent_ttl",
 )  # fmt: skip
 
 
@@ -115,6 +121,8 @@ class ServiceSpec:
     timeout_start: str = DEFAULT_TIMEOUT_START
     docker_run: str = DEFAULT_DOCKER_RUN
     engine: str = DEFAULT_ENGINE
+    #: docker stop -t (seconds), inside the fence margin of the cluster's agent_ttl
+    stop_timeout: int = 1
 
     @property
     def unit_name(self) -> str:
@@ -209,6 +217,8 @@ def parse_spec(raw: Mapping[str, t.Any]) -> ServiceSpec:
         timeout_start=parse_timeout(raw.get("timeout_start")),
         docker_run=parse_docker_run(raw.get("docker_run")),
         engine=parse_choice("engine", raw.get("engine"), ENGINES, DEFAULT_ENGINE),
+        stop_timeout=parse_stop_timeout(raw.get("stop_timeout"),
+                                        parse_agent_ttl(raw.get("agent_ttl"))),
     )
     _check_xfleet(spec)
     return spec

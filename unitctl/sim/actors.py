@@ -15,8 +15,7 @@
 
 from __future__ import annotations
 
-from unitctl.agent.fencing import FENCE_AFTER, PeerReport, Verdict, decide
-from unitctl.agent.options import keepalive_interval
+from unitctl.agent.fencing import FENCE_AFTER, PeerReport, Verdict, decide, keepalive_interval
 from unitctl.agent.reconcile import accept, compute_tasks
 from unitctl.engine.planned import schedules_of
 from unitctl.scheduler import Plan, schedule
