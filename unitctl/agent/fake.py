@@ -8,8 +8,9 @@ It models what the agent can observe of systemd, cheaply (dicts, no I/O):
   (``loaded/inactive/dead``); ``start`` -> ``active/running``, ``stop`` ->
   ``inactive/dead``, :meth:`crash` -> ``failed/failed``; after ``unload`` and
   a ``reload`` the unit is forgotten (``not-found``), as with systemd;
-* *foreign* units (:meth:`add_foreign_unit`): known to systemd but not in the
-  directory; nothing here ever touches them.
+* *foreign* units (:meth:`add_foreign_unit`): the host's own units, known to
+  systemd but not in the directory, each with its FragmentPath (what
+  :meth:`host_unit` answers); nothing here ever touches them.
 
 State changes are reported synchronously to the ``on_change`` callback, for
 units with a file in the directory only, and only when the (load, active, sub)
@@ -38,7 +39,7 @@ FAILED = SystemdState("loaded", "failed", "failed")
 
 #: The methods :meth:`FakeUnitManager.fail_next` can make fail.
 METHODS = frozenset({"start_manager", "write", "link", "enable", "unload", "reload", "start",
-                     "stop", "state"})
+                     "stop", "state", "host_unit"})
 
 
 class FakeUnitManager:
@@ -57,6 +58,8 @@ class FakeUnitManager:
         self.units: dict[str, SystemdState] = {}
         #: Units systemd knows that are not in the directory.
         self.foreign: set[str] = set()
+        #: The FragmentPath of each foreign unit.
+        self.fragments: dict[str, str] = {}
         #: Every call as ``(method, name or "")``.
         self.history: list[tuple[str, str]] = []
         self.keep_history = keep_history
@@ -86,9 +89,12 @@ class FakeUnitManager:
             raise KeyError(f"{name} is not loaded")
         self._set(name, FAILED)
 
-    def add_foreign_unit(self, name: str, state: SystemdState = RUNNING) -> None:
-        """A unit systemd knows whose file lives outside the directory."""
+    def add_foreign_unit(self, name: str, state: SystemdState = RUNNING,
+                         fragment: str | None = None) -> None:
+        """A unit systemd knows whose file lives outside the directory (default
+        FragmentPath: ``/etc/systemd/system/<name>``)."""
         self.foreign.add(name)
+        self.fragments[name] = fragment or f"/etc/systemd/system/{name}"
         self.units[name] = state
 
     def set_state(self, name: str, state: SystemdState) -> None:
@@ -195,6 +201,14 @@ class FakeUnitManager:
     def _require_file(self, name: str) -> None:
         if name not in self.files:
             raise SystemdError(f"{name} is not a unit of {self.units_dir}: refusing to touch it")
+
+    async def host_unit(self, name: str) -> str | None:
+        self._check(name)
+        self._enter("host_unit", name)
+        self._require_started()
+        if name not in self.foreign or name in self.files or name in self.linked:
+            return None
+        return self.fragments.get(name, f"/etc/systemd/system/{name}")
 
     async def unload(self, name: str) -> None:
         self._check(name)
