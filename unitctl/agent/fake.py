@@ -17,7 +17,7 @@ units with a file in the directory only, and only when the (load, active, sub)
 triple changed -- the same contract as the real adapter.
 
 Failure injection: :meth:`fail_next` makes the next call(s) of one method
-raise; :meth:`crash` simulates a unit dying. ``history`` records every call
+raise, :meth:`fail_always` every call of one method for one unit; :meth:`crash` simulates a unit dying. ``history`` records every call
 (``keep_history=False`` for benchmarks).
 """
 
@@ -67,6 +67,7 @@ class FakeUnitManager:
         self.closed = False
         self._on_change: StateCallback | None = None
         self._failures: dict[str, list[Exception]] = {}
+        self._refusals: dict[tuple[str, str], Exception] = {}
         self._hashes: dict[str, str] = {}
         self._reported: dict[str, SystemdState] = {}
 
@@ -82,6 +83,16 @@ class FakeUnitManager:
             raise ValueError(f"unknown method {method!r} (one of {sorted(METHODS)})")
         err = error or SystemdError(f"injected failure of {method}")
         self._failures.setdefault(method, []).extend([err] * times)
+
+    def fail_always(self, method: str, name: str, error: Exception | None = None) -> None:
+        """Make every call of ``method`` for unit ``name`` raise ``error`` (as systemd
+        refusing one unit); ``error=None`` ends it."""
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r} (one of {sorted(METHODS)})")
+        if error is None:
+            self._refusals.pop((method, name), None)
+        else:
+            self._refusals[(method, name)] = error
 
     def crash(self, name: str) -> None:
         """The unit's main process died: ``loaded/failed/failed``."""
@@ -108,6 +119,9 @@ class FakeUnitManager:
         pending = self._failures.get(method)
         if pending:
             raise pending.pop(0)
+        refusal = self._refusals.get((method, name))
+        if refusal is not None:
+            raise refusal
 
     def _check(self, name: str) -> None:
         validate_name(name)
