@@ -17,7 +17,8 @@ units with a file in the directory only, and only when the (load, active, sub)
 triple changed -- the same contract as the real adapter.
 
 Failure injection: :meth:`fail_next` makes the next call(s) of one method
-raise, :meth:`fail_always` every call of one method for one unit; :meth:`crash` simulates a unit dying. ``history`` records every call
+raise, :meth:`fail_always` every call of one method for one unit;
+:meth:`crash` simulates a unit dying. ``history`` records every call
 (``keep_history=False`` for benchmarks).
 """
 
