@@ -5,7 +5,8 @@ It models what the agent can observe of systemd, cheaply (dicts, no I/O):
 * files in the unit directory (``files``), runtime links (``linked``) and
   runtime enablement (``enabled``);
 * systemd's view (``units``): a unit is known after ``reload`` once linked
-  (``loaded/inactive/dead``); ``start`` -> ``active/running``, ``stop`` ->
+  (``loaded/inactive/dead``); ``start`` -> ``active/running`` (refused, as by
+  systemd, for a unit with ``RefuseManualStart=yes``), ``stop`` ->
   ``inactive/dead``, :meth:`crash` -> ``failed/failed``; after ``unload`` and
   a ``reload`` the unit is forgotten (``not-found``), as with systemd;
 * *foreign* units (:meth:`add_foreign_unit`): the host's own units, known to
@@ -27,9 +28,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from unitctl.agent.ports import StateCallback, SystemdState, content_hash
-from unitctl.errors import SystemdError
+from unitctl.agent.ports import RefusedBySystemd, StateCallback, SystemdState, content_hash
+from unitctl.errors import InvalidUnitError, SystemdError
 from unitctl.names import validate_name
+from unitctl.unitfile import UnitFile
 
 __all__ = ["FakeUnitManager"]
 
@@ -41,6 +43,15 @@ FAILED = SystemdState("loaded", "failed", "failed")
 #: The methods :meth:`FakeUnitManager.fail_next` can make fail.
 METHODS = frozenset({"start_manager", "write", "link", "enable", "unload", "reload", "start",
                      "stop", "state", "host_unit"})
+
+
+def _refuses_manual_start(text: str) -> bool:
+    """``RefuseManualStart=`` is true in the unit's [Unit] section (systemd refuses StartUnit)."""
+    try:
+        value = UnitFile.parse(text).value("Unit", "RefuseManualStart")
+    except InvalidUnitError:
+        return False
+    return (value or "").lower() in ("1", "yes", "y", "true", "t", "on")
 
 
 class FakeUnitManager:
@@ -203,6 +214,11 @@ class FakeUnitManager:
         if self.units.get(name, NOT_FOUND).load != "loaded":
             raise SystemdError(f"systemd StartUnit: org.freedesktop.systemd1.NoSuchUnit: "
                                f"Unit {name} not found.")
+        if _refuses_manual_start(self.files[name]):
+            text = (f"Operation refused, unit {name} may be requested by dependency only "
+                    "(it is configured to refuse manual start/stop).")
+            raise RefusedBySystemd(
+                f"systemd StartUnit: org.freedesktop.systemd1.OnlyByDependency: {text}", text)
         self._set(name, RUNNING)
 
     async def stop(self, name: str) -> None:
