@@ -115,6 +115,13 @@ def test_a_host_unit_is_refused_never_shadowed_and_destroy_leaves_it(
     wait(lambda: active_state(cluster, "m1", "b-good.service") == "active", timeout=30,
          what="the good unit runs")
 
+    # the good unit started in the same pass that met dbus.service: nothing was linked
+    for path in ("/run/systemd/system/dbus.service", "/run/unitctl/units/dbus.service"):
+        assert cluster.exec("m1", "test", "-e", path, check=False).returncode != 0, path
+    fragment = cluster.exec("m1", "systemctl", "show", "-p", "FragmentPath", "--value",
+                            "dbus.service").stdout.strip()
+    assert not fragment.startswith(("/run/unitctl", "/run/systemd/system")), fragment
+
     def refused() -> bool:
         row = _row(cluster, "dbus.service")
         return bool(row and "load refused: dbus.service is a unit of this host" in
@@ -123,11 +130,6 @@ def test_a_host_unit_is_refused_never_shadowed_and_destroy_leaves_it(
     wait(refused, timeout=15, what="the refusal of dbus.service shows in list-units")
     explained = unitctl(cluster, "explain", "dbus.service").stdout
     assert "Failing on" in explained and "never shadows, stops or unloads" in explained
-    for path in ("/run/systemd/system/dbus.service", "/run/unitctl/units/dbus.service"):
-        assert cluster.exec("m1", "test", "-e", path, check=False).returncode != 0, path
-    fragment = cluster.exec("m1", "systemctl", "show", "-p", "FragmentPath", "--value",
-                            "dbus.service").stdout.strip()
-    assert not fragment.startswith(("/run/unitctl", "/run/systemd/system")), fragment
 
     unitctl(cluster, "destroy", "dbus.service", "b-good.service")
     wait(lambda: not units_json(cluster), timeout=30, what="the records are gone")
