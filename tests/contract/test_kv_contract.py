@@ -154,3 +154,37 @@ def test_unreachable_store_raises_registry_unavailable() -> None:
             await kv.get("/x")
         await kv.close()
     asyncio.run(go())
+
+
+
+def test_get_prefix_pages_form_one_snapshot(make_kv: KVFactory, key_prefix: str) -> None:
+    """Many keys read two at a time: every key, in order, all at the first page's
+    revision, even while another client rewrites them between the pages."""
+    async def body(kv: KV) -> None:
+        names = [f"{key_prefix}k{i:03d}" for i in range(300)]
+        for i in range(0, len(names), 100):
+            await kv.txn([], [Put(k, b"old") for k in names[i:i + 100]])
+        kv.page_size = 2
+        writer = await make_kv()
+        await writer.get(names[0])  # both connected before the race
+        await kv.get(names[0])
+        started = asyncio.Event()
+
+        async def overwrite() -> None:  # in key order: a snapshot sees a prefix rewritten
+            for i in range(0, len(names), 10):
+                await writer.txn([], [Put(k, b"new") for k in names[i:i + 10]])
+                started.set()
+        try:
+            task = asyncio.create_task(overwrite())
+            await started.wait()
+            rng = await kv.get_prefix(key_prefix)
+            await task
+        finally:
+            await writer.close()
+        assert [x.key for x in rng.kvs] == names
+        assert all(x.mod_rev <= rng.revision for x in rng.kvs)
+        values = [x.value for x in rng.kvs]
+        rewritten = values.count(b"new")
+        assert values == [b"new"] * rewritten + [b"old"] * (len(names) - rewritten)
+        assert all(x.value == b"new" for x in (await kv.get_prefix(key_prefix)).kvs)
+    run(make_kv, body)

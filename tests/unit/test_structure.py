@@ -27,7 +27,7 @@ PURE = [
     "unitctl.systemd.states", "unitctl.systemd.api",
     "unitctl.docker.argv", "unitctl.docker.spec",
     "unitctl.generate", "unitctl.generate.spec", "unitctl.generate.values",
-    "unitctl.generate.render", "unitctl.cli.output", "unitctl.agent.options",
+    "unitctl.generate.render", "unitctl.cli.output", "unitctl.legend", "unitctl.agent.options",
     "unitctl.sim.core", "unitctl.sim.world", "unitctl.sim.actors", "unitctl.sim.faults",
     "unitctl.sim.invariants", "unitctl.sim.systemd", "unitctl.sim.workload",
 ]

@@ -215,6 +215,9 @@ class Agent:
         entries, rev = await self.registry.get_schedule(self.machine.id)
         self.session.contact()
         self.schedule = entries
+        # keep only the bodies the current schedule names (the cache never outgrows it)
+        wanted = {e.hash for e in entries.values()}
+        self.bodies = {sha: text for sha, text in self.bodies.items() if sha in wanted}
         await self.reconcile()
         if self.session.lease:
             self.ready.set()

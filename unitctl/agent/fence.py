@@ -10,7 +10,8 @@ Three parts:
   one last failed look at etcd), stops every local unit; :meth:`Fence.lift`
   ends the fence when etcd answers again;
 * :meth:`Fence.watch_peers`: the list of peers, kept from membership changes
-  (a watch on the machine keys; no polling).
+  (a watch on the machine keys; no polling); a machine key that does not
+  decode is reported once and skipped (that machine is no peer).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Callable, Sequence
 
 from unitctl.errors import RegistryError, UnitctlError
 from unitctl.loop import checkpoint
+from unitctl.registry import poison
 from unitctl.registry.codec import decode_machine
 from unitctl.registry.kv import EventKind
 from unitctl.registry.registry import Registry
@@ -170,6 +172,11 @@ class Fence:
                 if ev.kind is EventKind.DELETE or mid == me:
                     self.peers.pop(mid, None)
                     continue
-                m = decode_machine(ev.key, ev.value)
+                try:
+                    m = decode_machine(ev.key, ev.value)
+                except poison.DECODE_ERRORS as exc:  # a poison key: skip it, once logged
+                    poison.invalid(ev.key, ev.mod_rev, exc)
+                    self.peers.pop(mid, None)
+                    continue
                 if m.public_ip:
                     self.peers[m.id] = m.public_ip

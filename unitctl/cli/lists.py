@@ -13,18 +13,13 @@ from typing import Any
 import click
 
 from unitctl import xfleet
-from unitctl.cli.output import (
-    failure_note,
-    iso_time,
-    machine_legend,
-    parse_fields,
-    render_json,
-    render_table,
-    short_id,
-)
+from unitctl.cli.output import failure_note, iso_time, parse_fields, render_json, render_table
 from unitctl.cli.session import Session, pass_session
-from unitctl.client.views import UnitFileInfo
+from unitctl.client import views
+from unitctl.client.facade import Client
+from unitctl.client.views import Snapshot, UnitFileInfo
 from unitctl.errors import ConfigError
+from unitctl.legend import machine_legend, short_id
 from unitctl.model import Machine, UnitState
 
 Cell = str | None
@@ -87,6 +82,18 @@ MACHINE_FIELDS: dict[str, MachineField] = {
 MACHINE_DEFAULT = "machine,ip,metadata"
 
 
+def _warn_invalid(invalid: Mapping[str, str]) -> None:
+    """One stderr line per unit key that does not decode (the list still succeeds)."""
+    for name in sorted(invalid):
+        click.echo(f"WARNING: unit {name} is invalid ({invalid[name]}); "
+                   f"'unitctl destroy {name}' removes it", err=True)
+
+
+async def _unit_files(c: Client) -> tuple[list[UnitFileInfo], Snapshot]:
+    snap = await c.snapshot()
+    return await views.unit_file_rows(c.registry, c.bodies, snap), snap
+
+
 def _emit(fields: Sequence[str], table: list[dict[str, Cell]], as_json: bool,
           json_rows: list[dict[str, Cell]], legend: bool) -> None:
     if as_json:
@@ -119,7 +126,9 @@ def list_units(sess: Session, fields: str, full: bool, no_legend: bool, as_json:
     on its machine (what failed, and when the agent retries).
     """
     cols = parse_fields(fields, list(UNIT_FIELDS))
-    states, machines = sess.run(lambda c: c.list_units())
+    snap = sess.run(lambda c: c.snapshot())
+    _warn_invalid(snap.invalid)
+    states, machines = views.reported_states(snap), snap.machines
     if fields == UNIT_DEFAULT and any(s.error for s in states):
         cols.append("error")  # fleetctl's columns, plus why a unit is failing
     table = [{f: UNIT_FIELDS[f](s, machines, full) for f in cols} for s in states]
@@ -136,7 +145,8 @@ def list_unit_files(sess: Session, fields: str, full: bool, no_legend: bool,
     cols = parse_fields(fields, list(UNIT_FILE_FIELDS))
     if "tmachine" in cols:
         click.echo("WARNING: the tmachine field is deprecated, use target", err=True)
-    infos = sess.run(lambda c: c.list_unit_files())
+    infos, snap = sess.run(_unit_files)
+    _warn_invalid(snap.invalid)
     table = [{f: UNIT_FILE_FIELDS[f](u, full) for f in cols} for u in infos]
     js = [{f: UNIT_FILE_FIELDS[f](u, True) for f in cols} for u in infos]
     _emit(cols, table, as_json, js, not no_legend)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 from unitctl.errors import UsageError
-from unitctl.model import Machine, UnitState
+from unitctl.model import UnitState
 
 MISSING = "-"
 
@@ -139,38 +139,6 @@ def render_json(fields: Sequence[str], rows: Sequence[Mapping[str, str | None]])
     """A JSON list of objects with the chosen fields (missing values are null)."""
     data = [{f: (row.get(f) or None) for f in fields} for row in rows]
     return json.dumps(data, indent=2)
-
-
-# ------------------------------------------------------------------ machines and reasons
-
-
-def short_id(machine_id: str) -> str:
-    """``113f16a7...``; keys that are not machine ids are kept as they are."""
-    if len(machine_id) > 8 and all(c in "0123456789abcdef" for c in machine_id.lower()):
-        return machine_id[:8] + "..."
-    return machine_id
-
-
-def machine_legend(machine_id: str, machine: Machine | None, full: bool = False) -> str:
-    """fleet's ``machineFullLegend``: the id (short unless ``full``) and ``/<ip>`` when known."""
-    legend = machine_id if full else short_id(machine_id)
-    if machine is not None and machine.public_ip:
-        legend += f"/{machine.public_ip}"
-    return legend
-
-
-def format_reasons(reasons: Mapping[str, str]) -> list[str]:
-    """One ``<short id>: <reason>`` per machine, sorted by machine id."""
-    if not reasons:
-        return ["no machine is available"]
-    return [f"{short_id(m)}: {reasons[m]}" for m in sorted(reasons)]
-
-
-def short_reason(reasons: Mapping[str, str]) -> str:
-    """The distinct reasons of an explanation, joined (list-unit-files' REASON)."""
-    if not reasons:
-        return "no machine is available"
-    return "; ".join(sorted(set(reasons.values())))
 
 
 # ------------------------------------------------------------------ unit failures

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-from unitctl.cli.output import format_reasons, machine_legend, short_id, short_reason
 from unitctl.client.connect import (
     DEFAULT_ENDPOINT,
     DEFAULT_PREFIX,
@@ -30,6 +29,7 @@ from unitctl.client.views import (
     UnitFileInfo,
 )
 from unitctl.client.wait import Predicate
+from unitctl.legend import format_reasons, machine_legend, short_id, short_reason
 
 __all__ = [
     "BAD_LOAD_STATES", "DEFAULT_ENDPOINT", "DEFAULT_PREFIX", "REPLACE_ALLOWED",

@@ -7,6 +7,10 @@ the machines); it derives fleet's *current* state of a unit
 agent reports a systemd state for it, ``launched`` when that state is also
 running, else ``inactive``. :class:`Bodies` reads the stored unit texts, and
 caches per body hash whether a unit is global. Reads only: nothing here writes.
+
+A unit key that does not decode (a poison key) is left out of the snapshot's
+units and listed in :attr:`Snapshot.invalid` (name -> why), so the lists can
+show it and ``destroy`` can remove it.
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from unitctl import xfleet
-from unitctl.cli.output import machine_legend, short_reason
 from unitctl.errors import InvalidUnitError, NotFoundError
+from unitctl.legend import machine_legend, short_reason
 from unitctl.model import DesiredState, Machine, Requirements, UnitRecord, UnitState
 from unitctl.registry.registry import Registry
 from unitctl.unitfile import UnitFile
@@ -46,6 +50,8 @@ class Snapshot:
     states: Mapping[str, Mapping[str, StoredState]]
     explanations: Mapping[str, Mapping[str, str]]
     machines: Mapping[str, Machine]
+    #: unit keys whose value does not decode: name -> why
+    invalid: Mapping[str, str] = field(default_factory=dict)
 
     def placed_state(self, name: str) -> tuple[str | None, StoredState | None]:
         """Return (placed machine, that machine's report) for a unit."""
@@ -89,11 +95,11 @@ async def read_snapshot(registry: Registry) -> Snapshot:
     The snapshot's revision is that of its first read (the units): a watch
     from ``revision + 1`` sees whatever changed while the later reads ran.
     """
-    units, _, revision = await registry.units_with_revs()
+    read = await registry.read_units()
     states = group_states(await registry.states_with_revs())
     machines = {m.id: m for m in await registry.list_machines()}
-    return Snapshot(revision, units, await registry.list_placements(), states,
-                    await registry.list_explanations(), machines)
+    return Snapshot(read.revision, read.units, await registry.list_placements(), states,
+                    await registry.list_explanations(), machines, read.invalid)
 
 
 def parse_or_none(body: str | None) -> UnitFile | None:
@@ -166,10 +172,12 @@ class UnitFileInfo:
     reason: str  # "" when placed or not wanted anywhere
 
 
-async def unit_file_rows(registry: Registry, bodies: Bodies) -> list[UnitFileInfo]:
-    """Every stored unit, sorted by name."""
-    snap = await read_snapshot(registry)
-    texts = await registry.get_bodies()
+async def unit_file_rows(registry: Registry, bodies: Bodies,
+                         snap: Snapshot | None = None) -> list[UnitFileInfo]:
+    """Every stored unit, sorted by name (``snap``: already read); bodies are
+    read by hash in bounded batches, never all in one reply."""
+    snap = snap or await read_snapshot(registry)
+    texts = await registry.get_bodies_by_hash(rec.hash for rec in snap.units.values())
     rows = []
     for name in sorted(snap.units):
         rec = snap.units[name]

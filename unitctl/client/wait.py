@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from unitctl.cli.output import format_reasons
 from unitctl.client.views import (
     BAD_LOAD_STATES,
     RUNNING_STATES,
@@ -29,6 +28,7 @@ from unitctl.client.views import (
     read_snapshot,
 )
 from unitctl.errors import SystemdError, UnitctlError, UnschedulableError, WaitTimeout
+from unitctl.legend import format_reasons
 from unitctl.loop import wake_or_timeout, watch_wakes
 from unitctl.model import DesiredState, Machine, UnitRecord
 from unitctl.registry.kv import Event

@@ -17,9 +17,18 @@ from collections.abc import Mapping
 from unitctl.engine.view import EngineView, PlannedSchedule
 from unitctl.registry import codec
 from unitctl.registry.keys import Keys
-from unitctl.registry.kv import MAX_TXN_OPS, Delete, Group, Op, Put, mod_is
+from unitctl.registry.kv import (
+    MAX_TXN_BYTES,
+    MAX_TXN_OPS,
+    Delete,
+    Group,
+    Op,
+    Put,
+    mod_is,
+    request_bytes,
+)
 
-__all__ = ["MAX_TXN_OPS", "Group", "pack", "plan_groups"]
+__all__ = ["MAX_TXN_BYTES", "MAX_TXN_OPS", "Group", "pack", "plan_groups"]
 
 
 def _unit_ops(keys: Keys, view: EngineView, planned: PlannedSchedule, name: str,
@@ -99,18 +108,20 @@ def plan_groups(keys: Keys, view: EngineView, planned: PlannedSchedule) -> list[
     return groups
 
 
-def pack(groups: list[Group], limit: int = MAX_TXN_OPS) -> list[list[Group]]:
-    """Pack groups into transactions of at most ``limit`` compares plus ops."""
+def pack(groups: list[Group], limit: int = MAX_TXN_OPS,
+         byte_limit: int = MAX_TXN_BYTES) -> list[list[Group]]:
+    """Pack groups into transactions of at most ``limit`` compares plus ops and
+    ``byte_limit`` key and value bytes (etcd's request limit, with a margin)."""
     batches: list[list[Group]] = []
     cur: list[Group] = []
-    size = 0
+    count = size = 0
     for g in groups:
-        n = len(g[0]) + len(g[1])
-        if cur and size + n > limit:
+        n, b = len(g[0]) + len(g[1]), request_bytes(g[0], g[1])
+        if cur and (count + n > limit or size + b > byte_limit):
             batches.append(cur)
-            cur, size = [], 0
+            cur, count, size = [], 0, 0
         cur.append(g)
-        size += n
+        count, size = count + n, size + b
     if cur:
         batches.append(cur)
     return batches

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from unitctl.engine.commit import pack, plan_groups
@@ -199,16 +199,10 @@ class Engine:
         return {n: self._reqs[(n, u.hash)] for n, u in view.units.items()}
 
     async def _load_requirements(self, missing: list[tuple[str, str]]) -> None:
-        get: Callable[[str], Awaitable[str | None]]
-        if len(missing) > 16:
-            bodies = await self.registry.get_bodies()
-
-            async def get(sha: str) -> str | None:
-                return bodies.get(sha)
-        else:
-            get = self.registry.get_body
+        """Read only the bodies needed, a bounded batch at a time (never all in one reply)."""
+        bodies = await self.registry.get_bodies_by_hash(sha for _, sha in missing)
         for name, sha in missing:
-            self._reqs[(name, sha)] = parse_requirements(name, await get(sha))
+            self._reqs[(name, sha)] = parse_requirements(name, bodies.get(sha))
 
 
 def parse_requirements(name: str, body: str | None) -> Requirements | str:

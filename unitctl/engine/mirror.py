@@ -7,6 +7,12 @@ changed, not the size of the registry (fleet re-read everything on every
 tick). The engine still rebuilds the mirror from scratch every resync period,
 as a safety net. A watch that ends (for any reason) sets :attr:`Mirror.trigger`
 at once, and :meth:`Mirror.check` then raises.
+
+Poison keys: a key whose value does not decode is reported once and skipped,
+never raised. An invalid ``units/`` key *freezes* that unit: the view leaves
+out its placement and schedule entries, so no round moves or deletes them
+until the key is valid again or destroyed. An invalid ``placements/`` key
+keeps its revision, so the next placement of that unit overwrites it.
 """
 
 from __future__ import annotations
@@ -18,20 +24,35 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from unitctl.engine.view import EngineView
 from unitctl.loop import raise_if_ended, wake_or_timeout, watch_wakes
 from unitctl.model import Machine, ScheduleEntry, UnitRecord
+from unitctl.registry import poison
 from unitctl.registry.keyspace import Entity, Record
+from unitctl.registry.poison import InvalidKey
 from unitctl.registry.registry import Registry
 
 
 async def read_view(registry: Registry) -> EngineView:
     """Read everything the engine needs; the units read carry their revisions."""
-    units, unit_revs, first_rev = await registry.units_with_revs()
+    read = await registry.read_units()
     placements, placement_revs = await registry.placements_with_revs()
     machines = {m.id: m for m in await registry.list_machines()}
     # The view's revision is that of its FIRST read: a watch from revision+1
     # then replays anything that changed while the later reads ran.
-    return EngineView(first_rev, units, unit_revs, placements, placement_revs,
-                      await registry.list_schedules(), machines,
-                      await registry.list_explanations())
+    return frozen(EngineView(read.revision, read.units, read.revs, placements, placement_revs,
+                             await registry.list_schedules(), machines,
+                             await registry.list_explanations()), set(read.invalid))
+
+
+def frozen(view: EngineView, invalid_units: set[str]) -> EngineView:
+    """``view`` without the placements and schedule entries of invalid units."""
+    if not invalid_units:
+        return view
+    return EngineView(
+        view.revision, view.units, view.unit_revs,
+        {u: m for u, m in view.placements.items() if u not in invalid_units},
+        {u: r for u, r in view.placement_revs.items() if u not in invalid_units},
+        {m: {u: e for u, e in entries.items() if u not in invalid_units}
+         for m, entries in view.schedules.items()},
+        view.machines, view.explanations)
 
 
 class Mirror:
@@ -46,6 +67,8 @@ class Mirror:
         self.schedules: dict[str, dict[str, ScheduleEntry]] = {}
         self.machines: dict[str, Machine] = {}
         self.explanations: dict[str, dict[str, str]] = {}
+        #: units whose key does not decode: name -> why (their entries are frozen)
+        self.invalid_units: dict[str, str] = {}
         #: raw values of the keys the engine itself writes (for :meth:`settle`)
         self.written: dict[str, bytes] = {}
         #: set when units/ or machines/ change, or the watch ended: time for a round
@@ -74,9 +97,11 @@ class Mirror:
                     Entity.SCHEDULED: keys.schedules(), Entity.MACHINE: keys.machines(),
                     Entity.EXPLANATION: keys.explanations()}
         for entity, prefix in prefixes.items():
-            records, rev = await self.registry.records(prefix)
+            records, bad, rev = await self.registry.scan(prefix)
             for record in records:
                 self._handlers[entity](record)
+            for key in bad:
+                self._invalid(key)
             self._read_rev[entity] = rev
         self.revision = max(self._read_rev.values())
         events = self._follow(min(self._read_rev.values()) + 1)
@@ -97,7 +122,13 @@ class Mirror:
         try:
             async for batch in self.registry.watch(self.registry.keys.prefix, rev):
                 for ev in batch:
-                    if self._apply(keyspace.decode_event(ev)):
+                    try:
+                        record = keyspace.decode_event(ev)
+                    except poison.DECODE_ERRORS as exc:
+                        record = None
+                        if self._invalid(poison.invalid(ev.key, ev.mod_rev, exc)):
+                            self.trigger.set()
+                    if self._apply(record):
                         self.trigger.set()
                 yield
         finally:
@@ -114,6 +145,21 @@ class Mirror:
         self.revision = max(self.revision, record.mod_rev)
         return entity in (Entity.UNIT, Entity.MACHINE)
 
+    def _invalid(self, bad: InvalidKey) -> bool:
+        """Skip a key that does not decode (see the module doc); True: time for a round."""
+        ref = self.registry.keyspace.parse(bad.key)
+        if ref is None or ref.entity not in self._handlers:
+            return False
+        if bad.mod_rev <= self._read_rev.get(ref.entity, 0):
+            return False  # already in the initial read
+        self._handlers[ref.entity](Record(bad.key, ref, None, b"", bad.mod_rev))
+        if ref.entity is Entity.UNIT:
+            self.invalid_units[ref.name] = bad.reason
+        elif ref.entity is Entity.PLACEMENT:
+            self.placement_revs[ref.name] = bad.mod_rev
+        self.revision = max(self.revision, bad.mod_rev)
+        return ref.entity in (Entity.UNIT, Entity.MACHINE)
+
     async def settle(self, expected: Mapping[str, bytes | None], timeout: float) -> bool:
         """Wait until the engine's own writes are visible (True) or ``timeout`` passes."""
         loop = asyncio.get_running_loop()
@@ -129,14 +175,16 @@ class Mirror:
 
     def view(self) -> EngineView:
         """A consistent-enough copy for one round (commits are guarded by revisions)."""
-        return EngineView(self.revision, dict(self.units), dict(self.unit_revs),
-                          dict(self.placements), dict(self.placement_revs),
-                          {m: dict(e) for m, e in self.schedules.items()},
-                          dict(self.machines), dict(self.explanations))
+        return frozen(EngineView(self.revision, dict(self.units), dict(self.unit_revs),
+                                 dict(self.placements), dict(self.placement_revs),
+                                 {m: dict(e) for m, e in self.schedules.items()},
+                                 dict(self.machines), dict(self.explanations)),
+                      set(self.invalid_units))
 
     # -- handlers: one decoded key (value None when it was deleted) -------
     def _unit(self, r: Record) -> None:
         name = r.ref.name
+        self.invalid_units.pop(name, None)
         if isinstance(r.value, UnitRecord):
             self.units[name] = r.value
             self.unit_revs[name] = r.mod_rev

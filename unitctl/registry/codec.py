@@ -104,3 +104,13 @@ def decode_explanation(key: str, data: bytes) -> dict[str, str]:
     if not isinstance(reasons, dict):
         raise RegistryError(f"corrupt value at {key}: bad reasons")
     return {str(k): str(v) for k, v in reasons.items()}
+
+
+def unit_hash_or_empty(data: bytes) -> str:
+    """The body hash an undecodable unit value names, or "" (to clean up after it)."""
+    try:
+        obj = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    sha = obj.get("hash") if isinstance(obj, dict) else None
+    return sha if isinstance(sha, str) and sha.isalnum() else ""

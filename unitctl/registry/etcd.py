@@ -4,6 +4,21 @@ This is the only module of unitctl that imports aetcd. It translates aetcd and
 gRPC errors into :mod:`unitctl.errors` at the boundary, adds TLS (aetcd only
 opens insecure channels) and spreads requests over several endpoints through
 gRPC's ``ipv4:`` multi-address target.
+
+Bounds, set on purpose (see docs/operations.md, "Size limits"):
+
+* a prefix read is paged: etcd ranges of at most ``page_size`` keys (1000),
+  each continuing after the last key read, all at the revision of the first
+  page, so the pages form one consistent snapshot. A page too large for the
+  receive limit (many big values) is read again with half as many keys, down
+  to one key, which always fits;
+* gRPC receive limit :data:`MAX_RECEIVE_BYTES` = 16 MiB (gRPC's default is
+  4 MiB): one value may be 1.5 MiB (etcd's request limit) and a watch reply
+  is fragmented by etcd at its request limit, so 16 MiB leaves a wide margin
+  while still refusing a runaway reply;
+* gRPC send limit :data:`MAX_SEND_BYTES` = 2 MiB: etcd refuses requests over
+  1.5 MiB anyway; writers split their transactions under
+  :data:`unitctl.registry.kv.MAX_TXN_BYTES`.
 """
 
 from __future__ import annotations
@@ -30,6 +45,7 @@ import grpc
 from unitctl.errors import ConfigError, RegistryError, RegistryUnavailable
 from unitctl.registry.connection import EtcdConfig
 from unitctl.registry.kv import (
+    PAGE_KEYS,
     Compare,
     CompareField,
     Delete,
@@ -40,6 +56,11 @@ from unitctl.registry.kv import (
     Put,
     Range,
 )
+
+#: gRPC's limit on one reply (see the module docstring).
+MAX_RECEIVE_BYTES = 16 * 1024 * 1024
+#: gRPC's limit on one request (etcd's own limit is 1.5 MiB).
+MAX_SEND_BYTES = 2 * 1024 * 1024
 
 T = TypeVar("T")
 
@@ -116,6 +137,31 @@ class _Client(aetcd.Client):  # type: ignore[misc]
         finally:
             aetcd.rpc.insecure_channel = real
 
+    async def range_page(self, key: bytes, end: bytes, limit: int, revision: int) -> Any:
+        """One page of a range read: at most ``limit`` keys from ``key``, at ``revision``
+        (0: the current one). aetcd's own range calls pass neither."""
+        await self.connect()
+        try:
+            return await self.kvstub.Range(_range_request(key, end, limit, revision),
+                                           timeout=self._timeout, metadata=self.metadata)
+        except aetcd.rpc.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                raise _PageTooLarge(f"etcd reply too large: {exc.details()}") from exc
+            if exc.code() == grpc.StatusCode.OUT_OF_RANGE:  # the revision was compacted
+                raise RegistryUnavailable(f"etcd read lost history: {exc.details()}") from exc
+            aetcd.exceptions._handle_exception(exc)
+            raise
+
+
+class _PageTooLarge(RegistryError):
+    """A page of a prefix read was over the receive limit: read fewer keys."""
+
+
+def _range_request(key: bytes, end: bytes, limit: int, revision: int) -> Any:
+    return aetcd.rpc.RangeRequest(key=key, range_end=end, limit=limit, revision=revision,
+                                  sort_order=aetcd.rpc.RangeRequest.ASCEND,
+                                  sort_target=aetcd.rpc.RangeRequest.KEY)
+
 
 def _map_error(exc: BaseException) -> RegistryError:
     unreachable = (aetcd.exceptions.ConnectionFailedError,
@@ -155,6 +201,7 @@ class EtcdKV:
     def __init__(self, client: Any, timeout: float) -> None:
         self._c = client
         self._timeout = timeout
+        self.page_size = PAGE_KEYS
 
     @classmethod
     async def connect(cls, cfg: EtcdConfig) -> EtcdKV:
@@ -174,6 +221,8 @@ class EtcdKV:
             "grpc.initial_reconnect_backoff_ms": 100, "grpc.min_reconnect_backoff_ms": 100,
             "grpc.max_reconnect_backoff_ms": 1000, "grpc.keepalive_time_ms": 5000,
             "grpc.keepalive_timeout_ms": 1000, "grpc.keepalive_permit_without_calls": 1,
+            "grpc.max_receive_message_length": MAX_RECEIVE_BYTES,
+            "grpc.max_send_message_length": MAX_SEND_BYTES,
         }
         if creds is not None and host.startswith(("ipv4:", "ipv6:")):
             # gRPC would check the server certificate against the whole
@@ -204,8 +253,23 @@ class EtcdKV:
         return None if got is None else self._kv(got)
 
     async def get_prefix(self, prefix: str) -> Range:
-        r = await self._call(self._c.get_prefix(prefix.encode(), sort_order="ascend"))
-        return Range(tuple(self._kv(kv) for kv in r.kvs), r.header.revision)
+        start = prefix.encode()
+        end = aetcd.utils.prefix_range_end(start)
+        kvs: list[KeyValue] = []
+        revision, limit = 0, max(1, self.page_size)
+        while True:
+            try:
+                page = await self._call(self._c.range_page(start, end, limit, revision))
+            except _PageTooLarge:
+                if limit == 1:
+                    raise
+                limit = max(1, limit // 2)
+                continue
+            revision = revision or int(page.header.revision)
+            kvs.extend(self._kv(kv) for kv in page.kvs)
+            if not page.more or not page.kvs:
+                return Range(tuple(kvs), revision)
+            start = bytes(page.kvs[-1].key) + b"\0"
 
     async def put(self, key: str, value: bytes, lease: int = 0) -> int:
         r = await self._call(self._c.put(key.encode(), value, lease=lease or None))
@@ -267,7 +331,10 @@ class EtcdKV:
         return int(rng.header.revision)
 
     async def watch_prefix(self, prefix: str, start_rev: int) -> AsyncIterator[list[Event]]:
-        watch = await self._call(self._c.watch_prefix(prefix.encode(), start_revision=start_rev))
+        # fragment: etcd splits a reply over its request limit (a watch catching
+        # up on many big bodies), so no reply nears the receive limit
+        watch = await self._call(self._c.watch_prefix(prefix.encode(), start_revision=start_rev,
+                                                      fragment=True))
         try:
             async for ev in watch:
                 kind = EventKind.PUT if ev.kind == "PUT" else EventKind.DELETE

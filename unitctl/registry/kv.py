@@ -13,7 +13,15 @@ Semantics are etcd's:
   a compare over a prefix holds when it holds for every key in it, and a
   ``version``/``create``/``mod`` compare over an empty prefix sees 0;
 * a key put under a lease is deleted when the lease expires or is revoked;
-* a watch from revision R delivers every event with ``mod_rev >= R`` in order.
+* a watch from revision R delivers every event with ``mod_rev >= R`` in order;
+* a prefix read is read in pages of at most ``page_size`` keys, every page at
+  the revision of the first one: the result is one consistent snapshot however
+  many pages it took (a revision compacted meanwhile is RegistryUnavailable,
+  and the caller reads again).
+
+Bounds: no request may exceed etcd's request limit (1.5 MiB by default) or
+hold more than :data:`MAX_TXN_OPS` operations; writers split their
+transactions with :func:`request_bytes` under :data:`MAX_TXN_BYTES`.
 
 Errors: ``RegistryUnavailable`` when the store cannot be reached,
 ``RegistryError`` for anything else. A failed compare is not an error:
@@ -78,6 +86,16 @@ Op = Put | Delete
 #: etcd refuses transactions with more than 128 operations by default.
 MAX_TXN_OPS = 120
 
+#: The most key and value bytes one transaction may carry: etcd refuses
+#: requests over 1.5 MiB (``--max-request-bytes``); the 0.3 MiB left is the
+#: margin for protobuf framing and the guards a commit adds. One unit body
+#: (at most 1 MiB, the CLI's limit) plus its keys always fits.
+MAX_TXN_BYTES = 1_258_291
+
+#: Keys per page of a prefix read (each reply stays far under the gRPC limit
+#: for the small values of units/, schedule/, states/ ...).
+PAGE_KEYS = 1000
+
 #: Compares and the ops they guard, applied together or not at all; several
 #: groups may share one transaction (then all of them apply or none).
 Group = tuple[list[Compare], list[Op]]
@@ -106,6 +124,16 @@ class Range:
     revision: int
 
 
+def request_bytes(compares: Sequence[Compare], ops: Sequence[Op]) -> int:
+    """The key and value bytes a transaction of ``compares`` and ``ops`` sends."""
+    size = 0
+    for c in compares:
+        size += len(c.key.encode()) + (len(c.operand) if isinstance(c.operand, bytes) else 8)
+    for op in ops:
+        size += len(op.key.encode()) + (len(op.value) if isinstance(op, Put) else 0)
+    return size
+
+
 def mod_is(key: str, rev: int) -> Compare:
     """Compare: key's mod revision equals ``rev`` (0 = the key is absent)."""
     return Compare(key, CompareField.MOD, "==", rev)
@@ -124,12 +152,18 @@ def prefix_empty(prefix: str) -> Compare:
 class KV(Protocol):
     """An etcd-like store (see the module docstring for the contract)."""
 
+    #: the most keys one reply of :meth:`get_prefix` holds (tests set it tiny)
+    page_size: int
+
     async def get(self, key: str) -> KeyValue | None:
         """Return the key, or None when it does not exist."""
         ...
 
     async def get_prefix(self, prefix: str) -> Range:
-        """Return every key under ``prefix`` sorted by key, and the read revision."""
+        """Return every key under ``prefix`` sorted by key, and the read revision.
+
+        Read in pages of at most :attr:`page_size` keys, all at one revision.
+        """
         ...
 
     async def put(self, key: str, value: bytes, lease: int = 0) -> int:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from unitctl.errors import ConflictError
 from unitctl.model import Machine, UnitState
-from unitctl.registry import codec
+from unitctl.registry import codec, poison
 from unitctl.registry.keys import Keys
 from unitctl.registry.keyspace import Keyspace
 from unitctl.registry.kv import KV, MAX_TXN_OPS, Delete, Op, Put, mod_is
@@ -41,8 +41,9 @@ class MachineStore:
             raise ConflictError(f"machine id {machine.id} was registered concurrently")
 
     async def list_machines(self) -> list[Machine]:
+        """Every machine whose key decodes (others are skipped and reported once)."""
         rng = await self.kv.get_prefix(self.keys.machines())
-        return [self.keyspace.machine(kv) for kv in rng.kvs]
+        return poison.decode_each(rng.kvs, self.keyspace.machine)[0]
 
     async def put_state(self, state: UnitState, lease: int) -> None:
         k = self.keys.state(state.name, state.machine_id)
@@ -67,4 +68,4 @@ class MachineStore:
     async def states_with_revs(self) -> list[tuple[int, UnitState]]:
         """Every machine's state of every unit, each with its key's mod revision."""
         rng = await self.kv.get_prefix(self.keys.states())
-        return [(kv.mod_rev, self.keyspace.state(kv)) for kv in rng.kvs]
+        return poison.decode_each(rng.kvs, lambda kv: (kv.mod_rev, self.keyspace.state(kv)))[0]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 
 from unitctl.errors import RegistryError, RegistryUnavailable
 from unitctl.registry.kv import (
+    PAGE_KEYS,
     Compare,
     CompareField,
     Delete,
@@ -79,6 +80,9 @@ class MemoryKV:
         self._watchers: list[_Watcher] = []
         #: When True every call raises RegistryUnavailable (simulated outage).
         self.unavailable = False
+        #: Keys per page of a prefix read; the fake reads every page at once, at
+        #: one revision, as the etcd adapter's pages are read at one revision.
+        self.page_size = PAGE_KEYS
 
     # -- helpers ---------------------------------------------------------
     def _check(self) -> None:
@@ -173,7 +177,10 @@ class MemoryKV:
 
     async def get_prefix(self, prefix: str) -> Range:
         self._check()
-        return Range(tuple(self._data[k] for k in self._scan(prefix)), self._rev)
+        keys = self._scan(prefix)
+        size = max(1, self.page_size)
+        pages = [keys[i:i + size] for i in range(0, len(keys), size)]
+        return Range(tuple(self._data[k] for page in pages for k in page), self._rev)
 
     async def put(self, key: str, value: bytes, lease: int = 0) -> int:
         self._check()

@@ -15,20 +15,21 @@ delegates; callers need nothing but it (and never its ``kv``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 
 from unitctl.model import DesiredState, Machine, ScheduleEntry, UnitRecord, UnitState
-from unitctl.registry import schema
+from unitctl.registry import poison, schema
 from unitctl.registry.keys import Keys, normalize_prefix
 from unitctl.registry.keyspace import Keyspace, Record
 from unitctl.registry.kv import KV, Event, Group
 from unitctl.registry.leader import LeaderElection, Leadership
 from unitctl.registry.leases import KVLeases, Leases
 from unitctl.registry.machines import MachineStore
+from unitctl.registry.poison import InvalidKey
 from unitctl.registry.schedules import CommitResult, ScheduleStore
-from unitctl.registry.units import UnitStore
+from unitctl.registry.units import UnitsRead, UnitStore
 
-__all__ = ["CommitResult", "Leadership", "Registry"]
+__all__ = ["CommitResult", "InvalidKey", "Leadership", "Registry", "UnitsRead"]
 
 
 class Registry:
@@ -63,11 +64,17 @@ class Registry:
     async def records(self, prefix: str) -> tuple[list[Record], int]:
         """Every key under ``prefix`` (built with :attr:`keys`) decoded, and the read revision.
 
-        Keys that are not part of the layout are left out.
+        Keys that are not part of the layout are left out, and so are keys
+        whose value does not decode (reported once).
         """
+        records, _, revision = await self.scan(prefix)
+        return records, revision
+
+    async def scan(self, prefix: str) -> tuple[list[Record], list[InvalidKey], int]:
+        """:meth:`records`, and the keys left out because their value does not decode."""
         rng = await self.kv.get_prefix(prefix)
-        decoded = (self.keyspace.decode(kv) for kv in rng.kvs)
-        return [r for r in decoded if r is not None], rng.revision
+        decoded, bad = poison.decode_each(rng.kvs, self.keyspace.decode)
+        return [r for r in decoded if r is not None], bad, rng.revision
 
     def watch(self, prefix: str, start_rev: int) -> AsyncIterator[list[Event]]:
         """Watch any prefix built with :attr:`keys` (decode events with :attr:`keyspace`)."""
@@ -88,7 +95,16 @@ class Registry:
         return await self.units.get_body(sha)
 
     async def get_bodies(self) -> dict[str, str]:
+        """Every body (paged reads; prefer :meth:`get_bodies_by_hash`)."""
         return await self.units.get_bodies()
+
+    async def get_bodies_by_hash(self, shas: Iterable[str]) -> dict[str, str]:
+        """The bodies of ``shas`` that exist, fetched a few at a time."""
+        return await self.units.get_bodies_by_hash(shas)
+
+    async def read_units(self) -> UnitsRead:
+        """Every unit that decodes, with revisions, and the invalid unit keys."""
+        return await self.units.read_units()
 
     async def create_unit(self, rec: UnitRecord, body: str, replace: bool = False) -> bool:
         """See :meth:`UnitStore.create_unit`."""

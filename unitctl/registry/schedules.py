@@ -5,6 +5,7 @@
 agent watches) and ``explain/<unit>`` says why a unit could not be placed.
 The engine writes them with :meth:`ScheduleStore.commit`: transactions of
 guarded groups, each also conditioned on the engine still leading.
+Every read skips (and reports once) a key whose value does not decode.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 
 from unitctl.errors import ConflictError
 from unitctl.model import ScheduleEntry
+from unitctl.registry import poison
 from unitctl.registry.keys import Keys
 from unitctl.registry.keyspace import Keyspace
 from unitctl.registry.kv import KV, Compare, Event, Group, Op
@@ -44,29 +46,21 @@ class ScheduleStore:
     async def placements_with_revs(self) -> tuple[dict[str, str], dict[str, int]]:
         """Every placement (unit -> machine) and each placement key's mod revision."""
         rng = await self.kv.get_prefix(self.keys.placements())
-        placements, revs = {}, {}
-        for kv in rng.kvs:
-            name, machine = self.keyspace.placement(kv)
-            placements[name] = machine
-            revs[name] = kv.mod_rev
-        return placements, revs
+        good, _ = poison.decode_each(rng.kvs, lambda kv: (kv.mod_rev, self.keyspace.placement(kv)))
+        return {name: m for _, (name, m) in good}, {name: rev for rev, (name, _) in good}
 
     async def list_schedules(self) -> dict[str, dict[str, ScheduleEntry]]:
         rng = await self.kv.get_prefix(self.keys.schedules())
         out: dict[str, dict[str, ScheduleEntry]] = {}
-        for kv in rng.kvs:
-            machine, entry = self.keyspace.entry(kv)
+        for machine, entry in poison.decode_each(rng.kvs, self.keyspace.entry)[0]:
             out.setdefault(machine, {})[entry.name] = entry
         return out
 
     async def get_schedule(self, machine_id: str) -> tuple[dict[str, ScheduleEntry], int]:
         """Return this machine's schedule and the revision it was read at."""
         rng = await self.kv.get_prefix(self.keys.schedule(machine_id))
-        entries = {}
-        for kv in rng.kvs:
-            _, entry = self.keyspace.entry(kv)
-            entries[entry.name] = entry
-        return entries, rng.revision
+        good, _ = poison.decode_each(rng.kvs, self.keyspace.entry)
+        return {entry.name: entry for _, entry in good}, rng.revision
 
     def watch_schedule(self, machine_id: str, start_rev: int) -> AsyncIterator[list[Event]]:
         """Watch only this machine's schedule prefix (one change wakes one agent)."""
@@ -74,11 +68,12 @@ class ScheduleStore:
 
     async def get_explanation(self, name: str) -> dict[str, str] | None:
         kv = await self.kv.get(self.keys.explanation(name))
-        return None if kv is None else self.keyspace.explanation(kv)[1]
+        good = poison.decode_each([] if kv is None else [kv], self.keyspace.explanation)[0]
+        return good[0][1] if good else None
 
     async def list_explanations(self) -> dict[str, dict[str, str]]:
         rng = await self.kv.get_prefix(self.keys.explanations())
-        return dict(self.keyspace.explanation(kv) for kv in rng.kvs)
+        return dict(poison.decode_each(rng.kvs, self.keyspace.explanation)[0])
 
     async def commit(self, batches: Sequence[Sequence[Group]],
                      lead: Leadership) -> CommitResult:

@@ -5,16 +5,56 @@ the unit text, shared by every unit with the same text; ``bodyrefs/<sha>/<unit>`
 one reference per user, so a body is collected (deleted) in the same breath
 as its last user goes. Every write that depends on a read is a transaction
 conditioned on the mod revision read: no update is lost.
+
+Bounds: bodies are read by hash, a few at a time (:data:`BODY_READS` in
+flight, each reply one body of at most 1 MiB), never all in one reply; and
+:meth:`UnitStore.create_units` splits its transactions under etcd's request
+limit (:data:`~unitctl.registry.kv.MAX_TXN_BYTES`, ``MAX_TXN_OPS``).
+
+Poison keys: readers of the prefix skip a unit key that does not decode
+(:mod:`.poison`); :meth:`UnitStore.get_unit` reads it as an *inactive* record
+with the hash it names (or ""), so ``destroy`` can remove it, while every
+other write re-reads the key strictly and refuses.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
 from unitctl.errors import ConflictError, NotFoundError
 from unitctl.model import DesiredState, UnitRecord
-from unitctl.registry import codec
+from unitctl.registry import codec, poison
 from unitctl.registry.keys import Keys
 from unitctl.registry.keyspace import Keyspace
-from unitctl.registry.kv import KV, MAX_TXN_OPS, Delete, Op, Put, mod_is, prefix_empty
+from unitctl.registry.kv import (
+    KV,
+    MAX_TXN_BYTES,
+    MAX_TXN_OPS,
+    Delete,
+    KeyValue,
+    Op,
+    Put,
+    mod_is,
+    prefix_empty,
+    request_bytes,
+)
+from unitctl.registry.poison import InvalidKey
+
+#: Body reads in flight at once: each reply holds one body (<= 1 MiB).
+BODY_READS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class UnitsRead:
+    """The units prefix read: the units that decode, their revisions, the read
+    revision, and the keys that do not decode (unit name -> why)."""
+
+    units: dict[str, UnitRecord]
+    revs: dict[str, int]
+    revision: int
+    invalid: dict[str, str] = field(default_factory=dict)
 
 
 class UnitStore:
@@ -26,30 +66,61 @@ class UnitStore:
         self.keys: Keys = keyspace.keys
 
     async def get_unit(self, name: str) -> UnitRecord | None:
+        """The unit's record; an undecodable key reads as inactive (see the module doc)."""
         kv = await self.kv.get(self.keys.unit(name))
-        return None if kv is None else self.keyspace.unit(kv)
+        return None if kv is None else self._lenient(name, kv)
+
+    def _lenient(self, name: str, kv: KeyValue) -> UnitRecord:
+        try:
+            return self.keyspace.unit(kv)
+        except poison.DECODE_ERRORS as exc:
+            poison.invalid(kv.key, kv.mod_rev, exc)
+            return UnitRecord(name, codec.unit_hash_or_empty(kv.value), DesiredState.INACTIVE)
 
     async def list_units(self) -> list[UnitRecord]:
-        rng = await self.kv.get_prefix(self.keys.units())
-        return [self.keyspace.unit(kv) for kv in rng.kvs]
+        return list((await self.read_units()).units.values())
 
     async def units_with_revs(self) -> tuple[dict[str, UnitRecord], dict[str, int], int]:
         """Every unit, each key's mod revision, and the revision of the read."""
+        read = await self.read_units()
+        return read.units, read.revs, read.revision
+
+    async def read_units(self) -> UnitsRead:
+        """Every unit that decodes, and the unit keys that do not (skipped, reported)."""
         rng = await self.kv.get_prefix(self.keys.units())
-        units, revs = {}, {}
-        for kv in rng.kvs:
-            rec = self.keyspace.unit(kv)
-            units[rec.name] = rec
-            revs[rec.name] = kv.mod_rev
-        return units, revs, rng.revision
+        good, bad = poison.decode_each(rng.kvs, lambda kv: (kv.mod_rev, self.keyspace.unit(kv)))
+        return UnitsRead({rec.name: rec for _, rec in good},
+                         {rec.name: rev for rev, rec in good}, rng.revision,
+                         {self._name(b): b.reason for b in bad})
+
+    def _name(self, bad: InvalidKey) -> str:
+        return self.keys.tail(bad.key, self.keys.units())
 
     async def get_body(self, sha: str) -> str | None:
         kv = await self.kv.get(self.keys.body(sha))
         return None if kv is None else kv.value.decode()
 
     async def get_bodies(self) -> dict[str, str]:
+        """Every stored body (paged; prefer :meth:`get_bodies_by_hash`)."""
         rng = await self.kv.get_prefix(self.keys.bodies())
-        return dict(self.keyspace.body(kv) for kv in rng.kvs)
+        return dict(poison.decode_each(rng.kvs, self.keyspace.body)[0])
+
+    async def get_bodies_by_hash(self, shas: Iterable[str]) -> dict[str, str]:
+        """The bodies of ``shas`` that exist, read :data:`BODY_READS` at a time."""
+        wanted = list(dict.fromkeys(shas))
+        found: dict[str, str] = {}
+        for i in range(0, len(wanted), BODY_READS):
+            batch = wanted[i:i + BODY_READS]
+            texts = await asyncio.gather(*(self._body_or_none(sha) for sha in batch))
+            found.update((sha, t) for sha, t in zip(batch, texts, strict=True) if t is not None)
+        return found
+
+    async def _body_or_none(self, sha: str) -> str | None:
+        kv = await self.kv.get(self.keys.body(sha))
+        if kv is None:
+            return None
+        texts, _ = poison.decode_each([kv], self.keyspace.body)
+        return texts[0][1] if texts else None
 
     async def create_unit(self, rec: UnitRecord, body: str, replace: bool = False) -> bool:
         """Store a new unit; with ``replace``, overwrite an existing one's body.
@@ -76,22 +147,43 @@ class UnitStore:
         :meth:`create_unit` without ``replace``: False where the name exists.
         """
         created: list[bool] = []
-        per_txn = MAX_TXN_OPS // 4
-        for i in range(0, len(units), per_txn):
-            chunk = units[i:i + per_txn]
+        for chunk in self._create_chunks(units):
             compares = [mod_is(self.keys.unit(r.name), 0) for r, _ in chunk]
-            ops: list[Op] = []
-            for r, _ in chunk:
-                ops += [Put(self.keys.unit(r.name), codec.encode_unit(r)),
-                        Put(self.keys.bodyref(r.hash, r.name), b"")]
+            ops = [op for r, b in chunk for op in self._create_ops(r, b)]
             # etcd refuses a key twice in one transaction: one put per shared body
-            bodies = {r.hash: b for r, b in chunk}
-            ops += [Put(self.keys.body(h), b.encode()) for h, b in bodies.items()]
+            ops = list({op.key: op for op in ops}.values())
             if await self.kv.txn(compares, ops):
                 created += [True] * len(chunk)
             else:  # some exist already: decide one by one
                 created += [await self.create_unit(r, b) for r, b in chunk]
         return created
+
+    def _create_ops(self, rec: UnitRecord, body: str) -> list[Op]:
+        return [Put(self.keys.unit(rec.name), codec.encode_unit(rec)), *self._body_ops(rec, body)]
+
+    def _create_chunks(self, units: list[tuple[UnitRecord, str]],
+                       ) -> Iterator[list[tuple[UnitRecord, str]]]:
+        """Consecutive units whose transaction stays under etcd's op and byte limits
+        (a body shared in a chunk is counted once, as it is put once)."""
+        chunk: list[tuple[UnitRecord, str]] = []
+        ops = size = 0
+        bodies: set[str] = set()
+        for rec, body in units:
+            cmp = mod_is(self.keys.unit(rec.name), 0)
+            mine = self._create_ops(rec, body)
+            if rec.hash in bodies:
+                mine = mine[:1] + mine[2:]
+            n, b = 1 + len(mine), request_bytes([cmp], mine)
+            if chunk and (ops + n > MAX_TXN_OPS or size + b > MAX_TXN_BYTES):
+                yield chunk
+                chunk, ops, size, bodies = [], 0, 0, set()
+                mine = self._create_ops(rec, body)
+                n, b = 1 + len(mine), request_bytes([cmp], mine)
+            chunk.append((rec, body))
+            bodies.add(rec.hash)
+            ops, size = ops + n, size + b
+        if chunk:
+            yield chunk
 
     def _body_ops(self, rec: UnitRecord, body: str) -> list[Op]:
         return [Put(self.keys.body(rec.hash), body.encode()),
@@ -129,11 +221,14 @@ class UnitStore:
         kv = await self.kv.get(k)
         if kv is None:
             return False
-        rec = self.keyspace.unit(kv)
-        ops: list[Op] = [Delete(k), Delete(self.keys.bodyref(rec.hash, name))]
+        rec = self._lenient(name, kv)  # an invalid key can be destroyed too
+        ops: list[Op] = [Delete(k)]
+        if rec.hash:
+            ops.append(Delete(self.keys.bodyref(rec.hash, name)))
         if not await self.kv.txn([mod_is(k, kv.mod_rev)], ops):
             raise ConflictError(f"unit {name} changed concurrently; try again")
-        await self.collect_body(rec.hash)
+        if rec.hash:
+            await self.collect_body(rec.hash)
         return True
 
     async def collect_body(self, sha: str) -> bool:
