@@ -100,7 +100,13 @@ class UnitRecord:
 
 @dataclass(frozen=True, slots=True)
 class UnitState:
-    """systemd's view of a unit on one machine, as its agent reported it."""
+    """systemd's view of a unit on one machine, as its agent reported it.
+
+    Attributes:
+        error: the unit's last failed task on that machine, one line for a user
+            (``start refused by systemd: ...``); "" when it has none.
+        retry_at: when the agent tries again (Unix seconds); 0 without an error.
+    """
 
     name: str
     machine_id: str
@@ -108,6 +114,8 @@ class UnitState:
     active: str
     sub: str
     hash: str
+    error: str = ""
+    retry_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

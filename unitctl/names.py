@@ -2,6 +2,13 @@
 
 A unit name is ``prefix.suffix`` or, for templates and their instances,
 ``prefix@.suffix`` / ``prefix@instance.suffix``.
+
+:func:`validate_name` refuses every name fleet refused and every name the
+systemd of a machine would refuse, so a name the CLI accepts can always be
+written, linked and started: at most 255 characters (systemd's
+``UNIT_NAME_MAX`` is 256 bytes with the NUL, and 255 is also the file-name
+limit of the unit directory), and only the unit types systemd still has
+(``busname`` and ``snapshot`` are gone since systemd 230 and 228).
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from unitctl.errors import InvalidUnitNameError
 
 __all__ = [
     "MAX_NAME_LENGTH",
+    "REMOVED_TYPES",
     "TEMPLATE_TYPES",
     "UNIT_TYPES",
     "is_instance",
@@ -25,16 +33,19 @@ __all__ = [
     "validate_name",
 ]
 
-#: The longest unit name fleet accepts.
-MAX_NAME_LENGTH = 256
+#: The longest unit name systemd accepts (``UNIT_NAME_MAX`` - 1; fleet said 256).
+MAX_NAME_LENGTH = 255
 
-#: Every unit type (suffix) systemd knows.
+#: Every unit type (suffix) fleet knew; :func:`mangle` keeps a name typed with one.
 UNIT_TYPES = frozenset(
     {
         "automount", "busname", "device", "mount", "path", "scope", "service",
         "slice", "snapshot", "socket", "swap", "target", "timer",
     }
 )
+
+#: Unit types systemd no longer has: a name with one can never be loaded.
+REMOVED_TYPES = frozenset({"busname", "snapshot"})
 
 #: The unit types that may be templates (``foo@.service``) or instances.
 TEMPLATE_TYPES = frozenset({"path", "service", "socket", "target", "timer"})
@@ -47,7 +58,7 @@ def _fail(name: str, reason: str) -> InvalidUnitNameError:
 
 
 def validate_name(name: str) -> None:
-    """Check ``name`` against fleet's rules.
+    """Check ``name`` against fleet's rules and systemd's.
 
     Raises:
         InvalidUnitNameError: with the reason and the offending name.
@@ -73,6 +84,8 @@ def validate_name(name: str) -> None:
         raise _fail(name, "it must not end with '.'")
     if suffix not in UNIT_TYPES:
         raise _fail(name, f"unknown unit type {suffix!r}")
+    if suffix in REMOVED_TYPES:
+        raise _fail(name, f"systemd no longer has the unit type {suffix!r}")
     stem = name[:dot]
     if "@" in stem:
         prefix = stem.partition("@")[0]

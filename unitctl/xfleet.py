@@ -63,7 +63,11 @@ LEGACY: Mapping[str, str] = {
     "X-Conflicts": "Conflicts",
 }
 
+#: fleet's ``isTruthyValue`` (job/job.go), case-insensitive.
 _TRUTHY = frozenset({"true", "yes", "1", "on", "t"})
+#: Their negations. fleet read any other value as false (``Global=maybe`` too);
+#: :func:`validate` refuses every value that is in neither set.
+_FALSY = frozenset({"false", "no", "0", "off", "f"})
 _SPECIFIER = re.compile(r"%([nNpi%])")
 _MACHINE_ID = re.compile(r"[0-9a-f]{8}|[0-9a-f]{32}")
 
@@ -196,8 +200,11 @@ def _combination_problems(req: Requirements) -> list[str]:
 
 
 def _value_problems(name: str, unit: UnitFile, req: Requirements) -> list[str]:
-    """Malformed values: the machine id, metadata pairs, glob patterns."""
-    problems: list[str] = []
+    """Malformed values: the machine id, metadata pairs, glob patterns, booleans."""
+    problems: list[str] = [
+        f"Global {value!r} is not a boolean (true/yes/1/on/t or false/no/0/off/f)"
+        for value in option_values(name, unit, "Global")
+        if value.lower() not in _TRUTHY | _FALSY]
     if req.machine_id is not None and not _MACHINE_ID.fullmatch(req.machine_id):
         problems.append(
             f"MachineID {req.machine_id!r} is not a machine id (8 or 32 hex characters)"

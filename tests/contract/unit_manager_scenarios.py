@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from unitctl.agent.ports import SystemdState, UnitManager
+from unitctl.agent.ports import RefusedBySystemd, SystemdState, UnitManager
 from unitctl.errors import InvalidUnitNameError, SystemdError, UnitctlError
 from unitctl.unitfile import UnitFile
 
@@ -50,6 +50,22 @@ Description=unitctl contract test {name}
 
 [Service]
 ExecStart=/bin/sleep infinity
+"""
+REFUSING = """\
+[Unit]
+Description=unitctl contract test {name} (refuses a manual start)
+RefuseManualStart=yes
+
+[Service]
+ExecStart=/bin/sleep infinity
+"""
+#: systemd refuses to load a service with no ExecStart= (LoadState=bad-setting).
+BAD_SETTING = """\
+[Unit]
+Description=unitctl contract test {name} (bad setting)
+
+[Service]
+Type=simple
 """
 INSTALLABLE = SIMPLE + """
 [Install]
@@ -133,6 +149,7 @@ class Probe(Protocol):
     def remove_foreign_unit(self, name: str) -> None: ...
     def external_stop(self, name: str) -> None: ...
     def crash(self, name: str) -> None: ...
+    def vendor_unit(self) -> str: ...
 
 
 async def raises(exc: type[BaseException] | tuple[type[BaseException], ...],
@@ -395,6 +412,72 @@ async def scenario_close(mgr: UnitManager, probe: Probe, rec: Recorder) -> dict[
         await cleanup(mgr, name)
 
 
+async def scenario_host_units(mgr: UnitManager, probe: Probe, rec: Recorder) -> dict[str, Any]:
+    """host_unit names the host's units (admin and vendor), None for a free name or ours."""
+    admin, ours = "uc-hostunit.service", "uc-ours.service"
+    vendor = probe.vendor_unit()
+    probe.add_foreign_unit(admin, SIMPLE.format(name=admin))
+    try:
+        fragment = await mgr.host_unit(admin)
+        assert fragment == f"/etc/systemd/system/{admin}", fragment
+        vendor_fragment = await mgr.host_unit(vendor)
+        assert vendor_fragment and vendor_fragment.endswith(f"/{vendor}"), vendor_fragment
+        assert not vendor_fragment.startswith(probe.units_dir)
+        assert await mgr.host_unit("uc-free-name.service") is None
+        await load_and_start(mgr, rec, ours, SIMPLE.format(name=ours))
+        assert await mgr.host_unit(ours) is None, "our own linked unit is not the host's"
+        assert probe.foreign_unit_intact(admin), "asking touched the host's unit"
+        await raises(InvalidUnitNameError, mgr.host_unit("a/b.service"), "host_unit(a/b)")
+        return {}
+    finally:
+        probe.remove_foreign_unit(admin)
+        await cleanup(mgr, ours)
+
+
+async def scenario_refused_start(mgr: UnitManager, probe: Probe,
+                                 rec: Recorder) -> dict[str, Any]:
+    """StartUnit refused (RefuseManualStart=yes; on systemd also a bad setting) raises
+    RefusedBySystemd with systemd's text; the unit does not run."""
+    cases = [("uc-refuse.service", REFUSING, "refuse manual start")]
+    if probe.real:  # the fake does not model systemd's load-time checks
+        cases.append(("uc-badsetting.service", BAD_SETTING, "bad unit file setting"))
+    try:
+        for name, text, _words in cases:
+            await mgr.write(name, text.format(name=name))
+            await mgr.link(name, False)
+        await mgr.reload()
+        for name, _, words in cases:
+            err = await raises(RefusedBySystemd, mgr.start(name), f"start({name})")
+            assert words in getattr(err, "text", ""), f"{name}: {err}"
+            assert (await mgr.state(name)).active != "active"
+        return {}
+    finally:
+        await cleanup(mgr, *(name for name, _, _ in cases))
+
+
+#: The longest name systemd takes: 255 characters (UNIT_NAME_MAX counts the NUL).
+LONGEST_NAME = "uc-" + "x" * (255 - len("uc-.service")) + ".service"
+
+
+async def scenario_longest_name(mgr: UnitManager, probe: Probe,
+                                rec: Recorder) -> dict[str, Any]:
+    """A 255-character name is written, linked, started and unloaded; 256 is refused."""
+    name = LONGEST_NAME
+    assert len(name) == 255
+    try:
+        await load_and_start(mgr, rec, name, SIMPLE.format(name="longest"))
+        assert await mgr.state(name) == RUNNING
+        assert name in mgr.present()
+        await mgr.unload(name)
+        await mgr.reload()
+        assert name not in mgr.present()
+        await raises(InvalidUnitNameError, mgr.write("y" + name, SIMPLE.format(name="y")),
+                     "write(256 characters)")
+        return {"length": len(name)}
+    finally:
+        await cleanup(mgr, name)
+
+
 Scenario = Callable[[Any, Any, Recorder], Awaitable[dict[str, Any]]]
 SCENARIOS: dict[str, Scenario] = {
     "start": scenario_start,
@@ -406,6 +489,9 @@ SCENARIOS: dict[str, Scenario] = {
     "bad_names": scenario_bad_names,
     "foreign": scenario_foreign,
     "close": scenario_close,
+    "host_units": scenario_host_units,
+    "refused_start": scenario_refused_start,
+    "longest_name": scenario_longest_name,
 }
 
 
@@ -470,6 +556,11 @@ class FakeProbe:
 
     def crash(self, name: str) -> None:
         self.fake.crash(name)
+
+    def vendor_unit(self) -> str:
+        self.fake.add_foreign_unit("dbus.service",
+                                   fragment="/usr/lib/systemd/system/dbus.service")
+        return "dbus.service"
 
 
 class MachineProbe:
@@ -551,6 +642,9 @@ class MachineProbe:
 
     def crash(self, name: str) -> None:
         """Nothing to do: the unit's ExecStart=/bin/false fails on its own."""
+
+    def vendor_unit(self) -> str:
+        return "dbus.service"  # shipped by the distribution, under /usr/lib or /lib
 
 
 # --------------------------------------------------------------------------- CLI

@@ -7,6 +7,7 @@ import pytest
 from unitctl.errors import InvalidUnitError, InvalidUnitNameError
 from unitctl.names import (
     MAX_NAME_LENGTH,
+    REMOVED_TYPES,
     TEMPLATE_TYPES,
     UNIT_TYPES,
     is_instance,
@@ -28,7 +29,7 @@ def test_type_tables() -> None:
     ]
     assert sorted(TEMPLATE_TYPES) == ["path", "service", "socket", "target", "timer"]
     assert TEMPLATE_TYPES <= UNIT_TYPES
-    assert MAX_NAME_LENGTH == 256
+    assert MAX_NAME_LENGTH == 255  # systemd's UNIT_NAME_MAX (256) counts the NUL
 
 
 @pytest.mark.parametrize(
@@ -48,7 +49,7 @@ def test_type_tables() -> None:
         "foo@x.target",
         "foo@x.timer",
         "x" * (MAX_NAME_LENGTH - len(".service")) + ".service",
-        *(f"unit.{t}" for t in sorted(UNIT_TYPES)),
+        *(f"unit.{t}" for t in sorted(UNIT_TYPES - REMOVED_TYPES)),
     ],
 )
 def test_valid_names(name: str) -> None:
@@ -59,7 +60,13 @@ def test_valid_names(name: str) -> None:
     ("name", "fragment"),
     [
         pytest.param("", "empty", id="empty"),
-        pytest.param("x" * 250 + ".service", "longer than 256", id="too-long"),
+        pytest.param("x" * 250 + ".service", "longer than 255", id="too-long"),
+        pytest.param("x" * 248 + ".service", "longer than 255 characters (256)",
+                     id="256-chars-systemd-refuses"),
+        pytest.param("unit.snapshot", "systemd no longer has the unit type 'snapshot'",
+                     id="snapshot-removed-from-systemd"),
+        pytest.param("unit.busname", "systemd no longer has the unit type 'busname'",
+                     id="busname-removed-from-systemd"),
         pytest.param("foo", "suffix", id="no-dot"),
         pytest.param("foo.", "end with '.'", id="trailing-dot"),
         pytest.param("foo.bar", "unknown unit type 'bar'", id="unknown-type"),

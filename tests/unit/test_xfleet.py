@@ -224,6 +224,11 @@ def _problems(name: str, unit: UnitFile) -> str:
                      id="conflicts-bad-glob"),
         pytest.param(["Replaces=x[-]"], ["Replaces pattern 'x[-]' is malformed"],
                      id="replaces-bad-glob"),
+        *(pytest.param([f"Global={v}"], [f"Global {v!r} is not a boolean"],
+                       id=f"global-not-boolean-{v}")
+          for v in ["maybe", "2", "truthy", "y", "n", "enabled"]),
+        pytest.param(["Global=maybe", "Global=true"], ["Global 'maybe' is not a boolean"],
+                     id="global-not-boolean-even-when-a-later-value-is"),
     ],
 )
 def test_validate_problems(lines: list[str], fragments: list[str]) -> None:
@@ -281,6 +286,9 @@ def test_validate_checks_own_name_first() -> None:
                      id="reset-drops-machineof"),
         pytest.param(["Conflicts=a.service"], id="conflicts-itself-is-fine"),
         pytest.param(['MachineMetadata="a=1" "b=2"'], id="quoted-metadata"),
+        *(pytest.param([f"Global={v}"], id=f"global-boolean-{v}")
+          for v in ["true", "TRUE", "yes", "1", "on", "t", "false", "No", "0", "off", "F"]),
+        pytest.param(["Global=maybe", "Global="], id="global-reset-drops-earlier-values"),
     ],
 )
 def test_validate_accepts(lines: list[str]) -> None:

@@ -7,7 +7,8 @@ Tasks running side by side (one ``asyncio.TaskGroup``):
 * **schedule** (here) — read this machine's schedule, reconcile, then watch
   only ``schedule/<machine>/`` and reconcile on each change (and every
   ``resync`` seconds); the decision is :func:`.reconcile.compute_tasks`, run
-  by the :mod:`.executor`;
+  by the :mod:`.executor`; a unit whose task failed is retried on its own,
+  with exponential backoff (:mod:`.backoff`), while the rest carry on;
 * **publisher** (:mod:`.publisher`) — report unit states, under the lease, so
   they vanish with the machine;
 * **fence** and **peers** (:mod:`.fence`) — when etcd has been silent for half
@@ -32,6 +33,7 @@ from unitctl.registry.registry import Registry
 from unitctl.unitfile import UnitFile
 from unitctl.xfleet import requirements
 
+from .backoff import Backoff
 from .engine_runner import EngineFactory, EngineRunner, LeaderEngine
 from .executor import ACTIVE_STATES, Executor
 from .fence import Fence, PeerServer
@@ -75,8 +77,11 @@ class Agent:
         self._stop: asyncio.Event | None = None
         self.session = Session(registry, machine, self.opts.ttl, self.opts.lease_file, clock,
                                self.notify, self._registered, self._contacted)
-        self.publisher = StatePublisher(registry, units, machine.id, lambda: self.session.lease)
-        self.executor = Executor(units, self.publisher)
+        self.backoff = Backoff(clock)
+        self._retry: asyncio.TimerHandle | None = None
+        self.publisher = StatePublisher(registry, units, machine.id, lambda: self.session.lease,
+                                        self.backoff.get)
+        self.executor = Executor(units, self.publisher, self.backoff)
         self.fencer = Fence(registry, units, self.executor, self.session, self.opts.peer_port,
                             self.notify)
         self.engines = EngineRunner(engine)
@@ -252,17 +257,26 @@ class Agent:
         return rev
 
     async def reconcile(self) -> list[Task]:
-        """Bring local units in line with the schedule; return the tasks done."""
+        """Bring local units in line with the schedule; return the tasks it decided
+        (those of units held back by their backoff wait for their retry)."""
         if self.fencer.fenced:
             return []
         desired = await self._desired()
         tasks = compute_tasks(desired, self.executor.current())
         failure = await self.executor.run(tasks, desired, self.bodies)
-        if failure is not None:
-            if isinstance(failure, BusLost):
-                self._restart_in_place("systemd's bus connection was lost")
-            asyncio.get_running_loop().call_later(1.0, self._wake.set)
+        if isinstance(failure, BusLost):
+            self._restart_in_place("systemd's bus connection was lost")
+        self._wake_for_retry()
         return tasks
+
+    def _wake_for_retry(self) -> None:
+        """One timer: wake the loop when the earliest held-back unit is due."""
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        delay = self.backoff.next_retry()
+        if delay is not None:
+            self._retry = asyncio.get_running_loop().call_later(delay, self._wake.set)
 
     async def _desired(self) -> dict[str, DesiredUnit]:
         out: dict[str, DesiredUnit] = {}

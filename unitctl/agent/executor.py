@@ -1,17 +1,32 @@
 """The executor: runs a task list of :func:`~unitctl.agent.reconcile.compute_tasks`
 against the :class:`~unitctl.agent.ports.UnitManager` port.
 
-It also keeps the one piece of state the decision reads besides the files:
-``started``, the (name, hash) pairs this agent process started or adopted
-(:attr:`~unitctl.agent.reconcile.CurrentUnit.started`). A start records its
-pair; a stop or an unload forgets every pair of that name.
+It also keeps the state the decision reads besides the files: ``started``,
+the (name, hash) pairs this agent process started or adopted
+(:attr:`~unitctl.agent.reconcile.CurrentUnit.started`; a start records its
+pair, a stop or an unload forgets every pair of that name), and ``backoff``,
+the units whose tasks failed (:mod:`.backoff`).
 
-Contract: tasks run in order and the first failure ends the run (the caller
-retries with a fresh decision); the executor itself never schedules anything,
-so it runs the same in the agent and, driven step by step, in the
-deterministic simulator (:mod:`unitctl.sim`). State changes it causes besides
-systemd's own signals (a unit's state after a daemon-reload, an unloaded
-unit's state removed) go to a :class:`StateSink`.
+Contract:
+
+* tasks run in the global order (unload, load, reload, stop, start);
+* a failed task holds back only what depends on it: the same unit's later
+  tasks (a failed load: no start of that unit), and after a failed
+  daemon-reload the units loaded in that run; every other unit's tasks run;
+* a unit whose task failed is held back until its retry time (exponential
+  backoff, per unit); a failure is forgotten when the unit's task succeeds or
+  its schedule entry changes; a failed daemon-reload is repeated on the next run;
+* a lost bus (:class:`~unitctl.errors.BusLost`) ends the run: every later call
+  would fail the same way;
+* before a load, the name is checked against the host's own units
+  (:meth:`~unitctl.agent.ports.UnitManager.host_unit`): a host unit is refused
+  (:class:`~unitctl.agent.ports.HostUnitError`), never written or linked.
+
+The executor never schedules anything (the caller wakes it for the next retry,
+:meth:`Backoff.next_retry`), so it runs the same in the agent and, driven step
+by step, in the deterministic simulator (:mod:`unitctl.sim`). State changes it
+causes besides systemd's own signals (a unit's state after a daemon-reload, a
+failure, an unloaded unit's state removed) go to a :class:`StateSink`.
 """
 
 from __future__ import annotations
@@ -20,17 +35,23 @@ import logging
 from collections.abc import Mapping
 from typing import Protocol
 
-from unitctl.errors import UnitctlError
+from unitctl.errors import BusLost, UnitctlError
 from unitctl.unitfile import UnitFile
 
-from .ports import SystemdState, UnitManager
+from .backoff import Backoff
+from .ports import HostUnitError, RefusedBySystemd, SystemdState, UnitManager
 from .reconcile import CurrentUnit, DesiredUnit
-from .tasks import Task, TaskType
+from .tasks import Task, TaskReason, TaskType
 
 log = logging.getLogger("unitctl.agent")
 
 #: systemd ActiveStates of a unit that runs (adopted after a restart).
 ACTIVE_STATES = ("active", "activating", "reloading", "deactivating")
+
+#: The state reported for a unit whose file could not be loaded here.
+NOT_LOADED = SystemdState("not-found", "inactive", "dead")
+
+_RELOAD = Task(TaskType.RELOAD, "", TaskReason.FILES_CHANGED.value)
 
 
 class StateSink(Protocol):
@@ -56,13 +77,17 @@ class NoSink:
 
 
 class Executor:
-    """Runs tasks against one UnitManager and remembers what it started."""
+    """Runs tasks against one UnitManager; remembers what it started and what failed."""
 
-    def __init__(self, units: UnitManager, sink: StateSink | None = None) -> None:
+    def __init__(self, units: UnitManager, sink: StateSink | None = None,
+                 backoff: Backoff | None = None) -> None:
         self.units = units
         self.sink: StateSink = sink or NoSink()
         #: (name, hash) of every unit this process started or adopted.
         self.started: set[tuple[str, str]] = set()
+        #: The units whose tasks failed, and when to retry them.
+        self.backoff = backoff or Backoff()
+        self._reload_pending = False
 
     def current(self) -> dict[str, CurrentUnit]:
         """The units present in the directory, marked when this process started them."""
@@ -81,20 +106,90 @@ class Executor:
         """Forget every start (after a fence: every unit is to be started again)."""
         self.started.clear()
 
+    def runnable(self, tasks: list[Task]) -> list[Task]:
+        """``tasks`` without those of units held back; a daemon-reload only when files
+        change (or the last one failed)."""
+        kept = [t for t in tasks if t.type is TaskType.RELOAD or not self.backoff.holds(t.name)]
+        files = self._reload_pending or any(
+            t.type in (TaskType.LOAD, TaskType.UNLOAD) for t in kept)
+        kept = [t for t in kept if t.type is not TaskType.RELOAD]
+        return sorted([*kept, _RELOAD] if files else kept, key=lambda t: t.sort_key)
+
     async def run(self, tasks: list[Task], desired: Mapping[str, DesiredUnit],
                   bodies: Mapping[str, str]) -> UnitctlError | None:
-        """Run ``tasks`` in order; return the error that stopped the run, or None.
+        """Run what :meth:`runnable` keeps of ``tasks``; return the first error, or None.
 
-        ``bodies`` maps a unit hash to its text (for LOAD).
+        ``bodies`` maps a unit hash to its text (for LOAD). A failure holds back
+        the same unit's later tasks only (see the module docs).
         """
-        for task in tasks:
+        await self._forget_changed(desired)
+        todo = self.runnable(tasks)
+        loaded = {t.name for t in todo if t.type is TaskType.LOAD}
+        blocked: set[str] = set()
+        first: UnitctlError | None = None
+        for task in todo:
+            if task.name in blocked:
+                continue
             try:
                 await self.do(task, desired, bodies)
-            except UnitctlError as exc:
-                log.error("agent: %s %s failed: %s", task.type.value, task.name, exc)
+            except BusLost as exc:
+                log.error("agent: %s %s failed: %s", task.type.value, task.name or "-", exc)
                 return exc
+            except UnitctlError as exc:
+                first = first or exc
+                blocked |= self._failed(task, exc, desired, loaded - blocked)
+                continue
             log.info("agent: %s %s: %s", task.type.value, task.name or "-", task.reason)
-        return None
+        await self._settle(todo, desired, blocked)
+        return first
+
+    def _failed(self, task: Task, exc: UnitctlError, desired: Mapping[str, DesiredUnit],
+                loaded: set[str]) -> set[str]:
+        """Record a failure; return the units it holds back for the rest of the run."""
+        names = {task.name}
+        if task.type is TaskType.RELOAD:
+            self._reload_pending = True
+            names = loaded
+        error = describe_failure(task, exc)
+        for name in sorted(names):
+            failure = self.backoff.failed(name, desired.get(name), error)
+            log.error("agent: %s %s failed: %s; retry in %s s", task.type.value,
+                      name or "-", exc, f"{self.backoff.delay(failure.attempts):g}")
+        if not names:
+            log.error("agent: %s failed: %s", task.type.value, exc)
+        return names
+
+    async def _settle(self, done: list[Task], desired: Mapping[str, DesiredUnit],
+                      blocked: set[str]) -> None:
+        """After a run: publish each failure, and clear the failures that are over."""
+        ran = {t.name for t in done if t.name}
+        for name in self.backoff.names():
+            if name in blocked:
+                await self._report(name)
+            elif name in ran or not self.backoff.holds(name):
+                # its tasks ran through, or it is due and has nothing left to do
+                self.backoff.succeeded(name)
+                await self._report(name)
+
+    async def _forget_changed(self, desired: Mapping[str, DesiredUnit]) -> None:
+        """A changed schedule entry starts afresh: forget its failure, re-publish."""
+        for name in self.backoff.forget_changed(desired):
+            await self._report(name)
+
+    async def _report(self, name: str) -> None:
+        """Publish the unit's state again (with its failure, if it has one)."""
+        if name not in self.units.present():
+            if name in self.backoff:
+                self.sink.report(name, NOT_LOADED)
+            else:
+                self.sink.drop(name)  # no file, no failure: nothing to show
+            return
+        try:
+            state = await self.units.state(name)
+        except UnitctlError as exc:
+            log.warning("agent: cannot read the state of %s: %s", name, exc)
+            return
+        self.sink.report(name, state)
 
     async def do(self, task: Task, desired: Mapping[str, DesiredUnit],
                  bodies: Mapping[str, str]) -> None:
@@ -105,13 +200,14 @@ class Executor:
             await self.units.unload(name)
             self.sink.drop(name)
         elif task.type is TaskType.LOAD:
-            text = bodies[desired[name].hash]
-            await self.units.write(name, text)
-            await self.units.link(name, UnitFile.parse(text).has_section("Install"))
+            await self._load(name, bodies[desired[name].hash])
         elif task.type is TaskType.RELOAD:
             await self.units.reload()
+            self._reload_pending = False
+            present = self.units.present()
             for loaded in desired:
-                self.sink.report(loaded, await self.units.state(loaded))
+                if loaded in present:
+                    self.sink.report(loaded, await self.units.state(loaded))
         elif task.type is TaskType.STOP:
             self._forget(name)
             await self.units.stop(name)
@@ -119,5 +215,23 @@ class Executor:
             await self.units.start(name)
             self.started.add((name, desired[name].hash))
 
+    async def _load(self, name: str, text: str) -> None:
+        """Write and link the unit's file, unless the name is one of the host's units."""
+        fragment = await self.units.host_unit(name)
+        if fragment is not None:
+            raise HostUnitError(name, fragment)
+        await self.units.write(name, text)
+        await self.units.link(name, UnitFile.parse(text).has_section("Install"))
+
     def _forget(self, name: str) -> None:
         self.started = {s for s in self.started if s[0] != name}
+
+
+def describe_failure(task: Task, exc: UnitctlError) -> str:
+    """One line for a user: ``start refused by systemd: ...``, ``load refused: ...``."""
+    verb = "daemon-reload" if task.type is TaskType.RELOAD else task.type.value
+    if isinstance(exc, HostUnitError):
+        return f"{verb} refused: {exc}"
+    if isinstance(exc, RefusedBySystemd):
+        return f"{verb} refused by systemd: {exc.text}"
+    return f"{verb} failed: {exc}"

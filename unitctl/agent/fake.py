@@ -5,18 +5,21 @@ It models what the agent can observe of systemd, cheaply (dicts, no I/O):
 * files in the unit directory (``files``), runtime links (``linked``) and
   runtime enablement (``enabled``);
 * systemd's view (``units``): a unit is known after ``reload`` once linked
-  (``loaded/inactive/dead``); ``start`` -> ``active/running``, ``stop`` ->
+  (``loaded/inactive/dead``); ``start`` -> ``active/running`` (refused, as by
+  systemd, for a unit with ``RefuseManualStart=yes``), ``stop`` ->
   ``inactive/dead``, :meth:`crash` -> ``failed/failed``; after ``unload`` and
   a ``reload`` the unit is forgotten (``not-found``), as with systemd;
-* *foreign* units (:meth:`add_foreign_unit`): known to systemd but not in the
-  directory; nothing here ever touches them.
+* *foreign* units (:meth:`add_foreign_unit`): the host's own units, known to
+  systemd but not in the directory, each with its FragmentPath (what
+  :meth:`host_unit` answers); nothing here ever touches them.
 
 State changes are reported synchronously to the ``on_change`` callback, for
 units with a file in the directory only, and only when the (load, active, sub)
 triple changed -- the same contract as the real adapter.
 
 Failure injection: :meth:`fail_next` makes the next call(s) of one method
-raise; :meth:`crash` simulates a unit dying. ``history`` records every call
+raise, :meth:`fail_always` every call of one method for one unit;
+:meth:`crash` simulates a unit dying. ``history`` records every call
 (``keep_history=False`` for benchmarks).
 """
 
@@ -25,9 +28,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from unitctl.agent.ports import StateCallback, SystemdState, content_hash
-from unitctl.errors import SystemdError
+from unitctl.agent.ports import RefusedBySystemd, StateCallback, SystemdState, content_hash
+from unitctl.errors import InvalidUnitError, SystemdError
 from unitctl.names import validate_name
+from unitctl.unitfile import UnitFile
 
 __all__ = ["FakeUnitManager"]
 
@@ -38,7 +42,16 @@ FAILED = SystemdState("loaded", "failed", "failed")
 
 #: The methods :meth:`FakeUnitManager.fail_next` can make fail.
 METHODS = frozenset({"start_manager", "write", "link", "enable", "unload", "reload", "start",
-                     "stop", "state"})
+                     "stop", "state", "host_unit"})
+
+
+def _refuses_manual_start(text: str) -> bool:
+    """``RefuseManualStart=`` is true in the unit's [Unit] section (systemd refuses StartUnit)."""
+    try:
+        value = UnitFile.parse(text).value("Unit", "RefuseManualStart")
+    except InvalidUnitError:
+        return False
+    return (value or "").lower() in ("1", "yes", "y", "true", "t", "on")
 
 
 class FakeUnitManager:
@@ -57,6 +70,8 @@ class FakeUnitManager:
         self.units: dict[str, SystemdState] = {}
         #: Units systemd knows that are not in the directory.
         self.foreign: set[str] = set()
+        #: The FragmentPath of each foreign unit.
+        self.fragments: dict[str, str] = {}
         #: Every call as ``(method, name or "")``.
         self.history: list[tuple[str, str]] = []
         self.keep_history = keep_history
@@ -64,6 +79,7 @@ class FakeUnitManager:
         self.closed = False
         self._on_change: StateCallback | None = None
         self._failures: dict[str, list[Exception]] = {}
+        self._refusals: dict[tuple[str, str], Exception] = {}
         self._hashes: dict[str, str] = {}
         self._reported: dict[str, SystemdState] = {}
 
@@ -80,15 +96,28 @@ class FakeUnitManager:
         err = error or SystemdError(f"injected failure of {method}")
         self._failures.setdefault(method, []).extend([err] * times)
 
+    def fail_always(self, method: str, name: str, error: Exception | None = None) -> None:
+        """Make every call of ``method`` for unit ``name`` raise ``error`` (as systemd
+        refusing one unit); ``error=None`` ends it."""
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r} (one of {sorted(METHODS)})")
+        if error is None:
+            self._refusals.pop((method, name), None)
+        else:
+            self._refusals[(method, name)] = error
+
     def crash(self, name: str) -> None:
         """The unit's main process died: ``loaded/failed/failed``."""
         if name not in self.units:
             raise KeyError(f"{name} is not loaded")
         self._set(name, FAILED)
 
-    def add_foreign_unit(self, name: str, state: SystemdState = RUNNING) -> None:
-        """A unit systemd knows whose file lives outside the directory."""
+    def add_foreign_unit(self, name: str, state: SystemdState = RUNNING,
+                         fragment: str | None = None) -> None:
+        """A unit systemd knows whose file lives outside the directory (default
+        FragmentPath: ``/etc/systemd/system/<name>``)."""
         self.foreign.add(name)
+        self.fragments[name] = fragment or f"/etc/systemd/system/{name}"
         self.units[name] = state
 
     def set_state(self, name: str, state: SystemdState) -> None:
@@ -102,6 +131,9 @@ class FakeUnitManager:
         pending = self._failures.get(method)
         if pending:
             raise pending.pop(0)
+        refusal = self._refusals.get((method, name))
+        if refusal is not None:
+            raise refusal
 
     def _check(self, name: str) -> None:
         validate_name(name)
@@ -182,6 +214,11 @@ class FakeUnitManager:
         if self.units.get(name, NOT_FOUND).load != "loaded":
             raise SystemdError(f"systemd StartUnit: org.freedesktop.systemd1.NoSuchUnit: "
                                f"Unit {name} not found.")
+        if _refuses_manual_start(self.files[name]):
+            text = (f"Operation refused, unit {name} may be requested by dependency only "
+                    "(it is configured to refuse manual start/stop).")
+            raise RefusedBySystemd(
+                f"systemd StartUnit: org.freedesktop.systemd1.OnlyByDependency: {text}", text)
         self._set(name, RUNNING)
 
     async def stop(self, name: str) -> None:
@@ -195,6 +232,14 @@ class FakeUnitManager:
     def _require_file(self, name: str) -> None:
         if name not in self.files:
             raise SystemdError(f"{name} is not a unit of {self.units_dir}: refusing to touch it")
+
+    async def host_unit(self, name: str) -> str | None:
+        self._check(name)
+        self._enter("host_unit", name)
+        self._require_started()
+        if name not in self.foreign or name in self.files or name in self.linked:
+            return None
+        return self.fragments.get(name, f"/etc/systemd/system/{name}")
 
     async def unload(self, name: str) -> None:
         self._check(name)

@@ -9,6 +9,11 @@ Implemented by :class:`unitctl.systemd.SystemdUnitManager` (D-Bus; the
 :meth:`UnitManager.present` reports: both implementations compute it with this
 one function, and for a file that parses it equals :meth:`UnitFile.hash`, the
 hash the registry stores for a unit body.
+
+Two errors say *why* a call failed, so the agent can tell it to a user:
+:class:`RefusedBySystemd` (systemd received the call and said no, e.g.
+``RefuseManualStart=``) and :class:`HostUnitError` (the name is one of the
+host's own units: the agent never shadows, stops or unloads those).
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from unitctl.errors import InvalidUnitError
+from unitctl.errors import InvalidUnitError, SystemdError
 from unitctl.unitfile import UnitFile
 
-__all__ = ["StateCallback", "SystemdState", "UnitManager", "content_hash"]
+__all__ = ["HostUnitError", "RefusedBySystemd", "StateCallback", "SystemdState", "UnitManager",
+           "content_hash"]
 
 
 def content_hash(content: bytes | str) -> str:
@@ -47,6 +53,23 @@ class SystemdState:
     load: str
     active: str
     sub: str
+
+
+class RefusedBySystemd(SystemdError):
+    """systemd answered a call with an error; ``text`` is what it said."""
+
+    def __init__(self, message: str, text: str) -> None:
+        super().__init__(message)
+        self.text = text
+
+
+class HostUnitError(SystemdError):
+    """The name is a unit the host has outside the agent's directory (``fragment``)."""
+
+    def __init__(self, name: str, fragment: str) -> None:
+        super().__init__(f"{name} is a unit of this host ({fragment}): unitctl never "
+                         "shadows, stops or unloads a host's own unit")
+        self.fragment = fragment
 
 
 #: Called with (unit name, new state) when systemd reports a change.
@@ -80,6 +103,13 @@ class UnitManager(Protocol):
     async def link(self, name: str, enable: bool) -> None:
         """Link the file into systemd at runtime; with ``enable``, enable it at
         runtime as well (the unit has an [Install] section)."""
+        ...
+
+    async def host_unit(self, name: str) -> str | None:
+        """Where the host's own unit of this name comes from (its FragmentPath, or
+        ``masked``), or None when the name is free or the unit is ours (its file
+        is in the directory, or its runtime link points there). Asked before
+        ``write``: a host unit is never written over, linked, stopped or unloaded."""
         ...
 
     async def unload(self, name: str) -> None:

@@ -10,7 +10,9 @@ Contract:
 * a removal goes through the same queue (``None``), so a late report can never
   overwrite the removal of an unloaded unit's state; a unit whose file is gone
   by the time its batch is written is removed, whatever was queued;
-* a failed write keeps the batch (newer reports win) and retries after 0.5 s.
+* a failed write keeps the batch (newer reports win) and retries after 0.5 s;
+* a unit with a failed task (``failures``) is reported with its error and retry
+  time, even when it has no file here (a load that failed).
 
 It satisfies :class:`~unitctl.agent.executor.StateSink`.
 """
@@ -26,6 +28,7 @@ from unitctl.loop import checkpoint
 from unitctl.model import UnitState
 from unitctl.registry.registry import Registry
 
+from .backoff import UnitFailure
 from .ports import SystemdState, UnitManager
 
 log = logging.getLogger("unitctl.agent")
@@ -35,8 +38,10 @@ class StatePublisher:
     """Coalescing, ordered reports of one machine's unit states."""
 
     def __init__(self, registry: Registry, units: UnitManager, machine_id: str,
-                 lease: Callable[[], int]) -> None:
+                 lease: Callable[[], int],
+                 failures: Callable[[str], UnitFailure | None] = lambda _name: None) -> None:
         self.registry = registry
+        self.failures = failures
         self.units = units
         self.machine_id = machine_id
         #: The current lease (0 = unregistered: nothing is queued).
@@ -46,11 +51,13 @@ class StatePublisher:
 
     def report(self, name: str, state: SystemdState) -> None:
         """Queue ``name``'s new state (ignored for a unit without a file, or unregistered)."""
-        sha = self.units.present().get(name)
+        failure = self.failures(name)
+        sha = self.units.present().get(name) or (failure.hash if failure else None)
         if sha is None or not self.lease():
             return
         self._pending[name] = UnitState(name, self.machine_id, state.load, state.active,
-                                        state.sub, sha)
+                                        state.sub, sha, *((failure.error, failure.retry_wall)
+                                                          if failure else ()))
         self._wake.set()
 
     def drop(self, name: str) -> None:
@@ -72,7 +79,8 @@ class StatePublisher:
             self._wake.clear()
             batch, self._pending = self._pending, {}
             present = self.units.present()
-            batch = {n: (st if n in present else None) for n, st in batch.items()}
+            batch = {n: (st if n in present or (st and st.error) else None)
+                     for n, st in batch.items()}
             try:
                 await self.registry.publish_states(self.machine_id, batch, self.lease())
             except RegistryError as exc:

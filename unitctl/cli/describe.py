@@ -5,11 +5,13 @@
 from __future__ import annotations
 
 import json
+import time
 
 import click
 
 from unitctl import names as unames
 from unitctl.cli.complete import complete_units
+from unitctl.cli.output import failure_note, iso_time
 from unitctl.cli.session import Session, pass_session
 from unitctl.client.views import Explanation
 from unitctl.legend import format_reasons, machine_legend, short_id
@@ -48,7 +50,8 @@ def explain_json(e: Explanation) -> dict[str, object]:
         "requirements": None if e.requirements is None else _describe_requirements(e),
         "machine": e.placement, "reasons": None if e.reasons is None else dict(e.reasons),
         "reported": [{"machine": s.machine_id, "load": s.load, "active": s.active,
-                      "sub": s.sub, "hash": s.hash} for s in e.reported],
+                      "sub": s.sub, "hash": s.hash, "error": s.error or None,
+                      "retry_at": iso_time(s.retry_at)} for s in e.reported],
     }
 
 
@@ -72,9 +75,13 @@ def explain_lines(e: Explanation) -> list[str]:
         lines.append("Not placed: its desired state is inactive (load or start it).")
     else:
         lines.append("Not placed yet: waiting for the engine.")
+    now = time.time()
     for s in e.reported:
         lines.append(f"Reported by {short_id(s.machine_id)}: load={s.load or '-'} "
                      f"active={s.active or '-'} sub={s.sub or '-'} hash={s.hash[:7] or '-'}")
+        note = failure_note(s, now)
+        if note is not None:
+            lines.append(f"  Failing on {short_id(s.machine_id)}: {note}")
     return lines
 
 

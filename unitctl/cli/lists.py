@@ -6,13 +6,14 @@ Each prints fleetctl's table (or ``--json``) of the fields asked for with
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import click
 
 from unitctl import xfleet
-from unitctl.cli.output import parse_fields, render_json, render_table
+from unitctl.cli.output import failure_note, iso_time, parse_fields, render_json, render_table
 from unitctl.cli.session import Session, pass_session
 from unitctl.client import views
 from unitctl.client.facade import Client
@@ -34,6 +35,8 @@ UNIT_FIELDS: dict[str, UnitStateField] = {
     "sub": lambda s, ms, full: s.sub,
     "machine": lambda s, ms, full: machine_legend(s.machine_id, ms.get(s.machine_id), full),
     "hash": lambda s, ms, full: s.hash if full else s.hash[:7],
+    "error": lambda s, ms, full: failure_note(s, time.time()),
+    "retry_at": lambda s, ms, full: iso_time(s.retry_at),
 }
 UNIT_DEFAULT = "unit,machine,active,sub"
 
@@ -117,11 +120,17 @@ def _list_options(short_full: bool, default: str) -> Callable[[Any], Any]:
 @_list_options(True, UNIT_DEFAULT)
 @pass_session
 def list_units(sess: Session, fields: str, full: bool, no_legend: bool, as_json: bool) -> None:
-    """List the units' systemd states as the machines report them."""
+    """List the units' systemd states as the machines report them.
+
+    With the default fields, an ERROR column follows when a unit's task failed
+    on its machine (what failed, and when the agent retries).
+    """
     cols = parse_fields(fields, list(UNIT_FIELDS))
     snap = sess.run(lambda c: c.snapshot())
     _warn_invalid(snap.invalid)
     states, machines = views.reported_states(snap), snap.machines
+    if fields == UNIT_DEFAULT and any(s.error for s in states):
+        cols.append("error")  # fleetctl's columns, plus why a unit is failing
     table = [{f: UNIT_FIELDS[f](s, machines, full) for f in cols} for s in states]
     js = [{f: UNIT_FIELDS[f](s, machines, True) for f in cols} for s in states]
     _emit(cols, table, as_json, js, not no_legend)

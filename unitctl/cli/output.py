@@ -9,9 +9,11 @@ tab width, padding made of tab characters, the last cell of a line unpadded).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
 
 from unitctl.errors import UsageError
+from unitctl.model import UnitState
 
 MISSING = "-"
 
@@ -137,3 +139,23 @@ def render_json(fields: Sequence[str], rows: Sequence[Mapping[str, str | None]])
     """A JSON list of objects with the chosen fields (missing values are null)."""
     data = [{f: (row.get(f) or None) for f in fields} for row in rows]
     return json.dumps(data, indent=2)
+
+
+# ------------------------------------------------------------------ unit failures
+
+
+def failure_note(state: UnitState, now: float) -> str | None:
+    """A unit's failure on its machine, for a user: ``start refused by systemd: ...;
+    retry in 40 s`` (None when it has none). ``now`` is the Unix time."""
+    if not state.error:
+        return None
+    wait = state.retry_at - now
+    when = f"retry in {wait:.0f} s" if wait >= 0.5 else "retry due now"
+    return f"{state.error}; {when}"
+
+
+def iso_time(unix: float) -> str | None:
+    """``2024-05-01T12:00:00Z`` (None for 0, no time)."""
+    if not unix:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(unix))

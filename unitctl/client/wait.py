@@ -63,6 +63,8 @@ def reached(target: DesiredState, since: int = 0) -> Predicate:
             return None  # the agent still runs the previous body
         fresh = stored.mod_rev > since
         legend = snap.legend(machine)
+        if fresh and st.error:  # the agent's task failed there; it retries with backoff
+            raise SystemdError(f"Unit {name} failed on {legend}: {st.error}")
         if fresh and st.load in BAD_LOAD_STATES:
             raise SystemdError(f"Unit {name} failed to load on {legend}: load={st.load}")
         if target is DesiredState.LOADED:

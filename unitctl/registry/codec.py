@@ -75,13 +75,23 @@ def decode_machine(key: str, data: bytes) -> Machine:
 
 
 def encode_state(s: UnitState) -> bytes:
-    return _dump({"load": s.load, "active": s.active, "sub": s.sub, "hash": s.hash})
+    """A healthy unit's record has exactly the fields of old agents; ``error`` and
+    ``retry_at`` are written only with a failure."""
+    obj: dict[str, Any] = {"load": s.load, "active": s.active, "sub": s.sub, "hash": s.hash}
+    if s.error:
+        obj.update(error=s.error, retry_at=s.retry_at)
+    return _dump(obj)
 
 
 def decode_state(key: str, name: str, machine: str, data: bytes) -> UnitState:
+    """Records without ``error``/``retry_at`` (old agents, healthy units) decode as healthy."""
     obj = _load(key, data)
+    retry_at = obj.get("retry_at", 0.0)
+    if isinstance(retry_at, bool) or not isinstance(retry_at, int | float):
+        raise RegistryError(f"corrupt value at {key}: field 'retry_at' is not a number")
     return UnitState(name, machine, _str(key, obj, "load", ""), _str(key, obj, "active", ""),
-                     _str(key, obj, "sub", ""), _str(key, obj, "hash", ""))
+                     _str(key, obj, "sub", ""), _str(key, obj, "hash", ""),
+                     _str(key, obj, "error", ""), float(retry_at))
 
 
 def encode_explanation(reasons: Mapping[str, str]) -> bytes:

@@ -79,6 +79,9 @@ class SimSystemd:
     async def link(self, name: str, enable: bool) -> None:
         pass
 
+    async def host_unit(self, name: str) -> str | None:
+        return None  # the modelled host has no units of its own
+
     async def unload(self, name: str) -> None:
         self.files.pop(name, None)
         self.running.discard(name)

@@ -27,8 +27,16 @@ from typing import Any
 from dbus_fast import BusType, DBusError, Message, MessageType
 from dbus_fast.aio import MessageBus
 
+from unitctl.agent.ports import RefusedBySystemd
 from unitctl.errors import BusLost, SystemdError
-from unitctl.systemd.api import MANAGER_IFACE, MANAGER_PATH, MATCH_RULES, SYSTEMD
+from unitctl.systemd.api import (
+    MANAGER_IFACE,
+    MANAGER_PATH,
+    MATCH_RULES,
+    PROPERTIES_IFACE,
+    SYSTEMD,
+    UNIT_IFACE,
+)
 
 __all__ = ["BusCallError", "SignalHandler", "SystemdBus"]
 
@@ -38,13 +46,12 @@ log = logging.getLogger(__name__)
 SignalHandler = Callable[[str, str, str, list[Any]], None]
 
 
-class BusCallError(SystemdError):
+class BusCallError(RefusedBySystemd):
     """A D-Bus error reply; ``dbus_name`` is e.g. ``org.freedesktop.systemd1.NoSuchUnit``."""
 
     def __init__(self, member: str, dbus_name: str, text: str) -> None:
-        super().__init__(f"systemd {member}: {dbus_name}: {text}")
+        super().__init__(f"systemd {member}: {dbus_name}: {text}", text or dbus_name)
         self.dbus_name = dbus_name
-        self.text = text
 
 
 class SystemdBus:
@@ -165,6 +172,13 @@ class SystemdBus:
             text = reply.body[0] if reply.body and isinstance(reply.body[0], str) else ""
             raise BusCallError(member, reply.error_name or "unknown", text)
         return list(reply.body)
+
+
+    async def unit_property(self, path: str, name: str) -> Any:
+        """One property of the unit at object ``path`` (``Properties.Get``), unwrapped."""
+        body = await self.call("Get", "ss", [UNIT_IFACE, name], path=path,
+                               interface=PROPERTIES_IFACE)
+        return getattr(body[0], "value", body[0]) if body else None
 
 
 def _describe(exc: BaseException) -> str:

@@ -14,7 +14,10 @@ directory only (default ``/run/unitctl/units``):
   the job is queued;
 * ``unload`` -- ``StopUnit`` and wait for its job (``JobRemoved``); only if that
   worked: ``DisableUnitFiles([name], runtime)``, ``ResetFailedUnit`` and delete
-  the file. A name with no file (and no runtime link) of ours is left alone.
+  the file. A name with no file (and no runtime link) of ours is left alone;
+* ``host_unit`` -- ``LoadUnit(name)``, then its ``LoadState`` and
+  ``FragmentPath``: a unit the host has outside the directory (a vendor or
+  admin unit, or a masked name) is the host's, never ours to write or link.
 
 State is reported from signals, never by polling (the rules are in
 :mod:`unitctl.systemd.states`); the one call a signal may cause is the
@@ -32,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections import OrderedDict
 from collections.abc import Coroutine, Iterable, Mapping
 from typing import Any
@@ -42,7 +46,7 @@ from unitctl.names import validate_name
 from unitctl.systemd.api import NO_SUCH_UNIT, UNKNOWN_STATE
 from unitctl.systemd.bus import BusCallError, SystemdBus
 from unitctl.systemd.states import FetchedRow, StateTracker, Update
-from unitctl.systemd.unitdir import DEFAULT_UNITS_DIR, UnitDirectory
+from unitctl.systemd.unitdir import DEFAULT_UNITS_DIR, RUNTIME_UNIT_DIR, UnitDirectory
 
 __all__ = ["SystemdUnitManager"]
 
@@ -205,6 +209,25 @@ class SystemdUnitManager:
         """``StopUnit(name, "replace")``; returns when the job is queued."""
         self._require_file(name)
         await self._bus.call("StopUnit", "ss", [name, "replace"])
+
+    async def host_unit(self, name: str) -> str | None:
+        """The host's unit of this name: its FragmentPath (or ``masked``), None if free or ours.
+
+        Ours: systemd loads it from the directory, or from the runtime link the
+        agent made into it. ``LoadUnit`` loads a name nobody has as ``not-found``
+        (systemd collects it again).
+        """
+        self._dir.file_path(name)  # validates the name
+        path = str((await self._bus.call("LoadUnit", "s", [name]))[0])
+        load = str(await self._bus.unit_property(path, "LoadState"))
+        fragment = str(await self._bus.unit_property(path, "FragmentPath") or "")
+        if load == "masked":
+            return "masked"
+        if not fragment or os.path.dirname(os.path.normpath(fragment)) == self._dir.path:
+            return None
+        ours = (fragment == os.path.join(RUNTIME_UNIT_DIR, name)
+                and self._dir.runtime_link_is_ours(name))
+        return None if ours else fragment
 
     async def unload(self, name: str) -> None:
         """Stop and wait; only then disable at runtime, reset-failed, delete the file.
