@@ -79,7 +79,7 @@ def _fault_cycle(cfg: SoakConfig, inj: FaultInjector, rng: random.Random,
                  deadline: float) -> list[Fault]:
     faults: list[Fault] = []
     order: list[str] = []
-    while time.monotonic() + 3 * cfg.ttl + 12 < deadline:
+    while time.monotonic() + 2 * cfg.ttl + 4 < deadline:
         if not order:
             order = rng.sample(KINDS, len(KINDS))
         kind = order.pop()
