@@ -71,7 +71,10 @@ def test_a_run_stopped_by_a_short_etcd_outage_is_a_violation() -> None:
     run = _run("m1", 1.0, 6.0)
     fault = Fault("etcd_restart", "all", 5.0, 5.5, outage=0.5,
                   snapshot=[("m1", 0, "u.service", 1.0)])
-    (v,) = inv.stopped_by_outage([run], [fault], TTL, 0)
+    wanted = {"u.service": [(0.0, 30.0)]}
+    (v,) = inv.stopped_by_outage([run], [fault], TTL, 0, wanted)
     assert v["unit"] == "u.service"
+    # a stop command before the outage began: not the outage's doing
+    assert inv.stopped_by_outage([run], [fault], TTL, 0, {"u.service": [(0.0, 4.9)]}) == []
     run.end_lo = run.end_hi = None
-    assert inv.stopped_by_outage([run], [fault], TTL, 0) == []
+    assert inv.stopped_by_outage([run], [fault], TTL, 0, wanted) == []

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,8 +124,10 @@ def down_too_long(all_gaps: Sequence[Gap], faults: Sequence[Fault], ttl: float, 
                         "faults": _faults_near(faults, g.start, g.end, ttl, t0)})
     return out
 
-def stopped_by_outage(runs: Sequence[Interval], faults: Sequence[Fault], ttl: float, t0: float
+def stopped_by_outage(runs: Sequence[Interval], faults: Sequence[Fault], ttl: float, t0: float,
+                      launched: Mapping[str, Sequence[tuple[float, float]]]
                       ) -> list[dict[str, Any]]:
+    """Runs an etcd fault stopped (only units wanted running from its start to the check)."""
     index = {(r.machine, r.gen, r.unit, r.start): r for r in runs}
     out = []
     for f in faults:
@@ -134,11 +136,13 @@ def stopped_by_outage(runs: Sequence[Interval], faults: Sequence[Fault], ttl: fl
         check_at = f.end + ttl + MARGIN
         for key in f.snapshot:
             run = index.get(key)
-            if run is not None and run.sure_end() <= check_at:
+            wanted = any(p0 <= f.start and check_at <= p1 for p0, p1 in launched.get(key[2], ()))
+            if run is not None and wanted and run.sure_end() <= check_at:
                 out.append({"invariant": "stopped_by_outage", "unit": run.unit,
                             "machines": [run.machine], "run": run.to_json(t0),
                             "faults": [f.to_json(t0)]})
     return out
+
 
 def attributed(f: Fault, all_gaps: Sequence[Gap], ttl: float) -> list[Gap]:
     """Gaps a fault caused: began in its window, or spanned its start."""

@@ -96,12 +96,12 @@ def _fault_cycle(cfg: SoakConfig, inj: FaultInjector, rng: random.Random,
 def _analyse(cfg: SoakConfig, units: list[PoolUnit], runs: list[Interval], faults: list[Fault],
              load: LoadGenerator, t0: float, t_end: float) -> dict[str, Any]:
     ttl = cfg.ttl
-    all_gaps = [g for u in units if u.placeable
-                for g in inv.gaps(u.name, runs, load.launched_periods(u.name, t_end), t_end)]
+    launched = {u.name: load.launched_periods(u.name, t_end) for u in units if u.placeable}
+    all_gaps = [g for u, periods in launched.items() for g in inv.gaps(u, runs, periods, t_end)]
     twice, unresolved = inv.never_twice(runs, faults, ttl, t0)
     violations = (twice + inv.conflicts(runs, CONFLICT_PAIR, faults, ttl, t0)
                   + inv.down_too_long(all_gaps, faults, ttl, t0)
-                  + inv.stopped_by_outage(runs, faults, ttl, t0))
+                  + inv.stopped_by_outage(runs, faults, ttl, t0, launched))
     per_fault, worst = inv.recovery(faults, all_gaps, ttl, t0)
     return {"violations": violations, "unresolved_overlaps": unresolved,
             "faults_by_kind": dict(Counter(f.kind for f in faults)),
@@ -110,12 +110,14 @@ def _analyse(cfg: SoakConfig, units: list[PoolUnit], runs: list[Interval], fault
             "violations_by_invariant": dict(Counter(v["invariant"] for v in violations))}
 
 
-def _load_stats(load: LoadGenerator) -> dict[str, Any]:
+def _load_stats(load: LoadGenerator, t0: float) -> dict[str, Any]:
     return {"commands": dict(Counter(c.verb for c in load.commands)),
             "failed": dict(Counter(c.verb for c in load.commands if c.rc != 0)),
             "failed_examples": [
                 {"unit": c.unit, "verb": c.verb, "rc": c.rc, "output": c.output}
-                for c in load.commands if c.rc != 0][:10]}
+                for c in load.commands if c.rc != 0][:10],
+            "timeline": [[c.unit, c.verb, round(c.begin - t0, 3), round(c.end - t0, 3), c.rc]
+                         for c in sorted(load.commands, key=lambda c: c.begin)]}
 
 
 def run_soak(cfg: SoakConfig, report_path: str | None = None) -> dict[str, Any]:
@@ -148,7 +150,7 @@ def run_soak(cfg: SoakConfig, report_path: str | None = None) -> dict[str, Any]:
                            "note": "times are seconds from the start of the load"},
                   "machine": _facts(),
                   **_analyse(cfg, units, runs, faults, load, t0, t_end),
-                  "load": _load_stats(load),
+                  "load": _load_stats(load, t0),
                   "monitor": {n: {"polls": s.polls, "failures": s.failures, "boots": s.boots,
                                   "max_gap_between_polls": round(s.max_gap, 3)}
                               for n, s in monitor.stats.items()},
