@@ -115,6 +115,10 @@ class SystemdMonitor:
 
     # ------------------------------------------------------------ polling
     async def _main(self) -> None:
+        loop = asyncio.get_running_loop()
+        # a killed machine's bus ends with EOFError in dbus-fast's reader: expected
+        loop.set_exception_handler(lambda lp, ctx: None if isinstance(
+            ctx.get("exception"), EOFError) else lp.default_exception_handler(ctx))
         while not self._stop.is_set():
             t0 = time.monotonic()
             names = list(self.cluster.names)
