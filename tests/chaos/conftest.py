@@ -1,11 +1,11 @@
 """The chaos soak's tests: test_soak.py is marked ``chaos`` and ``cluster`` (root, nspawn).
 
 test_checks.py checks the checker itself on made-up records (pure, fast).
-
-Skipped, with the reason, when not root or systemd-nspawn is missing (the same
-rule as tests/cluster). ``UNITCTL_CHAOS_SECONDS`` sets the soak's length (default
-180), ``UNITCTL_CHAOS_SEED`` its seed (default: from the clock, printed and in
-the report), ``UNITCTL_CHAOS_REPORT`` where the JSON report goes.
+test_soak.py skips, with the reason, when not root or systemd-nspawn is missing
+(the rule of tests/cluster). Its settings: ``UNITCTL_CHAOS_SECONDS`` (length,
+default 180), ``UNITCTL_CHAOS_TTL`` (agent TTL, default 3), ``UNITCTL_CHAOS_SEED``
+(default: the clock; printed and in the report), ``UNITCTL_CHAOS_REPORT`` (where
+the JSON report goes).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import pytest
 from unitctl_testing.chaos.soak import SoakConfig, run_soak
 
 SECONDS = float(os.environ.get("UNITCTL_CHAOS_SECONDS", "180"))
+TTL = float(os.environ.get("UNITCTL_CHAOS_TTL", "3"))
 
 
 def _skip_reason() -> str | None:
@@ -36,7 +37,7 @@ def test_chaos_soak() -> None:
     seed = int(os.environ.get("UNITCTL_CHAOS_SEED") or time.time())
     path = os.environ.get("UNITCTL_CHAOS_REPORT") or os.path.join(
         "/tmp/unitctl-chaos", f"chaos-{time.strftime('%Y%m%d-%H%M%S')}.json")
-    report = run_soak(SoakConfig(duration=SECONDS, seed=seed), path)
+    report = run_soak(SoakConfig(duration=SECONDS, seed=seed, ttl=TTL), path)
     print(f"chaos report: {path} (seed {seed})")
     print(json.dumps({k: report[k] for k in ("faults_by_kind", "worst_by_kind",
                                              "violations_by_invariant")}, indent=1))
