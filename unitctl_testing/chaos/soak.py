@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import subprocess
 import tempfile
 import time
@@ -120,6 +121,22 @@ def _load_stats(load: LoadGenerator, t0: float) -> dict[str, Any]:
                          for c in sorted(load.commands, key=lambda c: c.begin)]}
 
 
+def _report(cfg: SoakConfig, units: list[PoolUnit], faults: list[Fault], load: LoadGenerator,
+            monitor: SystemdMonitor, span: tuple[float, float], started: str) -> dict[str, Any]:
+    t0, t_end = span
+    runs = monitor.intervals()
+    return {"soak": {**asdict(cfg), "started": started, "ran_for": round(t_end - t0, 1),
+                     "etcd_members": 3, "units": [u.name for u in units],
+                     "note": "times are seconds from the start of the load"},
+            "machine": _facts(),
+            **_analyse(cfg, units, runs, faults, load, t0, t_end),
+            "load": _load_stats(load, t0),
+            "monitor": {n: {"polls": s.polls, "failures": s.failures, "boots": s.boots,
+                            "max_gap_between_polls": round(s.max_gap, 3)}
+                        for n, s in monitor.stats.items()},
+            "runs_seen": len(runs)}
+
+
 def run_soak(cfg: SoakConfig, report_path: str | None = None) -> dict[str, Any]:
     units = pool()
     rng = random.Random(cfg.seed)
@@ -144,17 +161,7 @@ def run_soak(cfg: SoakConfig, report_path: str | None = None) -> dict[str, Any]:
         t_end = time.monotonic()
         time.sleep(2 * cfg.poll_period)
         monitor.stop()
-        runs = monitor.intervals()
-        report = {"soak": {**asdict(cfg), "started": started, "ran_for": round(t_end - t0, 1),
-                           "etcd_members": 3, "units": [u.name for u in units],
-                           "note": "times are seconds from the start of the load"},
-                  "machine": _facts(),
-                  **_analyse(cfg, units, runs, faults, load, t0, t_end),
-                  "load": _load_stats(load, t0),
-                  "monitor": {n: {"polls": s.polls, "failures": s.failures, "boots": s.boots,
-                                  "max_gap_between_polls": round(s.max_gap, 3)}
-                              for n, s in monitor.stats.items()},
-                  "runs_seen": len(runs)}
+        report = _report(cfg, units, faults, load, monitor, (t0, t_end), started)
         if report["violations"]:
             report["logs"] = c.collect_logs(os.path.join(cfg.logs_dir,
                                                          time.strftime("%Y%m%d-%H%M%S")))
@@ -162,6 +169,7 @@ def run_soak(cfg: SoakConfig, report_path: str | None = None) -> dict[str, Any]:
         load.stop()
         monitor.stop()
         c.down()
+        shutil.rmtree(workdir, ignore_errors=True)  # unit files only, no mounts
     if report_path:
         Path(report_path).parent.mkdir(parents=True, exist_ok=True)
         Path(report_path).write_text(json.dumps(report, indent=2) + "\n")
