@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=3600.0, help="seconds of load and faults")
     p.add_argument("--seed", type=int, default=None, help="RNG seed (default: the clock)")
     p.add_argument("--machines", type=int, default=5)
-    p.add_argument("--ttl", type=float, default=3.0, help="agent lease TTL, seconds")
+    p.add_argument("--ttl", type=float, default=5.0, help="agent lease TTL, seconds")
     p.add_argument("--out", default=None, help="report path")
     a = p.parse_args(argv)
     seed = int(time.time()) if a.seed is None else a.seed

@@ -10,30 +10,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 
 import pytest
 
+from tests.real import require_nspawn
 from unitctl_testing.chaos.soak import SoakConfig, run_soak
 
 SECONDS = float(os.environ.get("UNITCTL_CHAOS_SECONDS", "180"))
-TTL = float(os.environ.get("UNITCTL_CHAOS_TTL", "3"))
-
-
-def _skip_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "the chaos soak needs root (systemd-nspawn, netns, cgroups)"
-    if shutil.which("systemd-nspawn") is None:
-        return "systemd-nspawn not installed (run scripts/setup-cluster.sh)"
-    return None
+TTL = float(os.environ.get("UNITCTL_CHAOS_TTL", "5"))
 
 
 @pytest.mark.timeout(int(SECONDS) + 600)
 def test_chaos_soak() -> None:
-    reason = _skip_reason()
-    if reason:
-        pytest.skip(reason)
+    require_nspawn("the chaos soak's machines")
     seed = int(os.environ.get("UNITCTL_CHAOS_SEED") or time.time())
     path = os.environ.get("UNITCTL_CHAOS_REPORT") or os.path.join(
         "/tmp/unitctl-chaos", f"chaos-{time.strftime('%Y%m%d-%H%M%S')}.json")

@@ -4,7 +4,9 @@
 * ``conflict-a``/``conflict-b``: ``[X-Fleet] Conflicts=`` each other (never on one machine);
 * ``anchor``/``follower``: ``follower`` has ``MachineOf=anchor.service``; ``anchor`` is never
   stopped by the load, so ``follower`` is placeable whenever it is launched;
-* ``slow-stop``: ignores SIGTERM for 3 s (its shell traps TERM and sleeps);
+* ``slow-stop``: ignores SIGTERM for half the fence margin (its shell traps TERM and
+  sleeps), with ``TimeoutStopSec=`` at the margin: as slow as docs/fencing.md's rule
+  for unit authors allows, so "never twice" must hold for it;
 * ``refused``: ``RefuseManualStart=yes``, systemd refuses to start it; started only by the
   ``refused`` fault, and no availability promise applies to it.
 """
@@ -14,8 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from unitctl.agent.fencing import fence_margin
+
 SLEEP = "/bin/sleep infinity"
-SLOW_STOP = "/bin/sh -c 'trap \"sleep 3; exit 0\" TERM; while :; do sleep 1; done'"
+
+
+def slow_stop_cmd(seconds: float) -> str:
+    """A service that takes ``seconds`` to stop after SIGTERM."""
+    return f"/bin/sh -c 'trap \"sleep {seconds:.2f}; exit 0\" TERM; while :; do sleep 1; done'"
 
 
 @dataclass(frozen=True)
@@ -24,22 +32,26 @@ class PoolUnit:
     cmd: str = SLEEP
     xfleet: str = ""
     unit_extra: str = ""
+    stop_timeout: str = "10"
     by_load: bool = True  # the load generator starts/stops/destroys it
     placeable: bool = True  # the availability promise applies
 
     def text(self) -> str:
         body = f"[Unit]\nDescription=chaos soak {self.name}\n{self.unit_extra}"
-        body += f"\n[Service]\nExecStart={self.cmd}\nTimeoutStopSec=10\n"
+        body += f"\n[Service]\nExecStart={self.cmd}\nTimeoutStopSec={self.stop_timeout}\n"
         return body + (f"[X-Fleet]\n{self.xfleet}\n" if self.xfleet else "")
 
 
-def pool(n_plain: int = 5) -> list[PoolUnit]:
+def pool(ttl: float, n_plain: int = 5) -> list[PoolUnit]:
+    """The soak's units for agents with lease ``ttl`` (the slow unit follows its margin)."""
+    margin = fence_margin(ttl)
     units = [PoolUnit(f"svc-{i}.service") for i in range(n_plain)]
     units += [PoolUnit("conflict-a.service", xfleet="Conflicts=conflict-b.service"),
               PoolUnit("conflict-b.service", xfleet="Conflicts=conflict-a.service"),
               PoolUnit("anchor.service", by_load=False),
               PoolUnit("follower.service", xfleet="MachineOf=anchor.service"),
-              PoolUnit("slow-stop.service", cmd=SLOW_STOP),
+              PoolUnit("slow-stop.service", cmd=slow_stop_cmd(margin / 2),
+                       stop_timeout=f"{int(margin * 1000)}ms"),
               PoolUnit("refused.service", unit_extra="RefuseManualStart=yes",
                        by_load=False, placeable=False)]
     return units

@@ -39,7 +39,7 @@ class SoakConfig:
     duration: float = 180.0
     seed: int = 0
     machines: int = 5
-    ttl: float = 3.0
+    ttl: float = 5.0
     poll_period: float = 0.2
     logs_dir: str = "/tmp/unitctl-chaos-logs"
 
@@ -138,7 +138,7 @@ def _report(cfg: SoakConfig, units: list[PoolUnit], faults: list[Fault], load: L
 
 
 def run_soak(cfg: SoakConfig, report_path: str | None = None) -> dict[str, Any]:
-    units = pool()
+    units = pool(cfg.ttl)
     rng = random.Random(cfg.seed)
     workdir = Path(tempfile.mkdtemp(prefix="unitctl-chaos-"))
     c = Cluster(cfg.machines, etcd_size=3, agent_ttl=f"{cfg.ttl:g}s", tag="c",
