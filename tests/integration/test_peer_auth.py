@@ -19,10 +19,10 @@ from unitctl.agent.agent import Agent, AgentOptions
 from unitctl.agent.fake import FakeUnitManager
 from unitctl.agent.fence import ask_peers
 from unitctl.agent.fencing import PeerReport
-from unitctl.agent.peerauth import SECRET_NAME
 from unitctl.model import Machine
 from unitctl.registry.etcd import EtcdConfig, EtcdKV
 from unitctl.registry.registry import Registry
+from unitctl.registry.secret import SECRET_NAME
 from unitctl_testing.etcd import EtcdCluster
 from unitctl_testing.inprocess import eventually
 

@@ -17,8 +17,9 @@ import pytest
 
 from unitctl.agent.fence import PeerServer, ask_peer, ask_peers
 from unitctl.agent.fencing import PeerReport, Verdict, decide
-from unitctl.agent.peerauth import load_secret, mac, new_nonce, verify
+from unitctl.agent.peerauth import mac, new_nonce, verify
 from unitctl.registry.memory import MemoryKV
+from unitctl.registry.secret import load_secret
 
 SECRET = b"s" * 64
 ME = "a" * 32

@@ -150,6 +150,19 @@ def test_no_import_cycles_in_the_package() -> None:
     assert cycles == []
 
 
+def test_no_raw_kv_outside_the_registry() -> None:
+    """Outside registry/ nobody reaches through ``registry.kv`` (types may be imported)."""
+    offenders = []
+    for path in PKG.rglob("*.py"):
+        rel = path.relative_to(PKG).as_posix()
+        if rel.startswith("registry/"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr == "kv":
+                offenders.append(f"{rel}:{node.lineno}")
+    assert offenders == []
+
+
 def test_no_module_over_the_size_limit() -> None:
     big = {p.relative_to(ROOT).as_posix(): n for p in PKG.rglob("*.py")
            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES}

@@ -25,11 +25,6 @@ import hmac
 import re
 import secrets
 
-from unitctl.errors import RegistryError
-from unitctl.registry.kv import KV, Compare, CompareField, Put
-
-#: The secret's key, under the prefix.
-SECRET_NAME = "peer-secret"
 #: Tells this MAC from any other use of the secret.
 DOMAIN = "unitctl-peer-1"
 _NONCE_RE = re.compile(r"^[0-9a-f]{16,128}$")
@@ -56,14 +51,3 @@ def verify(secret: bytes, nonce: str, machine_id: str, etcd_age: float, tag: str
     if not secret:
         return False
     return hmac.compare_digest(mac(secret, nonce, machine_id, etcd_age), tag)
-
-
-async def load_secret(kv: KV, prefix: str) -> bytes:
-    """The cluster secret, created first if absent (create-if-absent transaction)."""
-    key = f"{prefix}{SECRET_NAME}"
-    fresh = secrets.token_hex(32).encode()
-    await kv.txn([Compare(key, CompareField.CREATE, "==", 0)], [Put(key, fresh)])
-    stored = await kv.get(key)
-    if stored is None or not stored.value:
-        raise RegistryError(f"{key}: the peer secret vanished right after it was written")
-    return stored.value

@@ -10,7 +10,7 @@ Contract:
   a new lease; a previous agent process's live lease (kept in the lease file)
   is adopted instead of granted, so a restart does not wait for an expiry;
 * each registration first reads the cluster's peer secret (created if absent,
-  :func:`.peerauth.load_secret`), which authenticates the peer protocol;
+  :meth:`unitctl.registry.registry.Registry.peer_secret`), which authenticates the peer protocol;
 * every successful exchange with etcd is a *contact* (:meth:`Session.contact`):
   :meth:`Session.etcd_age` is the time since the last one, which the fence reads;
 * after each registration ``on_registered(lease)`` runs (publish states, restart
@@ -34,7 +34,6 @@ from unitctl.model import Machine
 from unitctl.registry.registry import Registry
 
 from .fencing import keepalive_interval
-from .peerauth import load_secret
 
 log = logging.getLogger("unitctl.agent")
 
@@ -98,7 +97,7 @@ class Session:
             await asyncio.sleep(self.keepalive)
 
     async def _register(self) -> None:
-        self.peer_secret = await load_secret(self.registry.kv, self.registry.keys.prefix)
+        self.peer_secret = await self.registry.peer_secret()
         lease = await self._previous_lease() or await self.registry.leases.grant(self.ttl)
         await self.registry.register_machine(self.machine, lease)
         self.lease = lease

@@ -27,6 +27,7 @@ from unitctl.registry.leases import KVLeases, Leases
 from unitctl.registry.machines import MachineStore
 from unitctl.registry.poison import InvalidKey
 from unitctl.registry.schedules import CommitResult, ScheduleStore
+from unitctl.registry.secret import load_secret
 from unitctl.registry.units import UnitsRead, UnitStore
 
 __all__ = ["CommitResult", "InvalidKey", "Leadership", "Registry", "UnitsRead"]
@@ -51,6 +52,10 @@ class Registry:
     async def close(self) -> None:
         """Close the connection underneath; the registry is unusable afterwards."""
         await self.kv.close()
+
+    async def peer_secret(self) -> bytes:
+        """The cluster's peer secret, created on first use (:mod:`.secret`)."""
+        return await load_secret(self.kv, self.keys.prefix)
 
     # -- the store -----------------------------------------------------------
     async def ensure_schema(self) -> int:
