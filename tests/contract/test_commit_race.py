@@ -10,12 +10,10 @@ then be refused, not land a plan made for a world that no longer exists.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-
 import pytest
 
 from tests.conftest import KVFactory
+from tests.contract.registry_runner import run
 from unitctl.engine.commit import pack, plan_groups
 from unitctl.engine.engine import parse_requirements
 from unitctl.engine.mirror import read_view
@@ -32,18 +30,6 @@ L = DesiredState.LAUNCHED
 A, B = "a" * 32, "b" * 32
 SERVICE = "[Service]\nExecStart=/bin/sleep infinity\n"
 GLOBAL = SERVICE + "[X-Fleet]\nGlobal=true\n"
-
-
-def run(make: KVFactory, prefix: str, body: Callable[[Registry], Awaitable[None]]) -> None:
-    async def go() -> None:
-        kv = await make()
-        try:
-            reg = Registry(kv, prefix)
-            await reg.ensure_schema()
-            await body(reg)
-        finally:
-            await kv.close()
-    asyncio.run(go())
 
 
 async def submit(reg: Registry, name: str, text: str) -> UnitRecord:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-
 import pytest
 
 from tests.conftest import KVFactory
+from tests.contract.registry_runner import run
 from unitctl.engine.commit import pack, plan_groups
 from unitctl.engine.mirror import read_view
 from unitctl.engine.view import EngineView, PlannedSchedule
@@ -18,18 +16,6 @@ from unitctl.registry.registry import Registry
 from unitctl.registry.schedules import CommitResult
 
 L = DesiredState.LAUNCHED
-
-
-def run(make: KVFactory, prefix: str, body: Callable[[Registry], Awaitable[None]]) -> None:
-    async def go() -> None:
-        kv = await make()
-        try:
-            reg = Registry(kv, prefix)
-            await reg.ensure_schema()
-            await body(reg)
-        finally:
-            await kv.close()
-    asyncio.run(go())
 
 
 async def commit(reg: Registry, view: EngineView, target: PlannedSchedule,
