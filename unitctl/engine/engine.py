@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from unitctl.agent.fencing import LOSS_GRACE
 from unitctl.engine.commit import pack, plan_groups
 from unitctl.engine.mirror import Mirror, read_view
 from unitctl.engine.planned import build_snapshot, mass_loss, planned_schedule
@@ -59,7 +60,7 @@ class Engine:
     """Campaigns for leadership and, while leader, keeps the schedule right."""
 
     def __init__(self, registry: Registry, machine_id: str, *, resync: float = 60.0,
-                 debounce: float = 0.01, grace: float = 10.0, loss_grace: float = 0.5,
+                 debounce: float = 0.01, grace: float = 10.0, loss_grace: float = LOSS_GRACE,
                  clock: Callable[[], float] = time.monotonic,
                  on_round: Callable[[RoundResult], None] | None = None) -> None:
         self.registry = registry

@@ -20,20 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dbus_fast import Message, MessageType
-from dbus_fast.aio import MessageBus
-
+from unitctl.systemd.api import PROPERTIES_IFACE, UNIT_IFACE, unit_object_path
+from unitctl.systemd.bus import SystemdBus
 from unitctl_testing.chaos.timeline import Interval, Sample, UnitTrack
 from unitctl_testing.cluster import Cluster
-
-SYSTEMD = "org.freedesktop.systemd1"
-UNIT_IFACE = "org.freedesktop.systemd1.Unit"
-
-
-def unit_path(name: str) -> str:
-    """systemd's object path of a unit (bus_path_escape)."""
-    out = "".join(ch if ch.isalnum() else f"_{ord(ch):02x}" for ch in name)
-    return f"/org/freedesktop/systemd1/unit/{out}"
 
 
 def _value(props: dict[str, Any], key: str, default: Any) -> Any:
@@ -62,7 +52,7 @@ class MachineStats:
 @dataclass
 class _Conn:
     leader_pid: int
-    bus: MessageBus
+    bus: SystemdBus
     gen: int
 
 
@@ -125,20 +115,21 @@ class SystemdMonitor:
             await asyncio.gather(*(self._poll_machine(n) for n in names))
             await asyncio.sleep(max(0.0, self.period - (time.monotonic() - t0)))
         for conn in self._conns.values():
-            conn.bus.disconnect()
+            await conn.bus.close()
 
     async def _connect(self, name: str) -> _Conn | None:
         m = self.cluster.machine(name)
         if not m.running() or not m.leader_pid:
             return None
         conn = self._conns.get(name)
-        if conn is not None and conn.leader_pid == m.leader_pid and conn.bus.connected:
+        if conn is not None and conn.leader_pid == m.leader_pid and conn.bus.usable:
             return conn
         if conn is not None:
-            conn.bus.disconnect()
+            await conn.bus.close()
             self._conns.pop(name, None)
         address = f"unix:path=/proc/{m.leader_pid}/root/run/dbus/system_bus_socket"
-        bus = await asyncio.wait_for(MessageBus(bus_address=address).connect(), 2.0)
+        bus = SystemdBus(address, 2.0, on_signal=lambda *_: None, on_lost=lambda _: None)
+        await bus.connect()
         with self._lock:
             if self._pids.get(name) != m.leader_pid:
                 self._pids[name] = m.leader_pid
@@ -148,13 +139,10 @@ class SystemdMonitor:
         self._conns[name] = _Conn(m.leader_pid, bus, gen)
         return self._conns[name]
 
-    async def _get_all(self, bus: MessageBus, unit: str) -> dict[str, Any]:
-        reply = await bus.call(Message(destination=SYSTEMD, path=unit_path(unit),
-                                       interface="org.freedesktop.DBus.Properties",
-                                       member="GetAll", signature="s", body=[UNIT_IFACE]))
-        if reply is None or reply.message_type != MessageType.METHOD_RETURN:
-            raise RuntimeError(f"GetAll {unit}: {reply.body if reply else 'no reply'}")
-        props: dict[str, Any] = reply.body[0]
+    async def _get_all(self, bus: SystemdBus, unit: str) -> dict[str, Any]:
+        body = await bus.call("GetAll", "s", [UNIT_IFACE], path=unit_object_path(unit),
+                              interface=PROPERTIES_IFACE)
+        props: dict[str, Any] = body[0]
         return props
 
     async def _poll_machine(self, name: str) -> None:
@@ -172,7 +160,7 @@ class SystemdMonitor:
             st.failures += 1
             with contextlib.suppress(Exception):
                 old = self._conns.pop(name)
-                old.bus.disconnect()
+                await old.bus.close()
             return
         with self._lock:
             for unit, props in zip(self.units, replies, strict=True):
