@@ -24,7 +24,8 @@ from unitctl.errors import InvalidOptionsError, InvalidUnitNameError
 from unitctl.glob import compile_glob, matches_glob
 from unitctl.metadata import format_metadata, parse_metadata
 from unitctl.model import Requirements
-from unitctl.names import name_without_suffix, unit_instance, unit_prefix, validate_name
+from unitctl.names import validate_name
+from unitctl.specifiers import expand
 from unitctl.unitfile import UnitFile
 
 __all__ = [
@@ -68,7 +69,6 @@ _TRUTHY = frozenset({"true", "yes", "1", "on", "t"})
 #: Their negations. fleet read any other value as false (``Global=maybe`` too);
 #: :func:`validate` refuses every value that is in neither set.
 _FALSY = frozenset({"false", "no", "0", "off", "f"})
-_SPECIFIER = re.compile(r"%([nNpi%])")
 _MACHINE_ID = re.compile(r"[0-9a-f]{8}|[0-9a-f]{32}")
 
 
@@ -92,17 +92,6 @@ def _split_quoted(value: str) -> list[str]:
     return [item for item in items if item]
 
 
-def _expand(name: str, value: str) -> str:
-    table = {
-        "n": name,
-        "N": name_without_suffix(name),
-        "p": unit_prefix(name),
-        "i": unit_instance(name),
-        "%": "%",
-    }
-    return _SPECIFIER.sub(lambda m: table[m.group(1)], value)
-
-
 def option_values(name: str, unit: UnitFile, key: str) -> list[str]:
     """The items of ``[X-Fleet] key`` for unit ``name``, specifiers expanded."""
     result: list[str] = []
@@ -114,7 +103,7 @@ def option_values(name: str, unit: UnitFile, key: str) -> list[str]:
             result.clear()
             continue
         items = _split_quoted(raw) if len(raw) >= 2 and raw[0] == raw[-1] == '"' else [raw]
-        result.extend(_expand(name, item) for item in items)
+        result.extend(expand(name, item) for item in items)
     return result
 
 
