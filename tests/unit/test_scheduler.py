@@ -354,10 +354,31 @@ def test_replaced_unit_constraints_are_checked_when_it_moves() -> None:
     assert plan.placements == {"new.service": M1, "old.service": M3}
 
 
-def test_circular_replaces_is_ignored() -> None:
+def test_circular_replaces_runs_only_the_first_name() -> None:
+    """Issue 11 item 3: fleet ignored a circular Replaces and ran both."""
     units = [unit("a.service", replaces=("b.service",)), unit("b.service", replaces=("a.service",))]
-    plan = schedule(snap(THREE[:1], units, {"a.service": M1, "b.service": M1}))
-    assert plan.decisions == ()
+    plan = schedule(snap(THREE, units, {"a.service": M1, "b.service": M2}))
+    assert plan.placements == {"a.service": M1}
+    reason = ("circular Replaces (b.service -> a.service -> b.service): only a.service, "
+              "the first name of the cycle, is scheduled")
+    assert plan.decisions == (Decision(Action.UNSCHEDULE, "b.service", M2, reason),)
+    assert plan.unplaceable["b.service"] == dict.fromkeys((M1, M2, M3), reason)
+    assert schedule(again(snap(THREE, units), plan)).decisions == ()
+
+
+def test_replace_cycle_through_globs_holds_all_but_the_first() -> None:
+    units = [unit("a.service", replaces=("b*",)), unit("b1.service", replaces=("c.*",)),
+             unit("c.service", replaces=("[ab].service",)), unit("d.service")]
+    plan = schedule(snap(THREE, units))
+    assert set(plan.placements) == {"a.service", "d.service"}
+    assert plan.unplaceable["c.service"][M1].startswith(
+        "circular Replaces (c.service -> a.service -> b1.service -> c.service)")
+
+
+def test_the_first_name_runs_once_the_others_stop() -> None:
+    units = [unit("a.service", INACTIVE, replaces=("b.service",)),
+             unit("b.service", replaces=("a.service",))]
+    assert schedule(snap(THREE, units)).placements == {"b.service": M1}
 
 
 def test_replaces_is_deterministic_whatever_the_input_order() -> None:

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from unitctl.model import DesiredState, Machine, Requirements
 from unitctl.scheduler import Action, ClusterSnapshot, Plan, UnitInfo, schedule
+from unitctl.glob import matches_glob
 from unitctl.xfleet import conflicts_between, replaces
 
 MIDS = [c * 8 + "0" * 24 for c in "abcde"]
@@ -96,6 +97,22 @@ def effective_replaces(units: Mapping[str, UnitInfo], a: str, b: str) -> bool:
     return True
 
 
+def replace_cycles(units: Mapping[str, UnitInfo]) -> list[set[str]]:
+    """Sets of placeable units whose Replaces globs reach each other (brute force)."""
+    placeable = sorted(n for n, u in units.items() if u.active and not u.req.is_global)
+
+    def matches(x: str, y: str) -> bool:
+        return x != y and any(matches_glob(g, y) for g in units[x].req.replaces)
+
+    reach = {x: {y for y in placeable if matches(x, y)} for x in placeable}
+    for k in placeable:  # transitive closure (Floyd-Warshall)
+        for x in placeable:
+            if k in reach[x]:
+                reach[x] |= reach[k]
+    groups = {frozenset({x} | {y for y in reach[x] if x in reach[y]}) for x in placeable}
+    return [set(g) for g in groups if len(g) > 1]
+
+
 def metadata_ok(req: Requirements, machine: Machine) -> bool:
     return all(machine.metadata.get(k) in v for k, v in req.metadata.items())
 
@@ -131,6 +148,11 @@ def violations(snap: ClusterSnapshot, plan: Plan) -> list[str]:
         on[mid].add(name)
     if plan.global_placements != expected_globals(snap):
         found.append(f"globals {plan.global_placements} != {expected_globals(snap)}")
+    for cycle in replace_cycles(units):
+        placed = cycle & set(plan.placements)
+        if placed - {min(cycle)}:
+            found.append(f"replace cycle {sorted(cycle)}: {sorted(placed)} placed, "
+                         f"only {min(cycle)} may be")
     for mid, gs in ((m, g) for g, ms in plan.global_placements.items() for m in ms):
         on[mid].add(gs)
     for mid, here in on.items():
@@ -235,3 +257,29 @@ def test_deterministic_whatever_the_insertion_order(
 def test_every_unplaceable_unit_has_a_reason_for_every_machine(snap: ClusterSnapshot) -> None:
     plan = schedule(snap)
     assert missing_reasons(snap, plan) == []
+
+
+@st.composite
+def replace_rings(draw: st.DrawFn) -> ClusterSnapshot:
+    """2-4 units whose Replaces name the next one round a ring (names or globs),
+    at least one machine, random stale placements."""
+    mids = draw(st.lists(st.sampled_from(MIDS), min_size=1, max_size=4, unique=True))
+    ring = draw(st.lists(st.sampled_from(NAMES), min_size=2, max_size=4, unique=True))
+    units = {}
+    for i, name in enumerate(ring):
+        target = ring[(i + 1) % len(ring)]
+        pattern = draw(st.sampled_from([target, target[:-3] + "*", "*" + target[1:]]))
+        units[name] = UnitInfo(name, "h", DesiredState.LAUNCHED, Requirements(replaces=(pattern,)))
+    placed = draw(st.lists(st.sampled_from(ring), unique=True))
+    placements = {n: draw(st.sampled_from(mids)) for n in placed}
+    return ClusterSnapshot({m: Machine(id=m) for m in mids}, units, placements)
+
+
+@settings(max_examples=300, deadline=None)
+@given(replace_rings())
+def test_a_replace_cycle_never_runs_two(snap: ClusterSnapshot) -> None:
+    """Exactly one unit of a Replaces cycle is placed, the first name, in one round."""
+    plan = schedule(snap)
+    assert set(plan.placements) & set(snap.units) == {min(snap.units)}
+    after = ClusterSnapshot(snap.machines, snap.units, applied(snap, plan))
+    assert schedule(after).decisions == ()

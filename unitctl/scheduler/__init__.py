@@ -10,8 +10,10 @@ engine reconcile (``engine/reconciler.go``) with its known bugs fixed:
    global units the alphabetically first wins per machine. They count toward
    load and conflicts for everything after.
 2. **Validate** existing placements in name order: unschedule units that are
-   inactive, unknown, global, on a dead machine, or whose MachineID/metadata no
-   longer hold; then drop followers whose MachineOf peers are not with them;
+   inactive, unknown, global, on a dead machine, held by a Replaces cycle
+   (of the units whose Replaces globs reach each other, only the first name
+   is scheduled: :mod:`~unitctl.scheduler.rules`), or whose MachineID/metadata
+   no longer hold; then drop followers whose MachineOf peers are not with them;
    then conflicts (a global unit always wins; of two placed units the
    alphabetically first stays); then units replaced by a unit on their
    machine; then followers orphaned by those moves. Every removal updates the

@@ -18,6 +18,15 @@ from unitctl.scheduler.snapshot import UnitInfo, WorkingState
 Check = Callable[[UnitInfo, Machine, WorkingState], "str | None"]
 
 
+def check_replace_cycle(unit: UnitInfo, machine: Machine, state: WorkingState) -> str | None:
+    """A held member of a Replaces cycle runs nowhere: only the cycle's first name runs."""
+    held = state.relations.cycle_hold(unit.name)
+    if held is None:
+        return None
+    winner, cycle = held
+    return PlacementReason.REPLACE_CYCLE.render(unit=winner, cycle=cycle)
+
+
 def check_machine_id(unit: UnitInfo, machine: Machine, state: WorkingState) -> str | None:
     """MachineID pins a unit to the machine with that full or 8-character short id."""
     wanted = unit.req.machine_id
@@ -149,13 +158,15 @@ def check_replacing(unit: UnitInfo, machine: Machine, state: WorkingState) -> st
     return None
 
 
-#: The placement pipeline, in fleet's AbleToRun order (agent/state.go). The
+#: The placement pipeline, in fleet's AbleToRun order (agent/state.go), after
+#: the Replaces-cycle rule (a held member of a cycle runs nowhere). The
 #: cheap, static checks come first: MachineID and metadata only read the machine;
 #: MachineOf then looks up its peers; Conflicts and Replaces last, as they look at
 #: the units already on the machine. Replaces is not a rejection in fleet; here a
 #: unit is never placed where it would be replaced at once, and a replacer is
 #: never placed where its evictions would drag its own peers along.
 PLACEMENT_CHECKS: tuple[Check, ...] = (
+    check_replace_cycle,
     check_machine_id,
     check_metadata,
     check_machine_of,

@@ -47,6 +47,8 @@ class PlacementReason(enum.StrEnum):
     CONFLICT = "conflicts with {unit} already there ({rule})"
     GLOBAL_CONFLICT = "conflicts with global unit {unit} there ({rule})"
     WOULD_BE_REPLACED = "would be replaced by {unit} already there (Replaces={pattern})"
+    REPLACE_CYCLE = ("circular Replaces ({cycle}): only {unit}, the first name of the "
+                     "cycle, is scheduled")
     REPLACE_MOVES_PEER = "replacing {unit} would move its MachineOf peer {peer} away"
     DISPLACE_LIMIT = "would displace {unit}, already moved {moves} times this round"
 

@@ -15,6 +15,7 @@ from unitctl.scheduler.feasibility import (
     check_machine_id,
     check_machine_of,
     check_metadata,
+    check_replace_cycle,
     conflicting,
     describe_conflict,
     describe_replace,
@@ -119,6 +120,9 @@ class Round:
         machine = self.state.machines.get(machine_id)
         if machine is None:
             return PlacementReason.MACHINE_GONE.render(machine=machine_id)
+        held = check_replace_cycle(unit, machine, self.state)
+        if held is not None:
+            return held
         broken = check_machine_id(unit, machine, self.state) or check_metadata(
             unit, machine, self.state)
         return PlacementReason.RULES_BROKEN.render(detail=broken) if broken else None

@@ -1,4 +1,14 @@
-"""MachineOf cycles: units that wait for each other and can never be placed (pure).
+"""Cycles between units (pure): MachineOf cycles, and the rule for Replaces cycles.
+
+* A **MachineOf cycle** is a set of units that wait for each other and can
+  never be placed.
+* A **Replaces cycle** is a set of units whose ``Replaces=`` globs reach each
+  other (``a`` replaces ``b`` and ``b`` replaces ``a``, or longer). The submit
+  path refuses one, but one may still reach the scheduler (an older client, a
+  write straight into etcd). The rule: of the units of one cycle (a strongly
+  connected component of the replace graph), only the one whose name sorts
+  first is scheduled; every other member is held unscheduled. So exactly one
+  of them runs, whatever the order of the input.
 
 The glob relations (``Conflicts``, ``Replaces``) come from :mod:`unitctl.xfleet`
 (Go ``path.Match`` semantics), through
@@ -23,6 +33,22 @@ def machine_of_cycles(graph: Mapping[str, list[str]]) -> dict[str, str]:
             for node in component:
                 found[node] = " -> ".join(_shortest_cycle(graph, node, members))
     return found
+
+
+def replace_cycle_holds(graph: Mapping[str, list[str]]) -> dict[str, tuple[str, str]]:
+    """Return every held member of a Replaces cycle -> (the member that runs, its cycle).
+
+    Args:
+        graph: unit -> the units its Replaces globs match (itself excluded); every
+            unit named as a target is a key too.
+    """
+    held: dict[str, tuple[str, str]] = {}
+    for component in _strongly_connected(graph):
+        if len(component) > 1:
+            winner, members = component[0], set(component)
+            for node in component[1:]:
+                held[node] = (winner, " -> ".join(_shortest_cycle(graph, node, members)))
+    return held
 
 
 def _shortest_cycle(graph: Mapping[str, list[str]], start: str, members: set[str]) -> list[str]:

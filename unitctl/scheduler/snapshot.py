@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from unitctl.glob import matches_glob
 from unitctl.model import DesiredState, Machine, Requirements
+from unitctl.scheduler.rules import replace_cycle_holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +69,8 @@ class Relations:
     literal prefix (``web@*.service`` only looks at names from ``web@``).
     Replaces is *effective* only between non-global units, when it is not
     circular (fleet's rule) and not part of a longer replace cycle either, so
-    that evictions always terminate.
+    that evictions always terminate. Of the members of a replace cycle only
+    the first name is placed at all (:func:`replace_cycle_holds`).
     """
 
     def __init__(self, units: Mapping[str, UnitInfo]) -> None:
@@ -79,6 +81,7 @@ class Relations:
         self._by_globs: dict[tuple[str, ...], frozenset[str]] = {}
         self._by_replace_globs: dict[tuple[str, ...], frozenset[str]] = {}
         self._effective: dict[tuple[str, str], bool] = {}
+        self._held: dict[str, tuple[str, str]] | None = None
 
     def matching(self, pattern: str) -> frozenset[str]:
         """Return the active unit names ``pattern`` matches."""
@@ -126,6 +129,21 @@ class Relations:
         if found is None:
             found = self._by_replace_globs[globs] = self._matching_any(globs) & self._placeable
         return found
+
+    def cycle_hold(self, name: str) -> tuple[str, str] | None:
+        """Return (the unit that runs, the cycle) if ``name`` is a held member of a
+        Replaces cycle, else None (computed once per round, on first use)."""
+        if self._held is None:
+            graph: dict[str, list[str]] = {}
+            for source in self._placeable:
+                targets = self.replace_targets(self._units[source]) - {source}
+                if targets:
+                    graph[source] = sorted(targets)
+            for targets in list(graph.values()):
+                for target in targets:
+                    graph.setdefault(target, [])
+            self._held = replace_cycle_holds(graph)
+        return self._held.get(name)
 
     def first_glob(self, globs: tuple[str, ...], name: str) -> str:
         """Return the first of ``globs`` that matches ``name`` (for messages), or ``""``."""
