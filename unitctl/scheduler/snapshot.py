@@ -136,9 +136,9 @@ class Relations:
         if self._held is None:
             graph: dict[str, list[str]] = {}
             for source in self._placeable:
-                targets = self.replace_targets(self._units[source]) - {source}
-                if targets:
-                    graph[source] = sorted(targets)
+                found = self.replace_targets(self._units[source]) - {source}
+                if found:
+                    graph[source] = sorted(found)
             for targets in list(graph.values()):
                 for target in targets:
                     graph.setdefault(target, [])
