@@ -15,9 +15,9 @@ from typing import TypeVar
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from unitctl.glob import matches_glob
 from unitctl.model import DesiredState, Machine, Requirements
 from unitctl.scheduler import Action, ClusterSnapshot, Plan, UnitInfo, schedule
-from unitctl.glob import matches_glob
 from unitctl.xfleet import conflicts_between, replaces
 
 MIDS = [c * 8 + "0" * 24 for c in "abcde"]
