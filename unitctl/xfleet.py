@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from unitctl.errors import InvalidOptionsError, InvalidUnitNameError
 from unitctl.glob import compile_glob, matches_glob
@@ -37,6 +37,7 @@ __all__ = [
     "matches_glob",
     "option_values",
     "parse_metadata",
+    "replace_cycle",
     "replaces",
     "requirements",
     "validate",
@@ -269,3 +270,53 @@ def replaces(a_name: str, a_req: Requirements, b_name: str, b_req: Requirements)
     if a_name == b_name:
         return False
     return _any_match(a_req.replaces, b_name) and not _any_match(b_req.replaces, a_name)
+
+
+def _replace_targets(name: str, req: Requirements, names: list[str]) -> list[str]:
+    if req.is_global or not req.replaces:
+        return []
+    return [other for other in names if other != name and _any_match(req.replaces, other)]
+
+
+def replace_cycle(units: Mapping[str, Requirements],
+                  new: Collection[str]) -> list[tuple[str, str]] | None:
+    """The shortest circular Replaces through a unit of ``new``, or None.
+
+    Args:
+        units: every unit that can run (templates left out) -> its requirements,
+            the submitted ones with their new text; global units never replace.
+        new: the submitted names; a cycle among stored units only is not reported
+            (the scheduler resolves it: :mod:`unitctl.scheduler.rules`).
+
+    Returns:
+        The cycle as ``(unit, the Replaces pattern that matches the next unit)``
+        steps, starting at the first submitted unit (by name) on a cycle.
+    """
+    names = sorted(n for n, req in units.items() if not req.is_global)
+    graph = {n: _replace_targets(n, units[n], names) for n in names}
+    for start in sorted(set(new) & set(names)):
+        path = _path_back(graph, start)
+        if path is not None:
+            return [(unit, next(p for p in units[unit].replaces if matches_glob(p, nxt)))
+                    for unit, nxt in zip(path, path[1:], strict=False)]
+    return None
+
+
+def _path_back(graph: Mapping[str, list[str]], start: str) -> list[str] | None:
+    """Breadth-first: the shortest path ``start -> ... -> start``, or None."""
+    parent: dict[str, str] = {}
+    frontier = [start]
+    while frontier:
+        following: list[str] = []
+        for node in frontier:
+            for nxt in graph[node]:
+                if nxt == start:
+                    path = [node]
+                    while path[-1] != start:
+                        path.append(parent[path[-1]])
+                    return [*reversed(path), start]
+                if nxt not in parent:
+                    parent[nxt] = node
+                    following.append(nxt)
+        frontier = following
+    return None

@@ -70,3 +70,37 @@ def test_submit_takes_the_longest_name_and_global_booleans(
     assert code == 0, err
     code, out, _ = run(etcd, prefix, "list-unit-files", "--fields", "unit,global", "--no-legend")
     assert out.split() == ["g.service", "true", longest, "false"]
+
+
+def _replaces(pattern: str) -> str:
+    return BODY + f"\n[X-Fleet]\nReplaces={pattern}\n"
+
+
+def test_circular_replaces_is_refused_and_nothing_is_stored(
+        etcd: EtcdCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 11 item 3: fleet stored and ran both units of a circular Replaces."""
+    prefix = f"/cycle-{uuid.uuid4().hex[:10]}/"
+    (tmp_path / "a.service").write_text(_replaces("b.service"))
+    (tmp_path / "b.service").write_text(_replaces("a.*"))
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(etcd, prefix, "submit", "a.service", "b.service")
+    assert code == 2, err
+    assert ("circular Replaces: a.service -> b.service -> a.service (a.service has "
+            "Replaces=b.service, b.service has Replaces=a.*)") in err
+    assert run(etcd, prefix, "list-unit-files", "--no-legend")[:2] == (0, "")
+
+
+def test_a_later_submit_closing_a_replace_cycle_is_refused(
+        etcd: EtcdCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    prefix = f"/cycle-{uuid.uuid4().hex[:10]}/"
+    (tmp_path / "b.service").write_text(_replaces("c.service"))
+    (tmp_path / "c.service").write_text(_replaces("web@*.service"))
+    (tmp_path / "web@.service").write_text(_replaces("b.service"))
+    monkeypatch.chdir(tmp_path)
+    assert run(etcd, prefix, "submit", "b.service", "c.service", "web@.service")[0] == 0
+    # the template never runs; its instance would close b -> c -> web@1 -> b
+    code, _, err = run(etcd, prefix, "start", "--no-block", "web@1.service")
+    assert code == 2 and "circular Replaces: web@1.service -> b.service -> c.service -> " \
+        "web@1.service" in err, err
+    code, out, _ = run(etcd, prefix, "list-unit-files", "--fields", "unit", "--no-legend")
+    assert out.split() == ["b.service", "c.service", "web@.service"]

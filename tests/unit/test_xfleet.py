@@ -18,6 +18,7 @@ from unitctl.xfleet import (
     matches_glob,
     option_values,
     parse_metadata,
+    replace_cycle,
     replaces,
     requirements,
     validate,
@@ -560,3 +561,26 @@ _META_TEXT = st.text(
 @given(st.dictionaries(_META_TEXT, _META_TEXT, max_size=5))
 def test_metadata_round_trip(mapping: dict[str, str]) -> None:
     assert parse_metadata(format_metadata(mapping)) == mapping
+
+
+# -- the submit-time Replaces cycle ---------------------------------------------
+
+
+def test_replace_cycle_names_each_step_and_its_pattern() -> None:
+    units = {"a.service": req(replaces=("b*",)), "b1.service": req(replaces=("c.service",)),
+             "c.service": req(replaces=("x.service", "a.*")), "d.service": req()}
+    assert replace_cycle(units, ["c.service"]) == [
+        ("c.service", "a.*"), ("a.service", "b*"), ("b1.service", "c.service")]
+
+
+def test_replace_cycle_ignores_one_way_self_global_and_stored_only_cycles() -> None:
+    one_way = {"a.service": req(replaces=("b.service",)), "b.service": req()}
+    assert replace_cycle(one_way, ["a.service", "b.service"]) is None
+    itself = {"web@1.service": req(replaces=("web@*.service",))}
+    assert replace_cycle(itself, ["web@1.service"]) is None
+    stored_cycle = {"a.service": req(replaces=("b.service",)),
+                    "b.service": req(replaces=("a.service",)), "new.service": req()}
+    assert replace_cycle(stored_cycle, ["new.service"]) is None
+    with_global = {"a.service": req(replaces=("g.service",)),
+                   "g.service": Requirements(replaces=("a.service",), is_global=True)}
+    assert replace_cycle(with_global, ["a.service"]) is None
