@@ -17,6 +17,7 @@ Semantics follow fleet (``job/job.go``, ``unit/unit.go``, ``api/units.go``):
 from __future__ import annotations
 
 import difflib
+import itertools
 import re
 from collections.abc import Collection, Mapping
 
@@ -298,7 +299,7 @@ def replace_cycle(units: Mapping[str, Requirements],
         path = _path_back(graph, start)
         if path is not None:
             return [(unit, next(p for p in units[unit].replaces if matches_glob(p, nxt)))
-                    for unit, nxt in zip(path, path[1:], strict=False)]
+                    for unit, nxt in itertools.pairwise(path)]
     return None
 
 
