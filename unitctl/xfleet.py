@@ -10,7 +10,12 @@ Semantics follow fleet (``job/job.go``, ``unit/unit.go``, ``api/units.go``):
   spaces outside quotes (``MachineMetadata="a=1" "b=2"``); quotes are removed and
   empty items dropped; ``Key=""`` is an empty assignment;
 * repeated keys accumulate; an empty assignment (``Key=``) resets the list;
-* specifiers ``%n %N %p %i`` (and ``%%``) are expanded in every value;
+* the name specifiers of :mod:`unitctl.specifiers` (fleet's ``%n %N %p %i``,
+  systemd's ``%P %I %f %j %J``, and ``%%``) are expanded in every value; a
+  machine-dependent one (``%H``, ``%m`` ...) is refused by :func:`validate`;
+* a template's values that change with the instance (``%i`` ...) are checked
+  for each instance, when it is submitted, loaded or started, not for the
+  template itself (fleet's behaviour);
 * legacy ``X-Condition*`` / ``X-Conflicts`` names are merged into the modern ones.
 """
 
@@ -25,8 +30,8 @@ from unitctl.errors import InvalidOptionsError, InvalidUnitNameError
 from unitctl.glob import compile_glob, matches_glob
 from unitctl.metadata import format_metadata, parse_metadata
 from unitctl.model import Requirements
-from unitctl.names import validate_name
-from unitctl.specifiers import expand
+from unitctl.names import is_template, validate_name
+from unitctl.specifiers import expand, instance_dependent, machine_specifiers
 from unitctl.unitfile import UnitFile
 
 __all__ = [
@@ -94,8 +99,8 @@ def _split_quoted(value: str) -> list[str]:
     return [item for item in items if item]
 
 
-def option_values(name: str, unit: UnitFile, key: str) -> list[str]:
-    """The items of ``[X-Fleet] key`` for unit ``name``, specifiers expanded."""
+def _raw_values(unit: UnitFile, key: str) -> list[str]:
+    """The items of ``[X-Fleet] key`` as written (quotes split, resets applied)."""
     result: list[str] = []
     for option in unit.options:
         if option.section != SECTION or option.name != key:
@@ -104,26 +109,49 @@ def option_values(name: str, unit: UnitFile, key: str) -> list[str]:
         if raw in ("", '""'):
             result.clear()
             continue
-        items = _split_quoted(raw) if len(raw) >= 2 and raw[0] == raw[-1] == '"' else [raw]
-        result.extend(expand(name, item) for item in items)
+        result.extend(_split_quoted(raw) if len(raw) >= 2 and raw[0] == raw[-1] == '"'
+                      else [raw])
     return result
+
+
+def option_values(name: str, unit: UnitFile, key: str) -> list[str]:
+    """The items of ``[X-Fleet] key`` for unit ``name``, specifiers expanded."""
+    return [expand(name, item) for item in _raw_values(unit, key)]
+
+
+def _aliases(key: str) -> list[str]:
+    """A modern option followed by the legacy names that feed it."""
+    return [key, *(legacy for legacy, modern in LEGACY.items()
+                   if modern == key and legacy != "X-ConditionMachineBootID")]
 
 
 def _merged(name: str, unit: UnitFile, key: str) -> list[str]:
     """Values of a modern option followed by those of its legacy aliases."""
-    values = option_values(name, unit, key)
-    for legacy, modern in LEGACY.items():
-        if modern == key and legacy != "X-ConditionMachineBootID":
-            values += option_values(name, unit, legacy)
-    return values
+    return [value for alias in _aliases(key) for value in option_values(name, unit, alias)]
+
+
+def _checkable(name: str, unit: UnitFile, key: str, merged: bool = True) -> list[str]:
+    """The expanded items of ``key`` that can be checked for unit ``name``: all of
+    them for a unit, only those that do not change with the instance for a template
+    (each instance is checked with its own name when it is submitted or started)."""
+    template = is_template(name)
+    return [expand(name, raw) for alias in (_aliases(key) if merged else [key])
+            for raw in _raw_values(unit, alias)
+            if not (template and instance_dependent(raw))]
+
+
+def _raw_machine_id(unit: UnitFile) -> str | None:
+    """The MachineID value as written (the legacy names only when it is absent)."""
+    for key in ("MachineID", "X-ConditionMachineID", "X-ConditionMachineBootID"):
+        values = _raw_values(unit, key)
+        if values:
+            return values[-1]
+    return None
 
 
 def _machine_id(name: str, unit: UnitFile) -> str | None:
-    for key in ("MachineID", "X-ConditionMachineID", "X-ConditionMachineBootID"):
-        values = option_values(name, unit, key)
-        if values:
-            return values[-1].lower()
-    return None
+    raw = _raw_machine_id(unit)
+    return None if raw is None else expand(name, raw).lower()
 
 
 def _metadata_pair(item: str) -> tuple[str, str] | None:
@@ -168,8 +196,8 @@ def validate(name: str, unit: UnitFile) -> list[str]:
     """
     validate_name(name)
     req = requirements(name, unit)
-    problems = [*_combination_problems(req), *_value_problems(name, unit, req),
-                *_machine_of_problems(name, req)]
+    problems = [*_combination_problems(req), *_specifier_problems(unit),
+                *_value_problems(name, unit, req), *_machine_of_problems(name, unit)]
     if problems:
         raise InvalidOptionsError(f"{name}: " + "; ".join(problems))
     return _option_warnings(unit)
@@ -191,36 +219,55 @@ def _combination_problems(req: Requirements) -> list[str]:
 
 
 def _value_problems(name: str, unit: UnitFile, req: Requirements) -> list[str]:
-    """Malformed values: the machine id, metadata pairs, glob patterns, booleans."""
+    """Malformed values: the machine id, metadata pairs, glob patterns, booleans
+    (of a template, only the values that do not change with the instance)."""
     problems: list[str] = [
         f"Global {value!r} is not a boolean (true/yes/1/on/t or false/no/0/off/f)"
-        for value in option_values(name, unit, "Global")
+        for value in _checkable(name, unit, "Global", merged=False)
         if value.lower() not in _TRUTHY | _FALSY]
-    if req.machine_id is not None and not _MACHINE_ID.fullmatch(req.machine_id):
-        problems.append(
-            f"MachineID {req.machine_id!r} is not a machine id (8 or 32 hex characters)"
-        )
-    for item in _merged(name, unit, "MachineMetadata"):
+    raw_id = _raw_machine_id(unit)
+    if raw_id is not None and not (is_template(name) and instance_dependent(raw_id)):
+        machine_id = expand(name, raw_id).lower()
+        if not _MACHINE_ID.fullmatch(machine_id):
+            problems.append(
+                f"MachineID {machine_id!r} is not a machine id (8 or 32 hex characters)")
+    for item in _checkable(name, unit, "MachineMetadata"):
         if _metadata_pair(item) is None:
             problems.append(f"MachineMetadata {item!r} is not of the form key=value")
-    for option, patterns in (("Conflicts", req.conflicts), ("Replaces", req.replaces)):
+    for option, patterns in _checkable_globs(name, unit):
         for pattern in patterns:
             if compile_glob(pattern) is None:
                 problems.append(f"{option} pattern {pattern!r} is malformed")
     return problems
 
 
-def _machine_of_problems(name: str, req: Requirements) -> list[str]:
+def _checkable_globs(name: str, unit: UnitFile) -> list[tuple[str, list[str]]]:
+    conflicts = [p for item in _checkable(name, unit, "Conflicts") for p in item.split()]
+    return [("Conflicts", conflicts), ("Replaces", _checkable(name, unit, "Replaces", False))]
+
+
+def _specifier_problems(unit: UnitFile) -> list[str]:
+    """Values that use a machine-dependent specifier (``%H`` ...): placement chooses
+    the machine, so a rule cannot depend on it."""
+    return [f"{option.name} {option.value!r} uses {', '.join(found)}, which depends on the "
+            f"machine the unit runs on and is not known when it is placed (to choose a "
+            f"machine by name, make it the instance: MachineMetadata=hostname=%i)"
+            for option in unit.options
+            if option.section == SECTION and (found := machine_specifiers(option.value))]
+
+
+def _machine_of_problems(name: str, unit: UnitFile) -> list[str]:
     """MachineOf peers that are invalid, the unit itself, or excluded by its own globs."""
     problems: list[str] = []
-    for peer in req.machine_of:
+    globs = _checkable_globs(name, unit)
+    for peer in _checkable(name, unit, "MachineOf"):
         if peer == name:
             problems.append(f"MachineOf {peer!r} names the unit itself")
         try:
             validate_name(peer)
         except InvalidUnitNameError as exc:
             problems.append(f"MachineOf: {exc}")
-        for option, patterns in (("Conflicts", req.conflicts), ("Replaces", req.replaces)):
+        for option, patterns in globs:
             problems += [f"unresolvable requirements: MachineOf {peer!r} matches "
                          f"{option} pattern {pattern!r}"
                          for pattern in patterns if matches_glob(pattern, peer)]

@@ -584,3 +584,47 @@ def test_replace_cycle_ignores_one_way_self_global_and_stored_only_cycles() -> N
     with_global = {"a.service": req(replaces=("g.service",)),
                    "g.service": Requirements(replaces=("a.service",), is_global=True)}
     assert replace_cycle(with_global, ["a.service"]) is None
+
+
+# -- templates: values that use specifiers are checked per instance (issue 11 item 5) ---
+
+
+@pytest.mark.parametrize("line", [
+    "MachineMetadata=hostname=%i", "MachineID=%i", "MachineOf=db@%i.service",
+    "Conflicts=%p@%i-*", "Global=%i", 'MachineMetadata="host=%I" "zone=eu"',
+])
+def test_a_template_is_accepted_when_only_instances_can_be_checked(line: str) -> None:
+    """fleet accepted these templates; unitctl refused MachineMetadata=hostname=%i."""
+    assert validate("metadata@.service", fleet(line)) == []
+
+
+def test_each_instance_is_checked_with_its_own_name() -> None:
+    unit = fleet("MachineMetadata=hostname=%i", "MachineID=%i")
+    assert validate(f"m@{MID[:8]}.service", unit) == []
+    assert requirements(f"m@{MID[:8]}.service", unit).metadata == {"hostname": {MID[:8]}}
+    with pytest.raises(InvalidOptionsError) as err:
+        validate("m@web.service", unit)
+    assert str(err.value) == (
+        "m@web.service: MachineID 'web' is not a machine id (8 or 32 hex characters)")
+
+
+def test_a_template_still_checks_what_does_not_depend_on_the_instance() -> None:
+    with pytest.raises(InvalidOptionsError, match="MachineMetadata 'zone' is not of the form"):
+        validate("m@.service", fleet("MachineMetadata=hostname=%i", "MachineMetadata=zone"))
+    with pytest.raises(InvalidOptionsError, match="MachineID cannot be combined with Global"):
+        validate("m@.service", fleet("MachineID=%i", "Global=true"))
+    with pytest.raises(InvalidOptionsError, match="names the unit itself"):
+        validate("m@x.service", fleet("MachineOf=%n"))
+
+
+@pytest.mark.parametrize("name", ["web.service", "web@.service", "web@1.service"])
+def test_machine_specifiers_are_refused_in_x_fleet(name: str) -> None:
+    with pytest.raises(InvalidOptionsError) as err:
+        validate(name, fleet("MachineMetadata=hostname=%H", "Conflicts=a-%m-%H b"))
+    assert str(err.value) == (
+        f"{name}: MachineMetadata 'hostname=%H' uses %H, which depends on the machine the "
+        "unit runs on and is not known when it is placed (to choose a machine by name, make "
+        "it the instance: MachineMetadata=hostname=%i); Conflicts 'a-%m-%H b' uses %m, %H, "
+        "which depends on the machine the unit runs on and is not known when it is placed "
+        "(to choose a machine by name, make it the instance: MachineMetadata=hostname=%i)")
+    assert validate(name, fleet("MachineMetadata=pct=100%%H")) == []

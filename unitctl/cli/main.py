@@ -34,7 +34,23 @@ from unitctl.registry.registry import Registry
 
 
 class UnitctlGroup(click.Group):
-    """A group with prefix matching and the one error mapping."""
+    """A group with prefix matching, the one error mapping, fleetctl's ``VERSION:``
+    section in its help, and bare ``unitctl`` printing that help (exit 0)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args and ctx.parent is None:  # fleetctl without arguments: help, exit 0
+            click.echo(ctx.get_help())
+            ctx.exit(0)
+        return super().parse_args(ctx, args)
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's layout, with fleetctl's ``VERSION:`` section after the usage."""
+        self.format_usage(ctx, formatter)
+        with formatter.section("VERSION"):
+            formatter.write_text(__version__)
+        self.format_help_text(ctx, formatter)
+        self.format_options(ctx, formatter)
+        self.format_epilog(ctx, formatter)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         cmd = super().get_command(ctx, cmd_name)
