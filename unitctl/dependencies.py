@@ -51,12 +51,15 @@ class UnitDeps:
     Attributes:
         requires: ``Requires=`` and ``BindsTo=`` (both stop the dependant when
             the dependency goes, across machines).
+        binds: ``BindsTo=`` alone: across machines systemd itself stops a unit
+            bound to a unit it does not run, so the gate refuses to start it.
     """
 
     after: frozenset[str] = frozenset()
     before: frozenset[str] = frozenset()
     requires: frozenset[str] = frozenset()
     wants: frozenset[str] = frozenset()
+    binds: frozenset[str] = frozenset()
 
     def named(self) -> frozenset[str]:
         """Every unit this one names in a key that makes it wait across machines."""
@@ -83,7 +86,7 @@ def parse(name: str, unit: UnitFile) -> UnitDeps:
     """The dependency keys of unit ``name`` (a unit naming itself is ignored)."""
     return UnitDeps(after=_names(name, unit, "After"), before=_names(name, unit, "Before"),
                     requires=_names(name, unit, "Requires", "BindsTo"),
-                    wants=_names(name, unit, "Wants"))
+                    wants=_names(name, unit, "Wants"), binds=_names(name, unit, "BindsTo"))
 
 
 # ------------------------------------------------------------------ the graph
@@ -215,6 +218,9 @@ def start_wait(preds: frozenset[str], deps: UnitDeps,
     """
     for name in sorted(preds | deps.named()):
         dep = known.get(name)
+        if dep is not None and not dep.local and name in deps.binds:
+            return (f"not started: BindsTo={name} names a unit of another machine, and "
+                    "systemd stops a unit bound to a unit it does not run; use Requires=")
         if dep is None or dep.running():
             continue
         if dep.local:

@@ -46,6 +46,7 @@ class DependencyWatch:
         self.active: dict[str, str] = {}
         self._deps_of: dict[str, UnitDeps] = {}
         self._remote: dict[str, Dependency | None] = {}
+        self._seen: set[str] = set()
         self._follow: dict[str, asyncio.Task[None]] = {}
         self._waiting: dict[str, str] = {}
         self._wake_on: frozenset[str] = frozenset()
@@ -74,6 +75,9 @@ class DependencyWatch:
         self._deps_of.update((n, u.deps) for n, u in desired.items())
         self._follow_only(self._remote_names(desired))
         known: dict[str, Dependency] = {n: d for n, d in self._remote.items() if d is not None}
+        # followed but not read yet: wait for the first read (it wakes the loop)
+        known.update((n, Dependency(n, True, False)) for n in self._follow
+                     if n not in self._seen)
         active = {n: self.active.get(n, "inactive") for n in present}
         known.update(local_dependencies(self.machine_id, desired, active))
         deps_of = self._deps_of
@@ -85,6 +89,8 @@ class DependencyWatch:
         changed = sorted(n for n in set(gated.waiting) | set(self._waiting)
                          if gated.waiting.get(n) != self._waiting.get(n))
         self._waiting, self._wake_on = gated.waiting, gated.wake_on
+        if len(gated.tasks) > len(tasks) or changed:
+            self.wake.set()  # stops for lost requirements: decide again once they ran
         for name in changed:
             log.info("agent: %s: %s", name, gated.waiting.get(name) or "no longer waiting")
         return gated, changed
@@ -97,6 +103,7 @@ class DependencyWatch:
         for name in set(self._follow) - names:
             self._follow.pop(name).cancel()
             self._remote.pop(name, None)
+            self._seen.discard(name)
         for name in sorted(names - set(self._follow)):
             self._remote.setdefault(name, None)
             self._follow[name] = asyncio.create_task(self._keep(name))
@@ -140,8 +147,9 @@ class DependencyWatch:
         states, rev = await self.registry.states_of(name)
         record = await self.registry.get_unit(name)
         dep = remote_dependency(self.machine_id, record, states)
-        if dep != self._remote.get(name):
+        if dep != self._remote.get(name) or name not in self._seen:
             self._remote[name] = dep
+            self._seen.add(name)
             self.wake.set()
         return rev
 
