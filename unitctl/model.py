@@ -106,6 +106,8 @@ class UnitState:
         error: the unit's last failed task on that machine, one line for a user
             (``start refused by systemd: ...``); "" when it has none.
         retry_at: when the agent tries again (Unix seconds); 0 without an error.
+        waiting: why the agent holds the unit's start or stop back (dependency
+            order, :mod:`unitctl.dependencies`); "" when it does not.
     """
 
     name: str
@@ -116,6 +118,7 @@ class UnitState:
     hash: str
     error: str = ""
     retry_at: float = 0.0
+    waiting: str = ""
 
 
 @dataclass(frozen=True, slots=True)

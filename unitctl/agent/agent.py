@@ -8,7 +8,9 @@ Tasks running side by side (one ``asyncio.TaskGroup``):
   only ``schedule/<machine>/`` and reconcile on each change (and every
   ``resync`` seconds); the decision is :func:`.reconcile.compute_tasks`, run
   by the :mod:`.executor`; a unit whose task failed is retried on its own,
-  with exponential backoff (:mod:`.backoff`), while the rest carry on;
+  with exponential backoff (:mod:`.backoff`), while the rest carry on; tasks
+  wait for dependency order (:mod:`.ordering`), woken by systemd's signals
+  and by the watches of remote dependencies (:mod:`.dependency_watch`);
 * **publisher** (:mod:`.publisher`) — report unit states, under the lease, so
   they vanish with the machine;
 * **fence** and **peers** (:mod:`.fence`) — when etcd has been silent for half
@@ -26,6 +28,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
+from unitctl.dependencies import parse as parse_dependencies
 from unitctl.errors import BusLost, InvalidUnitError, RegistryError, UnitctlError
 from unitctl.loop import checkpoint, raise_if_ended, wake_or_timeout, watch_wakes
 from unitctl.model import Machine, ScheduleEntry
@@ -34,11 +37,12 @@ from unitctl.unitfile import UnitFile
 from unitctl.xfleet import requirements
 
 from .backoff import Backoff
+from .dependency_watch import DependencyWatch
 from .engine_runner import EngineFactory, EngineRunner, LeaderEngine
 from .executor import ACTIVE_STATES, Executor
 from .fence import Fence, PeerServer
 from .options import AgentOptions
-from .ports import UnitManager
+from .ports import SystemdState, UnitManager
 from .publisher import StatePublisher
 from .reconcile import DesiredUnit, accept, compute_tasks
 from .session import Session
@@ -79,9 +83,11 @@ class Agent:
                                self.notify, self._registered, self._contacted)
         self.backoff = Backoff(clock)
         self._retry: asyncio.TimerHandle | None = None
+        self.dependencies = DependencyWatch(registry, machine.id, self._wake)
         self.publisher = StatePublisher(registry, units, machine.id, lambda: self.session.lease,
-                                        self.backoff.get)
+                                        self.backoff.get, self.dependencies.waiting)
         self.executor = Executor(units, self.publisher, self.backoff)
+        self.executor.ignore_requirements = self.dependencies.ignore_requirements
         self.fencer = Fence(registry, units, self.executor, self.session, self.opts.peer_port,
                             self.notify)
         self.engines = EngineRunner(engine)
@@ -132,7 +138,7 @@ class Agent:
         """
         self.leave_on_stop = leave
         self._stop = stop
-        await self.units.start_manager(self.publisher.report)
+        await self.units.start_manager(self._on_state)
         await self.executor.adopt()
         async with self._peer_server():  # peers still hear us while we stop
             async with asyncio.TaskGroup() as tg:
@@ -143,11 +149,17 @@ class Agent:
                 for t in tasks:
                     t.cancel()
                 self.engines.stop()
+                await self.dependencies.close()
             if self.leave_on_stop:
                 await self.leave()
             else:
                 await self.units.close()
                 log.info("agent: stopping without leaving: units keep running")
+
+    def _on_state(self, name: str, state: SystemdState) -> None:
+        """systemd's signal: a gate may open; the state is published."""
+        self.dependencies.on_state(name, state)
+        self.publisher.report(name, state)
 
     @contextlib.asynccontextmanager
     async def _peer_server(self) -> AsyncIterator[None]:
@@ -263,11 +275,25 @@ class Agent:
             return []
         desired = await self._desired()
         tasks = compute_tasks(desired, self.executor.current())
-        failure = await self.executor.run(tasks, desired, self.bodies)
+        started = frozenset(name for name, _ in self.executor.started)
+        await self._seed_states()
+        gated, changed = self.dependencies.gate(tasks, desired, self.units.present(), started)
+        failure = await self.executor.run(gated.tasks, desired, self.bodies)
         if isinstance(failure, BusLost):
             self._restart_in_place("systemd's bus connection was lost")
+            return tasks
+        for name in changed:
+            if name in self.units.present():
+                self.publisher.report(name, await self.units.state(name))
         self._wake_for_retry()
         return tasks
+
+    async def _seed_states(self) -> None:
+        """Read the state of local units systemd has not signalled yet (adopted ones)."""
+        for name in self.units.present():
+            if name not in self.dependencies.active:
+                with contextlib.suppress(UnitctlError):
+                    self.dependencies.active[name] = (await self.units.state(name)).active
 
     def _wake_for_retry(self) -> None:
         """One timer: wake the loop when the earliest held-back unit is due."""
@@ -285,11 +311,13 @@ class Agent:
             if text is None:
                 continue
             try:
-                req = requirements(name, UnitFile.parse(text))
+                unit = UnitFile.parse(text)
+                req = requirements(name, unit)
             except InvalidUnitError as exc:
                 log.error("agent: unit %s is invalid: %s", name, exc)
                 continue
-            out[name] = DesiredUnit(name, entry.hash, entry.desired, req)
+            out[name] = DesiredUnit(name, entry.hash, entry.desired, req,
+                                    parse_dependencies(name, unit))
         for name, why in accept(self.machine, out).items():
             log.warning("agent: not loading %s: %s", name, why)
             del out[name]

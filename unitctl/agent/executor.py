@@ -32,7 +32,7 @@ failure, an unloaded unit's state removed) go to a :class:`StateSink`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from unitctl.errors import BusLost, UnitctlError
@@ -87,6 +87,8 @@ class Executor:
         self.started: set[tuple[str, str]] = set()
         #: The units whose tasks failed, and when to retry them.
         self.backoff = backoff or Backoff()
+        #: Whether a unit starts without pulling in its Requires= (they run elsewhere).
+        self.ignore_requirements: Callable[[str], bool] = lambda _name: False
         self._reload_pending = False
 
     def current(self) -> dict[str, CurrentUnit]:
@@ -212,7 +214,7 @@ class Executor:
             self._forget(name)
             await self.units.stop(name)
         else:
-            await self.units.start(name)
+            await self.units.start(name, self.ignore_requirements(name))
             self.started.add((name, desired[name].hash))
 
     async def _load(self, name: str, text: str) -> None:

@@ -206,7 +206,7 @@ class FakeUnitManager:
         for name in self.files:
             self._report(name)
 
-    async def start(self, name: str) -> None:
+    async def start(self, name: str, ignore_requirements: bool = False) -> None:
         self._check(name)
         self._enter("start", name)
         self._require_started()

@@ -121,8 +121,12 @@ class UnitManager(Protocol):
         """systemctl daemon-reload; returns after systemd finished reloading."""
         ...
 
-    async def start(self, name: str) -> None:
-        """StartUnit(name, "replace"); returns when the job is queued."""
+    async def start(self, name: str, ignore_requirements: bool = False) -> None:
+        """StartUnit(name, "replace"); returns when the job is queued.
+
+        With ``ignore_requirements`` the job mode is ``ignore-requirements``:
+        the unit's Requires= are not pulled in (the agent waits for them itself,
+        when they run on other machines), its ordering still holds."""
         ...
 
     async def stop(self, name: str) -> None:

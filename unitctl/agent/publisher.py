@@ -12,7 +12,9 @@ Contract:
   by the time its batch is written is removed, whatever was queued;
 * a failed write keeps the batch (newer reports win) and retries after 0.5 s;
 * a unit with a failed task (``failures``) is reported with its error and retry
-  time, even when it has no file here (a load that failed).
+  time, even when it has no file here (a load that failed);
+* a unit held back by dependency order is reported with why it waits
+  (``waiting``, :mod:`.dependency_watch`).
 
 It satisfies :class:`~unitctl.agent.executor.StateSink`.
 """
@@ -39,9 +41,11 @@ class StatePublisher:
 
     def __init__(self, registry: Registry, units: UnitManager, machine_id: str,
                  lease: Callable[[], int],
-                 failures: Callable[[str], UnitFailure | None] = lambda _name: None) -> None:
+                 failures: Callable[[str], UnitFailure | None] = lambda _name: None,
+                 waiting: Callable[[str], str] = lambda _name: "") -> None:
         self.registry = registry
         self.failures = failures
+        self.waiting = waiting
         self.units = units
         self.machine_id = machine_id
         #: The current lease (0 = unregistered: nothing is queued).
@@ -55,9 +59,9 @@ class StatePublisher:
         sha = self.units.present().get(name) or (failure.hash if failure else None)
         if sha is None or not self.lease():
             return
+        error, retry = (failure.error, failure.retry_wall) if failure else ("", 0.0)
         self._pending[name] = UnitState(name, self.machine_id, state.load, state.active,
-                                        state.sub, sha, *((failure.error, failure.retry_wall)
-                                                          if failure else ()))
+                                        state.sub, sha, error, retry, self.waiting(name))
         self._wake.set()
 
     def drop(self, name: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from unitctl.dependencies import NO_DEPS, UnitDeps
 from unitctl.model import DesiredState, Machine, Requirements
 from unitctl.xfleet import conflicts_between
 
@@ -18,12 +19,14 @@ from .tasks import Task, TaskReason, TaskType
 
 @dataclass(frozen=True, slots=True)
 class DesiredUnit:
-    """A unit scheduled to this machine, with its parsed requirements."""
+    """A unit scheduled to this machine, with its parsed requirements and
+    dependencies (:mod:`unitctl.dependencies`)."""
 
     name: str
     hash: str
     desired: DesiredState
     req: Requirements
+    deps: UnitDeps = NO_DEPS
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,7 +51,8 @@ def explain_json(e: Explanation) -> dict[str, object]:
         "machine": e.placement, "reasons": None if e.reasons is None else dict(e.reasons),
         "reported": [{"machine": s.machine_id, "load": s.load, "active": s.active,
                       "sub": s.sub, "hash": s.hash, "error": s.error or None,
-                      "retry_at": iso_time(s.retry_at)} for s in e.reported],
+                      "retry_at": iso_time(s.retry_at), "waiting": s.waiting or None}
+                     for s in e.reported],
     }
 
 
@@ -82,6 +83,8 @@ def explain_lines(e: Explanation) -> list[str]:
         note = failure_note(s, now)
         if note is not None:
             lines.append(f"  Failing on {short_id(s.machine_id)}: {note}")
+        if s.waiting:
+            lines.append(f"  Waiting on {short_id(s.machine_id)}: {s.waiting}")
     return lines
 
 

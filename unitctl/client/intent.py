@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from unitctl.client.replace_check import refuse_replace_cycles
+from unitctl.client.cycles import refuse_cycles
 from unitctl.client.resolve import LocalUnit, refuse_template
 from unitctl.errors import NotFoundError
 from unitctl.model import DesiredState, UnitRecord
@@ -76,9 +76,9 @@ async def submit(registry: Registry, units: Sequence[LocalUnit], replace: bool,
 
     Returns the records of the units created or replaced, in argument order.
     Units are created with desired state ``inactive``; a replaced unit keeps
-    its desired state.
+    its desired state. A dependency or Replaces cycle is refused before anything is written.
     """
-    await refuse_replace_cycles(registry, units)
+    await refuse_cycles(registry, units)
     plan = _plan(units, replace, REPLACE_ALLOWED.get(command, REPLACE_ALLOWED["submit"]),
                  out, err)
     written: list[tuple[int, UnitRecord]] = []

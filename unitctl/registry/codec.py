@@ -80,6 +80,8 @@ def encode_state(s: UnitState) -> bytes:
     obj: dict[str, Any] = {"load": s.load, "active": s.active, "sub": s.sub, "hash": s.hash}
     if s.error:
         obj.update(error=s.error, retry_at=s.retry_at)
+    if s.waiting:
+        obj.update(waiting=s.waiting)
     return _dump(obj)
 
 
@@ -91,7 +93,7 @@ def decode_state(key: str, name: str, machine: str, data: bytes) -> UnitState:
         raise RegistryError(f"corrupt value at {key}: field 'retry_at' is not a number")
     return UnitState(name, machine, _str(key, obj, "load", ""), _str(key, obj, "active", ""),
                      _str(key, obj, "sub", ""), _str(key, obj, "hash", ""),
-                     _str(key, obj, "error", ""), float(retry_at))
+                     _str(key, obj, "error", ""), float(retry_at), _str(key, obj, "waiting", ""))
 
 
 def encode_explanation(reasons: Mapping[str, str]) -> bytes:

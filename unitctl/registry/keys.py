@@ -91,6 +91,10 @@ class Keys:
     def states(self) -> str:
         return f"{self.prefix}states/"
 
+    def unit_states(self, name: str) -> str:
+        """Every machine's state of one unit (the prefix a dependant's agent watches)."""
+        return f"{self.prefix}states/{name}/"
+
     def state(self, name: str, machine: str) -> str:
         return f"{self.prefix}states/{name}/{machine}"
 

@@ -65,6 +65,11 @@ class MachineStore:
     async def list_states(self) -> list[UnitState]:
         return [state for _, state in await self.states_with_revs()]
 
+    async def states_of(self, name: str) -> tuple[list[UnitState], int]:
+        """Every machine's state of one unit, and the revision of the read."""
+        rng = await self.kv.get_prefix(self.keys.unit_states(name))
+        return poison.decode_each(rng.kvs, self.keyspace.state)[0], rng.revision
+
     async def states_with_revs(self) -> list[tuple[int, UnitState]]:
         """Every machine's state of every unit, each with its key's mod revision."""
         rng = await self.kv.get_prefix(self.keys.states())

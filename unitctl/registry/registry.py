@@ -158,6 +158,18 @@ class Registry:
         """Every machine's state of every unit, each with its key's mod revision."""
         return await self.machines.states_with_revs()
 
+    async def states_of(self, name: str) -> tuple[list[UnitState], int]:
+        """Every machine's state of one unit, and the revision of the read."""
+        return await self.machines.states_of(name)
+
+    def watch_states_of(self, name: str, start_rev: int) -> AsyncIterator[list[Event]]:
+        """Watch one unit's states only (a change wakes the agents that depend on it)."""
+        return self.kv.watch_prefix(self.keys.unit_states(name), start_rev)
+
+    def watch_unit(self, name: str, start_rev: int) -> AsyncIterator[list[Event]]:
+        """Watch one unit's key (events of longer names sharing the prefix may come too)."""
+        return self.kv.watch_prefix(self.keys.unit(name), start_rev)
+
     # -- placements, schedules, explanations ---------------------------------
     async def list_placements(self) -> dict[str, str]:
         return await self.schedules.list_placements()

@@ -89,7 +89,7 @@ class SimSystemd:
     async def reload(self) -> None:
         pass
 
-    async def start(self, name: str) -> None:
+    async def start(self, name: str, ignore_requirements: bool = False) -> None:
         self.running.add(name)
 
     async def stop(self, name: str) -> None:

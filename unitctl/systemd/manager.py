@@ -200,10 +200,12 @@ class SystemdUnitManager:
         """``Reload()``: returns after systemd finished reloading its units."""
         await self._bus.call("Reload", timeout=max(self._call_timeout, self._job_timeout))
 
-    async def start(self, name: str) -> None:
-        """``StartUnit(name, "replace")``; returns when the job is queued."""
+    async def start(self, name: str, ignore_requirements: bool = False) -> None:
+        """``StartUnit(name, "replace")`` (or ``"ignore-requirements"``); returns when
+        the job is queued."""
         self._require_file(name)
-        await self._bus.call("StartUnit", "ss", [name, "replace"])
+        mode = "ignore-requirements" if ignore_requirements else "replace"
+        await self._bus.call("StartUnit", "ss", [name, mode])
 
     async def stop(self, name: str) -> None:
         """``StopUnit(name, "replace")``; returns when the job is queued."""
