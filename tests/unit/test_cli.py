@@ -615,6 +615,29 @@ def test_restart_global_runs_systemctl_on_each_machine(env: Env) -> None:
         [f"core@{IP2}", "systemctl restart glob.service"]]
 
 
+def test_restart_global_without_ssh_asks_every_agent_and_names_each_failure(env: Env) -> None:
+    env.store("glob.service", GLOBAL, DesiredState.LAUNCHED)
+    env.place("glob.service", M1)
+    env.place("glob.service", M2)
+    r = env.invoke("restart", "--agent-timeout", "0.2", "glob")
+    assert r.code == 10 and env.runner.calls == []  # no ssh
+    for m in (M1, M2):
+        assert (f"Failed to restart global unit glob.service on {m}: its agent did not answer "
+                "within 0.2s") in r.err
+
+
+def test_status_and_journal_without_an_agent_name_the_machine(env: Env) -> None:
+    env.store("hello.service", HELLO, DesiredState.LAUNCHED)
+    env.place("hello.service", M2)
+    for verb in ("status", "journal"):
+        r = env.invoke(verb, "--agent-timeout", "0.2", "hello")
+        assert (r.code, r.err) == (10, f"Error: machine {M2}: its agent did not answer within "
+                                       "0.2s (is unitctl-agent running there?)\n")
+    assert env.runner.calls == []
+    r = env.invoke("journal", "-o", "--all", "hello")
+    assert r.code == 2 and "unknown output mode '--all'" in r.err
+
+
 # ------------------------------------------------------------------ explain / misc
 
 
