@@ -26,6 +26,7 @@ import base64
 import binascii
 import enum
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,16 +122,37 @@ def invalid_parameters(req: Request) -> str | None:
     return None
 
 
-def argv_of(req: Request) -> list[str]:
-    """The argv the agent runs for a request (its name and parameters validated)."""
+#: What a request id looks like (the agent skips any other: it names a systemd unit).
+REQUEST_ID = re.compile(r"[0-9a-f]{8,64}")
+
+
+def follow_unit(request_id: str) -> str:
+    """The transient unit a ``journal -f`` runs in (a valid :data:`REQUEST_ID`)."""
+    return f"unitctl-follow-{request_id}.service"
+
+
+def argv_of(req: Request, request_id: str) -> list[str]:
+    """The argv the agent runs for a request (its name and parameters validated).
+
+    ``journalctl -f`` runs in a transient unit of its own (``systemd-run --pipe``),
+    outside the agent's sandbox: under the agent's ProtectKernelTunables= and
+    ProtectControlGroups= mounts it prints nothing (seen on nspawn machines). The
+    agent stops that unit when the request goes away (:func:`stop_argv`).
+    """
     if req.verb is Verb.STATUS:
         return ["systemctl", "status", "-l", "--no-pager", "--", req.unit]
     if req.verb is Verb.RESTART:
         return ["systemctl", "restart", "--", req.unit]
     argv = ["journalctl", "--no-pager", "-n", str(req.lines), "--output", req.output]
-    if req.follow:
-        argv.append("-f")
-    return [*argv, f"--unit={req.unit}"]
+    if not req.follow:
+        return [*argv, f"--unit={req.unit}"]
+    return ["systemd-run", "--quiet", "--pipe", "--wait", "--collect",
+            f"--unit={follow_unit(request_id)}", "--", *argv, "-f", f"--unit={req.unit}"]
+
+
+def stop_argv(request_id: str) -> list[str]:
+    """Stop the transient unit of a ``journal -f`` request."""
+    return ["systemctl", "stop", "--no-block", "--", follow_unit(request_id)]
 
 
 def chunks(data: bytes) -> list[bytes]:

@@ -95,8 +95,12 @@ def test_journal_lines_and_follow(cluster: Cluster, tmp_path: Path) -> None:
         assert follow.wait(timeout=15) == 130
     finally:
         if follow.poll() is None:
-            follow.kill()
-            follow.wait()
+            follow.send_signal(signal.SIGINT)
+            try:
+                follow.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                follow.kill()
+                follow.wait()
     # the request went with the client's lease: the agent stopped journalctl
     wait(lambda: not _journalctl_runs(cluster, where), timeout=10,
          what="journalctl -f stopped on the machine")
@@ -122,7 +126,9 @@ def _read_line(proc: subprocess.Popen[bytes], timeout: float = 30) -> bytes:
 
 
 def _journalctl_runs(c: Cluster, machine: str) -> bool:
-    return c.exec(machine, "pgrep", "-x", "journalctl", check=False).returncode == 0
+    """A ``journalctl -f`` runs in the machine (the agent's, in its transient unit)."""
+    return c.exec(machine, "pgrep", "-f", "journalctl .*-f --unit=talk", check=False
+                  ).returncode == 0
 
 
 def test_restart_of_a_global_unit_restarts_it_on_every_machine(

@@ -147,6 +147,8 @@ async def test_a_malformed_request_is_skipped_and_the_agent_answers_on(agents: A
                                b'{"verb": "status", "unit": 7, "lease": 1}']):
         await reg.kv.put(reg.keys.request(M1, f"bad{i}"), value, lease)
     await reg.kv.put(f"{reg.keys.prefix}requests/{M1}", b"x")  # not even a request key
+    await reg.kv.put(reg.keys.request(M1, "NOT-HEX"), channel.encode_request(  # not an id
+        Request(Verb.STATUS, "web.service", lease)), lease)
     async with AgentChannel(reg, 2) as ch:
         assert (await ch.ask(M1, Verb.STATUS, "web.service", Output())).code == 0
     assert len(agents.commands[M1].calls) == 1
@@ -173,12 +175,16 @@ async def test_follow_streams_until_the_client_goes_away(agents: Agents) -> None
     fake.emit(b"new line\n")
     await asyncio.wait_for(got.wait(), 5)
     assert bytes(out.out) == b"old line\nnew line\n"
-    assert fake.calls[0][-2:] == ["-f", "--unit=web.service"]
+    (argv,) = fake.calls
+    assert argv[-2:] == ["-f", "--unit=web.service"] and argv[0] == "systemd-run"
+    unit = argv[5].removeprefix("--unit=")
+    assert unit.startswith("unitctl-follow-")
     client.cancel()  # ^C: the client revokes its lease on the way out
     await asyncio.gather(client, return_exceptions=True)
     while fake.running:
         await asyncio.sleep(0.01)
     assert fake.cancelled == 1
+    assert fake.calls[1:] == [["systemctl", "stop", "--no-block", "--", unit]]
     assert await agents.keys("requests") == [] and await agents.keys("replies") == []
 
 
@@ -189,13 +195,14 @@ async def test_a_client_that_dies_leaves_nothing_after_its_lease(agents: Agents)
     reg = agents.registry
     fake = agents.commands[M1]
     lease = await reg.leases.grant(channel.REQUEST_TTL)
-    await reg.requests.send(M1, "dead", Request(Verb.JOURNAL, "web.service", lease, follow=True))
+    await reg.requests.send(M1, "deadbeef00",
+                            Request(Verb.JOURNAL, "web.service", lease, follow=True))
     while fake.running == 0:
         await asyncio.sleep(0.01)
-    key = reg.keys.request(M1, "dead")
+    key = reg.keys.request(M1, "deadbeef00")
     stored = await reg.kv.get(key)
     assert stored is not None and stored.lease == lease
-    assert (await reg.kv.get(reg.keys.reply("dead", 0))) is not None  # the agent's ack
+    assert (await reg.kv.get(reg.keys.reply("deadbeef00", 0))) is not None  # the agent's ack
     assert isinstance(reg.kv, MemoryKV)
     reg.kv.expire_lease(lease)
     while fake.running:

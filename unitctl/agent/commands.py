@@ -6,7 +6,8 @@ never a shell) and hands its stdout and stderr to a sink, in pieces of at most
 the real one; :class:`unitctl.agent.fake_commands.FakeCommands` the fake.
 
 Contract: ``run`` returns the command's exit code; when it is cancelled, or
-the sink raises, the process is killed and reaped before ``run`` re-raises;
+the sink raises, the process gets SIGTERM (SIGKILL :data:`KILL_AFTER` seconds
+later) and is reaped in the background while ``run`` re-raises;
 a command that cannot be started raises ``SystemdError``.
 """
 
@@ -48,9 +49,32 @@ class ProcessCommands:
             return await proc.wait()
         finally:
             if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await asyncio.shield(proc.wait())
+                _stop(proc)
+
+
+#: Processes being stopped (SIGTERM, then SIGKILL), reaped in the background: a
+#: child whose pipes a grandchild still holds must not hold up the caller.
+_STOPPING: set[asyncio.Task[None]] = set()
+
+#: Seconds between SIGTERM and SIGKILL.
+KILL_AFTER = 2.0
+
+
+def _stop(proc: asyncio.subprocess.Process) -> None:
+    task = asyncio.get_running_loop().create_task(_terminate(proc))
+    _STOPPING.add(task)
+    task.add_done_callback(_STOPPING.discard)
+
+
+async def _terminate(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        proc.terminate()
+    try:
+        await asyncio.wait_for(proc.wait(), KILL_AFTER)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
 
 
 async def _pipe(stream: asyncio.StreamReader, kind: ReplyKind, sink: Sink) -> None:

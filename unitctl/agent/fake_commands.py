@@ -27,7 +27,10 @@ class Script:
 
 
 def command_of(argv: Sequence[str]) -> str:
-    """``systemctl status``, ``systemctl restart`` or ``journalctl``."""
+    """``systemctl status``, ``systemctl restart``, ``systemctl stop`` or ``journalctl``
+    (also when run by ``systemd-run ... --``)."""
+    if argv[0] == "systemd-run":
+        argv = argv[list(argv).index("--") + 1:]
     return argv[0] if argv[0] == "journalctl" else " ".join(argv[:2])
 
 
@@ -52,7 +55,7 @@ class FakeCommands:
                 await sink(ReplyKind.OUT, piece)
             for piece in script.err:
                 await sink(ReplyKind.ERR, piece)
-            while "-f" in argv:
+            while "-f" in argv:  # journalctl -f
                 await sink(ReplyKind.OUT, await self._more.get())
             return script.code
         except asyncio.CancelledError:

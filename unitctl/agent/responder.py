@@ -13,7 +13,8 @@ a re-exec) and answered in its own task, under the request's lease:
 * a request whose key goes away (the client exited, was interrupted, or its
   lease ran out) has its command stopped; so has a command past its deadline
   or over :data:`~unitctl.channel.MAX_OUTPUT_BYTES` (``journal -f`` excepted);
-* a request key that does not decode is logged once and skipped; a failing
+* a request key that does not decode, or whose id is not :data:`REQUEST_ID`'s,
+  is logged once and skipped; a failing
   answer never stops the loop. At most :data:`MAX_IN_FLIGHT` run at once.
 """
 
@@ -27,6 +28,7 @@ from collections.abc import Callable, Collection, Mapping
 from unitctl import names
 from unitctl.channel import (
     MAX_OUTPUT_BYTES,
+    REQUEST_ID,
     Reason,
     Reply,
     ReplyKind,
@@ -34,6 +36,7 @@ from unitctl.channel import (
     Verb,
     argv_of,
     invalid_parameters,
+    stop_argv,
 )
 from unitctl.errors import InvalidUnitNameError, RegistryError, UnitctlError
 from unitctl.loop import checkpoint, raise_if_ended, wake_or_timeout, watch_wakes
@@ -102,7 +105,7 @@ class Responder:
                 task.cancel()
         self._seen &= set(pending)
         for request_id, req in pending.items():
-            if request_id not in self._seen:
+            if request_id not in self._seen and REQUEST_ID.fullmatch(request_id):
                 self._seen.add(request_id)
                 task = asyncio.create_task(self._answer(request_id, req))
                 self.in_flight[request_id] = task
@@ -144,6 +147,10 @@ class Responder:
         return None
 
 
+async def _discard(_kind: ReplyKind, _data: bytes) -> None:
+    return None
+
+
 class _Answer:
     """One answer: the command's output in order, then its exit."""
 
@@ -165,16 +172,26 @@ class _Answer:
         self.sent += len(data)
         await self.emit(Reply(kind, data))
 
+    async def _stop_follow(self) -> None:
+        try:
+            await self.responder.commands.run(stop_argv(self.request_id), _discard)
+        except UnitctlError as exc:
+            log.warning("responder: cannot stop %s: %s", stop_argv(self.request_id)[-1], exc)
+
     async def run(self) -> None:
         refused = self.responder.refusal(self.req)
         if refused is not None:
             await self.emit(Reply(ReplyKind.EXIT, code=-1, reason=refused[0], error=refused[1]))
             return
-        argv = argv_of(self.req)
+        argv = argv_of(self.req, self.request_id)
         log.info("responder: %s (request %s)", " ".join(argv), self.request_id)
         try:
             code = await asyncio.wait_for(self.responder.commands.run(argv, self.sink),
                                           self.req.deadline)
+        except asyncio.CancelledError:
+            if self.req.follow:  # the request went away: stop journalctl -f's unit
+                await asyncio.shield(self._stop_follow())
+            raise
         except TimeoutError:
             await self.emit(Reply(ReplyKind.EXIT, code=-1, reason=Reason.TIMEOUT,
                                   error=f"{argv[0]} ran past {self.req.deadline:g}s: stopped"))
