@@ -26,6 +26,7 @@ import click
 
 from unitctl import __version__
 from unitctl.agent.agent import Agent
+from unitctl.agent.commands import ProcessCommands
 from unitctl.agent.engine_runner import EngineFactory
 from unitctl.agent.options import AgentOptions
 from unitctl.config import DEFAULT_CONFIG_FILE, AgentConfig, load_config
@@ -149,7 +150,8 @@ async def run_agent(cfg: AgentConfig) -> None:
     registry = await connect(cfg)
     opts = agent_options(cfg)
     agent = Agent(registry, SystemdUnitManager(cfg.units_directory), machine, opts,
-                  notify=notify, engine=engine_factory(registry, machine.id, opts))
+                  notify=notify, engine=engine_factory(registry, machine.id, opts),
+                  commands=ProcessCommands())
     stop = asyncio.Event()
     handle_signals(agent, stop)
     helpers = [asyncio.create_task(watchdog(notify)),

@@ -23,7 +23,8 @@ and ``unitctl-agent`` alike.
     ├── SystemdError                  exit 8   systemd refused an operation
     │   └── BusLost                   exit 8   the connection to systemd's bus is gone
     ├── ContainerError                exit 9   the container engine failed
-    ├── RemoteCommandError            exit 10  ssh / systemctl / journalctl failed
+    ├── RemoteCommandError            exit 10  ssh / systemctl / journalctl / an agent failed
+    ├── UnitNotRunning                exit 11  ``status``: systemd says the unit is not running
     └── ConfigError                   exit 2   bad agent configuration
 """
 
@@ -113,6 +114,23 @@ class RemoteCommandError(UnitctlError):
     """A command run over ssh (or locally for status/journal) failed."""
 
     exit_code = 10
+
+
+class UnitNotRunning(UnitctlError):
+    """``status``: systemd reports the unit inactive or failed (systemctl's exit 3)."""
+
+    exit_code = 11
+
+
+#: systemctl status's exit codes (LSB) -> unitctl's: 3 "not running" gets its own
+#: code (it is unitctl's "not found" otherwise), 4 "no such unit" is unitctl's
+#: "not found", and any other failure (1, ssh's 255 ...) a failed remote command.
+_STATUS_EXIT = {0: 0, 3: UnitNotRunning.exit_code, 4: NotFoundError.exit_code}
+
+
+def status_exit_code(systemctl_code: int) -> int:
+    """The exit code of ``unitctl status`` for the exit code of ``systemctl status``."""
+    return _STATUS_EXIT.get(systemctl_code, RemoteCommandError.exit_code)
 
 
 class ConfigError(UnitctlError):

@@ -608,11 +608,34 @@ def test_restart_global_runs_systemctl_on_each_machine(env: Env) -> None:
     env.store("glob.service", GLOBAL, DesiredState.LAUNCHED)
     env.place("glob.service", M1)
     env.place("glob.service", M2)
-    r = env.invoke("restart", "glob")
+    r = env.invoke("restart", "--ssh", "glob")
     assert r.code == 0, r.err
     assert [c[-2:] for c in env.runner.calls] == [
         [f"core@{IP1}", "systemctl restart glob.service"],
         [f"core@{IP2}", "systemctl restart glob.service"]]
+
+
+def test_restart_global_without_ssh_asks_every_agent_and_names_each_failure(env: Env) -> None:
+    env.store("glob.service", GLOBAL, DesiredState.LAUNCHED)
+    env.place("glob.service", M1)
+    env.place("glob.service", M2)
+    r = env.invoke("restart", "--agent-timeout", "0.2", "glob")
+    assert r.code == 10 and env.runner.calls == []  # no ssh
+    for m in (M1, M2):
+        assert (f"Failed to restart global unit glob.service on {m}: its agent did not answer "
+                "within 0.2s") in r.err
+
+
+def test_status_and_journal_without_an_agent_name_the_machine(env: Env) -> None:
+    env.store("hello.service", HELLO, DesiredState.LAUNCHED)
+    env.place("hello.service", M2)
+    for verb in ("status", "journal"):
+        r = env.invoke(verb, "--agent-timeout", "0.2", "hello")
+        assert (r.code, r.err) == (10, f"Error: machine {M2}: its agent did not answer within "
+                                       "0.2s (is unitctl-agent running there?)\n")
+    assert env.runner.calls == []
+    r = env.invoke("journal", "-o", "--all", "hello")
+    assert r.code == 2 and "unknown output mode '--all'" in r.err
 
 
 # ------------------------------------------------------------------ explain / misc
@@ -654,12 +677,12 @@ def test_status_local_and_remote(env: Env) -> None:
     env.store("hello.service", HELLO, DesiredState.LAUNCHED)
     env.place("hello.service", M1)
     env.session.machine_id = lambda: M1
-    r = env.invoke("status", "hello")
+    r = env.invoke("status", "--ssh", "hello")
     assert r.code == 0
     assert env.runner.calls == [["systemctl", "status", "-l", "hello.service"]]
     env.runner.calls.clear()
     env.session.machine_id = lambda: M2
-    r = env.invoke("--known-hosts-file", "/k/hosts", "status", "hello")
+    r = env.invoke("--known-hosts-file", "/k/hosts", "status", "--ssh", "hello")
     assert env.runner.calls == [[*ssh_prefix(known="/k/hosts"), "--", f"core@{IP1}",
                                  "systemctl status -l hello.service"]]
 
@@ -675,22 +698,25 @@ def test_status_tunnel_user_and_no_strict(env: Env) -> None:
          "systemctl status -l hello.service"]]
 
 
-def test_status_propagates_exit_code_and_needs_a_loaded_unit(env: Env) -> None:
+def test_status_maps_exit_code_and_needs_a_loaded_unit(env: Env) -> None:
     env.store("hello.service", HELLO, DesiredState.LAUNCHED)
-    r = env.invoke("status", "hello")
-    assert (r.code, r.err) == (1, "Error: Unit hello.service does not appear to be loaded.\n")
+    for flags in ([], ["--ssh"]):
+        r = env.invoke("status", *flags, "hello")
+        assert (r.code, r.err) == (1, "Error: Unit hello.service does not appear to be loaded.\n")
     assert env.runner.calls == []
     env.place("hello.service", M1)
-    env.runner.code = 3
-    assert env.invoke("status", "hello").code == 3
+    # systemctl's 3 (not running) has its own code, 11: unitctl's 3 means "not found"
+    for systemctl_code, code in ((3, 11), (4, 3), (1, 10), (255, 10), (0, 0)):
+        env.runner.code = systemctl_code
+        assert env.invoke("status", "--ssh", "hello").code == code
 
 
 def test_journal_argv(env: Env) -> None:
     env.store("hello.service", HELLO, DesiredState.LAUNCHED)
     env.place("hello.service", M1)
     env.session.machine_id = lambda: M1
-    assert env.invoke("journal", "hello").code == 0
-    assert env.invoke("journal", "--lines", "5", "-f", "--output", "json", "--sudo",
+    assert env.invoke("journal", "--ssh", "hello").code == 0
+    assert env.invoke("journal", "--lines", "5", "-f", "--output", "json", "--sudo", "--ssh",
                       "hello").code == 0
     assert env.runner.calls == [
         ["journalctl", "--unit", "hello.service", "--no-pager", "-n", "10", "--output",
@@ -702,7 +728,7 @@ def test_journal_argv(env: Env) -> None:
 def test_journal_follow_over_ssh_gets_a_tty(env: Env) -> None:
     env.store("hello.service", HELLO, DesiredState.LAUNCHED)
     env.place("hello.service", M2)
-    assert env.invoke("journal", "-f", "hello").code == 0
+    assert env.invoke("journal", "--ssh", "-f", "hello").code == 0
     assert env.runner.calls == [[*ssh_prefix(), "-t", "--", f"core@{IP2}",
                                  "journalctl --unit hello.service --no-pager -n 10 --output "
                                  "short -f"]]

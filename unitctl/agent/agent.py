@@ -17,7 +17,10 @@ Tasks running side by side (one ``asyncio.TaskGroup``):
   the TTL, consult peers and stop local units if this machine is the one cut
   off; keep the list of peers; a peer server answers "do you reach etcd?";
 * **engine** (:mod:`.engine_runner`) — campaign for leadership with the
-  machine's lease, when the composition root gave an engine.
+  machine's lease, when the composition root gave an engine;
+* **responder** (:mod:`.responder`) — answer ``status``, ``journal`` and
+  ``restart`` requests to this machine, when the composition root gave it a
+  :class:`~.commands.Commands` to run them with.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from unitctl.unitfile import UnitFile
 from unitctl.xfleet import requirements
 
 from .backoff import Backoff
+from .commands import Commands
 from .dependency_watch import DependencyWatch
 from .engine_runner import EngineFactory, EngineRunner, LeaderEngine
 from .executor import ACTIVE_STATES, Executor
@@ -45,6 +49,7 @@ from .options import AgentOptions
 from .ports import SystemdState, UnitManager
 from .publisher import StatePublisher
 from .reconcile import DesiredUnit, accept, compute_tasks
+from .responder import Responder
 from .session import Session
 from .stopping import stop_all
 from .tasks import Task
@@ -66,7 +71,8 @@ class Agent:
                  options: AgentOptions | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  notify: Callable[[str], None] | None = None,
-                 engine: EngineFactory | None = None) -> None:
+                 engine: EngineFactory | None = None,
+                 commands: Commands | None = None) -> None:
         self.registry = registry
         self.units = units
         self.machine = machine
@@ -91,6 +97,8 @@ class Agent:
         self.fencer = Fence(registry, units, self.executor, self.session, self.opts.peer_port,
                             self.notify)
         self.engines = EngineRunner(engine)
+        self.responder = None if commands is None else Responder(
+            registry, machine.id, commands, lambda: self.schedule, lambda: units.present())
 
     # -- views of the parts (the names tests and the harness read) -----------
     @property
@@ -144,7 +152,8 @@ class Agent:
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(job) for job in (
                     self.session.run(), self._schedule_loop(), self.fencer.run(),
-                    self.fencer.watch_peers(), self.publisher.run())]
+                    self.fencer.watch_peers(), self.publisher.run(),
+                    *([self.responder.run()] if self.responder else []))]
                 await stop.wait()
                 for t in tasks:
                     t.cancel()

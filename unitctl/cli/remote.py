@@ -1,11 +1,16 @@
-"""``status``, ``journal`` and ``ssh``: run a command on a unit's machine.
+"""``status``, ``journal`` and ``ssh``: see a unit on its machine.
 
-The command runs locally (argv list, never a shell) when the machine is this
-host (its id equals /etc/machine-id), else through the OpenSSH client to
-``<ssh-username>@<public ip>``; the remote side receives the command quoted
-with :func:`shlex.join`. The exit code of the command is the exit code of
-``unitctl``. The process runner is injectable (``Session.runner``) so tests
-can assert the exact argv.
+``status`` and ``journal`` ask the unit's machine's agent by default, over the
+agent channel in etcd (:mod:`unitctl.client.agents`): no sshd is needed, and
+the agent's stdout and stderr bytes are printed as they come. With ``--ssh``
+(or the global ``--tunnel``, fleetctl's) they run the command as fleetctl did:
+locally (argv list, never a shell) when the machine is this host, else through
+the OpenSSH client to ``<ssh-username>@<public ip>`` (the remote side receives
+the command quoted with :func:`shlex.join`). ``ssh`` always uses OpenSSH.
+
+Exit codes: ``status`` maps systemctl's with :func:`unitctl.errors.status_exit_code`
+(3 "not running" becomes 11); ``journal`` exits with journalctl's. The process
+runner is injectable (``Session.runner``) so tests can assert the exact argv.
 """
 
 from __future__ import annotations
@@ -15,12 +20,21 @@ from collections.abc import Sequence
 import click
 
 from unitctl import names as unames
+from unitctl.channel import JOURNAL_MODES, MAX_LINES, Verb
 from unitctl.cli.complete import complete_machines, complete_units
+from unitctl.cli.reach import agent_options, print_output, registered, via_ssh
 from unitctl.cli.session import Session, session_of
 from unitctl.cli.ssh import command_argv, ssh_argv
+from unitctl.client.agents import AgentChannel
 from unitctl.client.facade import Client
 from unitctl.client.views import Snapshot
-from unitctl.errors import NotFoundError, RemoteCommandError, UnitctlError, UsageError
+from unitctl.errors import (
+    NotFoundError,
+    RemoteCommandError,
+    UnitctlError,
+    UsageError,
+    status_exit_code,
+)
 from unitctl.model import Machine
 
 
@@ -52,71 +66,120 @@ def _not_loaded(name: str) -> UnitctlError:
 
 
 ssh_port_option = click.option("--ssh-port", type=click.IntRange(1, 65535), default=22,
-                               show_default=True, help="Port of sshd on the machines.")
+                               show_default=True, help="Port of sshd on the machines (--ssh).")
+
+
+Targets = list[tuple[str, Machine | None]]
+
+
+async def _status_targets(client: Client, names: list[str]) -> list[Targets]:
+    out = []
+    for name in names:
+        _, targets = await _unit_targets(client, name)
+        if not targets:
+            raise _not_loaded(name)
+        out.append(targets)
+    return out
 
 
 @click.command("status")
 @click.argument("units", nargs=-1, required=True, shell_complete=complete_units)
+@agent_options
 @ssh_port_option
 @click.pass_context
-def status(ctx: click.Context, units: tuple[str, ...], ssh_port: int) -> None:
-    """Run `systemctl status -l UNIT` on the machine(s) running each unit."""
+def status(ctx: click.Context, units: tuple[str, ...], use_ssh: bool, agent_timeout: float,
+           ssh_port: int) -> None:
+    """Show `systemctl status -l UNIT` of the machine(s) running each unit."""
     sess = session_of(ctx)
     names = [unames.mangle(u) for u in units]
+    if via_ssh(sess.ssh, use_ssh):
+        ctx.exit(_status_over_ssh(sess, names, ssh_port))
 
+    async def ask(client: Client) -> int:
+        plans = await _status_targets(client, names)
+        async with AgentChannel(client.registry, agent_timeout) as channel:
+            for i, (name, targets) in enumerate(zip(names, plans, strict=True)):
+                for j, (machine_id, machine) in enumerate(targets):
+                    if i or j:
+                        click.echo("")
+                    answer = await channel.ask(registered(machine_id, machine), Verb.STATUS,
+                                               name, print_output)
+                    code = status_exit_code(answer.check().code)
+                    if code:
+                        return code
+        return 0
+
+    ctx.exit(sess.run(ask))
+
+
+def _status_over_ssh(sess: Session, names: list[str], ssh_port: int) -> int:
     async def plan(client: Client) -> list[list[list[str]]]:
-        out = []
-        for name in names:
-            _, targets = await _unit_targets(client, name)
-            if not targets:
-                raise _not_loaded(name)
-            cmd = ["systemctl", "status", "-l", name]
-            out.append([_command_argv(sess, m, machine, cmd, ssh_port) for m, machine in targets])
-        return out
+        cmd = ["systemctl", "status", "-l"]
+        return [[_command_argv(sess, m, machine, [*cmd, name], ssh_port) for m, machine in targets]
+                for name, targets in zip(names, await _status_targets(client, names),
+                                         strict=True)]
 
-    plans = sess.run(plan)
-    for i, argvs in enumerate(plans):
+    for i, argvs in enumerate(sess.run(plan)):
         for j, argv in enumerate(argvs):
             if i or j:
                 click.echo("")
-            code = sess.run_argv(argv)
+            code = status_exit_code(sess.run_argv(argv))
             if code:
-                ctx.exit(code)
+                return code
+    return 0
 
 
 @click.command("journal")
 @click.argument("unit", shell_complete=complete_units)
-@click.option("--lines", "-n", type=click.IntRange(0), default=10, show_default=True,
+@click.option("--lines", "-n", type=click.IntRange(0, MAX_LINES), default=10, show_default=True,
               help="Number of recent journal lines to show.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new entries (journalctl -f).")
 @click.option("--output", "-o", default="short", show_default=True,
               help="journalctl output mode (short, verbose, json, cat ...).")
-@click.option("--sudo", is_flag=True, help="Run journalctl with sudo.")
+@click.option("--sudo", is_flag=True, help="Run journalctl with sudo (--ssh only).")
+@agent_options
 @ssh_port_option
 @click.pass_context
 def journal(ctx: click.Context, unit: str, lines: int, follow: bool, output: str, sudo: bool,
-            ssh_port: int) -> None:
+            use_ssh: bool, agent_timeout: float, ssh_port: int) -> None:
     """Show the journal of a unit, from the machine it runs on."""
     sess = session_of(ctx)
     name = unames.mangle(unit)
+    ssh = via_ssh(sess.ssh, use_ssh)
+    if not ssh and output not in JOURNAL_MODES:
+        raise UsageError(f"unknown output mode {output!r}: use one of "
+                         f"{', '.join(sorted(JOURNAL_MODES))}")
 
-    async def plan(client: Client) -> list[str]:
+    async def target(client: Client) -> tuple[str, Machine | None]:
         is_global, targets = await _unit_targets(client, name)
         if is_global:
             raise UsageError(f"Unable to get journal for global unit {name}. "
                              "Check on a machine-by-machine basis.")
         if not targets:
             raise _not_loaded(name)
-        cmd = ["journalctl", "--unit", name, "--no-pager", "-n", str(lines), "--output", output]
-        if follow:
-            cmd.append("-f")
+        return targets[0]
+
+    if ssh:
+        cmd = ["journalctl", "--unit", name, "--no-pager", "-n", str(lines), "--output", output,
+               *(["-f"] if follow else [])]
         if sudo:
             cmd = ["sudo", *cmd]
-        machine_id, machine = targets[0]
-        return _command_argv(sess, machine_id, machine, cmd, ssh_port, tty=follow)
+        machine_id, machine = sess.run(target)
+        ctx.exit(sess.run_argv(_command_argv(sess, machine_id, machine, cmd, ssh_port,
+                                             tty=follow)))
 
-    argv = sess.run(plan)
-    ctx.exit(sess.run_argv(argv))
+    async def ask(client: Client) -> int:
+        machine_id, machine = await target(client)
+        async with AgentChannel(client.registry, agent_timeout) as channel:
+            answer = await channel.ask(registered(machine_id, machine), Verb.JOURNAL, name,
+                                       print_output, lines=lines, follow=follow, output=output)
+        return answer.check().code
+
+    try:
+        code = sess.run(ask)
+    except KeyboardInterrupt:
+        code = 130  # interrupted -f: the request went with the lease; the agent stopped
+    ctx.exit(code)
 
 
 @click.command("ssh", context_settings={"ignore_unknown_options": True,

@@ -8,20 +8,24 @@ one ``--block-attempts`` attempt lasts about a second and 0 waits for ever.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
 
 from unitctl import names as unames
+from unitctl.channel import Verb
 from unitctl.cli.complete import complete_units
+from unitctl.cli.reach import agent_options, registered, via_ssh
 from unitctl.cli.session import Session, pass_session
 from unitctl.cli.ssh import command_argv
+from unitctl.client.agents import AgentChannel
 from unitctl.client.facade import Client
 from unitctl.client.resolve import existing
 from unitctl.client.views import Snapshot
-from unitctl.errors import RemoteCommandError, UnitctlError
-from unitctl.model import DesiredState, UnitRecord
+from unitctl.errors import RemoteCommandError, UnitctlError, one_line, report
+from unitctl.model import DesiredState, Machine, UnitRecord
 
 
 def _no_units() -> None:
@@ -231,15 +235,18 @@ def destroy(sess: Session, units: tuple[str, ...], no_block: bool,
 @_units_arg
 @click.option("--block-attempts", type=click.IntRange(min=0), default=0, show_default=True,
               help="Wait this many attempts (about 1 s each) per step; 0 waits for ever.")
+@agent_options
 @click.option("--ssh-port", type=click.IntRange(1, 65535), default=22, show_default=True,
-              help="Port of sshd, to restart global units.")
+              help="Port of sshd, to restart global units (--ssh).")
 @pass_session
-def restart(sess: Session, units: tuple[str, ...], block_attempts: int, ssh_port: int) -> None:
-    """Restart units: stop then start (global units: systemctl restart on each machine)."""
+def restart(sess: Session, units: tuple[str, ...], block_attempts: int, use_ssh: bool,
+            agent_timeout: float, ssh_port: int) -> None:
+    """Restart units: stop then start (global units: restarted by each machine's agent)."""
     if not units:
         _no_units()
         return
     names = _mangled(units)
+    ssh = via_ssh(sess.ssh, use_ssh)
 
     async def go(c: Client) -> list[tuple[str, list[list[str]]]]:
         snap = await c.snapshot()
@@ -251,7 +258,14 @@ def restart(sess: Session, units: tuple[str, ...], block_attempts: int, ssh_port
         by_name = {rec.name: rec for rec in records}
         for name in local:
             await _restart_one(c, snap, by_name[name], block_attempts)
-        return [(name, restart_global_argvs(sess, snap, name, ssh_port)) for name in glob]
+        if ssh:
+            return [(name, restart_global_argvs(sess, snap, name, ssh_port)) for name in glob]
+        failed = [name for name in glob
+                  if not await restart_global(c, snap, name, agent_timeout)]
+        if failed:
+            raise RemoteCommandError(f"restart of global unit(s) {', '.join(failed)} failed "
+                                     "on some machines")
+        return []
 
     for name, argvs in sess.run(go):
         for argv in argvs:
@@ -259,6 +273,42 @@ def restart(sess: Session, units: tuple[str, ...], block_attempts: int, ssh_port
             if code:
                 raise RemoteCommandError(f"restart of global unit {name} failed (exit {code})")
         click.echo(f"Restarted global unit {name}")
+
+
+async def restart_global(c: Client, snap: Snapshot, name: str, agent_timeout: float) -> bool:
+    """Restart a global unit through the agent of every machine reporting it, at once.
+
+    One line per machine; True when every machine restarted it.
+    """
+    machines = sorted(snap.states.get(name, {}))
+    if not machines:
+        click.echo(f"Global unit {name} runs on no machine: nothing to restart", err=True)
+        return True
+    async with AgentChannel(c.registry, agent_timeout) as channel:
+        results = await asyncio.gather(
+            *(_restart_on(channel, m, snap.machines.get(m), name) for m in machines))
+    for machine, why in zip(machines, results, strict=True):
+        if why is None:
+            click.echo(f"Restarted global unit {name} on {machine}")
+        else:
+            click.echo(f"Failed to restart global unit {name} on {machine}: {why}", err=True)
+    return all(why is None for why in results)
+
+
+async def _restart_on(channel: AgentChannel, machine_id: str, machine: Machine | None,
+                      name: str) -> str | None:
+    """Why the restart on one machine failed (None: it worked)."""
+    said: list[bytes] = []
+    try:
+        answer = await channel.ask(registered(machine_id, machine), Verb.RESTART, name,
+                                   lambda _kind, data: said.append(data))
+        answer.check()
+    except UnitctlError as exc:
+        return report(exc)[0].removeprefix(f"machine {machine_id}: ")
+    if answer.code:
+        text = one_line(b"".join(said).decode(errors="replace"))
+        return f"{text} (exit {answer.code})" if text else f"exit {answer.code}"
+    return None
 
 
 async def _restart_one(c: Client, snap: Snapshot, rec: UnitRecord, block_attempts: int) -> None:

@@ -14,6 +14,11 @@ Under the prefix (default ``/unitctl/``)::
     machines/<machine>           agent-owned, under the machine's lease
     states/<unit>/<machine>      agent-owned, under the reporting machine's lease
     leader                       machine id of the engine leader, under its lease
+    requests/<machine>/<id>      client-owned, under the client's short lease: one
+                                 request to that machine's agent (unitctl.channel);
+                                 only that agent watches requests/<machine>/
+    replies/<id>/<seq>           agent-written, under the request's lease: the answer,
+                                 in order (seq 0 is the agent's claim, its ack)
 """
 
 from __future__ import annotations
@@ -97,6 +102,19 @@ class Keys:
 
     def state(self, name: str, machine: str) -> str:
         return f"{self.prefix}states/{name}/{machine}"
+
+    def requests(self, machine: str) -> str:
+        return f"{self.prefix}requests/{machine}/"
+
+    def request(self, machine: str, request_id: str) -> str:
+        return f"{self.prefix}requests/{machine}/{request_id}"
+
+    def replies(self, request_id: str) -> str:
+        return f"{self.prefix}replies/{request_id}/"
+
+    def reply(self, request_id: str, seq: int) -> str:
+        """Sequence numbers are zero-padded: the keys sort in answer order."""
+        return f"{self.prefix}replies/{request_id}/{seq:010d}"
 
     def tail(self, key: str, base: str) -> str:
         """Return ``key`` with ``base`` (a prefix built above) removed."""

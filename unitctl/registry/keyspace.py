@@ -17,6 +17,8 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from unitctl import channel
+from unitctl.channel import Reply, Request
 from unitctl.errors import RegistryError
 from unitctl.model import Machine, ScheduleEntry, UnitRecord, UnitState
 from unitctl.registry import codec
@@ -37,6 +39,8 @@ class Entity(enum.Enum):
     EXPLANATION = "explain"
     MACHINE = "machines"
     STATE = "states"
+    REQUEST = "requests"
+    REPLY = "replies"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,17 +50,21 @@ class KeyRef:
     ``name`` is the unit for unit-scoped entities, the body's sha for
     ``BODY`` and the machine id for ``MACHINE``; ``machine`` is the machine of
     ``SCHEDULED``, ``STATE`` and ``MACHINE``; ``body`` the sha of ``BODYREF``.
+    For ``REQUEST`` ``name`` is the request id and ``machine`` the machine asked;
+    for ``REPLY`` ``name`` is the request id and ``seq`` the reply's number.
     """
 
     entity: Entity
     name: str = ""
     machine: str = ""
     body: str = ""
+    seq: int = -1
 
 
 #: What a value decodes to: the entity's model object, a plain string
 #: (placements, bodies, leader, version, body refs), or None (a deleted key).
-Value = UnitRecord | ScheduleEntry | Machine | UnitState | dict[str, str] | str | None
+Value = (UnitRecord | ScheduleEntry | Machine | UnitState | Request | Reply | dict[str, str]
+         | str | None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,13 +101,28 @@ def _machine(tail: str) -> KeyRef:
     return KeyRef(Entity.MACHINE, tail, tail)
 
 
+def _request(tail: str) -> KeyRef | None:
+    machine, _, request_id = tail.partition("/")
+    if not machine or not request_id or "/" in request_id:
+        return None
+    return KeyRef(Entity.REQUEST, request_id, machine)
+
+
+def _reply(tail: str) -> KeyRef | None:
+    request_id, _, seq = tail.partition("/")
+    if not request_id or not seq.isdigit():
+        return None
+    return KeyRef(Entity.REPLY, request_id, seq=int(seq))
+
+
 #: first path component -> how the rest of the key reads
-_TAIL_PARSERS: dict[str, Callable[[str], KeyRef]] = {
+_TAIL_PARSERS: dict[str, Callable[[str], KeyRef | None]] = {
     Entity.UNIT.value: _named(Entity.UNIT), Entity.BODY.value: _named(Entity.BODY),
     Entity.PLACEMENT.value: _named(Entity.PLACEMENT),
     Entity.EXPLANATION.value: _named(Entity.EXPLANATION),
     Entity.SCHEDULED.value: _scheduled, Entity.STATE.value: _state,
     Entity.BODYREF.value: _bodyref, Entity.MACHINE.value: _machine,
+    Entity.REQUEST.value: _request, Entity.REPLY.value: _reply,
 }
 
 
@@ -116,6 +139,10 @@ def decode_value(ref: KeyRef, key: str, data: bytes) -> Value:
         return codec.decode_state(key, ref.name, ref.machine, data)
     if entity is Entity.EXPLANATION:
         return codec.decode_explanation(key, data)
+    if entity is Entity.REQUEST:
+        return channel.decode_request(key, data)
+    if entity is Entity.REPLY:
+        return channel.decode_reply(key, data)
     return data.decode()
 
 
@@ -185,6 +212,14 @@ class Keyspace:
     def placement(self, kv: KeyValue) -> tuple[str, str]:
         """(unit, machine id) of a ``placements/<unit>`` key."""
         return self.ref(kv.key, Entity.PLACEMENT).name, kv.value.decode()
+
+    def request(self, kv: KeyValue) -> tuple[str, Request]:
+        """(request id, request) of a ``requests/<machine>/<id>`` key."""
+        return self.ref(kv.key, Entity.REQUEST).name, channel.decode_request(kv.key, kv.value)
+
+    def reply(self, kv: KeyValue) -> tuple[int, Reply]:
+        """(sequence number, reply) of a ``replies/<id>/<seq>`` key."""
+        return self.ref(kv.key, Entity.REPLY).seq, channel.decode_reply(kv.key, kv.value)
 
     def body(self, kv: KeyValue) -> tuple[str, str]:
         """(sha, unit text) of a ``bodies/<sha>`` key."""

@@ -9,8 +9,9 @@ placed on two machines.
 The work is split by entity, as fleet's registry/ is: :mod:`.units` (units
 and bodies), :mod:`.machines` (machines and states), :mod:`.schedules`
 (placements, schedules, explanations and the engine's guarded commit),
-:mod:`.leader` (election) and :mod:`.schema`. This class composes them and
-delegates; callers need nothing but it (and never its ``kv``).
+:mod:`.leader` (election), :mod:`.schema` and :mod:`.requests` (the agent
+channel). This class composes them and delegates; callers need nothing but
+it (and never its ``kv``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from unitctl.registry.leader import LeaderElection, Leadership
 from unitctl.registry.leases import KVLeases, Leases
 from unitctl.registry.machines import MachineStore
 from unitctl.registry.poison import InvalidKey
+from unitctl.registry.requests import RequestStore
 from unitctl.registry.schedules import CommitResult, ScheduleStore
 from unitctl.registry.secret import load_secret
 from unitctl.registry.units import UnitsRead, UnitStore
@@ -48,6 +50,8 @@ class Registry:
         self.machines = MachineStore(kv, self.keyspace)
         self.election = LeaderElection(kv, self.keys)
         self.schedules = ScheduleStore(kv, self.keyspace, self.election)
+        #: the agent channel: requests to one machine's agent and its replies
+        self.requests = RequestStore(kv, self.keyspace)
 
     async def close(self) -> None:
         """Close the connection underneath; the registry is unusable afterwards."""
