@@ -19,13 +19,12 @@ other write re-reads the key strictly and refuses.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from unitctl.errors import ConflictError, NotFoundError
 from unitctl.model import DesiredState, UnitRecord
-from unitctl.registry import codec, poison
+from unitctl.registry import blocking, codec, poison
 from unitctl.registry.keys import Keys
 from unitctl.registry.keyspace import Keyspace
 from unitctl.registry.kv import (
@@ -133,7 +132,7 @@ class UnitStore:
         found: dict[str, str] = {}
         for i in range(0, len(wanted), BODY_READS):
             batch = wanted[i:i + BODY_READS]
-            texts = await asyncio.gather(*(self._body_or_none(sha) for sha in batch))
+            texts = await blocking.gather(*(self._body_or_none(sha) for sha in batch))
             found.update((sha, t) for sha, t in zip(batch, texts, strict=True) if t is not None)
         return found
 
