@@ -2,7 +2,7 @@
 
 Runs each benchmark, writes ``bench/results/<name>.json`` (with the machine
 facts and the command) and prints every figure next to its goal and fleet's.
-Benchmarks: scheduler, engine_round, sim, e2e, footprint, nspawn (root and
+Benchmarks: cli, scheduler, engine_round, sim, e2e, footprint, nspawn (root and
 systemd-nspawn only; skipped otherwise). ``--quick`` is a smoke run (< 1 min).
 """
 
@@ -106,13 +106,24 @@ def _nspawn(quick: bool) -> dict[str, Any]:
     return nspawn.main(["--starts", "5", "--ttls", "10", "--failovers", "1"] if quick else [])
 
 
+def _cli(quick: bool) -> dict[str, Any]:
+    from bench import cli
+
+    return cli.main(["--runs", "5", "--bulk", "1000", "--bulk-rounds", "1"] if quick else [])
+
+
 BENCHES: dict[str, Callable[[bool], dict[str, Any]]] = {
+    "cli": _cli,
     "scheduler": _scheduler, "engine_round": _engine_round, "sim": _sim, "e2e": _e2e,
     "footprint": _footprint, "nspawn": _nspawn,
 }
 
 #: (bench, dotted path into its result, goal, fleet's figure)
 TABLE = [
+    ("cli", "help.ratio_p50", "--help <= 60 ms", "-"),
+    ("cli", "list_units.ratio_p50", "<= 4x etcdctl", "-"),
+    ("cli", "list_unit_files.ratio_p50", "<= 4x etcdctl", "-"),
+    ("cli", "bulk.together.p50_ms", "<= 10,000 ms", "-"),
     ("scheduler", "units_10000.placements_per_s", ">= 20,000 placements/s", "-"),
     ("scheduler", "units_50000.placements_per_s", "(growth)", "-"),
     ("engine_round", "first_round_s", "(one round, 10k units)", "-"),
@@ -134,6 +145,14 @@ TABLE = [
     ("sim", "largest.max_wakes_single_unit_round", "1 (2 for a move)", "every agent"),
     ("sim", "violations", "0", "-"),
 ]
+
+
+def _commit() -> str:
+    """The commit the run measured (``+dirty`` when the tree had changes)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True,
+                              check=False).stdout.strip()
+    return git("rev-parse", "HEAD") + ("+dirty" if git("status", "--porcelain") else "")
 
 
 def _get(d: Any, path: str) -> Any:
@@ -168,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = res
         doc = {"name": name, "quick": args.quick, "wall_s": round(time.perf_counter() - t0, 1),
                "command": f"python -m bench --only {name}" + (" --quick" if args.quick else ""),
-               "machine": facts, "result": res}
+               "commit": _commit(), "machine": facts, "result": res}
         suffix = "-quick" if args.quick else ""
         (RESULTS / f"{name}{suffix}.json").write_text(json.dumps(doc, indent=2) + "\n")
         print(json.dumps(res)[:400], flush=True)

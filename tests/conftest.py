@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Iterator
 import pytest
 
 from unitctl.registry.etcd import EtcdConfig, EtcdKV
+from unitctl.registry.gateway import GatewayKV
 from unitctl.registry.kv import KV
 from unitctl.registry.memory import MemoryKV
 from unitctl_testing.etcd import EtcdCluster
@@ -36,7 +37,8 @@ def key_prefix() -> str:
 KVFactory = Callable[[], Awaitable[KV]]
 
 
-@pytest.fixture(params=["memory", pytest.param("etcd", marks=pytest.mark.etcd)])
+@pytest.fixture(params=["memory", pytest.param("etcd", marks=pytest.mark.etcd),
+                        pytest.param("gateway", marks=pytest.mark.etcd)])
 def make_kv(request: pytest.FixtureRequest) -> KVFactory:
     if request.param == "memory":
         shared = MemoryKV()  # one "cluster": every connection sees the same store
@@ -45,9 +47,10 @@ def make_kv(request: pytest.FixtureRequest) -> KVFactory:
             return shared
         return memory
     cluster: EtcdCluster = request.getfixturevalue("etcd")
+    adapter = EtcdKV if request.param == "etcd" else GatewayKV
 
     async def real() -> KV:
-        return await EtcdKV.connect(EtcdConfig(endpoints=tuple(cluster.endpoints), timeout=2))
+        return await adapter.connect(EtcdConfig(endpoints=tuple(cluster.endpoints), timeout=2))
     return real
 
 

@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import KVFactory
 from unitctl.errors import RegistryUnavailable
 from unitctl.registry.etcd import EtcdConfig, EtcdKV
+from unitctl.registry.gateway import GatewayKV
 from unitctl.registry.kv import (
     KV,
     Compare,
@@ -147,13 +148,26 @@ def test_watch_prefix_from_revision(make_kv: KVFactory, key_prefix: str) -> None
     run(make_kv, body)
 
 
-def test_unreachable_store_raises_registry_unavailable() -> None:
+@pytest.mark.parametrize("adapter", [EtcdKV, GatewayKV])
+def test_unreachable_store_raises_registry_unavailable(adapter: type[EtcdKV | GatewayKV]) -> None:
     async def go() -> None:
-        kv = await EtcdKV.connect(EtcdConfig(endpoints=("http://127.0.0.1:9",), timeout=1))
+        kv = await adapter.connect(EtcdConfig(endpoints=("http://127.0.0.1:9",), timeout=1))
         with pytest.raises(RegistryUnavailable):
             await kv.get("/x")
         await kv.close()
     asyncio.run(go())
+
+
+def test_a_value_near_the_request_limit_round_trips(make_kv: KVFactory, key_prefix: str) -> None:
+    """A 1 MiB body (the CLI's limit) with its keys in one transaction, read back whole."""
+    async def body(kv: KV) -> None:
+        big = bytes(range(256)) * 4096
+        assert await kv.txn([mod_is(key_prefix + "big", 0)],
+                            [Put(key_prefix + "big", big), Put(key_prefix + "ref", b"")])
+        got = await kv.get(key_prefix + "big")
+        assert got is not None and got.value == big
+        assert [x.value for x in (await kv.get_prefix(key_prefix)).kvs] == [big, b""]
+    run(make_kv, body)
 
 
 

@@ -167,3 +167,36 @@ def test_create_units_in_batches(make_kv: KVFactory, key_prefix: str) -> None:
         assert (await reg.get_unit("u005.service")) == UnitRecord("u005.service", "old", L)
         assert await reg.get_body("h") == "shared body"
     run(make_kv, key_prefix, body)
+
+
+def test_set_desired_many_batches_and_loses_nothing_on_a_split(make_kv: KVFactory,
+                                                               key_prefix: str) -> None:
+    """300 units (several transactions): every one gets the new state; a unit
+    changed by someone else between two transactions makes its transaction
+    fail, and that transaction is redone unit by unit: nothing is lost."""
+    async def body(reg: Registry) -> None:
+        names = [f"s@{i}.service" for i in range(300)]
+        await reg.create_units([(UnitRecord(n, "h", DesiredState.INACTIVE), "t") for n in names])
+        real_txn = reg.kv.txn
+        calls = 0
+
+        async def txn_with_a_rival(compares, success, failure=()):  # type: ignore[no-untyped-def]
+            nonlocal calls
+            calls += 1
+            if calls == 2:  # between the first and second batch, another client writes
+                other = Registry(reg.kv, key_prefix)
+                await other.units.set_desired(names[-1], DesiredState.LOADED)
+            return await real_txn(compares, success, failure)
+        reg.kv.txn = txn_with_a_rival  # type: ignore[method-assign]
+        try:
+            got = await reg.set_desired_many([*names, names[0]], L)
+        finally:
+            reg.kv.txn = real_txn  # type: ignore[method-assign]
+        assert [r.name for r in got] == names and all(r.desired is L for r in got)
+        assert calls > 3  # batched: a few transactions, not 300
+        stored = {u.name: u.desired for u in await reg.list_units()}
+        assert stored == dict.fromkeys(names, L)
+        with pytest.raises(NotFoundError, match=r"nope\.service"):
+            await reg.set_desired_many([names[0], "nope.service"], DesiredState.INACTIVE)
+        assert (await reg.get_unit(names[0])) == UnitRecord(names[0], "h", L)  # nothing written
+    run(make_kv, key_prefix, body)

@@ -4,6 +4,7 @@ modules import only leaves, and ``unitctl --help`` does not load the etcd client
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -96,3 +97,31 @@ def test_help_does_not_import_the_etcd_client() -> None:
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, check=True, timeout=60)
     assert res.stdout.strip().splitlines()[-1] == "[]"
+
+
+#: What a read-only command or ``--help`` must not load: asyncio (~25 ms), the
+#: gRPC client (~90 ms), the generator's jinja2/yaml, http.client (~18 ms).
+HEAVY = ("asyncio", "grpc", "aetcd", "jinja2", "yaml", "http.client")
+
+
+def _loaded(code: str) -> list[str]:
+    probe = (f"{code}\nimport json, sys\n"
+             f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))")
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                       cwd=str(ROOT), check=True, timeout=60)
+    return list(json.loads(r.stdout.strip().splitlines()[-1]))
+
+
+def test_importing_the_cli_loads_no_heavy_module() -> None:
+    assert _loaded("import unitctl.cli.main") == []
+
+
+def test_help_loads_no_heavy_module() -> None:
+    code = ("import contextlib, io, unitctl.cli.main as m\n"
+            "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+            "    m.main(['--help'])")
+    assert _loaded(code) == []
+
+
+def test_the_client_modules_of_the_read_path_load_no_heavy_module() -> None:
+    assert _loaded("import unitctl.client.connect, unitctl.client.facade") == []

@@ -32,7 +32,7 @@ def _complete(ctx: click.Context, fetch: Callable[[Client], Awaitable[list[str]]
               incomplete: str) -> list[str]:
     sess = _session(ctx)
     try:
-        found = sess.run(fetch, timeout=max(1.0, sess.config.request_timeout))
+        found = sess.read(fetch)
     except Exception:  # completion is best effort, never a traceback
         return []
     return [n for n in found if n.startswith(incomplete)]

@@ -23,7 +23,7 @@ from unitctl.legend import format_reasons, machine_legend, short_id
 def cat(sess: Session, unit: str) -> None:
     """Print the unit file stored in the registry."""
     name = unames.mangle(unit)
-    click.echo(sess.run(lambda c: c.cat(name)), nl=False)
+    click.echo(sess.read(lambda c: c.cat(name)), nl=False)
 
 
 @click.command("explain")
@@ -33,7 +33,7 @@ def cat(sess: Session, unit: str) -> None:
 def explain(sess: Session, unit: str, as_json: bool) -> None:
     """Tell where a unit is placed, or which rule keeps it off each machine."""
     name = unames.mangle(unit)
-    info = sess.run(lambda c: c.explain(name))
+    info = sess.read(lambda c: c.explain(name))
     if as_json:
         click.echo(json.dumps(explain_json(info), indent=2, sort_keys=True))
         return

@@ -23,7 +23,6 @@ import click
 
 from unitctl.atomicfile import atomic_write
 from unitctl.errors import UnitctlError, UsageError, report
-from unitctl.generate import generate_units, parse_spec_text
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 
@@ -63,6 +62,8 @@ def read_spec_file(path: Path) -> dict[str, t.Any]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read spec file {path}: {exc}") from None
+    from unitctl.generate import parse_spec_text  # yaml, jinja2: only for this verb
+
     return parse_spec_text(text, path.name)
 
 
@@ -156,6 +157,8 @@ def generate(spec_file: Path | None, output_dir: Path | None, force: bool, **fla
     """Generate fleet service units running a container via docker-run."""
     spec = read_spec_file(spec_file) if spec_file is not None else {}
     flags["global"] = flags.pop("global_")
+    from unitctl.generate import generate_units  # yaml, jinja2: only for this verb
+
     units = generate_units(merge_flags(spec, flags))
     if output_dir is None:
         click.echo("".join(units[name] for name in sorted(units)), nl=False)

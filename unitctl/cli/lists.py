@@ -128,7 +128,7 @@ def list_units(sess: Session, fields: str, full: bool, no_legend: bool, as_json:
     column when a unit waits for a dependency.
     """
     cols = parse_fields(fields, list(UNIT_FIELDS))
-    snap = sess.run(lambda c: c.snapshot())
+    snap = sess.read(lambda c: c.snapshot())
     _warn_invalid(snap.invalid)
     states, machines = views.reported_states(snap), snap.machines
     if fields == UNIT_DEFAULT and any(s.error for s in states):
@@ -149,7 +149,7 @@ def list_unit_files(sess: Session, fields: str, full: bool, no_legend: bool,
     cols = parse_fields(fields, list(UNIT_FILE_FIELDS))
     if "tmachine" in cols:
         click.echo("WARNING: the tmachine field is deprecated, use target", err=True)
-    infos, snap = sess.run(_unit_files)
+    infos, snap = sess.read(_unit_files)
     _warn_invalid(snap.invalid)
     table = [{f: UNIT_FILE_FIELDS[f](u, full) for f in cols} for u in infos]
     js = [{f: UNIT_FILE_FIELDS[f](u, True) for f in cols} for u in infos]
@@ -163,7 +163,7 @@ def list_machines(sess: Session, fields: str, full: bool, no_legend: bool,
                   as_json: bool) -> None:
     """List the live machines of the cluster."""
     cols = parse_fields(fields, list(MACHINE_FIELDS))
-    machines = sess.run(lambda c: c.list_machines())
+    machines = sess.read(lambda c: c.list_machines())
     table = [{f: MACHINE_FIELDS[f](m, full) for f in cols} for m in machines]
     js = [{f: MACHINE_FIELDS[f](m, True) for f in cols} for m in machines]
     _emit(cols, table, as_json, js, not no_legend)

@@ -3,7 +3,10 @@
 The group's callback fills the session from the global flags; commands take it
 with :data:`pass_session`. :meth:`Session.run` is the one place a command's
 registry is opened and closed: it runs a coroutine function with a
-:class:`~unitctl.client.Client` on a fresh event loop. Tests inject a registry
+:class:`~unitctl.client.Client` on a fresh event loop. :meth:`Session.read` is
+the same for a read-only verb, without an event loop (asyncio is not even
+imported): the CLI's adapter, :class:`~unitctl.registry.gateway.GatewayKV`,
+answers inline (:mod:`unitctl.registry.blocking`). Tests inject a registry
 (and a fake process runner) through click's ``obj``::
 
     CliRunner().invoke(cli, [...], obj=Session(registry=Registry(MemoryKV())))
@@ -11,7 +14,6 @@ registry is opened and closed: it runs a coroutine function with a
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ from unitctl.cli.ssh import Runner, SshConfig, run_process
 from unitctl.client.connect import ClientConfig, open_registry
 from unitctl.client.facade import Client
 from unitctl.machine_id import machine_id_or_empty
+from unitctl.registry import blocking
 from unitctl.registry.registry import Registry
 
 T = TypeVar("T")
@@ -60,9 +63,18 @@ class Session:
 
     def run(self, fn: Callable[[Client], Awaitable[T]], timeout: float | None = None) -> T:
         """Run ``fn`` with a client on a fresh event loop; close what we opened."""
+        import asyncio  # only the verbs that write or wait pay for it
+
         if timeout is None:
             return asyncio.run(self._run(fn))
         return asyncio.run(asyncio.wait_for(self._run(fn), timeout))
+
+    def read(self, fn: Callable[[Client], Awaitable[T]]) -> T:
+        """Run a read-only ``fn`` without an event loop (an injected registry, which
+        may need one, runs under :meth:`run`)."""
+        if self.registry is not None:
+            return self.run(fn)
+        return blocking.run_blocking(self._run(fn))
 
     async def _run(self, fn: Callable[[Client], Awaitable[T]]) -> T:
         async with self.client() as client:

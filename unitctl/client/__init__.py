@@ -10,26 +10,33 @@
 
 from __future__ import annotations
 
-from unitctl.client.connect import (
-    DEFAULT_ENDPOINT,
-    DEFAULT_PREFIX,
-    ClientConfig,
-    config_from_params,
-    open_registry,
-)
-from unitctl.client.facade import Client
-from unitctl.client.intent import REPLACE_ALLOWED
-from unitctl.client.resolve import LocalUnit, read_unit_file, refuse_template
-from unitctl.client.views import (
-    BAD_LOAD_STATES,
-    RUNNING_STATES,
-    Explanation,
-    Snapshot,
-    StoredState,
-    UnitFileInfo,
-)
-from unitctl.client.wait import Predicate
-from unitctl.legend import format_reasons, machine_legend, short_id, short_reason
+from typing import Any
+
+#: name -> the module that defines it. Loaded on first use (PEP 562), so importing
+#: one client module (``connect`` for ``--help``) does not import them all:
+#: ``wait`` loads asyncio, which a read-only command never needs.
+_HOMES = {
+    "DEFAULT_ENDPOINT": "connect", "DEFAULT_PREFIX": "connect", "ClientConfig": "connect",
+    "config_from_params": "connect", "open_registry": "connect", "Client": "facade",
+    "REPLACE_ALLOWED": "intent", "LocalUnit": "resolve", "read_unit_file": "resolve",
+    "refuse_template": "resolve", "BAD_LOAD_STATES": "views", "RUNNING_STATES": "views",
+    "Explanation": "views", "Snapshot": "views", "StoredState": "views",
+    "UnitFileInfo": "views", "Predicate": "wait", "format_reasons": "legend",
+    "machine_legend": "legend", "short_id": "legend", "short_reason": "legend",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'unitctl.client' has no attribute {name!r}")
+    import importlib
+
+    package = "unitctl" if home == "legend" else "unitctl.client"
+    value = getattr(importlib.import_module(f"{package}.{home}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BAD_LOAD_STATES", "DEFAULT_ENDPOINT", "DEFAULT_PREFIX", "REPLACE_ALLOWED",

@@ -5,8 +5,10 @@ prefix plus the one etcd connection setting,
 :class:`~unitctl.registry.connection.EtcdConfig`. :func:`config_from_params`
 is the one translator from click's parameters (the command callback and the
 shell completion both use it). :func:`open_registry` connects and checks the
-schema; it imports the etcd adapter (aetcd, grpc: slow to import) only when
-called, so ``unitctl --help`` never loads it.
+schema over :class:`~unitctl.registry.gateway.GatewayKV`, etcd's JSON gateway
+on plain sockets: the client's one etcd adapter (aetcd + grpc cost ~90 ms to
+import, more than a whole read-only command; the agent keeps them). Under
+:func:`unitctl.registry.blocking.run_blocking` it needs no event loop.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from unitctl.errors import RegistryUnavailable
 from unitctl.registry.connection import EtcdConfig
+from unitctl.registry.gateway import GatewayKV
 from unitctl.registry.keys import DEFAULT_PREFIX
 from unitctl.registry.registry import Registry
 
@@ -74,10 +77,7 @@ async def open_registry(cfg: ClientConfig) -> Registry:
         RegistryUnavailable: ``cannot reach etcd at <endpoint>: <why>``.
         ConfigError: bad endpoint or TLS files.
     """
-    # aetcd and grpc take a long time to import: load them only to connect.
-    from unitctl.registry.etcd import EtcdKV
-
-    kv = await EtcdKV.connect(cfg.etcd)
+    kv = await GatewayKV.connect(cfg.etcd)
     registry = Registry(kv, cfg.prefix)
     try:
         await registry.ensure_schema()

@@ -20,10 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from unitctl.client import intent, views
-from unitctl.client import wait as waiting
 from unitctl.client.resolve import LocalUnit, Resolver, require_records
-from unitctl.client.views import Bodies, Explanation, Snapshot, UnitFileInfo
-from unitctl.client.wait import Predicate, Waiter
+from unitctl.client.views import Bodies, Explanation, Predicate, Snapshot, UnitFileInfo
 from unitctl.model import DesiredState, Machine, UnitRecord, UnitState
 from unitctl.registry.registry import Registry
 from unitctl.unitfile import UnitFile
@@ -148,8 +146,21 @@ class Client:
         return await views.explain(self.registry, self.bodies, name)
 
     # -- waiting -------------------------------------------------------------
-    reached = staticmethod(waiting.reached)
-    gone = staticmethod(waiting.gone)
+    # The waiting module (asyncio) is loaded by the verbs that wait, not by the
+    # read-only ones, which run without an event loop (unitctl.registry.blocking).
+    @staticmethod
+    def reached(target: DesiredState, since: int = 0) -> Predicate:
+        """See :func:`unitctl.client.wait.reached`."""
+        from unitctl.client import wait as waiting
+
+        return waiting.reached(target, since)
+
+    @staticmethod
+    def gone(snap: Snapshot, name: str) -> str | None:
+        """See :func:`unitctl.client.wait.gone`."""
+        from unitctl.client import wait as waiting
+
+        return waiting.gone(snap, name)
 
     async def wait_for(self, names: Sequence[str], predicate: Predicate, attempts: int,
                        what: str = "the requested state") -> None:
@@ -162,6 +173,8 @@ class Client:
             UnschedulableError: attempts ran out and a unit has no machine.
             WaitTimeout: attempts ran out.
         """
-        waiter = Waiter(self.registry, list(dict.fromkeys(names)), predicate, self.out,
+        from unitctl.client import wait as waiting
+
+        waiter = waiting.Waiter(self.registry, list(dict.fromkeys(names)), predicate, self.out,
                         self.err, self.attempt_seconds)
         await waiting.wait_for(waiter, attempts, what)

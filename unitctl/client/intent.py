@@ -114,8 +114,7 @@ async def set_desired(registry: Registry, records: Sequence[UnitRecord],
         for rec in records:
             refuse_template(rec.name, verb)
     since = await registry.revision()
-    for rec in records:
-        await registry.set_desired(rec.name, target)
+    await registry.set_desired_many([rec.name for rec in records], target)
     return since
 
 

@@ -15,7 +15,7 @@ show it and ``destroy`` can remove it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from unitctl import xfleet
@@ -236,3 +236,8 @@ async def explain(registry: Registry, bodies: Bodies, name: str) -> Explanation:
         placement_machine=snap.machines.get(placement) if placement else None,
         reported=reported, reasons=None if is_global else snap.unplaceable(name),
         requirements=req)
+
+
+#: Tells why a unit has not reached what a command waits for (None: it has);
+#: :mod:`unitctl.client.wait` builds them and waits on them.
+Predicate = Callable[[Snapshot, str], str | None]

@@ -22,6 +22,7 @@ from typing import TypeVar
 from unitctl.client.views import (
     BAD_LOAD_STATES,
     RUNNING_STATES,
+    Predicate,
     Snapshot,
     StoredState,
     group_states,
@@ -36,7 +37,6 @@ from unitctl.registry.registry import Registry
 
 #: A wait predicate: the message to print once the unit reached the state
 #: ("" to print nothing), or None to keep waiting. It may raise a UnitctlError.
-Predicate = Callable[[Snapshot, str], str | None]
 
 Say = Callable[[str], None]
 V = TypeVar("V")

@@ -19,19 +19,19 @@ other write re-reads the key strictly and refuses.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from unitctl.errors import ConflictError, NotFoundError
 from unitctl.model import DesiredState, UnitRecord
-from unitctl.registry import codec, poison
+from unitctl.registry import blocking, codec, poison
 from unitctl.registry.keys import Keys
 from unitctl.registry.keyspace import Keyspace
 from unitctl.registry.kv import (
     KV,
     MAX_TXN_BYTES,
     MAX_TXN_OPS,
+    Compare,
     Delete,
     KeyValue,
     Op,
@@ -44,6 +44,27 @@ from unitctl.registry.poison import InvalidKey
 
 #: Body reads in flight at once: each reply holds one body (<= 1 MiB).
 BODY_READS = 8
+
+#: Above this many unit keys, one prefix read (paged) instead of one read each.
+BATCH_GETS = 8
+
+
+def _cas_chunks(names: list[str], cas: Callable[[str], tuple[Compare, Op]],
+                ) -> Iterator[list[str]]:
+    """Consecutive names whose compare-and-swap pairs fit one transaction
+    (:data:`MAX_TXN_OPS` compares plus ops, :data:`MAX_TXN_BYTES` bytes)."""
+    chunk: list[str] = []
+    size = 0
+    for name in names:
+        cmp, op = cas(name)
+        b = request_bytes([cmp], [op])
+        if chunk and (2 * (len(chunk) + 1) > MAX_TXN_OPS or size + b > MAX_TXN_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(name)
+        size += b
+    if chunk:
+        yield chunk
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +132,7 @@ class UnitStore:
         found: dict[str, str] = {}
         for i in range(0, len(wanted), BODY_READS):
             batch = wanted[i:i + BODY_READS]
-            texts = await asyncio.gather(*(self._body_or_none(sha) for sha in batch))
+            texts = await blocking.gather(*(self._body_or_none(sha) for sha in batch))
             found.update((sha, t) for sha, t in zip(batch, texts, strict=True) if t is not None)
         return found
 
@@ -214,6 +235,53 @@ class UnitStore:
             if await self.kv.txn([mod_is(k, kv.mod_rev)], [Put(k, codec.encode_unit(new))]):
                 return new
         raise ConflictError(f"unit {name} keeps changing; try again")
+
+    async def set_desired_many(self, names: Sequence[str],
+                               desired: DesiredState) -> list[UnitRecord]:
+        """Set the desired state of many units: one read of their keys (a prefix
+        read for many), then a compare-and-swap per unit, packed into
+        transactions under etcd's op and byte limits. A transaction whose
+        compare fails (a unit changed meanwhile) is redone unit by unit with
+        :meth:`set_desired`, so no change is lost. Every unit must exist
+        (checked before anything is written).
+
+        Raises:
+            NotFoundError: naming the first unit that does not exist.
+        """
+        wanted = list(dict.fromkeys(names))
+        recs, revs = await self._records_with_revs(wanted)
+        missing = next((n for n in wanted if n not in recs), None)
+        if missing is not None:
+            raise NotFoundError(f"unit {missing} does not exist")
+        result = dict(recs)
+        for chunk in _cas_chunks([n for n in wanted if recs[n].desired != desired],
+                                 lambda n: self._desired_cas(recs[n], revs[n], desired)):
+            groups = [self._desired_cas(recs[n], revs[n], desired) for n in chunk]
+            if await self.kv.txn([c for c, _ in groups], [op for _, op in groups]):
+                result.update((n, UnitRecord(n, recs[n].hash, desired)) for n in chunk)
+                continue
+            for n in chunk:
+                result[n] = await self.set_desired(n, desired)
+        return [result[n] for n in wanted]
+
+    async def _records_with_revs(self, names: Sequence[str],
+                                 ) -> tuple[dict[str, UnitRecord], dict[str, int]]:
+        """The records (and key revisions) of ``names`` that exist and decode."""
+        if len(names) > BATCH_GETS:
+            units, revs, _ = await self.units_with_revs()
+            return ({n: units[n] for n in names if n in units},
+                    {n: revs[n] for n in names if n in units})
+        recs: dict[str, UnitRecord] = {}
+        revs = {}
+        for n in names:
+            kv = await self.kv.get(self.keys.unit(n))
+            if kv is not None:
+                recs[n], revs[n] = self.keyspace.unit(kv), kv.mod_rev
+        return recs, revs
+
+    def _desired_cas(self, rec: UnitRecord, rev: int, desired: DesiredState) -> tuple[Compare, Op]:
+        k = self.keys.unit(rec.name)
+        return mod_is(k, rev), Put(k, codec.encode_unit(UnitRecord(rec.name, rec.hash, desired)))
 
     async def destroy_unit(self, name: str) -> bool:
         """Delete a unit; return False if it did not exist. Its body goes with its last user."""

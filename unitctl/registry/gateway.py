@@ -1,0 +1,267 @@
+"""GatewayKV: the KV port on etcd's JSON gateway (HTTP/1.1, no gRPC): the CLI's adapter.
+
+etcd 3.4 serves its v3 API as JSON on the client port (``/v3/kv/range``,
+``/v3/kv/txn``, ``/v3/watch``, ``/v3/lease/*``, ``/v3/auth/authenticate``),
+over the same TLS. This adapter speaks it with the standard library's sockets
+(and :mod:`ssl` only for https): importing it costs a few milliseconds where
+aetcd + grpc cost ~90 ms, which is what a short-lived command pays. The agent
+keeps :class:`~unitctl.registry.etcd.EtcdKV` (one long-lived gRPC channel).
+
+How it runs: unary calls are blocking socket round trips (bounded by the
+configured timeout). Driven by :func:`unitctl.registry.blocking.run_blocking`
+they run inline, with no event loop; under asyncio each runs in the loop's
+default executor, on a pooled connection, so calls in flight do not block the
+loop. A watch is one streamed HTTP reply read with asyncio streams.
+
+Endpoints are tried in order; one that cannot be reached is skipped. With a
+username, a token from ``/v3/auth/authenticate`` is sent on every request and
+fetched again once when etcd says it expired. Errors map like EtcdKV's:
+unreachable, timed out or compacted is RegistryUnavailable, the rest
+RegistryError; a failed compare is ``txn() -> False``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import urllib.parse
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from unitctl.errors import ConfigError, RegistryUnavailable
+from unitctl.registry import blocking
+from unitctl.registry import gatewayjson as gj
+from unitctl.registry.connection import EtcdConfig
+from unitctl.registry.httpwire import ResponseParser, WireError, post
+from unitctl.registry.kv import PAGE_KEYS, Compare, Event, KeyValue, Op, Range
+
+__all__ = ["GatewayKV"]
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One etcd client URL, split."""
+
+    tls: bool
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, url: str) -> Endpoint:
+        u = urllib.parse.urlsplit(url.strip() if "://" in url else f"http://{url.strip()}")
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise ConfigError(f"bad etcd endpoint {url!r}: expected http(s)://HOST:PORT")
+        try:
+            return cls(u.scheme == "https", u.hostname, u.port or 2379)
+        except ValueError as exc:
+            raise ConfigError(f"bad etcd endpoint {url!r}: bad port") from exc
+
+    @property
+    def authority(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def _tls_context(cfg: EtcdConfig) -> Any:
+    import ssl  # only for https: a plain-http command does not load it
+
+    try:
+        ctx = ssl.create_default_context(cafile=cfg.ca_file or None)
+        if cfg.cert_file:
+            ctx.load_cert_chain(cfg.cert_file, cfg.key_file or None)
+    except (OSError, ssl.SSLError) as exc:
+        names = ", ".join(p for p in (cfg.ca_file, cfg.cert_file, cfg.key_file) if p)
+        raise ConfigError(f"cannot read TLS files {names}: {exc}") from exc
+    return ctx
+
+
+class _Connection:
+    """One keep-alive HTTP/1.1 connection to one endpoint (blocking)."""
+
+    def __init__(self, ep: Endpoint, tls: Any, timeout: float) -> None:
+        sock = socket.create_connection((ep.host, ep.port), timeout=timeout)
+        self.sock = tls.wrap_socket(sock, server_hostname=ep.host) if tls is not None else sock
+        self.endpoint = ep
+
+    def request(self, path: str, data: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        self.sock.sendall(post(self.endpoint.authority, path, data, headers))
+        parser = ResponseParser()
+        pieces: list[bytes] = []
+        while not parser.done:
+            chunk = self.sock.recv(262144)
+            if not chunk:
+                raise ConnectionResetError("etcd closed the connection")
+            pieces += parser.feed(chunk)
+        if not parser.keep_alive:
+            self.close()
+        return parser.status, b"".join(pieces)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+class GatewayKV:
+    """The KV port over etcd's JSON gateway. Create with :meth:`connect`."""
+
+    def __init__(self, cfg: EtcdConfig, endpoints: Sequence[Endpoint], tls: Any) -> None:
+        self._cfg = cfg
+        self._endpoints = list(endpoints)
+        self._tls = tls
+        self._idle: list[_Connection] = []
+        self._token = ""
+        self._auth_lock = threading.Lock()
+        self.page_size = PAGE_KEYS
+
+    @classmethod
+    async def connect(cls, cfg: EtcdConfig) -> GatewayKV:
+        """Check ``cfg`` and build the adapter (connections are opened on use)."""
+        return cls.create(cfg)
+
+    @classmethod
+    def create(cls, cfg: EtcdConfig) -> GatewayKV:
+        endpoints = [Endpoint.parse(e) for e in cfg.endpoints if e.strip()]
+        if not endpoints:
+            raise ConfigError("no etcd endpoint given")
+        if len({e.tls for e in endpoints}) > 1:
+            raise ConfigError("etcd endpoints mix http and https")
+        if bool(cfg.username) != bool(cfg.password):
+            raise ConfigError("etcd username and password must be given together")
+        use_tls = endpoints[0].tls or bool(cfg.ca_file or cfg.cert_file)
+        return cls(cfg, endpoints, _tls_context(cfg) if use_tls else None)
+
+    # -- transport -------------------------------------------------------------
+    def _open(self) -> _Connection:
+        if self._idle:
+            return self._idle.pop()
+        why: Exception | None = None
+        for ep in list(self._endpoints):
+            try:
+                conn = _Connection(ep, self._tls, self._cfg.timeout)
+            except OSError as exc:
+                why = exc
+                self._endpoints.append(self._endpoints.pop(0))  # try the next one first
+                continue
+            return conn
+        raise RegistryUnavailable(f"etcd unreachable: {why}")
+
+    def _round_trip(self, path: str, data: bytes) -> tuple[int, bytes]:
+        headers = {"Authorization": self._token} if self._token else {}
+        conn = self._open()
+        try:
+            status, payload = conn.request(path, data, headers)
+        except (OSError, WireError) as exc:
+            conn.close()
+            if isinstance(exc, TimeoutError | socket.timeout):
+                raise RegistryUnavailable(f"etcd unreachable: no answer in "
+                                          f"{self._cfg.timeout:g} s") from exc
+            raise RegistryUnavailable(f"etcd unreachable: {exc}") from exc
+        self._idle.append(conn)
+        return status, payload
+
+    def _call_now(self, path: str, message: gj.Json) -> gj.Json:
+        """One request, blocking; authenticates first (and once more on expiry)."""
+        if self._cfg.username and not self._token:
+            self._authenticate()
+        data = gj.body(message)
+        status, payload = self._round_trip(path, data)
+        if status != 200 and self._cfg.username and b"invalid auth token" in payload:
+            self._authenticate()
+            status, payload = self._round_trip(path, data)
+        if status != 200:
+            raise gj.reply_error(status, payload)
+        reply: gj.Json = json.loads(payload) if payload else {}
+        return reply
+
+    def _authenticate(self) -> None:
+        with self._auth_lock:
+            self._token = ""
+            status, payload = self._round_trip("/v3/auth/authenticate", gj.body(
+                {"name": self._cfg.username, "password": self._cfg.password}))
+            if status != 200:
+                raise gj.reply_error(status, payload)
+            self._token = str(json.loads(payload).get("token") or "")
+
+    async def _call(self, path: str, message: gj.Json) -> gj.Json:
+        if blocking.active():
+            return self._call_now(path, message)
+        import asyncio  # under an event loop already: free
+
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self._call_now, path, message)
+
+    # -- the KV port -----------------------------------------------------------
+    async def get(self, key: str) -> KeyValue | None:
+        reply = await self._call("/v3/kv/range", gj.range_request(key.encode(), None))
+        kvs = reply.get("kvs") or ()
+        return gj.key_value(kvs[0]) if kvs else None
+
+    async def get_prefix(self, prefix: str) -> Range:
+        start, end = prefix.encode(), gj.prefix_end(prefix.encode())
+        kvs: list[KeyValue] = []
+        revision = 0
+        while True:
+            page = await self._call("/v3/kv/range", gj.range_request(
+                start, end, max(1, self.page_size), revision))
+            revision = revision or gj.revision(page)
+            got = [gj.key_value(kv) for kv in page.get("kvs") or ()]
+            kvs += got
+            if not page.get("more") or not got:
+                return Range(tuple(kvs), revision)
+            start = got[-1].key.encode() + b"\0"
+
+    async def put(self, key: str, value: bytes, lease: int = 0) -> int:
+        msg: gj.Json = {"key": gj.b64(key.encode()), "value": gj.b64(value)}
+        if lease:
+            msg["lease"] = lease
+        return gj.revision(await self._call("/v3/kv/put", msg))
+
+    async def delete(self, key: str, prefix: bool = False) -> int:
+        msg: gj.Json = {"key": gj.b64(key.encode())}
+        if prefix:
+            msg["range_end"] = gj.b64(gj.prefix_end(key.encode()))
+        return gj.integer(await self._call("/v3/kv/deleterange", msg), "deleted")
+
+    async def txn(self, compares: Sequence[Compare], success: Sequence[Op],
+                  failure: Sequence[Op] = ()) -> bool:
+        reply = await self._call("/v3/kv/txn", gj.txn_request(compares, success, failure))
+        return bool(reply.get("succeeded"))
+
+    async def grant_lease(self, ttl: int) -> int:
+        return gj.integer(await self._call("/v3/lease/grant", {"TTL": ttl}), "ID")
+
+    async def refresh_lease(self, lease: int) -> int:
+        reply = await self._call("/v3/lease/keepalive", {"ID": lease})
+        result = reply.get("result") or reply
+        return gj.integer(result, "TTL") or -1
+
+    async def revoke_lease(self, lease: int) -> None:
+        try:
+            await self._call("/v3/lease/revoke", {"ID": lease})
+        except gj.GatewayError as exc:
+            if exc.code != gj.NOT_FOUND:
+                raise
+
+    async def revision(self) -> int:
+        reply = await self._call("/v3/kv/range", gj.range_request(b"\0unitctl-revision-probe",
+                                                                  None, 1))
+        return gj.revision(reply)
+
+    def watch_prefix(self, prefix: str, start_rev: int) -> AsyncIterator[list[Event]]:
+        from unitctl.registry.gatewaywatch import watch  # asyncio: only where watched
+
+        return watch(self, prefix.encode(), start_rev)
+
+    async def close(self) -> None:
+        while self._idle:
+            self._idle.pop().close()
+
+    # -- for the watch -----------------------------------------------------------
+    def watch_target(self) -> tuple[Endpoint, Any, dict[str, str]]:
+        """Where a watch connects, its TLS context and its headers (blocking: may
+        authenticate)."""
+        if self._cfg.username and not self._token:
+            self._authenticate()
+        headers = {"Authorization": self._token} if self._token else {}
+        return self._endpoints[0], self._tls, headers
