@@ -80,6 +80,9 @@ DEADLINES = {Verb.STATUS: 30.0, Verb.JOURNAL: 60.0, Verb.RESTART: 600.0}
 #: TTL of the client's request lease: a client that dies leaves nothing after this.
 REQUEST_TTL = 10
 
+#: Seconds a machine's agent has to take a request (the CLI's --agent-timeout default).
+ANSWER_TIMEOUT = 10.0
+
 
 @dataclass(frozen=True, slots=True)
 class Request:

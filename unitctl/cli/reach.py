@@ -13,9 +13,8 @@ from typing import Any
 
 import click
 
-from unitctl.channel import ReplyKind
+from unitctl.channel import ANSWER_TIMEOUT, ReplyKind
 from unitctl.cli.ssh import SshConfig
-from unitctl.client.agents import ANSWER_TIMEOUT
 from unitctl.errors import RemoteCommandError
 from unitctl.model import Machine
 

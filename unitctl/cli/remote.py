@@ -25,7 +25,6 @@ from unitctl.cli.complete import complete_machines, complete_units
 from unitctl.cli.reach import agent_options, print_output, registered, via_ssh
 from unitctl.cli.session import Session, session_of
 from unitctl.cli.ssh import command_argv, ssh_argv
-from unitctl.client.agents import AgentChannel
 from unitctl.client.facade import Client
 from unitctl.client.views import Snapshot
 from unitctl.errors import (
@@ -97,6 +96,8 @@ def status(ctx: click.Context, units: tuple[str, ...], use_ssh: bool, agent_time
 
     async def ask(client: Client) -> int:
         plans = await _status_targets(client, names)
+        from unitctl.client.agents import AgentChannel  # asyncio: only these verbs
+
         async with AgentChannel(client.registry, agent_timeout) as channel:
             for i, (name, targets) in enumerate(zip(names, plans, strict=True)):
                 for j, (machine_id, machine) in enumerate(targets):
@@ -160,16 +161,15 @@ def journal(ctx: click.Context, unit: str, lines: int, follow: bool, output: str
         return targets[0]
 
     if ssh:
-        cmd = ["journalctl", "--unit", name, "--no-pager", "-n", str(lines), "--output", output,
-               *(["-f"] if follow else [])]
-        if sudo:
-            cmd = ["sudo", *cmd]
+        cmd = _journalctl_argv(name, lines, output, follow, sudo)
         machine_id, machine = sess.run(target)
         ctx.exit(sess.run_argv(_command_argv(sess, machine_id, machine, cmd, ssh_port,
                                              tty=follow)))
 
     async def ask(client: Client) -> int:
         machine_id, machine = await target(client)
+        from unitctl.client.agents import AgentChannel  # asyncio: only these verbs
+
         async with AgentChannel(client.registry, agent_timeout) as channel:
             answer = await channel.ask(registered(machine_id, machine), Verb.JOURNAL, name,
                                        print_output, lines=lines, follow=follow, output=output)
@@ -180,6 +180,14 @@ def journal(ctx: click.Context, unit: str, lines: int, follow: bool, output: str
     except KeyboardInterrupt:
         code = 130  # interrupted -f: the request went with the lease; the agent stopped
     ctx.exit(code)
+
+
+def _journalctl_argv(name: str, lines: int, output: str, follow: bool,
+                     sudo: bool) -> list[str]:
+    """The journalctl command the --ssh path runs on the unit's machine."""
+    cmd = ["journalctl", "--unit", name, "--no-pager", "-n", str(lines), "--output", output,
+           *(["-f"] if follow else [])]
+    return ["sudo", *cmd] if sudo else cmd
 
 
 @click.command("ssh", context_settings={"ignore_unknown_options": True,

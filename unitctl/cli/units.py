@@ -8,24 +8,21 @@ one ``--block-attempts`` attempt lasts about a second and 0 waits for ever.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
 
 from unitctl import names as unames
-from unitctl.channel import Verb
 from unitctl.cli.complete import complete_units
-from unitctl.cli.reach import agent_options, registered, via_ssh
+from unitctl.cli.reach import agent_options, via_ssh
 from unitctl.cli.session import Session, pass_session
 from unitctl.cli.ssh import command_argv
-from unitctl.client.agents import AgentChannel
 from unitctl.client.facade import Client
 from unitctl.client.resolve import existing
 from unitctl.client.views import Snapshot
-from unitctl.errors import RemoteCommandError, UnitctlError, one_line, report
-from unitctl.model import DesiredState, Machine, UnitRecord
+from unitctl.errors import RemoteCommandError, UnitctlError
+from unitctl.model import DesiredState, UnitRecord
 
 
 def _no_units() -> None:
@@ -284,31 +281,17 @@ async def restart_global(c: Client, snap: Snapshot, name: str, agent_timeout: fl
     if not machines:
         click.echo(f"Global unit {name} runs on no machine: nothing to restart", err=True)
         return True
+    from unitctl.client.agents import AgentChannel  # asyncio: only these verbs
+
     async with AgentChannel(c.registry, agent_timeout) as channel:
-        results = await asyncio.gather(
-            *(_restart_on(channel, m, snap.machines.get(m), name) for m in machines))
+        results = await channel.restart_each(
+            {m: snap.machines.get(m) is not None for m in machines}, name)
     for machine, why in zip(machines, results, strict=True):
         if why is None:
             click.echo(f"Restarted global unit {name} on {machine}")
         else:
             click.echo(f"Failed to restart global unit {name} on {machine}: {why}", err=True)
     return all(why is None for why in results)
-
-
-async def _restart_on(channel: AgentChannel, machine_id: str, machine: Machine | None,
-                      name: str) -> str | None:
-    """Why the restart on one machine failed (None: it worked)."""
-    said: list[bytes] = []
-    try:
-        answer = await channel.ask(registered(machine_id, machine), Verb.RESTART, name,
-                                   lambda _kind, data: said.append(data))
-        answer.check()
-    except UnitctlError as exc:
-        return report(exc)[0].removeprefix(f"machine {machine_id}: ")
-    if answer.code:
-        text = one_line(b"".join(said).decode(errors="replace"))
-        return f"{text} (exit {answer.code})" if text else f"exit {answer.code}"
-    return None
 
 
 async def _restart_one(c: Client, snap: Snapshot, rec: UnitRecord, block_attempts: int) -> None:

@@ -19,19 +19,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 
-from unitctl.channel import REQUEST_TTL, Reason, Reply, ReplyKind, Request, Verb
-from unitctl.errors import NotFoundError, RegistryError, RemoteCommandError
+from unitctl.channel import ANSWER_TIMEOUT, REQUEST_TTL, Reason, Reply, ReplyKind, Request, Verb
+from unitctl.errors import (
+    NotFoundError,
+    RegistryError,
+    RemoteCommandError,
+    UnitctlError,
+    one_line,
+    report,
+)
 from unitctl.registry.registry import Registry
 
 #: Receives (OUT or ERR, bytes) of the remote command as they come.
 OutputSink = Callable[[ReplyKind, bytes], None]
 
-#: Seconds a machine's agent has to take a request.
-ANSWER_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +86,27 @@ class AgentChannel:
             await asyncio.sleep(REQUEST_TTL / 3)
             if await self.registry.leases.refresh(self.lease) <= 0:
                 raise RemoteCommandError("the request lease expired (etcd unreachable?)")
+
+    async def restart_each(self, machines: Mapping[str, bool], unit: str) -> list[str | None]:
+        """Restart ``unit`` through the agent of each machine (id -> registered), at
+        once; per machine, in order: why it failed, or None when it restarted."""
+        return list(await asyncio.gather(
+            *(self._restart_on(m, up, unit) for m, up in machines.items())))
+
+    async def _restart_on(self, machine: str, registered: bool, unit: str) -> str | None:
+        if not registered:
+            return f"machine {machine} is not registered (is its agent down?)"
+        said: list[bytes] = []
+        try:
+            answer = await self.ask(machine, Verb.RESTART, unit,
+                                    lambda _kind, data: said.append(data))
+            answer.check()
+        except UnitctlError as exc:
+            return report(exc)[0].removeprefix(f"machine {machine}: ")
+        if answer.code:
+            text = one_line(b"".join(said).decode(errors="replace"))
+            return f"{text} (exit {answer.code})" if text else f"exit {answer.code}"
+        return None
 
     async def ask(self, machine: str, verb: Verb, unit: str, sink: OutputSink,
                   lines: int = 10, follow: bool = False, output: str = "short") -> Answer:

@@ -7,7 +7,8 @@ fleet ran both: it ignored order, and its documentation calls a circular
 replacement "not allowed" but it ran every unit of one. Every new cycle has an
 edge declared by a submitted unit, so the stored units are read (once, for both
 checks) only when a submitted unit declares an order or a ``Replaces=``.
-Templates are skipped: their instances are checked when they are submitted.
+Templates are skipped (their instances are checked when they are submitted), and
+so are units stored with the same body (a start of stored units reads nothing more).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from unitctl.unitfile import UnitFile
 async def refuse_cycles(registry: Registry, units: Sequence[LocalUnit]) -> None:
     """Raise :class:`InvalidUnitError` (dependency cycle) or
     :class:`InvalidOptionsError` (Replaces cycle) naming the cycle."""
-    files = {lu.name: lu.unit for lu in units
-             if lu.unit is not None and not is_template(lu.name)}
+    files = {lu.name: lu.unit for lu in units if lu.unit is not None
+             and not is_template(lu.name) and not _stored_as_is(lu, lu.unit)}
     deps = {name: dependencies.parse(name, unit) for name, unit in files.items()}
     reqs = {name: xfleet.requirements(name, unit) for name, unit in files.items()}
     orders = any(d.orders() for d in deps.values())
@@ -40,6 +41,11 @@ async def refuse_cycles(registry: Registry, units: Sequence[LocalUnit]) -> None:
         _refuse_order_cycle(deps, stored)
     if replaces:
         _refuse_replace_cycle(reqs, stored)
+
+
+def _stored_as_is(lu: LocalUnit, unit: UnitFile) -> bool:
+    """The unit is stored with this very body: it closes no cycle that is not there."""
+    return lu.record is not None and lu.record.hash == unit.hash()
 
 
 async def _stored_files(registry: Registry, skip: set[str]) -> dict[str, UnitFile]:
