@@ -202,3 +202,25 @@ def test_get_prefix_pages_form_one_snapshot(make_kv: KVFactory, key_prefix: str)
         assert values == [b"new"] * rewritten + [b"old"] * (len(names) - rewritten)
         assert all(x.value == b"new" for x in (await kv.get_prefix(key_prefix)).kvs)
     run(make_kv, body)
+
+
+def test_a_watch_cancelled_at_any_moment_ends(make_kv: KVFactory, key_prefix: str) -> None:
+    """Cancelled while it connects or reads, a watch ends (asyncio.wait_for in
+    Python 3.11 may swallow a cancellation that races the connection)."""
+    async def body(kv: KV) -> None:
+        async def watch() -> None:
+            async for _ in kv.watch_prefix(key_prefix, 1):
+                pass
+        hung = 0
+        for i in range(60):
+            task = asyncio.create_task(watch())
+            await asyncio.sleep((i % 30) * 0.0001)
+            task.cancel()
+            try:
+                await asyncio.wait_for(task, 3)
+            except asyncio.CancelledError:
+                pass
+            except TimeoutError:
+                hung += 1
+        assert hung == 0
+    run(make_kv, body)

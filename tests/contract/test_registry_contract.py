@@ -200,3 +200,18 @@ def test_set_desired_many_batches_and_loses_nothing_on_a_split(make_kv: KVFactor
             await reg.set_desired_many([names[0], "nope.service"], DesiredState.INACTIVE)
         assert (await reg.get_unit(names[0])) == UnitRecord(names[0], "h", L)  # nothing written
     run(make_kv, key_prefix, body)
+
+
+def test_set_desired_many_on_known_records_redoes_a_unit_changed_since(
+        make_kv: KVFactory, key_prefix: str) -> None:
+    """Records the caller read: compared by value, no read; one changed since
+    (another client) fails its batch, which is redone unit by unit."""
+    async def body(reg: Registry) -> None:
+        names = [f"k@{i}.service" for i in range(100)]
+        await reg.create_units([(UnitRecord(n, "h", DesiredState.INACTIVE), "t") for n in names])
+        known = {u.name: u for u in await reg.list_units()}
+        await reg.set_desired(names[7], DesiredState.LOADED)  # after the caller's read
+        got = await reg.set_desired_many(names, L, known=known)
+        assert all(r.desired is L for r in got)
+        assert {u.name: u.desired for u in await reg.list_units()} == dict.fromkeys(names, L)
+    run(make_kv, key_prefix, body)

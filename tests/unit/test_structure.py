@@ -24,6 +24,7 @@ PURE = [
     "unitctl.agent.reconcile", "unitctl.agent.tasks", "unitctl.agent.fencing",
     "unitctl.registry.keys", "unitctl.registry.codec", "unitctl.registry.keyspace",
     "unitctl.registry.connection", "unitctl.registry.poison", "unitctl.agent.peerauth",
+    "unitctl.registry.httpwire", "unitctl.registry.gatewayjson",
     "unitctl.agent.backoff", "unitctl.generate.stoptime", "unitctl.dependencies",
     "unitctl.agent.ordering",
     "unitctl.engine.view", "unitctl.engine.commit", "unitctl.engine.planned",

@@ -114,7 +114,8 @@ async def set_desired(registry: Registry, records: Sequence[UnitRecord],
         for rec in records:
             refuse_template(rec.name, verb)
     since = await registry.revision()
-    await registry.set_desired_many([rec.name for rec in records], target)
+    await registry.set_desired_many([rec.name for rec in records], target,
+                                    known={rec.name: rec for rec in records})
     return since
 
 

@@ -43,6 +43,7 @@ import aetcd.utils
 import grpc
 
 from unitctl.errors import ConfigError, RegistryError, RegistryUnavailable
+from unitctl.loop import checkpoint
 from unitctl.registry.connection import EtcdConfig
 from unitctl.registry.kv import (
     PAGE_KEYS,
@@ -336,6 +337,7 @@ class EtcdKV:
         watch = await self._call(self._c.watch_prefix(prefix.encode(), start_revision=start_rev,
                                                       fragment=True))
         try:
+            checkpoint()  # wait_for (3.11) may have eaten a cancellation meanwhile
             async for ev in watch:
                 kind = EventKind.PUT if ev.kind == "PUT" else EventKind.DELETE
                 yield [Event(kind, ev.kv.key.decode(), bytes(ev.kv.value), ev.kv.mod_revision)]

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from unitctl.errors import RegistryUnavailable
+from unitctl.loop import checkpoint
 from unitctl.registry import gatewayjson as gj
 from unitctl.registry.httpwire import ResponseParser, WireError, post
 from unitctl.registry.kv import Event
@@ -37,11 +38,13 @@ async def watch(kv: GatewayKV, key: bytes, start_rev: int,
     except (OSError, TimeoutError) as exc:
         raise RegistryUnavailable(f"etcd unreachable: {exc or 'no answer'}") from exc
     try:
+        checkpoint()  # wait_for (3.11) may have eaten a cancellation that came meanwhile
         writer.write(post(ep.authority, "/v3/watch", gj.body(gj.watch_request(key, start_rev)),
                           headers))
         parser = ResponseParser()
         pending = bytearray()
         while True:
+            checkpoint()
             data = await reader.read(262144)
             if not data:
                 raise RegistryUnavailable("etcd unreachable: the watch connection closed")

@@ -127,10 +127,11 @@ class Registry:
         """Set a unit's desired state (compare-and-swap on the unit key)."""
         return await self.units.set_desired(name, desired)
 
-    async def set_desired_many(self, names: Sequence[str],
-                               desired: DesiredState) -> list[UnitRecord]:
+    async def set_desired_many(self, names: Sequence[str], desired: DesiredState,
+                               known: Mapping[str, UnitRecord] | None = None,
+                               ) -> list[UnitRecord]:
         """See :meth:`UnitStore.set_desired_many` (batched compare-and-swaps)."""
-        return await self.units.set_desired_many(names, desired)
+        return await self.units.set_desired_many(names, desired, known)
 
     async def destroy_unit(self, name: str) -> bool:
         """Delete a unit; return False if it did not exist. Its body goes with its last user."""

@@ -19,7 +19,7 @@ other write re-reads the key strictly and refuses.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from unitctl.errors import ConflictError, NotFoundError
@@ -39,6 +39,7 @@ from unitctl.registry.kv import (
     mod_is,
     prefix_empty,
     request_bytes,
+    value_is,
 )
 from unitctl.registry.poison import InvalidKey
 
@@ -236,27 +237,36 @@ class UnitStore:
                 return new
         raise ConflictError(f"unit {name} keeps changing; try again")
 
-    async def set_desired_many(self, names: Sequence[str],
-                               desired: DesiredState) -> list[UnitRecord]:
-        """Set the desired state of many units: one read of their keys (a prefix
-        read for many), then a compare-and-swap per unit, packed into
-        transactions under etcd's op and byte limits. A transaction whose
-        compare fails (a unit changed meanwhile) is redone unit by unit with
-        :meth:`set_desired`, so no change is lost. Every unit must exist
-        (checked before anything is written).
+    async def set_desired_many(self, names: Sequence[str], desired: DesiredState,
+                               known: Mapping[str, UnitRecord] | None = None,
+                               ) -> list[UnitRecord]:
+        """Set the desired state of many units in a few transactions: a
+        compare-and-swap per unit, packed under etcd's op and byte limits.
+
+        The compare is on the unit's mod revision, read here (one prefix read
+        for many names), or, for many names whose records the caller ``known``
+        has just read, on the stored value being that record (no read at all).
+        A transaction whose compare fails (a unit changed meanwhile) is redone
+        unit by unit with :meth:`set_desired`: no change is lost.
 
         Raises:
-            NotFoundError: naming the first unit that does not exist.
+            NotFoundError: a unit does not exist (when read here: checked before
+                anything is written).
         """
         wanted = list(dict.fromkeys(names))
-        recs, revs = await self._records_with_revs(wanted)
-        missing = next((n for n in wanted if n not in recs), None)
-        if missing is not None:
-            raise NotFoundError(f"unit {missing} does not exist")
+        if known is not None and len(wanted) > BATCH_GETS and all(n in known for n in wanted):
+            recs = {n: known[n] for n in wanted}
+            guard = {n: value_is(self.keys.unit(n), codec.encode_unit(recs[n])) for n in wanted}
+        else:
+            recs, revs = await self._records_with_revs(wanted)
+            missing = next((n for n in wanted if n not in recs), None)
+            if missing is not None:
+                raise NotFoundError(f"unit {missing} does not exist")
+            guard = {n: mod_is(self.keys.unit(n), revs[n]) for n in wanted}
         result = dict(recs)
         for chunk in _cas_chunks([n for n in wanted if recs[n].desired != desired],
-                                 lambda n: self._desired_cas(recs[n], revs[n], desired)):
-            groups = [self._desired_cas(recs[n], revs[n], desired) for n in chunk]
+                                 lambda n: self._desired_cas(recs[n], guard[n], desired)):
+            groups = [self._desired_cas(recs[n], guard[n], desired) for n in chunk]
             if await self.kv.txn([c for c, _ in groups], [op for _, op in groups]):
                 result.update((n, UnitRecord(n, recs[n].hash, desired)) for n in chunk)
                 continue
@@ -279,9 +289,10 @@ class UnitStore:
                 recs[n], revs[n] = self.keyspace.unit(kv), kv.mod_rev
         return recs, revs
 
-    def _desired_cas(self, rec: UnitRecord, rev: int, desired: DesiredState) -> tuple[Compare, Op]:
+    def _desired_cas(self, rec: UnitRecord, guard: Compare,
+                     desired: DesiredState) -> tuple[Compare, Op]:
         k = self.keys.unit(rec.name)
-        return mod_is(k, rev), Put(k, codec.encode_unit(UnitRecord(rec.name, rec.hash, desired)))
+        return guard, Put(k, codec.encode_unit(UnitRecord(rec.name, rec.hash, desired)))
 
     async def destroy_unit(self, name: str) -> bool:
         """Delete a unit; return False if it did not exist. Its body goes with its last user."""
