@@ -125,3 +125,36 @@ def test_help_loads_no_heavy_module() -> None:
 
 def test_the_client_modules_of_the_read_path_load_no_heavy_module() -> None:
     assert _loaded("import unitctl.client.connect, unitctl.client.facade") == []
+
+
+def test_help_imports_no_command_module_nor_the_client() -> None:
+    code = ("import contextlib, io, json, sys, unitctl.cli.main as m\n"
+            "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+            "    m.main(['--help'])\n"
+            "print(json.dumps(sorted(n for n in sys.modules if n.startswith(('unitctl.client', "
+            "'unitctl.registry.registry', 'unitctl.cli.units', 'unitctl.cli.lists', "
+            "'unitctl.cli.remote', 'unitctl.cli.describe', 'unitctl.cli.generate')))))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       cwd=str(ROOT), check=True, timeout=60)
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == []
+
+
+def test_the_verb_table_matches_each_command() -> None:
+    from unitctl.cli.main import _load_verb
+    from unitctl.cli.verbs import VERBS
+
+    for name, verb in VERBS.items():
+        cmd = _load_verb(name)
+        assert cmd is not None and cmd.name == name, name
+        assert cmd.get_short_help_str(1000) == verb.summary, name
+
+
+def test_every_command_module_verb_is_in_the_table() -> None:
+    import importlib
+
+    from unitctl.cli.verbs import VERBS
+
+    for module in {v.module for v in VERBS.values()}:
+        mod = importlib.import_module(f"unitctl.cli.{module}")
+        for cmd in getattr(mod, "COMMANDS", []):
+            assert cmd.name in VERBS, f"{module}.{cmd.name} is not in unitctl.cli.verbs.VERBS"

@@ -11,26 +11,27 @@ line ``Error: <message>`` on stderr and an exit code, through
 its class's code; anything else is ``internal error: <type>: <message>``,
 exit 1). A traceback is printed only with ``--debug``.
 
-This module imports the command modules; they import only the leaves
-(session, complete, ssh, output) and never this module. Tests inject a
-registry through click's ``obj`` (see :mod:`unitctl.cli.session`).
+The verbs are listed from :data:`unitctl.cli.verbs.VERBS` and a verb's module
+is imported only when that verb runs (``--help`` imports none). Command
+modules import only the leaves (session, complete, ssh, output) and never this
+module. Tests inject a registry through click's ``obj`` (see
+:mod:`unitctl.cli.session`).
 """
 
 from __future__ import annotations
 
+import importlib
 import traceback
 from typing import Any
 
 import click
 
 from unitctl import __version__
-from unitctl.cli import describe, lists, remote, units
-from unitctl.cli.generate import generate
-from unitctl.cli.session import Session
-from unitctl.cli.ssh import DEFAULT_KNOWN_HOSTS, SshConfig
-from unitctl.client.connect import DEFAULT_ENDPOINT, DEFAULT_PREFIX, config_from_params
+from unitctl.cli.ssh import DEFAULT_KNOWN_HOSTS
+from unitctl.cli.verbs import VERBS
 from unitctl.errors import report
-from unitctl.registry.registry import Registry
+from unitctl.registry.connection import DEFAULT_ENDPOINT
+from unitctl.registry.keys import DEFAULT_PREFIX
 
 
 class UnitctlGroup(click.Group):
@@ -52,8 +53,25 @@ class UnitctlGroup(click.Group):
         self.format_options(ctx, formatter)
         self.format_epilog(ctx, formatter)
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *VERBS})
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The verbs with their one-line help, from the table (no module imported)."""
+        limit = formatter.width - 6 - max(len(name) for name in self.list_commands(ctx))
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.commands.get(name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(limit)))
+            elif cmd is None:
+                rows.append((name, click.utils.make_default_short_help(VERBS[name].summary,
+                                                                       limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        cmd = super().get_command(ctx, cmd_name)
+        cmd = super().get_command(ctx, cmd_name) or _load_verb(cmd_name)
         if cmd is not None:
             return cmd
         matches = [n for n in self.list_commands(ctx) if n.startswith(cmd_name)]
@@ -80,10 +98,19 @@ class UnitctlGroup(click.Group):
 
     @staticmethod
     def _report(ctx: click.Context, message: str) -> None:
-        sess = ctx.obj
-        if isinstance(sess, Session) and sess.debug:
+        if getattr(ctx.obj, "debug", False) is True:
             click.echo(traceback.format_exc().rstrip(), err=True)
         click.echo(f"Error: {message}", err=True)
+
+
+def _load_verb(name: str) -> click.Command | None:
+    """The click command of verb ``name``, its module imported now (None: no such verb)."""
+    verb = VERBS.get(name)
+    if verb is None:
+        return None
+    command = getattr(importlib.import_module(f"unitctl.cli.{verb.module}"), verb.attribute)
+    assert isinstance(command, click.Command)
+    return command
 
 
 CONTEXT = {"auto_envvar_prefix": "UNITCTL", "help_option_names": ["-h", "--help"]}
@@ -128,6 +155,12 @@ def cli(ctx: click.Context, endpoint: str, etcd_key_prefix: str, ca_file: str, c
     if driver.lower() != "etcd":
         raise click.UsageError("--driver=API: unitctl has no fleet API server; it talks to "
                                "etcd directly (--driver=etcd, the default)")
+    # the session and the client are loaded by the verb that runs, not by --help
+    from unitctl.cli.session import Session
+    from unitctl.cli.ssh import SshConfig
+    from unitctl.client.connect import config_from_params
+    from unitctl.registry.registry import Registry
+
     if no_strict:
         strict_host_key_checking = False
     if isinstance(ctx.obj, Registry):
@@ -163,11 +196,6 @@ def help_(ctx: click.Context, command: str | None) -> None:
         raise click.UsageError(f"no such command {command!r}", ctx)
     with click.Context(cmd, info_name=cmd.name, parent=parent) as sub:
         click.echo(cmd.get_help(sub))
-
-
-for _cmd in (*units.COMMANDS, *lists.COMMANDS, *describe.COMMANDS, *remote.COMMANDS,
-             generate):
-    cli.add_command(_cmd)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,12 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from unitctl.errors import RegistryUnavailable
-from unitctl.registry.connection import EtcdConfig
+from unitctl.registry.connection import DEFAULT_ENDPOINT, EtcdConfig
 from unitctl.registry.gateway import GatewayKV
 from unitctl.registry.keys import DEFAULT_PREFIX
 from unitctl.registry.registry import Registry
 
-DEFAULT_ENDPOINT = "http://127.0.0.1:2379"
 DEFAULT_TIMEOUT = 3.0
 
 __all__ = ["DEFAULT_ENDPOINT", "DEFAULT_PREFIX", "ClientConfig", "config_from_params",

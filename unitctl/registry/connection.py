@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: Where a client looks for etcd when no endpoint is given (etcd's own default).
+DEFAULT_ENDPOINT = "http://127.0.0.1:2379"
+
 
 @dataclass(frozen=True, slots=True)
 class EtcdConfig:

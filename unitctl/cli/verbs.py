@@ -1,0 +1,57 @@
+"""The table of unitctl's verbs: name -> (command module, attribute, one-line help).
+
+:class:`unitctl.cli.main.UnitctlGroup` lists the verbs from this table and
+imports a verb's module only when that verb runs, so ``unitctl --help`` and
+``unitctl <verb>`` load one command module, not all of them (the client, the
+registry, asyncio ...). The one-line help is what ``--help`` shows;
+tests/unit/test_cli_imports.py checks that each equals its command's own short
+help, so the table cannot drift from the docstrings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import NamedTuple
+
+
+class Verb(NamedTuple):
+    """Where a verb's click command lives, and its one-line help."""
+
+    module: str
+    attribute: str
+    summary: str
+
+
+#: Listed by name (click sorts them), as fleetctl lists its commands.
+VERBS: Mapping[str, Verb] = {
+    "cat": Verb("describe", "cat", "Print the unit file stored in the registry."),
+    "destroy": Verb("units", "destroy",
+                    "Remove units from the registry (stopping and unloading them first)."),
+    "journal": Verb("remote", "journal",
+                    "Show the journal of a unit, from the machine it runs on."),
+    "list-machines": Verb("lists", "list_machines", "List the live machines of the cluster."),
+    "list-unit-files": Verb("lists", "list_unit_files", "List the units in the registry with "
+                            "their desired and current states."),
+    "list-units": Verb("lists", "list_units",
+                       "List the units' systemd states as the machines report them."),
+    "load": Verb("units", "load", "Submit units if needed and load them on a machine "
+                 "(desired state loaded)."),
+    "ssh": Verb("remote", "ssh", "Open a shell (or run COMMAND) on a machine, given by id "
+                "prefix or by a unit on it."),
+    "start": Verb("units", "start", "Submit and load units if needed, and start them "
+                  "(desired state launched)."),
+    "status": Verb("remote", "status", "Show `systemctl status -l UNIT` of the machine(s) "
+                   "running each unit."),
+    "stop": Verb("units", "stop",
+                 "Stop units (desired state loaded); they stay loaded on their machine."),
+    "submit": Verb("units", "submit",
+                   "Upload unit files (or template instances) to the registry."),
+    "unload": Verb("units", "unload",
+                   "Stop and unload units from their machines (desired state inactive)."),
+    "restart": Verb("units", "restart", "Restart units: stop then start (global units: "
+                    "restarted by each machine's agent)."),
+    "explain": Verb("describe", "explain", "Tell where a unit is placed, or which rule keeps "
+                    "it off each machine."),
+    "generate": Verb("generate", "generate",
+                     "Generate fleet service units running a container via docker-run."),
+}
