@@ -24,11 +24,16 @@ from typing import Any
 import click
 
 from unitctl import __version__
-from unitctl.cli import describe, lists, remote, units
+from unitctl.cli import apiverbs, describe, lists, remote, serve, units
 from unitctl.cli.generate import generate
 from unitctl.cli.session import Session
 from unitctl.cli.ssh import DEFAULT_KNOWN_HOSTS, SshConfig
-from unitctl.client.connect import DEFAULT_ENDPOINT, DEFAULT_PREFIX, config_from_params
+from unitctl.client.connect import (
+    DEFAULT_ENDPOINT,
+    DEFAULT_PREFIX,
+    api_from_params,
+    config_from_params,
+)
 from unitctl.errors import report
 from unitctl.registry.registry import Registry
 
@@ -54,6 +59,10 @@ class UnitctlGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         cmd = super().get_command(ctx, cmd_name)
+        if cmd is not None and ctx.parent is None and api_from_params(ctx.params) is not None:
+            # --endpoint is unitctl's HTTP API: its verbs, or a clear refusal
+            return API_COMMANDS.get(cmd.name or "") or (
+                cmd if cmd.name in ("version", "help") else apiverbs.needs_etcd(cmd_name))
         if cmd is not None:
             return cmd
         matches = [n for n in self.list_commands(ctx) if n.startswith(cmd_name)]
@@ -86,12 +95,20 @@ class UnitctlGroup(click.Group):
         click.echo(f"Error: {message}", err=True)
 
 
+#: The verbs that run through unitctl's HTTP API (an API --endpoint).
+API_COMMANDS = apiverbs.commands(apiverbs.Tables(
+    (lists.UNIT_FIELDS, lists.UNIT_DEFAULT), (lists.UNIT_FILE_FIELDS, lists.UNIT_FILE_DEFAULT),
+    (lists.MACHINE_FIELDS, lists.MACHINE_DEFAULT)))
+
 CONTEXT = {"auto_envvar_prefix": "UNITCTL", "help_option_names": ["-h", "--help"]}
 
 
 @click.group("unitctl", cls=UnitctlGroup, context_settings=CONTEXT)
 @click.option("--endpoint", default=DEFAULT_ENDPOINT, show_default=True,
-              help="etcd client URLs, comma-separated.")
+              help="etcd client URLs, comma-separated; or the URL of unitctl's API "
+                   "with a path (https://host:8379/), used with --token.")
+@click.option("--token", default="", help="API bearer token (unitctl token create), "
+              "with an API --endpoint.")
 @click.option("--etcd-key-prefix", default=DEFAULT_PREFIX, show_default=True,
               help="Key prefix of unitctl's data in etcd.")
 @click.option("--ca-file", default="", help="CA certificate to verify etcd's TLS certificate.")
@@ -116,18 +133,16 @@ CONTEXT = {"auto_envvar_prefix": "UNITCTL", "help_option_names": ["-h", "--help"
 @click.option("--no-strict-host-key-checking", "no_strict", is_flag=True, hidden=True)
 @click.option("--driver", type=click.Choice(["etcd", "API"], case_sensitive=False),
               default="etcd", hidden=True,
-              help="Accepted for fleetctl scripts; unitctl always talks to etcd.")
+              help="fleetctl's: API makes --endpoint the URL of unitctl's API server.")
 @click.version_option(__version__, "--version", "-v", prog_name="unitctl",
                       message="%(prog)s version %(version)s")
 @click.pass_context
-def cli(ctx: click.Context, endpoint: str, etcd_key_prefix: str, ca_file: str, cert_file: str,
-        key_file: str, username: str, password: str, request_timeout: float, debug: bool,
-        tunnel: str, ssh_username: str, ssh_timeout: float, known_hosts_file: str,
-        strict_host_key_checking: bool, no_strict: bool, driver: str) -> None:
+def cli(ctx: click.Context, endpoint: str, token: str, etcd_key_prefix: str, ca_file: str,
+        cert_file: str, key_file: str, username: str, password: str, request_timeout: float,
+        debug: bool, tunnel: str, ssh_username: str, ssh_timeout: float,
+        known_hosts_file: str, strict_host_key_checking: bool, no_strict: bool,
+        driver: str) -> None:
     """unitctl: run systemd units across a cluster of machines (fleetctl, on etcd v3)."""
-    if driver.lower() != "etcd":
-        raise click.UsageError("--driver=API: unitctl has no fleet API server; it talks to "
-                               "etcd directly (--driver=etcd, the default)")
     if no_strict:
         strict_host_key_checking = False
     if isinstance(ctx.obj, Registry):
@@ -166,7 +181,7 @@ def help_(ctx: click.Context, command: str | None) -> None:
 
 
 for _cmd in (*units.COMMANDS, *lists.COMMANDS, *describe.COMMANDS, *remote.COMMANDS,
-             generate):
+             *serve.COMMANDS, generate):
     cli.add_command(_cmd)
 
 
