@@ -7,6 +7,7 @@ port and makes one token of each role.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import tempfile
 import time
@@ -16,6 +17,8 @@ from typing import Any
 
 import aiohttp
 
+from unitctl.agent.fake_commands import FakeCommands, Script
+from unitctl.agent.responder import Responder
 from unitctl.api.auth import AuthSettings
 from unitctl.api.context import ServerContext
 from unitctl.api.server import listening
@@ -73,9 +76,11 @@ async def api_cluster(etcd: EtcdCluster, prefix: str, machines: int = 2,
     sim = InProcessCluster(make_kv, prefix)
     registry = Registry(await make_kv(), prefix)
     await registry.ensure_schema()
+    tasks: list[asyncio.Task[None]] = []
     try:
         for i in range(1, machines + 1):
-            await sim.add(i, (metadata or [{}] * machines)[i - 1])
+            sm = await sim.add(i, (metadata or [{}] * machines)[i - 1])
+            tasks.append(asyncio.create_task(_responder(sm).run()))
         tokens = {role: (await registry.tokens.create(role, f"test-{role}", time.time()))[0]
                   for role in ROLES}
         with tempfile.TemporaryDirectory() as empty:
@@ -85,8 +90,19 @@ async def api_cluster(etcd: EtcdCluster, prefix: str, machines: int = 2,
                     aiohttp.ClientSession() as http:
                 yield Api(url, registry, sim, tokens, http)
     finally:
+        for task in tasks:
+            task.cancel()
         await sim.close()
         await registry.close()
+
+
+def _responder(sm: Any) -> Responder:
+    """The agent channel's answering half, over fake commands (``status`` prints the
+    unit's name, ``journalctl`` two lines): InProcessCluster runs agents without one."""
+    commands = FakeCommands({"systemctl status": Script(out=[b"* fake status\n"]),
+                             "journalctl": Script(out=[b"line 1\n", b"line 2\n"])})
+    return Responder(sm.registry, sm.machine.id, commands, lambda: sm.agent.schedule,
+                     lambda: sm.units.present())
 
 
 async def snapshot(registry: Registry, skip: tuple[str, ...] = ("audit/",)) -> dict[str, bytes]:
