@@ -74,3 +74,26 @@ def test_cli_through_the_api(etcd: EtcdCluster, key_prefix: str) -> None:
         assert code == 3 and "Unit nosuch.service not found" in err
         assert await snapshot(api.registry) == before
     run(etcd, key_prefix, body)
+
+
+def test_token_commands_on_etcd(etcd: EtcdCluster, key_prefix: str) -> None:
+    import subprocess
+
+    base = [sys.executable, "-m", "unitctl", "--endpoint", etcd.endpoints[0],
+            "--etcd-key-prefix", key_prefix, "token"]
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*base, *args], capture_output=True, text=True, cwd=ROOT,
+                              timeout=30, check=False)
+    made = cli("create", "--role", "operate", "--name", "ci")
+    assert made.returncode == 0 and made.stdout.startswith("uct_"), made.stderr
+    listed = cli("list")
+    assert listed.returncode == 0 and "operate" in listed.stdout and "ci" in listed.stdout
+    token_id = listed.stdout.splitlines()[1].split()[0]
+    assert made.stdout.strip() not in listed.stdout  # the token itself is never shown again
+    bad = cli("create", "--role", "root")
+    assert bad.returncode == 2 and "root" in bad.stderr
+    assert cli("revoke", token_id).returncode == 0
+    assert "operate" not in cli("list").stdout
+    gone = cli("revoke", token_id)
+    assert gone.returncode == 3 and f"no token with id {token_id}" in gone.stderr

@@ -1,4 +1,4 @@
-"""unitctl's own API objects as JSON, and back (pure): the server and the CLI's client share it."""
+"""unitctl's own API objects as JSON, and back (no I/O): shared by the server and the CLI."""
 
 from __future__ import annotations
 
