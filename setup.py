@@ -13,6 +13,7 @@ setup(
     packages=[*find_packages(include=["unitctl", "unitctl.*", "unitctl_testing",
                                       "unitctl_testing.*"]), "unitctl.templates"],
     package_data={"unitctl": ["py.typed"], "unitctl.templates": ["*.j2"],
+                  "unitctl.api": ["openapi.json"],
                   "unitctl_testing": ["py.typed"]},
     include_package_data=True,
     scripts=["bin/docker-run"],
@@ -27,6 +28,10 @@ setup(
         "PyYAML==6.0.3",
     ],
     extras_require={
+        # the API server (unitctl serve); the agent and the CLI do not need it
+        "api": [
+            "aiohttp==3.14.5",
+        ],
         "test": [
             "pytest==9.0.3",
             "pytest-timeout==2.4.0",

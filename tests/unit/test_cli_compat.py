@@ -16,11 +16,14 @@ def _run(*args: str) -> tuple[int, str, Session]:
     return r.exit_code, r.output, sess
 
 
-def test_driver_etcd_is_accepted_and_api_explained() -> None:
+def test_driver_etcd_is_accepted_and_api_means_the_api_server() -> None:
     code, out, _ = _run("--driver=etcd", "list-machines")
     assert code == 0 and "MACHINE" in out
-    code, out, _ = _run("--driver=API", "list-machines")
-    assert code == 2 and "talks to etcd directly" in out
+    # fleetctl's --driver=API: --endpoint is unitctl's API server (issue 16)
+    code, out, _ = _run("--driver=API", "--endpoint=http://127.0.0.1:1", "list-machines")
+    assert code == 5 and "cannot reach the API at http://127.0.0.1:1" in out
+    code, out, _ = _run("--endpoint=http://127.0.0.1:1/api", "ssh", "x")
+    assert code == 2 and "ssh is not available through the API endpoint" in out
 
 
 def test_strict_host_key_checking_false_form() -> None:

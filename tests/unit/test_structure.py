@@ -34,6 +34,7 @@ PURE = [
     "unitctl.generate.render", "unitctl.cli.output", "unitctl.legend", "unitctl.agent.options",
     "unitctl.sim.core", "unitctl.sim.world", "unitctl.sim.actors", "unitctl.sim.faults",
     "unitctl.sim.invariants", "unitctl.sim.systemd", "unitctl.sim.workload",
+    "unitctl.api.errors", "unitctl.api.fleetschema",
 ]
 IO_MODULES = {"aetcd", "grpc", "dbus_fast", "subprocess", "socket", "asyncio", "os", "shutil",
               "threading", "signal", "fcntl", "tempfile", "urllib", "http", "sdnotify"}

@@ -72,6 +72,9 @@ class UnitctlGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         cmd = super().get_command(ctx, cmd_name) or _load_verb(cmd_name)
+        if cmd is not None and ctx.parent is None and _api_endpoint(ctx.params):
+            # --endpoint is unitctl's HTTP API: its verbs, or a clear refusal
+            return _api_command(cmd, cmd_name)
         if cmd is not None:
             return cmd
         matches = [n for n in self.list_commands(ctx) if n.startswith(cmd_name)]
@@ -113,12 +116,33 @@ def _load_verb(name: str) -> click.Command | None:
     return command
 
 
+def _api_endpoint(params: dict[str, Any]) -> bool:
+    """The global flags name unitctl's HTTP API, not etcd."""
+    from unitctl.client.connect import api_from_params
+
+    return api_from_params(params) is not None
+
+
+def _api_command(cmd: click.Command, typed: str) -> click.Command:
+    """The API's form of verb ``cmd`` (``version`` and ``help`` stay; a verb the API
+    cannot run is a command that says it needs etcd's endpoint)."""
+    from unitctl.cli import apiverbs, lists
+
+    commands = apiverbs.commands(apiverbs.Tables(
+        (lists.UNIT_FIELDS, lists.UNIT_DEFAULT), (lists.UNIT_FILE_FIELDS, lists.UNIT_FILE_DEFAULT),
+        (lists.MACHINE_FIELDS, lists.MACHINE_DEFAULT)))
+    return commands.get(cmd.name or "") or (
+        cmd if cmd.name in ("version", "help") else apiverbs.needs_etcd(typed))
+
 CONTEXT = {"auto_envvar_prefix": "UNITCTL", "help_option_names": ["-h", "--help"]}
 
 
 @click.group("unitctl", cls=UnitctlGroup, context_settings=CONTEXT)
 @click.option("--endpoint", default=DEFAULT_ENDPOINT, show_default=True,
-              help="etcd client URLs, comma-separated.")
+              help="etcd client URLs, comma-separated; or the URL of unitctl's API "
+                   "with a path (https://host:8379/), used with --token.")
+@click.option("--token", default="", help="API bearer token (unitctl token create), "
+              "with an API --endpoint.")
 @click.option("--etcd-key-prefix", default=DEFAULT_PREFIX, show_default=True,
               help="Key prefix of unitctl's data in etcd.")
 @click.option("--ca-file", default="", help="CA certificate to verify etcd's TLS certificate.")
@@ -143,18 +167,16 @@ CONTEXT = {"auto_envvar_prefix": "UNITCTL", "help_option_names": ["-h", "--help"
 @click.option("--no-strict-host-key-checking", "no_strict", is_flag=True, hidden=True)
 @click.option("--driver", type=click.Choice(["etcd", "API"], case_sensitive=False),
               default="etcd", hidden=True,
-              help="Accepted for fleetctl scripts; unitctl always talks to etcd.")
+              help="fleetctl's: API makes --endpoint the URL of unitctl's API server.")
 @click.version_option(__version__, "--version", "-v", prog_name="unitctl",
                       message="%(prog)s version %(version)s")
 @click.pass_context
-def cli(ctx: click.Context, endpoint: str, etcd_key_prefix: str, ca_file: str, cert_file: str,
-        key_file: str, username: str, password: str, request_timeout: float, debug: bool,
-        tunnel: str, ssh_username: str, ssh_timeout: float, known_hosts_file: str,
-        strict_host_key_checking: bool, no_strict: bool, driver: str) -> None:
+def cli(ctx: click.Context, endpoint: str, token: str, etcd_key_prefix: str, ca_file: str,
+        cert_file: str, key_file: str, username: str, password: str, request_timeout: float,
+        debug: bool, tunnel: str, ssh_username: str, ssh_timeout: float,
+        known_hosts_file: str, strict_host_key_checking: bool, no_strict: bool,
+        driver: str) -> None:
     """unitctl: run systemd units across a cluster of machines (fleetctl, on etcd v3)."""
-    if driver.lower() != "etcd":
-        raise click.UsageError("--driver=API: unitctl has no fleet API server; it talks to "
-                               "etcd directly (--driver=etcd, the default)")
     # the session and the client are loaded by the verb that runs, not by --help
     from unitctl.cli.session import Session
     from unitctl.cli.ssh import SshConfig

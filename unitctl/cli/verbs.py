@@ -52,6 +52,10 @@ VERBS: Mapping[str, Verb] = {
                     "restarted by each machine's agent)."),
     "explain": Verb("describe", "explain", "Tell where a unit is placed, or which rule keeps "
                     "it off each machine."),
+    "serve": Verb("serve", "serve",
+                  "Serve fleet's v1 HTTP API and unitctl's own (see docs/api.md)."),
+    "token": Verb("serve", "token", "Create, list and revoke the API's bearer tokens (needs etcd "
+                  "credentials)."),
     "generate": Verb("generate", "generate",
                      "Generate fleet service units running a container via docker-run."),
 }

@@ -25,8 +25,8 @@ from unitctl.registry.registry import Registry
 
 DEFAULT_TIMEOUT = 3.0
 
-__all__ = ["DEFAULT_ENDPOINT", "DEFAULT_PREFIX", "ClientConfig", "config_from_params",
-           "open_registry"]
+__all__ = ["DEFAULT_ENDPOINT", "DEFAULT_PREFIX", "ApiEndpoint", "ClientConfig",
+           "api_from_params", "config_from_params", "open_registry"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +67,42 @@ def config_from_params(params: Mapping[str, Any]) -> ClientConfig:
             ca_file=text("ca_file"), cert_file=text("cert_file"), key_file=text("key_file"),
             username=text("username"), password=text("password"),
             timeout=DEFAULT_TIMEOUT if timeout is None else float(timeout)))
+
+
+@dataclass(frozen=True, slots=True)
+class ApiEndpoint:
+    """unitctl's HTTP API as the CLI reaches it (``--endpoint`` an API URL)."""
+
+    url: str
+    token: str = ""
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    timeout: float = DEFAULT_TIMEOUT
+
+
+def is_api_url(endpoint: str) -> bool:
+    """An API URL has a path (``https://host:8379/api``, ``http://host:8379/``); etcd's none."""
+    url = endpoint.split(",")[0].strip()
+    scheme, sep, rest = url.partition("://")
+    return bool(sep) and scheme in ("http", "https") and "/" in rest
+
+
+def api_from_params(params: Mapping[str, Any]) -> ApiEndpoint | None:
+    """The API endpoint the global flags name, or None when they name etcd.
+
+    The API is used with ``--driver=API`` (fleetctl's flag) or an endpoint
+    URL with a path; the token comes from ``--token`` (``UNITCTL_TOKEN``).
+    """
+    endpoint = str(params.get("endpoint") or DEFAULT_ENDPOINT)
+    driver = str(params.get("driver") or "etcd").lower()
+    if driver != "api" and not is_api_url(endpoint):
+        return None
+    timeout = params.get("request_timeout")
+    return ApiEndpoint(endpoint.split(",")[0].strip(), str(params.get("token") or ""),
+                       str(params.get("ca_file") or ""), str(params.get("cert_file") or ""),
+                       str(params.get("key_file") or ""),
+                       DEFAULT_TIMEOUT if timeout is None else float(timeout))
 
 
 async def open_registry(cfg: ClientConfig) -> Registry:

@@ -19,6 +19,11 @@ Under the prefix (default ``/unitctl/``)::
                                  only that agent watches requests/<machine>/
     replies/<id>/<seq>           agent-written, under the request's lease: the answer,
                                  in order (seq 0 is the agent's claim, its ack)
+    tokens/<sha256>              API bearer tokens, by the sha256 of the token
+                                 (unitctl.registry.tokens): {"id", "role", "name", "created"}
+    audit/<time-ns>-<rand>       the API's audit log, under a lease of the retention
+    metadata/<machine>/<key>     machine metadata set through the API (fleet's PATCH
+                                 /machines), merged over what the agent registered
 """
 
 from __future__ import annotations
@@ -115,6 +120,27 @@ class Keys:
     def reply(self, request_id: str, seq: int) -> str:
         """Sequence numbers are zero-padded: the keys sort in answer order."""
         return f"{self.prefix}replies/{request_id}/{seq:010d}"
+
+    def tokens(self) -> str:
+        return f"{self.prefix}tokens/"
+
+    def token(self, digest: str) -> str:
+        return f"{self.prefix}tokens/{digest}"
+
+    def audit(self) -> str:
+        return f"{self.prefix}audit/"
+
+    def audit_entry(self, entry_id: str) -> str:
+        return f"{self.prefix}audit/{entry_id}"
+
+    def metadata(self) -> str:
+        return f"{self.prefix}metadata/"
+
+    def machine_metadata(self, machine: str) -> str:
+        return f"{self.prefix}metadata/{machine}/"
+
+    def metadata_value(self, machine: str, key: str) -> str:
+        return f"{self.prefix}metadata/{machine}/{key}"
 
     def tail(self, key: str, base: str) -> str:
         """Return ``key`` with ``base`` (a prefix built above) removed."""

@@ -20,6 +20,8 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 
 from unitctl.model import DesiredState, Machine, ScheduleEntry, UnitRecord, UnitState
 from unitctl.registry import poison, schema
+from unitctl.registry.audit import AuditLog
+from unitctl.registry.dynmeta import MetadataStore
 from unitctl.registry.keys import Keys, normalize_prefix
 from unitctl.registry.keyspace import Keyspace, Record
 from unitctl.registry.kv import KV, Event, Group
@@ -30,6 +32,7 @@ from unitctl.registry.poison import InvalidKey
 from unitctl.registry.requests import RequestStore
 from unitctl.registry.schedules import CommitResult, ScheduleStore
 from unitctl.registry.secret import load_secret
+from unitctl.registry.tokens import TokenStore
 from unitctl.registry.units import UnitsRead, UnitStore
 
 __all__ = ["CommitResult", "InvalidKey", "Leadership", "Registry", "UnitsRead"]
@@ -52,6 +55,10 @@ class Registry:
         self.schedules = ScheduleStore(kv, self.keyspace, self.election)
         #: the agent channel: requests to one machine's agent and its replies
         self.requests = RequestStore(kv, self.keyspace)
+        #: the API's bearer tokens, audit log and API-set machine metadata
+        self.tokens = TokenStore(kv, self.keys)
+        self.audit = AuditLog(kv, self.keys)
+        self.metadata = MetadataStore(kv, self.keys)
 
     async def close(self) -> None:
         """Close the connection underneath; the registry is unusable afterwards."""
