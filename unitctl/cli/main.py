@@ -24,7 +24,7 @@ from typing import Any
 import click
 
 from unitctl import __version__
-from unitctl.cli import describe, lists, remote, units
+from unitctl.cli import bundle, describe, lists, remote, units
 from unitctl.cli.generate import generate
 from unitctl.cli.session import Session
 from unitctl.cli.ssh import DEFAULT_KNOWN_HOSTS, SshConfig
@@ -166,7 +166,7 @@ def help_(ctx: click.Context, command: str | None) -> None:
 
 
 for _cmd in (*units.COMMANDS, *lists.COMMANDS, *describe.COMMANDS, *remote.COMMANDS,
-             generate):
+             *bundle.COMMANDS, generate):
     cli.add_command(_cmd)
 
 

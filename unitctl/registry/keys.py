@@ -19,6 +19,10 @@ Under the prefix (default ``/unitctl/``)::
                                  only that agent watches requests/<machine>/
     replies/<id>/<seq>           agent-written, under the request's lease: the answer,
                                  in order (seq 0 is the agent's claim, its ack)
+    owners/<unit>                client-owned: the bundle (``unitctl apply``) owning the unit
+    bundles/<bundle>/<n>         client-owned: revision n of a bundle, JSON
+                                 (unitctl.registry.revisions); the last KEEP are kept
+    bundlebodies/<bundle>/<sha1> unit texts the kept revisions of a bundle name
 """
 
 from __future__ import annotations
@@ -115,6 +119,28 @@ class Keys:
     def reply(self, request_id: str, seq: int) -> str:
         """Sequence numbers are zero-padded: the keys sort in answer order."""
         return f"{self.prefix}replies/{request_id}/{seq:010d}"
+
+    def owners(self) -> str:
+        return f"{self.prefix}owners/"
+
+    def owner(self, name: str) -> str:
+        return f"{self.prefix}owners/{name}"
+
+    def bundles(self) -> str:
+        return f"{self.prefix}bundles/"
+
+    def bundle_revisions(self, bundle: str) -> str:
+        return f"{self.prefix}bundles/{bundle}/"
+
+    def bundle_revision(self, bundle: str, number: int) -> str:
+        """Numbers are zero-padded: the keys sort in revision order."""
+        return f"{self.prefix}bundles/{bundle}/{number:010d}"
+
+    def bundle_bodies(self, bundle: str) -> str:
+        return f"{self.prefix}bundlebodies/{bundle}/"
+
+    def bundle_body(self, bundle: str, sha: str) -> str:
+        return f"{self.prefix}bundlebodies/{bundle}/{sha}"
 
     def tail(self, key: str, base: str) -> str:
         """Return ``key`` with ``base`` (a prefix built above) removed."""

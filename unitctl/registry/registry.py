@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 
 from unitctl.model import DesiredState, Machine, ScheduleEntry, UnitRecord, UnitState
 from unitctl.registry import poison, schema
+from unitctl.registry.bundles import BundleStore
 from unitctl.registry.keys import Keys, normalize_prefix
 from unitctl.registry.keyspace import Keyspace, Record
 from unitctl.registry.kv import KV, Event, Group
@@ -52,6 +53,8 @@ class Registry:
         self.schedules = ScheduleStore(kv, self.keyspace, self.election)
         #: the agent channel: requests to one machine's agent and its replies
         self.requests = RequestStore(kv, self.keyspace)
+        #: bundles (``unitctl apply``): unit owners and revisions
+        self.bundles = BundleStore(kv, self.keyspace)
 
     async def close(self) -> None:
         """Close the connection underneath; the registry is unusable afterwards."""
