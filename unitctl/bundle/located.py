@@ -24,14 +24,18 @@ from unitctl.errors import UsageError
 
 @dataclass(frozen=True, slots=True)
 class Place:
-    """Where something is written: a file name, a line and a column (1-based)."""
+    """Where something is written: a file name, a line and a column (1-based; 0 when
+    unknown, and then not shown)."""
 
     file: str
     line: int = 0
     column: int = 0
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}" if self.line else self.file
+        if not self.line:
+            return self.file
+        return f"{self.file}:{self.line}:{self.column}" if self.column else \
+            f"{self.file}:{self.line}"
 
     def refuse(self, message: str) -> UsageError:
         """The error for ``message`` at this place (raise it)."""

@@ -59,14 +59,41 @@ def deep_merge(base: t.Any, overlay: t.Any) -> t.Any:
     return overlay
 
 
-def _render(text: str, context: Mapping[str, t.Any], where: Place, what: str) -> str:
+def _template_line(exc: BaseException) -> int:
+    """The line of the template a render error was raised at (0: unknown)."""
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return exc.lineno
+    line = 0
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def line_place(where: Place | None, text: str, line: int, fallback: Place) -> Place:
+    """The place of line ``line`` (1-based) of a source written at ``where``: a file's
+    lines are its own (``where.line`` 0), a YAML block scalar's start on the line
+    after its ``|`` (no column); unknown (None, or line 0): ``fallback``."""
+    if where is None or not line:
+        return fallback
+    if where.line == 0:
+        return Place(where.file, line)
+    if "\n" not in text.rstrip("\n"):
+        return where
+    return Place(where.file, where.line + line)
+
+
+def _render(text: str, context: Mapping[str, t.Any], where: Place, what: str,
+            origin: Place | None = None) -> str:
     try:
         return sandboxed_environment().from_string(text).render(context)
-    except jinja2.TemplateSyntaxError as exc:
-        raise where.refuse(f"{what}: template error at line {exc.lineno} of the text: "
-                           f"{exc.message}") from None
     except jinja2.TemplateError as exc:
-        raise where.refuse(f"{what}: {type(exc).__name__}: {exc.message or exc}") from None
+        message = exc.message if isinstance(exc, jinja2.TemplateSyntaxError) else \
+            f"{type(exc).__name__}: {exc.message or exc}"
+        at = line_place(origin, text, _template_line(exc), where)
+        raise at.refuse(f"{what}: {message}") from None
 
 
 def _render_strings(value: t.Any, context: Mapping[str, t.Any], where: Place,
@@ -94,6 +121,8 @@ class _Source:
 
     text: str | None
     spec: dict[str, t.Any] | None
+    #: where the text's lines are (a file named by path:, or the Clusterfile)
+    origin: Place | None = None
 
 
 class _Renderer:
@@ -114,9 +143,9 @@ class _Renderer:
     def _source(self, entry: UnitEntry) -> _Source:
         where = entry.source_place
         if entry.source == "body":
-            return _Source(entry.text, None)
+            return _Source(entry.text, None, where)
         if entry.source == "path":
-            return _Source(self._read(entry.text, where), None)
+            return _Source(self._read(entry.text, where), None, Place(entry.text))
         if entry.spec is not None:
             return _Source(None, dict(entry.spec))
         return _Source(None, _yaml_mapping(self._read(entry.text, where), entry.text, where))
@@ -166,17 +195,17 @@ class _Renderer:
                 raise entry.source_place.refuse(f"{what}: generate: {exc}") from None
             return [(n, text, entry.place) for n, text in made.items()]
         assert source.text is not None
-        return self._expand(entry, self._target_name(entry, source), source.text, context,
-                            what)
+        return self._expand(entry, self._target_name(entry, source), source, context, what)
 
-    def _expand(self, entry: UnitEntry, name: str, text: str, context: dict[str, t.Any],
-                what: str) -> list[tuple[str, str, Place]]:
+    def _expand(self, entry: UnitEntry, name: str, source: _Source,
+                context: dict[str, t.Any], what: str) -> list[tuple[str, str, Place]]:
+        text = source.text or ""
         if entry.instances is None:
             if unames.is_template(name) and entry.state is not DesiredState.INACTIVE:
                 raise entry.place.refuse(f"{what}: template {name} needs instances (or "
                                          "state: inactive to store the template itself)")
-            body = _render(text, {**context, "unit": name}, entry.source_place, what) \
-                if entry.render else text
+            body = _render(text, {**context, "unit": name}, entry.source_place, what,
+                           source.origin) if entry.render else text
             return [(name, body, entry.place)]
         if not unames.is_template(name):
             raise entry.place.refuse(f"{what}: instances need a template name such as "
@@ -185,7 +214,7 @@ class _Renderer:
         for inst in entry.instances:
             full = f"{unames.unit_prefix(name)}@{inst}.{unames.unit_suffix(name)}"
             body = _render(text, {**context, "unit": full, "instance": inst},
-                           entry.source_place, what) if entry.render else text
+                           entry.source_place, what, source.origin) if entry.render else text
             out.append((full, body, entry.place))
         return out
 
@@ -197,7 +226,9 @@ def _desired_unit(name: str, text: str, state: DesiredState, where: Place,
         unit = UnitFile.parse(text)
         warnings += [(name, w) for w in xfleet.validate(name, unit)]
     except UnitctlError as exc:
-        raise where.refuse(f"unit {name}: {exc}") from None
+        text = str(exc)
+        raise where.refuse(text if text.startswith(f"{name}:") else f"unit {name}: {text}") \
+            from None
     return DesiredUnit(name, unit.serialize(), unit.hash(), state)
 
 
