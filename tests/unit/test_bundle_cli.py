@@ -204,3 +204,13 @@ def test_bad_clusterfiles_are_refused_with_their_place_and_nothing_is_stored(
         assert r.exit_code == 2, r.output
         assert message in r.output.replace(str(tmp_path) + "/", "")
     assert _keys(registry) == {}
+
+
+def test_env_flags_override_the_file_and_bad_ones_are_refused(registry: Registry,
+                                                             tmp_path: Path) -> None:
+    path = _write(tmp_path)
+    assert run(registry, "apply", "-f", path, "-e", "greeting=hi there").exit_code == 0
+    assert "ExecStart=/bin/echo hi there" in run(registry, "cat", "hello.service").output
+    for bad in ("greeting", "instance=1", "a-b=1"):
+        r = run(registry, "diff", "-f", path, "-e", bad)
+        assert r.exit_code == 2 and "expected KEY=VALUE" in r.output

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from unitctl.bundle.render import Rendered, render_bundle
-from unitctl.bundle.spec import BundleSpec, EnvValue, parse_bundle
+from unitctl.bundle.spec import RESERVED_ENV, BundleSpec, EnvValue, parse_bundle
 from unitctl.errors import UsageError
 
 #: The largest Clusterfile or source file read (a unit body is at most 1 MiB too).
@@ -40,8 +40,9 @@ def parse_env(pairs: tuple[str, ...] | list[str]) -> dict[str, EnvValue]:
     env: dict[str, EnvValue] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"-e {pair!r}: expected KEY=VALUE")
+        if not sep or not key.isidentifier() or key in RESERVED_ENV:
+            raise UsageError(f"-e {pair!r}: expected KEY=VALUE, KEY an identifier other "
+                             f"than {', '.join(sorted(RESERVED_ENV))}")
         env[key] = value
     return env
 
