@@ -1,5 +1,7 @@
 """``unitctl apply -f Clusterfile`` on real systemd machines and a real etcd:
-apply, re-apply (no change, etcd's revision unchanged), diff, prune, rollback.
+apply, re-apply (no change: no key of units/, bodies/, owners/, bundles/ ...
+written; the global revision is checked on an agent-less etcd in
+tests/integration/test_bundle_etcd.py), diff, prune, rollback.
 
 One module-scoped cluster of 2 machines; each test uses its own bundle name
 and destroys the units it made.
@@ -65,11 +67,20 @@ def clean(cluster: Cluster) -> Iterator[None]:
     wait(lambda: not units_json(cluster), timeout=30, what="units destroyed")
 
 
-def _etcd_revision(c: Cluster) -> int:
-    async def read() -> int:
+#: the client-owned prefixes an apply writes (agents keep writing states/ meanwhile)
+CLIENT_PREFIXES = ("units/", "bodies/", "bodyrefs/", "owners/", "bundles/", "bundlebodies/")
+
+
+def _client_keys(c: Cluster) -> dict[str, int]:
+    """Every client-owned key with its mod revision (etcd's record of its last write)."""
+    async def read() -> dict[str, int]:
         kv = await EtcdKV.connect(EtcdConfig(endpoints=(c.endpoint,), timeout=5))
         try:
-            return await Registry(kv).revision()
+            prefix = Registry(kv).keys.prefix
+            out: dict[str, int] = {}
+            for sub in CLIENT_PREFIXES:
+                out.update((x.key, x.mod_rev) for x in (await kv.get_prefix(prefix + sub)).kvs)
+            return out
         finally:
             await kv.close()
     return asyncio.run(read())
@@ -99,10 +110,10 @@ def test_apply_runs_the_units_and_a_second_apply_changes_nothing(cluster: Cluste
     assert "/bin/sleep 1001" in _show(cluster, "b1-a.service", "ExecStart")
     assert "/bin/sleep 3002" in _show(cluster, "b1-w@2.service", "ExecStart")
     invocation = _show(cluster, "b1-a.service", "InvocationID")
-    before = _etcd_revision(cluster)
+    before = _client_keys(cluster)
     r = unitctl(cluster, "apply", "-f", path)
     assert r.stdout == "bundle b1: no changes\n"
-    assert _etcd_revision(cluster) == before
+    assert _client_keys(cluster) == before  # no key written, not even with the same value
     assert _show(cluster, "b1-a.service", "InvocationID") == invocation
 
 
