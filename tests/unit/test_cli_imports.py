@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("cli", "client")
 
 #: The cli modules that define commands; only main.py may import them.
-COMMAND_MODULES = {"unitctl.cli.describe", "unitctl.cli.generate", "unitctl.cli.lists",
-                   "unitctl.cli.remote", "unitctl.cli.units"}
+COMMAND_MODULES = {"unitctl.cli.bundle", "unitctl.cli.describe", "unitctl.cli.generate",
+                   "unitctl.cli.lists", "unitctl.cli.remote", "unitctl.cli.units"}
 
 
 def _module_name(path: Path) -> str:

@@ -35,6 +35,8 @@ PURE = [
     "unitctl.sim.core", "unitctl.sim.world", "unitctl.sim.actors", "unitctl.sim.faults",
     "unitctl.sim.invariants", "unitctl.sim.systemd", "unitctl.sim.workload",
     "unitctl.api.errors", "unitctl.api.fleetschema",
+    "unitctl.bundle.located", "unitctl.bundle.spec", "unitctl.bundle.render",
+    "unitctl.bundle.plan", "unitctl.bundle.diff", "unitctl.registry.revisions",
 ]
 IO_MODULES = {"aetcd", "grpc", "dbus_fast", "subprocess", "socket", "asyncio", "os", "shutil",
               "threading", "signal", "fcntl", "tempfile", "urllib", "http", "sdnotify"}

@@ -56,6 +56,14 @@ VERBS: Mapping[str, Verb] = {
                   "Serve fleet's v1 HTTP API and unitctl's own (see docs/api.md)."),
     "token": Verb("serve", "token", "Create, list and revoke the API's bearer tokens (needs etcd "
                   "credentials)."),
+    "apply": Verb("bundle", "apply", "Create, change (and with --prune remove) units so the "
+                  "cluster holds a Clusterfile."),
+    "diff": Verb("bundle", "diff", "Show what apply would change (exit 1 when it would change "
+                 "something, 0 when not)."),
+    "rollback": Verb("bundle", "rollback",
+                     "Apply a recorded revision of a bundle again, as a new revision."),
+    "bundles": Verb("bundle", "bundles", "List the bundles applied, with their newest revision."),
+    "history": Verb("bundle", "history", "List the kept revisions of a bundle, oldest first."),
     "generate": Verb("generate", "generate",
                      "Generate fleet service units running a container via docker-run."),
 }

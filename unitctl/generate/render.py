@@ -176,3 +176,8 @@ def generate_units(spec: ServiceSpec | Mapping[str, t.Any]) -> dict[str, str]:
     """
     parsed = spec if isinstance(spec, ServiceSpec) else parse_spec(spec)
     return {parsed.unit_name: render_service(parsed)}
+
+
+def sandboxed_environment() -> jinja2.Environment:
+    """The one sandboxed jinja2 environment (StrictUndefined), for other renderers too."""
+    return _environment()

@@ -24,6 +24,10 @@ Under the prefix (default ``/unitctl/``)::
     audit/<time-ns>-<rand>       the API's audit log, under a lease of the retention
     metadata/<machine>/<key>     machine metadata set through the API (fleet's PATCH
                                  /machines), merged over what the agent registered
+    owners/<unit>                client-owned: the bundle (``unitctl apply``) owning the unit
+    bundles/<bundle>/<n>         client-owned: revision n of a bundle, JSON
+                                 (unitctl.registry.revisions); the last KEEP are kept
+    bundlebodies/<bundle>/<sha1> unit texts the kept revisions of a bundle name
 """
 
 from __future__ import annotations
@@ -141,6 +145,28 @@ class Keys:
 
     def metadata_value(self, machine: str, key: str) -> str:
         return f"{self.prefix}metadata/{machine}/{key}"
+
+    def owners(self) -> str:
+        return f"{self.prefix}owners/"
+
+    def owner(self, name: str) -> str:
+        return f"{self.prefix}owners/{name}"
+
+    def bundles(self) -> str:
+        return f"{self.prefix}bundles/"
+
+    def bundle_revisions(self, bundle: str) -> str:
+        return f"{self.prefix}bundles/{bundle}/"
+
+    def bundle_revision(self, bundle: str, number: int) -> str:
+        """Numbers are zero-padded: the keys sort in revision order."""
+        return f"{self.prefix}bundles/{bundle}/{number:010d}"
+
+    def bundle_bodies(self, bundle: str) -> str:
+        return f"{self.prefix}bundlebodies/{bundle}/"
+
+    def bundle_body(self, bundle: str, sha: str) -> str:
+        return f"{self.prefix}bundlebodies/{bundle}/{sha}"
 
     def tail(self, key: str, base: str) -> str:
         """Return ``key`` with ``base`` (a prefix built above) removed."""

@@ -41,6 +41,9 @@ class Entity(enum.Enum):
     STATE = "states"
     REQUEST = "requests"
     REPLY = "replies"
+    OWNER = "owners"
+    BUNDLE_REVISION = "bundles"
+    BUNDLE_BODY = "bundlebodies"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,20 @@ def _reply(tail: str) -> KeyRef | None:
     return KeyRef(Entity.REPLY, request_id, seq=int(seq))
 
 
+def _bundle_revision(tail: str) -> KeyRef | None:
+    bundle, _, number = tail.partition("/")
+    if not bundle or not number.isdigit():
+        return None
+    return KeyRef(Entity.BUNDLE_REVISION, bundle, seq=int(number))
+
+
+def _bundle_body(tail: str) -> KeyRef | None:
+    bundle, _, sha = tail.partition("/")
+    if not bundle or not sha or "/" in sha:
+        return None
+    return KeyRef(Entity.BUNDLE_BODY, bundle, body=sha)
+
+
 #: first path component -> how the rest of the key reads
 _TAIL_PARSERS: dict[str, Callable[[str], KeyRef | None]] = {
     Entity.UNIT.value: _named(Entity.UNIT), Entity.BODY.value: _named(Entity.BODY),
@@ -123,6 +140,8 @@ _TAIL_PARSERS: dict[str, Callable[[str], KeyRef | None]] = {
     Entity.SCHEDULED.value: _scheduled, Entity.STATE.value: _state,
     Entity.BODYREF.value: _bodyref, Entity.MACHINE.value: _machine,
     Entity.REQUEST.value: _request, Entity.REPLY.value: _reply,
+    Entity.OWNER.value: _named(Entity.OWNER),
+    Entity.BUNDLE_REVISION.value: _bundle_revision, Entity.BUNDLE_BODY.value: _bundle_body,
 }
 
 

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from unitctl.model import DesiredState, Machine, ScheduleEntry, UnitRecord, UnitState
 from unitctl.registry import poison, schema
 from unitctl.registry.audit import AuditLog
+from unitctl.registry.bundles import BundleStore
 from unitctl.registry.dynmeta import MetadataStore
 from unitctl.registry.keys import Keys, normalize_prefix
 from unitctl.registry.keyspace import Keyspace, Record
@@ -59,6 +60,8 @@ class Registry:
         self.tokens = TokenStore(kv, self.keys)
         self.audit = AuditLog(kv, self.keys)
         self.metadata = MetadataStore(kv, self.keys)
+        #: bundles (``unitctl apply``): unit owners and revisions
+        self.bundles = BundleStore(kv, self.keyspace)
 
     async def close(self) -> None:
         """Close the connection underneath; the registry is unusable afterwards."""

@@ -1,0 +1,116 @@
+"""Applying a bundle: read what is stored, plan, write through the client layer.
+
+:func:`read_stored` reads the records of the bundle's units and of the units
+it owns, and every owner record. :func:`execute` writes a
+:class:`~unitctl.bundle.plan.Plan` in this order: the submit-time cycle
+checks (before any write), the owner records (so a unit is owned before it
+exists), the bodies through :func:`unitctl.client.intent.submit` (new units
+batched, changed bodies with ``--replace``'s semantics: a replaced unit keeps
+its desired state and its agent reloads it), the desired states through the
+batched :func:`unitctl.client.intent.set_desired` (stops before starts),
+the prunes through :func:`unitctl.client.intent.destroy`, and last the
+revision record. An empty plan writes nothing at all.
+
+:func:`load_revision` turns a recorded revision back into a desired bundle,
+for ``unitctl rollback``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from unitctl.bundle.plan import Desired, DesiredUnit, Plan, Stored, owned, state_groups
+from unitctl.client import intent
+from unitctl.client.cycles import refuse_cycles
+from unitctl.client.resolve import LocalUnit, read_records
+from unitctl.errors import NotFoundError
+from unitctl.model import UnitRecord
+from unitctl.registry.registry import Registry
+from unitctl.registry.revisions import Revision
+from unitctl.unitfile import UnitFile
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBundle:
+    """What an apply reads: the stored units and owners, and the bundle's kept revisions."""
+
+    stored: Stored
+    revisions: list[Revision]
+
+
+async def read_stored(registry: Registry, desired: Desired) -> StoredBundle:
+    """The records of the bundle's units and owned units, every owner, its revisions."""
+    owners = await registry.bundles.owners()
+    names = [u.name for u in desired.units] + owned(Stored({}, owners), desired.bundle)
+    found = await read_records(registry, names)
+    units = {name: rec for name, rec in found.items() if rec is not None}
+    return StoredBundle(Stored(units, owners), await registry.bundles.revisions(desired.bundle))
+
+
+async def stored_bodies(registry: Registry, plan: Plan) -> dict[str, str]:
+    """The stored texts of the units a plan replaces (for the diff)."""
+    return await registry.get_bodies_by_hash(rec.hash for _, rec in plan.replace)
+
+
+def _local(unit: DesiredUnit, rec: UnitRecord | None, bundle: str) -> LocalUnit:
+    return LocalUnit(unit.name, UnitFile.parse(unit.body), f"bundle {bundle}", "file",
+                     record=rec)
+
+
+async def execute(registry: Registry, desired: Desired, read: StoredBundle, plan: Plan,
+                  note: str, source: str, now: float, err: Say) -> Revision | None:
+    """Write ``plan`` (see the module docstring); return the revision recorded, or
+    None when the plan is empty."""
+    if plan.empty:
+        return None
+    stored = read.stored
+    changed = [_local(u, stored.units.get(u.name), desired.bundle)
+               for u in [*plan.create, *(u for u, _ in plan.replace)]]
+    await refuse_cycles(registry, changed)
+    await registry.bundles.claim(desired.bundle, plan.claim, stored.owners)
+    written = await intent.submit(registry, changed, True, "start", lambda _: None, err)
+    records = {**stored.units, **{rec.name: rec for rec in written}}
+    for state, names in state_groups(plan.states):
+        await intent.set_desired(registry, [records[n] for n in names if n in records], state)
+    if plan.prune:
+        await intent.destroy(registry, [stored.units[n] for n in plan.prune])
+    await registry.bundles.release(desired.bundle, plan.release)
+    number = max((r.number for r in read.revisions), default=0) + 1
+    rev = Revision(desired.bundle, number, now, note, source,
+                   tuple((u.name, u.hash, u.desired) for u in desired.units))
+    await registry.bundles.record(rev, {u.hash: u.body for u in desired.units},
+                                  read.revisions)
+    return rev
+
+
+async def load_revision(registry: Registry, bundle: str, number: int | None,
+                        ) -> tuple[Desired, Revision]:
+    """Revision ``number`` of ``bundle`` (None: the one before the newest) as a
+    desired bundle.
+
+    Raises:
+        NotFoundError: no such bundle, revision or (dropped) body.
+    """
+    revs = await registry.bundles.revisions(bundle)
+    if not revs:
+        raise NotFoundError(f"bundle {bundle} has no recorded revision")
+    if number is None:
+        if len(revs) < 2:
+            raise NotFoundError(f"bundle {bundle} has only revision {revs[-1].number}: "
+                                "nothing to roll back to")
+        rev = revs[-2]
+    else:
+        rev = next((r for r in revs if r.number == number), None)  # type: ignore[assignment]
+        if rev is None:
+            kept = ", ".join(str(r.number) for r in revs)
+            raise NotFoundError(f"bundle {bundle} has no revision {number} (kept: {kept})")
+    bodies = await registry.bundles.bodies(bundle, rev.shas)
+    missing = sorted(rev.shas - set(bodies))
+    if missing:
+        raise NotFoundError(f"bundle {bundle} revision {rev.number}: body {missing[0]} "
+                            "is missing from the store")
+    units = tuple(DesiredUnit(name, bodies[sha], sha, state) for name, sha, state in rev.units)
+    return Desired(bundle, tuple(sorted(units, key=lambda u: u.name))), rev

@@ -1,0 +1,164 @@
+"""A bundle's desired units against what is stored: the plan of an apply (pure).
+
+:func:`plan` compares a :class:`Desired` bundle with the :class:`Stored` units
+and owners and returns the :class:`Plan`: units to create, bodies to replace,
+desired states to change, owner records to write, and (with ``prune``) the
+units the bundle owns but no longer names. :func:`applied` is the plan's
+effect on the stored state, so the invariants can be checked without a store:
+``plan(d, applied(s, plan(d, s)))`` is empty, and a prune only ever names
+units whose owner is this bundle.
+
+Ownership: a unit belongs to the bundle that created (or, with ``adopt``,
+took over) it; a unit of another bundle is refused, and so is a unit nobody
+owns unless ``adopt`` is given. Every refusal is raised before any write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from unitctl.errors import ConflictError
+from unitctl.model import DesiredState, UnitRecord
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredUnit:
+    """One unit a bundle wants: its name, serialised body, body hash and desired state."""
+
+    name: str
+    body: str
+    hash: str
+    desired: DesiredState
+
+
+@dataclass(frozen=True, slots=True)
+class Desired:
+    """A bundle's units, sorted by name (names are unique)."""
+
+    bundle: str
+    units: tuple[DesiredUnit, ...]
+
+    def by_name(self) -> dict[str, DesiredUnit]:
+        return {u.name: u for u in self.units}
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What is stored: the unit records and each owned unit's bundle."""
+
+    units: Mapping[str, UnitRecord]
+    owners: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """A unit's desired state going from ``old`` to ``new``."""
+
+    name: str
+    old: DesiredState
+    new: DesiredState
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What an apply writes, in this order: owners, bodies, desired states, prunes.
+
+    Attributes:
+        create: units not stored yet (created ``inactive``, then given their state).
+        replace: stored units whose body differs (the stored record beside each).
+        states: desired-state changes, created units' included.
+        claim: units whose owner record becomes this bundle.
+        prune: stored units this bundle owns and no longer names.
+        release: owner records to delete (pruned units, and stale ones of units gone).
+    """
+
+    bundle: str
+    create: tuple[DesiredUnit, ...] = ()
+    replace: tuple[tuple[DesiredUnit, UnitRecord], ...] = ()
+    states: tuple[StateChange, ...] = ()
+    claim: tuple[str, ...] = ()
+    prune: tuple[str, ...] = ()
+    release: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.create or self.replace or self.states or self.claim or self.prune
+                    or self.release)
+
+    def summary(self) -> str:
+        """``2 created, 1 replaced, 3 state changes, 1 pruned`` (the parts that are not 0)."""
+        parts = [(len(self.create), "created"), (len(self.replace), "replaced"),
+                 (len(self.states), "state changes"), (len(self.prune), "pruned"),
+                 (len(set(self.claim) - {u.name for u in self.create}), "adopted")]
+        return ", ".join(f"{n} {what}" for n, what in parts if n) or "owner records only"
+
+
+def _refuse_foreign(desired: Desired, stored: Stored, adopt: bool) -> None:
+    for unit in desired.units:
+        owner = stored.owners.get(unit.name)
+        if owner is not None and owner != desired.bundle:
+            raise ConflictError(f"unit {unit.name} belongs to bundle {owner}, not "
+                                f"{desired.bundle}: remove it from one of them")
+        if owner is None and unit.name in stored.units and not adopt:
+            raise ConflictError(f"unit {unit.name} exists and belongs to no bundle: give "
+                                f"--adopt to let bundle {desired.bundle} take it over")
+
+
+def owned(stored: Stored, bundle: str) -> list[str]:
+    """The units whose owner record names ``bundle``, sorted."""
+    return sorted(name for name, owner in stored.owners.items() if owner == bundle)
+
+
+def plan(desired: Desired, stored: Stored, prune: bool = False, adopt: bool = False) -> Plan:
+    """The writes that make ``stored`` hold ``desired`` (see the module docstring).
+
+    Raises:
+        ConflictError: a unit of another bundle, or an unowned one without ``adopt``.
+    """
+    _refuse_foreign(desired, stored, adopt)
+    create: list[DesiredUnit] = []
+    swap: list[tuple[DesiredUnit, UnitRecord]] = []
+    states: list[StateChange] = []
+    for unit in desired.units:
+        rec = stored.units.get(unit.name)
+        if rec is None:
+            create.append(unit)
+        elif rec.hash != unit.hash:
+            swap.append((unit, rec))
+        old = DesiredState.INACTIVE if rec is None else rec.desired
+        if old is not unit.desired:
+            states.append(StateChange(unit.name, old, unit.desired))
+    claim = tuple(u.name for u in desired.units
+                  if stored.owners.get(u.name) != desired.bundle)
+    names = desired.by_name()
+    gone = [n for n in owned(stored, desired.bundle) if n not in names]
+    pruned = tuple(n for n in gone if n in stored.units) if prune else ()
+    stale = tuple(n for n in gone if n not in stored.units)
+    return Plan(desired.bundle, tuple(create), tuple(swap), tuple(states), claim, pruned,
+                tuple(sorted({*pruned, *stale})))
+
+
+def applied(stored: Stored, done: Plan, desired: Desired) -> Stored:
+    """The stored state once ``done`` (a plan for ``desired``) has been written."""
+    units = dict(stored.units)
+    owners = dict(stored.owners)
+    wanted = desired.by_name()
+    for unit in done.create:
+        units[unit.name] = UnitRecord(unit.name, unit.hash, DesiredState.INACTIVE)
+    for unit, rec in done.replace:
+        units[unit.name] = replace(rec, hash=unit.hash)
+    for change in done.states:
+        units[change.name] = replace(units[change.name], desired=wanted[change.name].desired)
+    owners.update((name, done.bundle) for name in done.claim)
+    for name in done.prune:
+        units.pop(name, None)
+    for name in done.release:
+        owners.pop(name, None)
+    return Stored(units, owners)
+
+
+def state_groups(changes: Sequence[StateChange]) -> list[tuple[DesiredState, list[str]]]:
+    """Changes grouped by target, lowest first (stops before starts), names in order."""
+    order = sorted({c.new for c in changes}, key=lambda s: s.rank)
+    return [(state, [c.name for c in changes if c.new is state]) for state in order]
