@@ -37,7 +37,7 @@ from unitctl.dependencies import parse as parse_dependencies
 from unitctl.errors import BusLost, InvalidUnitError, RegistryError, UnitctlError
 from unitctl.loop import checkpoint, raise_if_ended, wake_or_timeout, watch_wakes
 from unitctl.model import Machine, ScheduleEntry
-from unitctl.registry.failures import FailureStore
+from unitctl.registry.failures import failure_store
 from unitctl.registry.registry import Registry
 from unitctl.unitfile import UnitFile
 from unitctl.xfleet import requirements
@@ -98,7 +98,7 @@ class Agent:
         self.publisher = StatePublisher(registry, units, machine.id, lambda: self.session.lease,
                                         self.backoff.get, self.dependencies.waiting,
                                         lambda name: self.health.health(name))
-        self.health = UnitHealth(FailureStore(registry.kv, registry.keys.prefix), units,
+        self.health = UnitHealth(failure_store(registry), units,
                                  machine.id, prober or RealProber(), self.publisher.report)
         self.executor = Executor(units, self.publisher, self.backoff)
         self.executor.ignore_requirements = self.dependencies.ignore_requirements

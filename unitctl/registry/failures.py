@@ -25,6 +25,7 @@ from unitctl.errors import RegistryError
 from unitctl.failover import FailureRecord, MoveRecord
 from unitctl.registry import codec
 from unitctl.registry.kv import KV, KeyValue
+from unitctl.registry.registry import Registry
 
 log = logging.getLogger("unitctl.registry")
 
@@ -126,3 +127,8 @@ class FailureStore:
         rng = await self.kv.get_prefix(self.keys.moves())
         found = (decode_moves_kv(self.keys, kv) for kv in rng.kvs)
         return dict(f for f in found if f is not None)
+
+
+def failure_store(registry: Registry) -> FailureStore:
+    """The failure policy's store over ``registry``'s KV and prefix."""
+    return FailureStore(registry.kv, registry.keys.prefix)
