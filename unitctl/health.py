@@ -222,3 +222,10 @@ def observe(progress: Progress, check: HealthCheck, passed: bool, started: float
     failures = progress.failures + 1
     status = Health.UNHEALTHY if failures >= check.retries else progress.status
     return Progress(status, failures, progress.since, started)
+
+
+def is_failure(before: Progress, after: Progress, check: HealthCheck) -> bool:
+    """Whether the probe that led from ``before`` to ``after`` is a failure of the unit."""
+    if after.status is not Health.UNHEALTHY:
+        return False
+    return before.status is not Health.UNHEALTHY or after.failures % check.retries == 0

@@ -7,8 +7,10 @@ Contract:
   ``starting``; a unit that leaves those states loses its loop and its health;
 * the loop follows :func:`unitctl.health.next_probe_at` and
   :func:`unitctl.health.observe` (the pure schedule and state machine); each
-  change of health calls ``on_change(name)`` (the publisher reports it) and a
-  change to ``unhealthy`` calls ``on_unhealthy(name, why)`` once;
+  change of health calls ``on_change(name)`` (the publisher reports it), and
+  each failure of the unit (:func:`unitctl.health.is_failure`: turning
+  unhealthy, then every ``Retries`` failed probes more) calls
+  ``on_unhealthy(name, why)``;
 * :meth:`configure` sets the checks of the units scheduled here; a unit whose
   check changed starts over;
 * a probe never raises (the :class:`~.probes.Prober` contract); the loops end
@@ -22,7 +24,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 
-from unitctl.health import Health, HealthCheck, Progress, begin, next_probe_at, observe
+from unitctl.health import Health, HealthCheck, Progress, begin, is_failure, next_probe_at, observe
 
 from .probes import Prober
 
@@ -112,5 +114,5 @@ class HealthMonitor:
                 log.info("agent: %s is %s%s", name, new.status.value,
                          f": {why}" if why else "")
                 self.on_change(name)
-                if new.status is Health.UNHEALTHY:
-                    self.on_unhealthy(name, why or "unhealthy")
+            if is_failure(progress, new, check):
+                self.on_unhealthy(name, why or "unhealthy")
