@@ -92,7 +92,8 @@ def test_unit_failing_to_start_moves_and_the_machine_is_avoided(cluster_factory:
     c.exec(bad, "touch", "/etc/unitctl-fail-here")
     body = ("[Unit]\nDescription=flaky\n[Service]\n"
             "ExecStartPre=/bin/sh -c '! test -e /etc/unitctl-fail-here'\n"
-            "ExecStart=/bin/sleep infinity\n[X-Failover]\nBackoff=10min\n")
+            "ExecStart=/bin/sleep infinity\nRestart=on-failure\nRestartSec=1\n"
+            "[X-Failover]\nBackoff=10min\n")
     path = write_unit(tmp_path, "flaky.service", body)
     unitctl(c, "start", "--no-block", path)
     wait(lambda: _placed(c, "flaky.service") == ids[good], timeout=60,
