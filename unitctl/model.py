@@ -108,6 +108,8 @@ class UnitState:
         retry_at: when the agent tries again (Unix seconds); 0 without an error.
         waiting: why the agent holds the unit's start or stop back (dependency
             order, :mod:`unitctl.dependencies`); "" when it does not.
+        health: the unit's health check (:mod:`unitctl.health`): ``starting``,
+            ``healthy`` or ``unhealthy``; "" when it has no check or is not active.
     """
 
     name: str
@@ -119,6 +121,7 @@ class UnitState:
     error: str = ""
     retry_at: float = 0.0
     waiting: str = ""
+    health: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ PURE = [
     "unitctl.registry.connection", "unitctl.registry.poison", "unitctl.agent.peerauth",
     "unitctl.registry.httpwire", "unitctl.registry.gatewayjson",
     "unitctl.agent.backoff", "unitctl.generate.stoptime", "unitctl.dependencies",
-    "unitctl.agent.ordering",
+    "unitctl.agent.ordering", "unitctl.health", "unitctl.failover",
     "unitctl.engine.view", "unitctl.engine.commit", "unitctl.engine.planned",
     "unitctl.systemd.states", "unitctl.systemd.api",
     "unitctl.docker.argv", "unitctl.docker.spec",

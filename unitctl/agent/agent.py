@@ -13,6 +13,8 @@ Tasks running side by side (one ``asyncio.TaskGroup``):
   and by the watches of remote dependencies (:mod:`.dependency_watch`);
 * **publisher** (:mod:`.publisher`) — report unit states, under the lease, so
   they vanish with the machine;
+* **health** (:mod:`.unit_health`) — probe the units that have a health check,
+  count failures, record a unit that keeps failing here for the engine;
 * **fence** and **peers** (:mod:`.fence`) — when etcd has been silent for half
   the TTL, consult peers and stop local units if this machine is the one cut
   off; keep the list of peers; a peer server answers "do you reach etcd?";
@@ -35,6 +37,7 @@ from unitctl.dependencies import parse as parse_dependencies
 from unitctl.errors import BusLost, InvalidUnitError, RegistryError, UnitctlError
 from unitctl.loop import checkpoint, raise_if_ended, wake_or_timeout, watch_wakes
 from unitctl.model import Machine, ScheduleEntry
+from unitctl.registry.failures import failure_store
 from unitctl.registry.registry import Registry
 from unitctl.unitfile import UnitFile
 from unitctl.xfleet import requirements
@@ -47,12 +50,14 @@ from .executor import ACTIVE_STATES, Executor
 from .fence import Fence, PeerServer
 from .options import AgentOptions
 from .ports import SystemdState, UnitManager
+from .probes import Prober, RealProber
 from .publisher import StatePublisher
 from .reconcile import DesiredUnit, accept, compute_tasks
 from .responder import Responder
 from .session import Session
 from .stopping import stop_all
 from .tasks import Task
+from .unit_health import UnitHealth
 
 __all__ = ["ACTIVE_STATES", "Agent", "AgentOptions"]
 
@@ -72,7 +77,7 @@ class Agent:
                  clock: Callable[[], float] = time.monotonic,
                  notify: Callable[[str], None] | None = None,
                  engine: EngineFactory | None = None,
-                 commands: Commands | None = None) -> None:
+                 commands: Commands | None = None, prober: Prober | None = None) -> None:
         self.registry = registry
         self.units = units
         self.machine = machine
@@ -91,7 +96,10 @@ class Agent:
         self._retry: asyncio.TimerHandle | None = None
         self.dependencies = DependencyWatch(registry, machine.id, self._wake)
         self.publisher = StatePublisher(registry, units, machine.id, lambda: self.session.lease,
-                                        self.backoff.get, self.dependencies.waiting)
+                                        self.backoff.get, self.dependencies.waiting,
+                                        lambda name: self.health.health(name))
+        self.health = UnitHealth(failure_store(registry), units,
+                                 machine.id, prober or RealProber(), self.publisher.report)
         self.executor = Executor(units, self.publisher, self.backoff)
         self.executor.ignore_requirements = self.dependencies.ignore_requirements
         self.fencer = Fence(registry, units, self.executor, self.session, self.opts.peer_port,
@@ -152,13 +160,14 @@ class Agent:
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(job) for job in (
                     self.session.run(), self._schedule_loop(), self.fencer.run(),
-                    self.fencer.watch_peers(), self.publisher.run(),
+                    self.fencer.watch_peers(), self.publisher.run(), self.health.run(),
                     *([self.responder.run()] if self.responder else []))]
                 await stop.wait()
                 for t in tasks:
                     t.cancel()
                 self.engines.stop()
                 await self.dependencies.close()
+                await self.health.close()
             if self.leave_on_stop:
                 await self.leave()
             else:
@@ -168,6 +177,7 @@ class Agent:
     def _on_state(self, name: str, state: SystemdState) -> None:
         """systemd's signal: a gate may open; the state is published."""
         self.dependencies.on_state(name, state)
+        self.health.on_state(name, state)
         self.publisher.report(name, state)
 
     @contextlib.asynccontextmanager
@@ -283,6 +293,7 @@ class Agent:
         if self.fencer.fenced:
             return []
         desired = await self._desired()
+        self.health.configure({n: (d.hash, self.bodies[d.hash]) for n, d in desired.items()})
         tasks = compute_tasks(desired, self.executor.current())
         started = frozenset(name for name, _ in self.executor.started)
         await self._seed_states()
@@ -302,7 +313,9 @@ class Agent:
         for name in self.units.present():
             if name not in self.dependencies.active:
                 with contextlib.suppress(UnitctlError):
-                    self.dependencies.active[name] = (await self.units.state(name)).active
+                    state = await self.units.state(name)
+                    self.dependencies.active[name] = state.active
+                    self.health.seed(name, state)
 
     def _wake_for_retry(self) -> None:
         """One timer: wake the loop when the earliest held-back unit is due."""

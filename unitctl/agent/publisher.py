@@ -14,7 +14,9 @@ Contract:
 * a unit with a failed task (``failures``) is reported with its error and retry
   time, even when it has no file here (a load that failed);
 * a unit held back by dependency order is reported with why it waits
-  (``waiting``, :mod:`.dependency_watch`).
+  (``waiting``, :mod:`.dependency_watch`);
+* a unit with a health check is reported with its health (``health``,
+  :mod:`.unit_health`), and again on every change of it.
 
 It satisfies :class:`~unitctl.agent.executor.StateSink`.
 """
@@ -42,8 +44,10 @@ class StatePublisher:
     def __init__(self, registry: Registry, units: UnitManager, machine_id: str,
                  lease: Callable[[], int],
                  failures: Callable[[str], UnitFailure | None] = lambda _name: None,
-                 waiting: Callable[[str], str] = lambda _name: "") -> None:
+                 waiting: Callable[[str], str] = lambda _name: "",
+                 health: Callable[[str], str] = lambda _name: "") -> None:
         self.registry = registry
+        self.health = health
         self.failures = failures
         self.waiting = waiting
         self.units = units
@@ -61,7 +65,8 @@ class StatePublisher:
             return
         error, retry = (failure.error, failure.retry_wall) if failure else ("", 0.0)
         self._pending[name] = UnitState(name, self.machine_id, state.load, state.active,
-                                        state.sub, sha, error, retry, self.waiting(name))
+                                        state.sub, sha, error, retry, self.waiting(name),
+                                        self.health(name))
         self._wake.set()
 
     def drop(self, name: str) -> None:

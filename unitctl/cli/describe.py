@@ -51,8 +51,13 @@ def explain_json(e: Explanation) -> dict[str, object]:
         "machine": e.placement, "reasons": None if e.reasons is None else dict(e.reasons),
         "reported": [{"machine": s.machine_id, "load": s.load, "active": s.active,
                       "sub": s.sub, "hash": s.hash, "error": s.error or None,
-                      "retry_at": iso_time(s.retry_at), "waiting": s.waiting or None}
+                      "retry_at": iso_time(s.retry_at), "waiting": s.waiting or None,
+                      "health": s.health or None}
                      for s in e.reported],
+        "failures": [{"machine": f.machine, "count": f.count, "first": iso_time(f.first),
+                      "last": iso_time(f.last), "why": f.why}
+                     for _, f in sorted(e.failures.items())],
+        "moves": [{"from": m.source, "at": iso_time(m.at), "why": m.why} for m in e.moves],
     }
 
 
@@ -85,7 +90,26 @@ def explain_lines(e: Explanation) -> list[str]:
             lines.append(f"  Failing on {short_id(s.machine_id)}: {note}")
         if s.waiting:
             lines.append(f"  Waiting on {short_id(s.machine_id)}: {s.waiting}")
+        if s.health:
+            lines.append(f"  Health on {short_id(s.machine_id)}: {s.health}")
+    return lines + failure_lines(e)
+
+
+def failure_lines(e: Explanation) -> list[str]:
+    """The failure policy's history: ``failed 3 times on 2c8e5b1f in 5 min; moved at 12:04``."""
+    lines = []
+    moved = {m.source: m for m in e.moves}
+    for machine, rec in sorted(e.failures.items(), key=lambda kv: kv[1].last):
+        move = moved.pop(machine, None)
+        tail = f"; moved at {_clock(move.at)}" if move else ""
+        lines.append(f"History: {rec.describe()}{tail}")
+    for move in moved.values():  # moves whose failure record has expired
+        lines.append(f"History: {move.why}; moved at {_clock(move.at)}")
     return lines
+
+
+def _clock(unix: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(unix))
 
 
 def _describe_requirements(e: Explanation) -> str:

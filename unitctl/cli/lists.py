@@ -38,6 +38,7 @@ UNIT_FIELDS: dict[str, UnitStateField] = {
     "error": lambda s, ms, full: failure_note(s, time.time()),
     "retry_at": lambda s, ms, full: iso_time(s.retry_at),
     "waiting": lambda s, ms, full: s.waiting or None,
+    "health": lambda s, ms, full: s.health or None,
 }
 UNIT_DEFAULT = "unit,machine,active,sub"
 
@@ -124,8 +125,9 @@ def list_units(sess: Session, fields: str, full: bool, no_legend: bool, as_json:
     """List the units' systemd states as the machines report them.
 
     With the default fields, an ERROR column follows when a unit's task failed
-    on its machine (what failed, and when the agent retries), and a WAITING
-    column when a unit waits for a dependency.
+    on its machine (what failed, and when the agent retries), a WAITING
+    column when a unit waits for a dependency, and a HEALTH column when a unit
+    has a health check (starting, healthy, unhealthy).
     """
     cols = parse_fields(fields, list(UNIT_FIELDS))
     snap = sess.read(lambda c: c.snapshot())
@@ -135,6 +137,8 @@ def list_units(sess: Session, fields: str, full: bool, no_legend: bool, as_json:
         cols.append("error")  # fleetctl's columns, plus why a unit is failing
     if fields == UNIT_DEFAULT and any(s.waiting for s in states):
         cols.append("waiting")  # and why it waits for a dependency
+    if fields == UNIT_DEFAULT and any(s.health for s in states):
+        cols.append("health")  # and what its health check says
     table = [{f: UNIT_FIELDS[f](s, machines, full) for f in cols} for s in states]
     js = [{f: UNIT_FIELDS[f](s, machines, True) for f in cols} for s in states]
     _emit(cols, table, as_json, js, not no_legend)

@@ -17,8 +17,8 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from unitctl import failover, health, xfleet
 from unitctl import names as unames
-from unitctl import xfleet
 from unitctl.errors import InvalidUnitError, NotFoundError, UsageError
 from unitctl.model import UnitRecord
 from unitctl.registry.registry import Registry
@@ -108,8 +108,10 @@ def read_unit_file(path: str, shown: str | None = None) -> UnitFile:
 
 
 def validate(name: str, unit: UnitFile, source: str) -> list[str]:
-    """xfleet validation; its errors keep their class, the message names the source."""
+    """xfleet, [X-Health] and [X-Failover] validation; its errors keep their class,
+    the message names the source."""
     try:
+        health.parse_check(unit), failover.parse_policy(unit)
         return list(xfleet.validate(name, unit))
     except InvalidUnitError as exc:
         msg = str(exc)

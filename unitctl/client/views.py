@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 
 from unitctl import xfleet
 from unitctl.errors import InvalidUnitError, NotFoundError
+from unitctl.failover import FailureRecord, MoveRecord
 from unitctl.legend import machine_legend, short_reason
 from unitctl.model import DesiredState, Machine, Requirements, UnitRecord, UnitState
+from unitctl.registry.failures import failure_store
 from unitctl.registry.registry import Registry
 from unitctl.unitfile import UnitFile
 
@@ -217,6 +219,10 @@ class Explanation:
     reported: tuple[UnitState, ...]
     reasons: Mapping[str, str] | None
     requirements: Requirements | None
+    #: machine -> the unit's failure record there (the failure policy)
+    failures: Mapping[str, FailureRecord] = field(default_factory=dict)
+    #: the unit's moves off failing machines, oldest first
+    moves: tuple[MoveRecord, ...] = ()
 
 
 async def explain(registry: Registry, bodies: Bodies, name: str) -> Explanation:
@@ -235,7 +241,8 @@ async def explain(registry: Registry, bodies: Bodies, name: str) -> Explanation:
         placement=placement,
         placement_machine=snap.machines.get(placement) if placement else None,
         reported=reported, reasons=None if is_global else snap.unplaceable(name),
-        requirements=req)
+        requirements=req, failures=await failure_store(registry).failures_of(name),
+        moves=await failure_store(registry).moves_of(name))
 
 
 #: Tells why a unit has not reached what a command waits for (None: it has);

@@ -46,7 +46,8 @@ PER_UNIT_WATCHES = 4
 
 
 def reached(target: DesiredState, since: int = 0) -> Predicate:
-    """A predicate: the unit's derived state is ``target`` (with its current body).
+    """A predicate: the unit's derived state is ``target`` (with its current body);
+    a launched unit that has a health check must also be healthy.
 
     Reports that failed after revision ``since`` end the wait with an error.
     """
@@ -72,13 +73,21 @@ def reached(target: DesiredState, since: int = 0) -> Predicate:
                 return None
             return f"Unit {name} loaded on {legend}"
         if st.active == "active":
-            return f"Unit {name} launched on {legend}"
+            return _launched(name, legend, st.health)
         if fresh and st.active == "failed":
             raise SystemdError(
                 f"Unit {name} failed on {legend}: active={st.active} sub={st.sub}")
         return None
 
     return check
+
+
+def _launched(name: str, legend: str, health: str) -> str | None:
+    """Launched, once its health check (if it has one) passed: the agent reports
+    ``starting`` until then, and ``unhealthy`` while it fails."""
+    if health in ("starting", "unhealthy"):
+        return None
+    return f"Unit {name} launched on {legend}" + (" (healthy)" if health else "")
 
 
 def gone(snap: Snapshot, name: str) -> str | None:

@@ -31,11 +31,14 @@ from dataclasses import dataclass
 from unitctl.agent.fencing import LOSS_GRACE
 from unitctl.engine.commit import pack, plan_groups
 from unitctl.engine.mirror import Mirror, read_view
-from unitctl.engine.planned import build_snapshot, mass_loss, planned_schedule
+from unitctl.engine.planned import build_snapshot, failure_moves, mass_loss, planned_schedule
 from unitctl.engine.view import EngineView
 from unitctl.errors import ConflictError, InvalidUnitError, RegistryError
+from unitctl.failover import DEFAULT_POLICY, FailurePolicy, MovePlan, MoveRecord, appended
+from unitctl.failover import parse_policy as parse_failure_policy
 from unitctl.loop import checkpoint, raise_if_ended, wake_or_timeout, watch_wakes
 from unitctl.model import Requirements
+from unitctl.registry.failures import failure_store
 from unitctl.registry.kv import Put
 from unitctl.registry.leader import Leadership
 from unitctl.registry.registry import Registry
@@ -62,7 +65,8 @@ class Engine:
     def __init__(self, registry: Registry, machine_id: str, *, resync: float = 60.0,
                  debounce: float = 0.01, grace: float = 10.0, loss_grace: float = LOSS_GRACE,
                  clock: Callable[[], float] = time.monotonic,
-                 on_round: Callable[[RoundResult], None] | None = None) -> None:
+                 on_round: Callable[[RoundResult], None] | None = None,
+                 wall: Callable[[], float] = time.time) -> None:
         self.registry = registry
         self.machine_id = machine_id
         self.resync = resync
@@ -74,6 +78,10 @@ class Engine:
         self.clock = clock
         self.on_round = on_round
         self._reqs: dict[tuple[str, str], Requirements | str] = {}
+        self._policies: dict[tuple[str, str], FailurePolicy] = {}
+        self.wall = wall
+        #: when a move held back by the failure policy's backoff is due (wall clock)
+        self.due: float | None = None
         self.leading = False
 
     async def run(self, lease: int) -> None:
@@ -129,6 +137,8 @@ class Engine:
         while loop.time() < until:
             checkpoint()
             wait = 0.1 if result.plan is None else until - loop.time()
+            if self.due is not None:
+                wait = min(wait, max(0.05, self.due - self.wall()))
             await wake_or_timeout(mirror.trigger, wait)
             # Let a burst of changes gather, and under load spend at most half
             # of the time in rounds (wait as long as the last round took, up
@@ -150,13 +160,17 @@ class Engine:
         reqs = await self._requirements(view)
         good = {n: r for n, r in reqs.items() if isinstance(r, Requirements)}
         bad = {n: r for n, r in reqs.items() if isinstance(r, str)}
-        plan = schedule(build_snapshot(view, good))
+        moves = failure_moves(view, good, self._unit_policies(view), self.wall())
+        self.due = moves.next_due
+        plan = schedule(build_snapshot(view, good, moves))
         planned = planned_schedule(view, plan, bad)
         done = await self.registry.commit(pack(plan_groups(self.registry.keys, view, planned)),
                                           lead)
+        expected = {op.key: op.value if isinstance(op, Put) else None for op in done.ops}
+        if moves.leave:
+            await self._record_moves(view, plan, moves, expected)
         if mirror and done.ops:
             # the next round must see our own writes, or it would redo them
-            expected = {op.key: op.value if isinstance(op, Put) else None for op in done.ops}
             await mirror.settle(expected, timeout=2.0)
         if mirror and done.skipped:
             mirror.trigger.set()  # a unit changed under us: look again at once
@@ -204,6 +218,40 @@ class Engine:
         bodies = await self.registry.get_bodies_by_hash(sha for _, sha in missing)
         for name, sha in missing:
             self._reqs[(name, sha)] = parse_requirements(name, bodies.get(sha))
+            self._policies[(name, sha)] = parse_policy(bodies.get(sha))
+
+    def _unit_policies(self, view: EngineView) -> dict[str, FailurePolicy]:
+        """Each unit's failure policy (read with its requirements)."""
+        for key in [k for k in self._policies if k not in self._reqs]:
+            del self._policies[key]
+        return {n: self._policies.get((n, u.hash), DEFAULT_POLICY) for n, u in view.units.items()}
+
+    async def _record_moves(self, view: EngineView, plan: Plan, moves: MovePlan,
+                            written: dict[str, bytes | None]) -> None:
+        """Append each move this round committed to its unit's history (moves/<unit>)."""
+        store = failure_store(self.registry)
+        policies = self._unit_policies(view)
+        for unit, source in sorted(moves.leave.items()):
+            target = plan.placements.get(unit)
+            if target in (None, source) or written.get(
+                    self.registry.keys.placement(unit)) != target.encode():
+                continue  # it stayed (no other machine passes its rules) or did not land
+            log.warning("engine: moving %s off %s to %s: %s", unit, source[:8], target[:8],
+                        moves.why[unit])
+            history = appended(view.moves.get(unit, ()),
+                               MoveRecord(source, self.wall(), moves.why[unit]))
+            try:
+                await store.record_moves(unit, history, policies[unit].avoid_for)
+            except RegistryError as exc:
+                log.warning("engine: cannot record the move of %s: %s", unit, exc)
+
+
+def parse_policy(body: str | None) -> FailurePolicy:
+    """The failure policy of a stored body (the default when it does not parse)."""
+    try:
+        return DEFAULT_POLICY if body is None else parse_failure_policy(UnitFile.parse(body))
+    except InvalidUnitError:
+        return DEFAULT_POLICY
 
 
 def parse_requirements(name: str, body: str | None) -> Requirements | str:

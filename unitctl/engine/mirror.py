@@ -22,10 +22,13 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
 
 from unitctl.engine.view import EngineView
+from unitctl.failover import FailureRecord, MoveRecord
 from unitctl.loop import raise_if_ended, wake_or_timeout, watch_wakes
 from unitctl.model import Machine, ScheduleEntry, UnitRecord
 from unitctl.registry import poison
+from unitctl.registry.failures import FailureKeys, decode_failure_kv, decode_moves_kv, failure_store
 from unitctl.registry.keyspace import Entity, Record
+from unitctl.registry.kv import Event, EventKind, KeyValue
 from unitctl.registry.poison import InvalidKey
 from unitctl.registry.registry import Registry
 
@@ -35,11 +38,14 @@ async def read_view(registry: Registry) -> EngineView:
     read = await registry.read_units()
     placements, placement_revs = await registry.placements_with_revs()
     machines = {m.id: m for m in await registry.list_machines()}
+    failures = failure_store(registry)
     # The view's revision is that of its FIRST read: a watch from revision+1
     # then replays anything that changed while the later reads ran.
     return frozen(EngineView(read.revision, read.units, read.revs, placements, placement_revs,
                              await registry.list_schedules(), machines,
-                             await registry.list_explanations()), set(read.invalid))
+                             await registry.list_explanations(),
+                             await failures.all_failures(), await failures.all_moves()),
+                  set(read.invalid))
 
 
 def frozen(view: EngineView, invalid_units: set[str]) -> EngineView:
@@ -52,7 +58,7 @@ def frozen(view: EngineView, invalid_units: set[str]) -> EngineView:
         {u: r for u, r in view.placement_revs.items() if u not in invalid_units},
         {m: {u: e for u, e in entries.items() if u not in invalid_units}
          for m, entries in view.schedules.items()},
-        view.machines, view.explanations)
+        view.machines, view.explanations, view.failures, view.moves)
 
 
 class Mirror:
@@ -67,6 +73,10 @@ class Mirror:
         self.schedules: dict[str, dict[str, ScheduleEntry]] = {}
         self.machines: dict[str, Machine] = {}
         self.explanations: dict[str, dict[str, str]] = {}
+        #: the failure policy's keys (failures/, moves/), applied as they change
+        self.failures: dict[str, dict[str, FailureRecord]] = {}
+        self.moves: dict[str, tuple[MoveRecord, ...]] = {}
+        self._failure_keys = FailureKeys(registry.keys.prefix)
         #: units whose key does not decode: name -> why (their entries are frozen)
         self.invalid_units: dict[str, str] = {}
         #: raw values of the keys the engine itself writes (for :meth:`settle`)
@@ -103,6 +113,8 @@ class Mirror:
             for key in bad:
                 self._invalid(key)
             self._read_rev[entity] = rev
+        store = failure_store(self.registry)
+        self.failures, self.moves = await store.all_failures(), dict(await store.all_moves())
         self.revision = max(self._read_rev.values())
         events = self._follow(min(self._read_rev.values()) + 1)
         self._watch = await self._stack.enter_async_context(watch_wakes(events, self._changed))
@@ -122,6 +134,9 @@ class Mirror:
         try:
             async for batch in self.registry.watch(self.registry.keys.prefix, rev):
                 for ev in batch:
+                    if self._failure_event(ev):
+                        self.trigger.set()
+                        continue
                     try:
                         record = keyspace.decode_event(ev)
                     except poison.DECODE_ERRORS as exc:
@@ -133,6 +148,35 @@ class Mirror:
                 yield
         finally:
             self.trigger.set()  # a watch that ends wakes the rounds at once
+
+    def _failure_event(self, ev: Event) -> bool:
+        """Apply a change of a ``failures/`` or ``moves/`` key; True when it was one.
+
+        These keys are replayed from before their read (puts carry whole values,
+        so the last event wins); a value that does not decode counts as absent.
+        """
+        keys = self._failure_keys
+        kv = KeyValue(ev.key, ev.value, 0, ev.mod_rev, 0)
+        deleted = ev.kind is EventKind.DELETE
+        if (ref := keys.parse_failure(ev.key)) is not None:
+            unit, machine = ref
+            rec = None if deleted else decode_failure_kv(keys, kv)
+            records = self.failures.setdefault(unit, {})
+            if rec is None:
+                records.pop(machine, None)
+            else:
+                records[machine] = rec
+            if not records:
+                del self.failures[unit]
+            return True
+        if (name := keys.parse_moves(ev.key)) is not None:
+            got = None if deleted else decode_moves_kv(keys, kv)
+            if got is None:
+                self.moves.pop(name, None)
+            else:
+                self.moves[name] = got[1]
+            return True
+        return False
 
     def _apply(self, record: Record | None) -> bool:
         """Apply one watched change; True when it calls for a round (units/, machines/)."""
@@ -178,7 +222,9 @@ class Mirror:
         return frozen(EngineView(self.revision, dict(self.units), dict(self.unit_revs),
                                  dict(self.placements), dict(self.placement_revs),
                                  {m: dict(e) for m, e in self.schedules.items()},
-                                 dict(self.machines), dict(self.explanations)),
+                                 dict(self.machines), dict(self.explanations),
+                                 {u: dict(r) for u, r in self.failures.items()},
+                                 dict(self.moves)),
                       set(self.invalid_units))
 
     # -- handlers: one decoded key (value None when it was deleted) -------

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from unitctl.engine.view import EngineView, PlannedSchedule
+from unitctl.failover import FailurePolicy, MovePlan, plan_moves
 from unitctl.model import DesiredState, Requirements, ScheduleEntry, UnitRecord
 from unitctl.names import is_template
 from unitctl.scheduler import ClusterSnapshot, Plan, UnitInfo
@@ -20,8 +21,10 @@ from unitctl.scheduler import ClusterSnapshot, Plan, UnitInfo
 BAD_BODY = "the stored unit file is missing or invalid: {error}"
 
 
-def build_snapshot(view: EngineView, reqs: Mapping[str, Requirements]) -> ClusterSnapshot:
-    """Build the scheduler's input from units whose requirements parsed."""
+def build_snapshot(view: EngineView, reqs: Mapping[str, Requirements],
+                   moves: MovePlan | None = None) -> ClusterSnapshot:
+    """Build the scheduler's input from units whose requirements parsed (and the
+    failure policy's avoid lists and moves, when given)."""
     units = {}
     for name, rec in view.units.items():
         req = reqs.get(name)
@@ -29,7 +32,18 @@ def build_snapshot(view: EngineView, reqs: Mapping[str, Requirements]) -> Cluste
             continue
         units[name] = UnitInfo(name, rec.hash, rec.desired, req)
     placements = {u: m for u, m in view.placements.items() if u in units}
-    return ClusterSnapshot(machines=dict(view.machines), units=units, placements=placements)
+    if moves is None:
+        return ClusterSnapshot(machines=dict(view.machines), units=units, placements=placements)
+    return ClusterSnapshot(dict(view.machines), units, placements,
+                           {u: m for u, m in moves.avoid.items() if u in units},
+                           {u: m for u, m in moves.leave.items() if u in units})
+
+
+def failure_moves(view: EngineView, reqs: Mapping[str, Requirements],
+                  policies: Mapping[str, FailurePolicy], now: float) -> MovePlan:
+    """The failure policy's plan for this round (:func:`unitctl.failover.plan_moves`)."""
+    known = {n: (p, reqs[n].machine_id is not None) for n, p in policies.items() if n in reqs}
+    return plan_moves(view.placements, view.failures, view.moves, known, now)
 
 
 def schedules_of(plan: Plan, units: Mapping[str, UnitRecord | UnitInfo]

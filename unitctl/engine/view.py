@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from unitctl.failover import FailureRecord, MoveRecord
 from unitctl.model import Machine, ScheduleEntry, UnitRecord
 
 
@@ -27,6 +28,10 @@ class EngineView:
     schedules: Mapping[str, Mapping[str, ScheduleEntry]]
     machines: Mapping[str, Machine]
     explanations: Mapping[str, Mapping[str, str]]
+    #: unit -> machine -> the failure record its agent wrote (:mod:`unitctl.failover`)
+    failures: Mapping[str, Mapping[str, FailureRecord]] = field(default_factory=dict)
+    #: unit -> its moves off failing machines, oldest first
+    moves: Mapping[str, tuple[MoveRecord, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

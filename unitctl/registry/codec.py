@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from unitctl.errors import RegistryError
+from unitctl.failover import FailureRecord, MoveRecord
 from unitctl.model import DesiredState, Machine, ScheduleEntry, UnitRecord, UnitState
 
 
@@ -82,6 +83,8 @@ def encode_state(s: UnitState) -> bytes:
         obj.update(error=s.error, retry_at=s.retry_at)
     if s.waiting:
         obj.update(waiting=s.waiting)
+    if s.health:
+        obj.update(health=s.health)
     return _dump(obj)
 
 
@@ -93,7 +96,8 @@ def decode_state(key: str, name: str, machine: str, data: bytes) -> UnitState:
         raise RegistryError(f"corrupt value at {key}: field 'retry_at' is not a number")
     return UnitState(name, machine, _str(key, obj, "load", ""), _str(key, obj, "active", ""),
                      _str(key, obj, "sub", ""), _str(key, obj, "hash", ""),
-                     _str(key, obj, "error", ""), float(retry_at), _str(key, obj, "waiting", ""))
+                     _str(key, obj, "error", ""), float(retry_at), _str(key, obj, "waiting", ""),
+                     _str(key, obj, "health", ""))
 
 
 def encode_explanation(reasons: Mapping[str, str]) -> bytes:
@@ -106,6 +110,35 @@ def decode_explanation(key: str, data: bytes) -> dict[str, str]:
     if not isinstance(reasons, dict):
         raise RegistryError(f"corrupt value at {key}: bad reasons")
     return {str(k): str(v) for k, v in reasons.items()}
+
+
+def _num(key: str, obj: Mapping[str, Any], field: str) -> float:
+    value = obj.get(field)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RegistryError(f"corrupt value at {key}: field {field!r} missing or not a number")
+    return float(value)
+
+
+def encode_failure(rec: FailureRecord) -> bytes:
+    return _dump({"count": rec.count, "first": rec.first, "last": rec.last, "why": rec.why})
+
+
+def decode_failure(key: str, unit: str, machine: str, data: bytes) -> FailureRecord:
+    obj = _load(key, data)
+    return FailureRecord(unit, machine, int(_num(key, obj, "count")), _num(key, obj, "first"),
+                         _num(key, obj, "last"), _str(key, obj, "why", ""))
+
+
+def encode_moves(history: tuple[MoveRecord, ...]) -> bytes:
+    return _dump({"moves": [{"from": m.source, "at": m.at, "why": m.why} for m in history]})
+
+
+def decode_moves(key: str, data: bytes) -> tuple[MoveRecord, ...]:
+    moves = _load(key, data).get("moves")
+    if not isinstance(moves, list) or not all(isinstance(m, dict) for m in moves):
+        raise RegistryError(f"corrupt value at {key}: field 'moves' is not a list of objects")
+    return tuple(MoveRecord(_str(key, m, "from"), _num(key, m, "at"), _str(key, m, "why", ""))
+                 for m in moves)
 
 
 def unit_hash_or_empty(data: bytes) -> str:

@@ -31,6 +31,7 @@ class PlacementReason(enum.StrEnum):
     RULES_BROKEN = "rules no longer hold: {detail}"
     REPLACED = "replaced by {unit} (Replaces={pattern})"
     FOLLOWS_MOVED = "follows {unit} which moved"
+    FAILING = "keeps failing on this machine: moving it ({detail})"
 
     # -- why a unit is placed on the machine it gets
     LEAST_LOADED = "least loaded machine that passes every rule ({load} units)"
@@ -51,6 +52,7 @@ class PlacementReason(enum.StrEnum):
                      "cycle, is scheduled")
     REPLACE_MOVES_PEER = "replacing {unit} would move its MachineOf peer {peer} away"
     DISPLACE_LIMIT = "would displace {unit}, already moved {moves} times this round"
+    AVOIDED = "avoided: the unit failed here recently"
 
     def render(self, **values: object) -> str:
         """Return the reason text with its placeholders filled in."""

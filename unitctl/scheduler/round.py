@@ -123,6 +123,8 @@ class Round:
         held = check_replace_cycle(unit, machine, self.state)
         if held is not None:
             return held
+        if self.snapshot.leave.get(name) == machine_id:
+            return PlacementReason.FAILING.render(detail="failure policy")
         broken = check_machine_id(unit, machine, self.state) or check_metadata(
             unit, machine, self.state)
         return PlacementReason.RULES_BROKEN.render(detail=broken) if broken else None
@@ -217,19 +219,37 @@ class Round:
         heapq.heappush(self.queue, name)
 
     def _choose(self, unit: UnitInfo) -> tuple[str | None, dict[str, str]]:
-        """Return the machine for ``unit``, or None and every machine's rejection."""
-        state = self.state
-        if not state.machine_ids:
+        """Return the machine for ``unit``, or None and every machine's rejection.
+
+        Machines the unit failed on (``avoid``, ``leave``) are taken only when
+        no other machine passes its rules.
+        """
+        if not self.state.machine_ids:
             return None, _no_machines()
+        avoid = self.snapshot.avoid.get(unit.name, frozenset())
+        if unit.name in self.snapshot.leave:
+            avoid |= {self.snapshot.leave[unit.name]}
+        chosen, reasons = self._choose_among(unit, avoid)
+        if chosen is None and avoid:
+            fallback, _ = self._choose_among(unit, frozenset())
+            if fallback is not None:
+                return fallback, {}
+        return chosen, reasons
+
+    def _choose_among(self, unit: UnitInfo, avoid: frozenset[str]
+                      ) -> tuple[str | None, dict[str, str]]:
+        state = self.state
         shortlist = self._shortlist(unit)
         if shortlist is not None:
             for machine_id in by_load(shortlist, state.load):
-                if first_failure(unit, state.machines[machine_id], state) is None:
+                if machine_id not in avoid and first_failure(
+                        unit, state.machines[machine_id], state) is None:
                     return machine_id, {}
         reasons: dict[str, str] = {}
 
         def accept(machine_id: str) -> bool:
-            reason = first_failure(unit, state.machines[machine_id], state)
+            reason = PlacementReason.AVOIDED.render() if machine_id in avoid else first_failure(
+                unit, state.machines[machine_id], state)
             if reason is not None:
                 reasons[machine_id] = reason
             return reason is None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import bisect
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from unitctl.glob import matches_glob
 from unitctl.model import DesiredState, Machine, Requirements
@@ -43,11 +43,18 @@ class ClusterSnapshot:
         machines: live machines by id.
         units: every unit in the registry by name (templates excluded by the caller).
         placements: non-global unit -> the machine it is currently scheduled to.
+        avoid: unit -> machines it failed on recently (the failure policy,
+            :mod:`unitctl.failover`): it goes there only if no other machine
+            passes its rules.
+        leave: unit -> the machine it keeps failing on and must leave in this
+            round (it stays only if no other machine passes its rules).
     """
 
     machines: Mapping[str, Machine]
     units: Mapping[str, UnitInfo]
     placements: Mapping[str, str]
+    avoid: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    leave: Mapping[str, str] = field(default_factory=dict)
 
 
 _EMPTY: frozenset[str] = frozenset()
