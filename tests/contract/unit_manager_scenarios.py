@@ -455,6 +455,54 @@ async def scenario_refused_start(mgr: UnitManager, probe: Probe,
         await cleanup(mgr, *(name for name, _, _ in cases))
 
 
+READ_ROUNDS = 8
+
+
+async def scenario_read_after_signal(mgr: UnitManager, probe: Probe,
+                                     rec: Recorder) -> dict[str, Any]:
+    """state() is never older than a state ``on_change`` handed over before it returned.
+
+    A start and a read go out together while the loop is busy: systemd answers
+    the read (inactive) before it runs the start job, and the job's signal
+    (active) reaches the reader in the same pass as that reply. Returning the
+    reply let the agent publish it over the signalled state for good (the
+    signal is never repeated), and ``unitctl start`` waited for ever.
+    """
+    name = "uc-read.service"
+    raced = 0
+
+    async def read() -> tuple[SystemdState, int]:
+        got = await mgr.state(name)
+        return got, len(rec.reports)  # the reports handed over before it returned
+
+    try:
+        await mgr.write(name, SIMPLE.format(name=name))
+        await mgr.link(name, False)
+        await mgr.reload()
+        for i in range(READ_ROUNDS):
+            since = len(rec.reports)
+            start = asyncio.ensure_future(mgr.start(name))
+            reading = asyncio.ensure_future(read())
+            for _ in range(5):
+                await asyncio.sleep(0)  # both calls are sent
+            time.sleep(0.2)  # the loop is busy: replies and signals queue up on the socket
+            await start
+            got, upto = await reading
+            seen = [r.state for r in rec.reports[since:upto] if r.name == name]
+            if seen:
+                raced += 1
+                assert got == seen[-1], f"round {i}: state() = {got} after on_change {seen}"
+            await rec.wait(name, RUNNING, since)
+            since = len(rec.reports)
+            await mgr.stop(name)
+            await rec.wait(name, LOADED, since)
+        if probe.real:
+            assert raced, "no signal came with a read's reply: the scenario tested nothing"
+        return {"raced": raced}
+    finally:
+        await cleanup(mgr, name)
+
+
 #: The longest name systemd takes: 255 characters (UNIT_NAME_MAX counts the NUL).
 LONGEST_NAME = "uc-" + "x" * (255 - len("uc-.service")) + ".service"
 
@@ -492,6 +540,7 @@ SCENARIOS: dict[str, Scenario] = {
     "host_units": scenario_host_units,
     "refused_start": scenario_refused_start,
     "longest_name": scenario_longest_name,
+    "read_after_signal": scenario_read_after_signal,
 }
 
 

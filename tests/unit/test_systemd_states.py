@@ -199,6 +199,42 @@ def test_a_signal_during_a_fetch_wins_over_the_fetched_state() -> None:
     assert done.fetch == []
 
 
+def test_a_read_never_returns_a_state_older_than_one_signalled_meanwhile() -> None:
+    """The seed pair's hang (issue 12): the agent read employees' state right after
+    StartUnit; systemd answered inactive before it ran the job, and the job's signal
+    (active) was reported while the reply waited for its caller, which then
+    published the reply over it; the signal never came again."""
+    replay = Replay(OK, answer={OK: ("loaded", "inactive", "dead")})
+    replay.feed([manager("Reloading", False)])
+    assert replay.reports == [(OK, st("loaded", "inactive", "dead"))]
+    tracker = replay.tracker
+    mark = tracker.read_started(OK)
+    replay.feed([props(OK, ActiveState="active", SubState="running")])
+    assert replay.reports[-1] == (OK, st("loaded", "active", "running"))
+    got = tracker.read_done(OK, mark, st("loaded", "inactive", "dead"))
+    assert got == st("loaded", "active", "running"), "the read returned the older reply"
+    # nothing learned meanwhile: the reply is the newest
+    mark = tracker.read_started(OK)
+    assert tracker.read_done(OK, mark, st("loaded", "failed", "failed")) == \
+        st("loaded", "failed", "failed")
+    # a unit the tracker knows nothing of: the reply
+    mark = tracker.read_started(BAD)
+    assert tracker.read_done(BAD, mark, st("not-found", "inactive", "dead")) == \
+        st("not-found", "inactive", "dead")
+
+
+def test_a_read_sees_a_state_the_tracker_fetched_meanwhile() -> None:
+    tracker = StateTracker()
+    tracker.own([OK])
+    mark = tracker.read_started(OK)
+    todo = tracker.request_fetch([OK])
+    done = tracker.fetch_done(todo, tracker.fetch_started(todo),
+                              [(OK, "loaded", "active", "running")])
+    assert done.changed == [(OK, st("loaded", "active", "running"))]
+    assert tracker.read_done(OK, mark, st("loaded", "inactive", "dead")) == \
+        st("loaded", "active", "running")
+
+
 def test_a_unit_asked_for_during_its_fetch_is_fetched_again() -> None:
     tracker = StateTracker()
     tracker.own([OK, BAD])

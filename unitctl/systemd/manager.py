@@ -264,12 +264,19 @@ class SystemdUnitManager:
             raise SystemdError(f"stopping {name} failed: job {job} ended with {result!r}")
 
     async def state(self, name: str) -> SystemdState:
-        """``ListUnitsByNames``: the unit's state; ``not-found/inactive/dead`` if unknown."""
+        """``ListUnitsByNames``: the unit's state; ``not-found/inactive/dead`` if unknown.
+
+        Never older than a state already handed to ``on_change``: a signal
+        that arrives with the reply wins over it (see :meth:`StateTracker.read_done`).
+        """
         validate_name(name)
+        mark = self._states.read_started(name)
+        fetched = UNKNOWN_STATE
         for row in await self._list_units([name]):
             if row[0] == name:
-                return SystemdState(row[1], row[2], row[3])
-        return UNKNOWN_STATE
+                fetched = SystemdState(row[1], row[2], row[3])
+                break
+        return self._states.read_done(name, mark, fetched)
 
     async def _list_units(self, names: list[str]) -> list[FetchedRow]:
         """(name, load, active, sub) of each unit (systemd loads them as needed)."""

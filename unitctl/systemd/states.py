@@ -24,7 +24,10 @@ The rules (systemd 252):
   is fetched once more afterwards; a signal that arrived during a fetch wins
   over the fetched ActiveState/SubState (systemd emits the final state after
   any reply);
-* ``JobRemoved(id, job, unit, result)`` reports ``(job, result)``.
+* ``JobRemoved(id, job, unit, result)`` reports ``(job, result)``;
+* a read of a unit's state for the owner (:meth:`StateTracker.read_started`,
+  :meth:`StateTracker.read_done`) is never older than what the tracker
+  learned while it was in flight: the owner may already have reported that.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class StateTracker:
         self._load: dict[str, str] = {}
         self._active: dict[str, tuple[str, str]] = {}
         self._signals: dict[str, int] = {}  # PropertiesChanged seen per unit
+        self._learned: dict[str, int] = {}  # ActiveState/SubState learned (signal or fetch)
         self._reported: dict[str, SystemdState] = {}
         # rewritten since systemd last loaded them: LoadState may change on the next load
         self._dirty: set[str] = set()
@@ -88,7 +92,7 @@ class StateTracker:
         """``name``'s file is gone: drop everything known about it."""
         self._owned.discard(name)
         self._dirty.discard(name)
-        for cache in (self._load, self._active, self._signals, self._reported):
+        for cache in (self._load, self._active, self._signals, self._learned, self._reported):
             cache.pop(name, None)
 
     # ------------------------------------------------------------ signals
@@ -117,6 +121,7 @@ class StateTracker:
             return update
         self._active[name] = (str(active.value), str(sub.value))
         self._signals[name] = self._signals.get(name, 0) + 1
+        self._learned[name] = self._learned.get(name, 0) + 1
         load = self._load.get(name)
         if load is None:
             if name not in self._fetching:  # a fetch in flight uses the new values
@@ -175,11 +180,32 @@ class StateTracker:
                 active, sub = self._active[name]
             else:
                 self._active[name] = (active, sub)
+                self._learned[name] = self._learned.get(name, 0) + 1
             self._report(name, SystemdState(load, active, sub), update)
         again = [n for n in names if n in self._fetch_again]
         self._fetch_again.difference_update(again)
         update.fetch.extend(again)
         return update
+
+    # ------------------------------------------------------------ reads
+    def read_started(self, name: str) -> int:
+        """A read of ``name``'s state for the owner (not a fetch of the tracker's
+        own) is sent now: a mark to hand to :meth:`read_done`."""
+        return self._learned.get(name, 0)
+
+    def read_done(self, name: str, mark: int, fetched: SystemdState) -> SystemdState:
+        """What that read returns: ``fetched``, unless the tracker learned
+        ``name``'s state while it was in flight; then the tracker's state.
+
+        The reply may have left systemd before the signal of a change the
+        caller already got through ``on_change`` (systemd emits the final
+        state after any reply); returning the older reply would let the caller
+        put it over the newer state for good, as that change is never
+        reported again.
+        """
+        if self._learned.get(name, 0) == mark or name not in self._active:
+            return fetched
+        return SystemdState(self._load.get(name, fetched.load), *self._active[name])
 
     def _report(self, name: str, state: SystemdState, update: Update) -> None:
         if name not in self._owned or self._reported.get(name) == state:
