@@ -134,5 +134,7 @@ class UnitManager(Protocol):
         ...
 
     async def state(self, name: str) -> SystemdState:
-        """The unit's current state (``not-found/inactive/dead`` when unknown)."""
+        """The unit's current state (``not-found/inactive/dead`` when unknown); never
+        older than a state already passed to ``on_change`` (a read that raced a
+        signal returns the signalled state)."""
         ...
