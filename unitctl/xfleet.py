@@ -31,6 +31,8 @@ from unitctl.glob import compile_glob, matches_glob
 from unitctl.metadata import format_metadata, parse_metadata
 from unitctl.model import Requirements
 from unitctl.names import is_template, validate_name
+from unitctl.resources import OPTIONS as RESOURCE_OPTIONS
+from unitctl.resources import problems as resource_problems
 from unitctl.specifiers import expand, instance_dependent, machine_specifiers
 from unitctl.unitfile import UnitFile
 
@@ -60,6 +62,7 @@ OPTIONS: tuple[str, ...] = (
     "MachineMetadata",
     "MachineOf",
     "Replaces",
+    *RESOURCE_OPTIONS,
 )
 
 #: Deprecated (fleet < 0.8) option names -> the modern option they feed.
@@ -197,7 +200,8 @@ def validate(name: str, unit: UnitFile) -> list[str]:
     validate_name(name)
     req = requirements(name, unit)
     problems = [*_combination_problems(req), *_specifier_problems(unit),
-                *_value_problems(name, unit, req), *_machine_of_problems(name, unit)]
+                *_value_problems(name, unit, req), *_machine_of_problems(name, unit),
+                *resource_problems(name, unit)]
     if problems:
         raise InvalidOptionsError(f"{name}: " + "; ".join(problems))
     return _option_warnings(unit)

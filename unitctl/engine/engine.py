@@ -23,6 +23,7 @@ Outage guards (fleet stopped units when etcd blinked, issues 1289 and 1690):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from unitctl.model import Requirements
 from unitctl.registry.kv import Put
 from unitctl.registry.leader import Leadership
 from unitctl.registry.registry import Registry
+from unitctl.resources import needs
 from unitctl.scheduler import Plan, schedule
 from unitctl.unitfile import UnitFile
 from unitctl.xfleet import requirements
@@ -75,6 +77,8 @@ class Engine:
         self.on_round = on_round
         self._reqs: dict[tuple[str, str], Requirements | str] = {}
         self.leading = False
+        #: the mirror missed some of this engine's own writes: read afresh
+        self._stale = False
 
     async def run(self, lease: int) -> None:
         """Campaign with ``lease`` until cancelled."""
@@ -126,7 +130,7 @@ class Engine:
         loop = asyncio.get_running_loop()
         until = loop.time() + self.resync
         result = await self.reconcile(lead, mirror)
-        while loop.time() < until:
+        while loop.time() < until and not self._stale:
             checkpoint()
             wait = 0.1 if result.plan is None else until - loop.time()
             await wake_or_timeout(mirror.trigger, wait)
@@ -137,6 +141,7 @@ class Engine:
             mirror.trigger.clear()
             mirror.check()
             result = await self.reconcile(lead, mirror)
+        self._stale = False
 
     async def reconcile(self, lead: Leadership, mirror: Mirror | None = None) -> RoundResult:
         """One round: read (from ``mirror`` when given), schedule, commit.
@@ -151,13 +156,18 @@ class Engine:
         good = {n: r for n, r in reqs.items() if isinstance(r, Requirements)}
         bad = {n: r for n, r in reqs.items() if isinstance(r, str)}
         plan = schedule(build_snapshot(view, good))
-        planned = planned_schedule(view, plan, bad)
+        counted = frozenset(n for n, r in good.items() if r.needs.any)
+        planned = planned_schedule(view, plan, bad, counted)
         done = await self.registry.commit(pack(plan_groups(self.registry.keys, view, planned)),
                                           lead)
         if mirror and done.ops:
             # the next round must see our own writes, or it would redo them
             expected = {op.key: op.value if isinstance(op, Put) else None for op in done.ops}
-            await mirror.settle(expected, timeout=2.0)
+            if not await mirror.settle(expected, timeout=2.0):
+                # A round over a view without our last placements could give their
+                # room and ports away again: the next round reads everything afresh.
+                log.warning("engine: own writes not seen within 2s; re-reading the registry")
+                self._stale = True
         if mirror and done.skipped:
             mirror.trigger.set()  # a unit changed under us: look again at once
         result = RoundResult(view.revision, plan, done.txns, time.perf_counter() - t0)
@@ -207,10 +217,11 @@ class Engine:
 
 
 def parse_requirements(name: str, body: str | None) -> Requirements | str:
-    """Requirements of a stored body, or a one-line error string."""
+    """Requirements of a stored body, its resource needs included, or a one-line error."""
     if body is None:
         return "body not found"
     try:
-        return requirements(name, UnitFile.parse(body))
+        unit = UnitFile.parse(body)
+        return dataclasses.replace(requirements(name, unit), needs=needs(unit))
     except InvalidUnitError as exc:
         return str(exc)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class Action(enum.Enum):
@@ -31,11 +31,15 @@ class PlacementReason(enum.StrEnum):
     RULES_BROKEN = "rules no longer hold: {detail}"
     REPLACED = "replaced by {unit} (Replaces={pattern})"
     FOLLOWS_MOVED = "follows {unit} which moved"
+    NO_ROOM_NOW = "no room any more: {detail}"
 
     # -- why a unit is placed on the machine it gets
     LEAST_LOADED = "least loaded machine that passes every rule ({load} units)"
     FOLLOWS = "follows its MachineOf peer {unit}"
     PINNED = "pinned by MachineID={machine_id}"
+    MOST_ROOM = "most room left of the machines that pass every rule ({left:.0%} left after)"
+    LEAST_ROOM = ("least room left of the machines that pass every rule, Placement=binpack "
+                  "({left:.0%} left after)")
 
     # -- why a machine cannot take a unit (values of Plan.unplaceable)
     NO_MACHINES = "no machines in the cluster"
@@ -51,6 +55,10 @@ class PlacementReason(enum.StrEnum):
                      "cycle, is scheduled")
     REPLACE_MOVES_PEER = "replacing {unit} would move its MachineOf peer {peer} away"
     DISPLACE_LIMIT = "would displace {unit}, already moved {moves} times this round"
+    NO_MEMORY = "needs {need} memory, {free} free (of {total})"
+    NO_CPU = "needs {need} CPU, {free} free (of {total})"
+    PORT_TAKEN = "host port {port} is taken by {unit} there"
+    NO_PORTS = "needs {need} dynamic ports, {free} free in {range}"
 
     def render(self, **values: object) -> str:
         """Return the reason text with its placeholders filled in."""
@@ -91,9 +99,12 @@ class Plan:
         unplaceable: every unit with desired state != inactive that runs
             nowhere -> machine id -> why that machine was rejected; with no
             machines at all the only key is ``""``.
+        ports: every unit with dynamic ports that runs somewhere -> machine ->
+            port name -> the host port allocated to it there.
     """
 
     decisions: tuple[Decision, ...]
     placements: Mapping[str, str]
     global_placements: Mapping[str, frozenset[str]]
     unplaceable: Mapping[str, Mapping[str, str]]
+    ports: Mapping[str, Mapping[str, Mapping[str, int]]] = field(default_factory=dict)
