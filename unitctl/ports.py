@@ -60,3 +60,14 @@ def allocate(names: Collection[str], port_range: tuple[int, int], taken: Collect
         out[name] = candidate
         blocked.add(candidate)
     return out
+
+
+#: The drop-in an agent writes beside a unit that has host ports.
+DROPIN_NAME = "50-unitctl-ports.conf"
+
+
+def dropin_text(ports: Collection[tuple[str, int]]) -> str:
+    """The drop-in passing ``ports`` in as environment variables (``PORT=31000``)."""
+    pairs = " ".join(f"{name}={port}" for name, port in sorted(ports))
+    return ("# Written by unitctl-agent: the host ports the engine allocated to this unit\n"
+            f"# on this machine.\n[Service]\nEnvironment={pairs}\n")
