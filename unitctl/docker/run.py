@@ -29,8 +29,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from unitctl import machine_id
-from unitctl.docker.portvars import substitute_ports
 from unitctl.docker.argv import USAGE, link_targets, parse_run_argv, stop_timeout, validate_name
+from unitctl.docker.portvars import substitute_ports
 from unitctl.docker.runtime import (
     AttachedClient,
     CliContainerRuntime,
