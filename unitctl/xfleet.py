@@ -62,7 +62,6 @@ OPTIONS: tuple[str, ...] = (
     "MachineMetadata",
     "MachineOf",
     "Replaces",
-    *RESOURCE_OPTIONS,
 )
 
 #: Deprecated (fleet < 0.8) option names -> the modern option they feed.
@@ -284,7 +283,7 @@ def _option_warnings(unit: UnitFile) -> list[str]:
     seen: set[str] = set()
     for entry in unit.options:
         key = entry.name
-        if entry.section != SECTION or key in seen or key in OPTIONS:
+        if entry.section != SECTION or key in seen or key in OPTIONS or key in RESOURCE_OPTIONS:
             continue
         seen.add(key)
         if key in LEGACY:
