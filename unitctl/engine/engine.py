@@ -168,8 +168,8 @@ class Engine:
                 # room and ports away again: the next round reads everything afresh.
                 log.warning("engine: own writes not seen within 2s; re-reading the registry")
                 self._stale = True
-        if mirror and done.skipped:
-            mirror.trigger.set()  # a unit changed under us: look again at once
+        if mirror and (done.skipped or plan.recheck):
+            mirror.trigger.set()  # a unit changed under us, or ports were freed: look again
         result = RoundResult(view.revision, plan, done.txns, time.perf_counter() - t0)
         self._log(result)
         if self.on_round:

@@ -113,6 +113,13 @@ class Ledger:
             if not per_machine:
                 del self.allocations[name]
 
+    def released(self) -> bool:
+        """Tell whether a port held before the round is no longer held after it
+        (it is free from the next round on)."""
+        return any(self.allocations.get(unit, {}).get(machine) != dict(ports)
+                   for unit, per_machine in self.previous.items()
+                   for machine, ports in per_machine.items() if machine in self.held)
+
     def room_left(self, needs: Needs, machine: str) -> float:
         """The share of the machine's CPU and memory left after adding ``needs``
         (the mean over the counted resources; an uncounted one is all left)."""

@@ -101,6 +101,8 @@ class Plan:
             machines at all the only key is ``""``.
         ports: every unit with dynamic ports that runs somewhere -> machine ->
             port name -> the host port allocated to it there.
+        recheck: some unit found no machine while this round released host
+            ports, which are free only from the next round on: run another.
     """
 
     decisions: tuple[Decision, ...]
@@ -108,3 +110,4 @@ class Plan:
     global_placements: Mapping[str, frozenset[str]]
     unplaceable: Mapping[str, Mapping[str, str]]
     ports: Mapping[str, Mapping[str, Mapping[str, int]]] = field(default_factory=dict)
+    recheck: bool = False

@@ -345,6 +345,7 @@ class Round:
 
     def _plan(self) -> Plan:
         state = self.state
+        unplaceable = bool(self.failed or self.global_failed)
         return Plan(
             decisions=self._net_decisions(),
             placements=dict(sorted(state.placement.items())),
@@ -354,6 +355,7 @@ class Round:
             unplaceable=dict(sorted({**self.failed, **self.global_failed}.items())),
             ports={name: {m: dict(got) for m, got in sorted(per_machine.items())}
                    for name, per_machine in sorted(state.ledger.allocations.items())},
+            recheck=unplaceable and state.ledger.released(),
         )
 
     def _net_decisions(self) -> tuple[Decision, ...]:
