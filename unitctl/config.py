@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from unitctl.errors import ConfigError
+from unitctl.model import DEFAULT_PORT_RANGE
 from unitctl.registry.connection import EtcdConfig
+from unitctl.resources import parse_size
 from unitctl.xfleet import parse_metadata
 
 DEFAULT_CONFIG_FILE = "/etc/unitctl/unitctl.conf"
@@ -37,6 +40,9 @@ DEFAULTS: dict[str, str] = {
     "stop_budget": "30s",
     "disable_engine": "false",
     "verbosity": "0",
+    "reserved_cpu": "0",
+    "reserved_memory": "0",
+    "port_range": f"{DEFAULT_PORT_RANGE[0]}-{DEFAULT_PORT_RANGE[1]}",
 }
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -105,6 +111,12 @@ class AgentConfig:
     disable_engine: bool
     verbosity: int
     sources: Mapping[str, str] = field(default_factory=dict)
+    #: thousandths of a CPU kept back from units (``reserved_cpu``, in CPUs)
+    reserved_cpu_milli: int = 0
+    #: bytes of memory kept back from units (``reserved_memory``: 512M, 1G...)
+    reserved_memory: int = 0
+    #: the inclusive range dynamic host ports are allocated from (``port_range``)
+    port_range: tuple[int, int] = DEFAULT_PORT_RANGE
 
     @property
     def ttl_seconds(self) -> int:
@@ -175,4 +187,24 @@ def _validate(raw: dict[str, str], sources: dict[str, str]) -> AgentConfig:
         engine_resync=parse_duration(raw["engine_resync"], where("engine_resync")),
         stop_budget=stop_budget,
         disable_engine=parse_bool(raw["disable_engine"], where("disable_engine")),
-        verbosity=verbosity, sources=sources)
+        verbosity=verbosity, sources=sources, **_resource_options(raw, where))
+
+
+def _resource_options(raw: Mapping[str, str], where: Callable[[str], str]
+                      ) -> dict[str, Any]:
+    """``reserved_cpu``, ``reserved_memory`` and ``port_range``, validated."""
+    try:
+        cpu = float(raw["reserved_cpu"])
+    except ValueError:
+        cpu = -1.0
+    if not 0 <= cpu < 1e6:
+        raise ConfigError(f"{where('reserved_cpu')}: expected a number of CPUs such as 0.5")
+    memory = parse_size(raw["reserved_memory"])
+    if memory is None:
+        raise ConfigError(f"{where('reserved_memory')}: expected a size such as 512M or 1G")
+    low, sep, high = raw["port_range"].strip().partition("-")
+    if not (sep and low.isdigit() and high.isdigit() and 0 < int(low) <= int(high) <= 65535):
+        raise ConfigError(f"{where('port_range')}: expected LOW-HIGH within 1-65535, "
+                          f"such as 31000-31999")
+    return {"reserved_cpu_milli": round(cpu * 1000), "reserved_memory": memory,
+            "port_range": (int(low), int(high))}

@@ -28,7 +28,9 @@ from unitctl import __version__
 from unitctl.agent.agent import Agent
 from unitctl.agent.commands import ProcessCommands
 from unitctl.agent.engine_runner import EngineFactory
+from unitctl.agent.measure import measure
 from unitctl.agent.options import AgentOptions
+from unitctl.agent.portenv import PortDropins
 from unitctl.config import DEFAULT_CONFIG_FILE, AgentConfig, load_config
 from unitctl.engine.engine import Engine
 from unitctl.errors import RegistryError, UnitctlError, report
@@ -115,10 +117,12 @@ def engine_factory(registry: Registry, machine_id: str,
 
 
 def this_machine(cfg: AgentConfig) -> Machine:
-    """This host as the registry sees it: machine id, public IP, metadata, version."""
+    """This host as the registry sees it: machine id, public IP, metadata, version, and
+    its capacity for units (:mod:`unitctl.agent.measure`)."""
     mid = read_machine_id()
     ip = cfg.public_ip or detect_public_ip(cfg.etcd_servers)
-    return Machine(mid, ip, dict(cfg.metadata), __version__)
+    capacity = measure(cfg.reserved_cpu_milli, cfg.reserved_memory, cfg.port_range)
+    return Machine(mid, ip, dict(cfg.metadata), __version__, capacity)
 
 
 def handle_signals(agent: Agent, stop: asyncio.Event) -> None:
@@ -152,6 +156,7 @@ async def run_agent(cfg: AgentConfig) -> None:
     agent = Agent(registry, SystemdUnitManager(cfg.units_directory), machine, opts,
                   notify=notify, engine=engine_factory(registry, machine.id, opts),
                   commands=ProcessCommands())
+    agent.executor.port_dropins = PortDropins()
     stop = asyncio.Event()
     handle_signals(agent, stop)
     helpers = [asyncio.create_task(watchdog(notify)),
@@ -170,7 +175,8 @@ async def run_agent(cfg: AgentConfig) -> None:
 
 FLAGS = ["etcd_servers", "etcd_key_prefix", "etcd_cafile", "etcd_certfile", "etcd_keyfile",
          "etcd_username", "etcd_password", "public_ip", "metadata", "agent_ttl",
-         "units_directory", "peer_port", "stop_budget", "disable_engine", "verbosity"]
+         "units_directory", "peer_port", "stop_budget", "disable_engine", "verbosity",
+         "reserved_cpu", "reserved_memory", "port_range"]
 
 
 def _options(f: Callable[..., None]) -> Callable[..., None]:

@@ -31,6 +31,59 @@ class DesiredState(enum.Enum):
 
 _RANK = {DesiredState.INACTIVE: 0, DesiredState.LOADED: 1, DesiredState.LAUNCHED: 2}
 
+#: The host ports dynamic ``@PORT`` requests are allocated from, when a machine's
+#: registration names no range (old agents, or the ``port_range`` default).
+DEFAULT_PORT_RANGE = (31000, 31999)
+
+
+@dataclass(frozen=True, slots=True)
+class Needs:
+    """What a unit takes from its machine (:mod:`unitctl.resources` parses it).
+
+    Attributes:
+        cpu_milli: thousandths of a CPU (CPUQuota=50% is 500); 0: no need.
+        mem_bytes: bytes of memory (MemoryMax=, else MemoryHigh=); 0: no need.
+        dynamic_ports: the names of the host ports to allocate (``PORT``,
+            ``PORT_ADMIN``), sorted; each becomes an environment variable.
+        fixed_ports: host ports the unit binds itself (``-p 80:3000``), sorted:
+            two units that want one of the same ports never share a machine.
+        binpack: rank machines by the least room left (pack) instead of the
+            most (spread, the default).
+    """
+
+    cpu_milli: int = 0
+    mem_bytes: int = 0
+    dynamic_ports: tuple[str, ...] = ()
+    fixed_ports: tuple[int, ...] = ()
+    binpack: bool = False
+
+    @property
+    def any(self) -> bool:
+        """Tell whether the unit needs anything the scheduler has to count."""
+        return bool(self.cpu_milli or self.mem_bytes or self.dynamic_ports or self.fixed_ports)
+
+
+NO_NEEDS = Needs()
+
+
+@dataclass(frozen=True, slots=True)
+class Capacity:
+    """What a machine offers to units, as its agent measured it (less its reserve).
+
+    Attributes:
+        cpu_milli: thousandths of a CPU; None: not counted (unlimited).
+        mem_bytes: bytes of memory; None: not counted (unlimited).
+        port_range: the inclusive range dynamic host ports come from.
+    """
+
+    cpu_milli: int | None = None
+    mem_bytes: int | None = None
+    port_range: tuple[int, int] = DEFAULT_PORT_RANGE
+
+
+#: A machine that reported no capacity (an old agent): nothing is counted.
+UNLIMITED = Capacity()
+
 
 @dataclass(frozen=True, slots=True)
 class Requirements:
@@ -47,6 +100,7 @@ class Requirements:
         conflicts: globs of unit names this unit must not share a machine with.
         replaces: globs of unit names this unit evicts from its machine.
         is_global: run on every machine that matches ``metadata``/``conflicts``.
+        needs: cpu, memory and host ports (:mod:`unitctl.resources`).
     """
 
     machine_id: str | None = None
@@ -55,12 +109,13 @@ class Requirements:
     conflicts: tuple[str, ...] = ()
     replaces: tuple[str, ...] = ()
     is_global: bool = False
+    needs: Needs = NO_NEEDS
 
     def __hash__(self) -> int:
         items = tuple(sorted((k, tuple(sorted(v))) for k, v in self.metadata.items()))
         return hash(
             (self.machine_id, items, self.machine_of, self.conflicts, self.replaces,
-             self.is_global)
+             self.is_global, self.needs)
         )
 
 
@@ -73,12 +128,15 @@ class Machine:
         public_ip: the address peers and ssh use; "" when unknown.
         metadata: the machine's ``metadata`` option, ``k=v`` pairs.
         version: the agent's unitctl version.
+        capacity: what the machine offers to units; :data:`UNLIMITED` when its
+            agent reported none (an old agent: nothing is counted there).
     """
 
     id: str
     public_ip: str = ""
     metadata: Mapping[str, str] = field(default_factory=dict)
     version: str = ""
+    capacity: Capacity = UNLIMITED
 
     @property
     def short_id(self) -> str:
@@ -86,7 +144,8 @@ class Machine:
         return self.id[:8]
 
     def __hash__(self) -> int:
-        return hash((self.id, self.public_ip, tuple(sorted(self.metadata.items())), self.version))
+        return hash((self.id, self.public_ip, tuple(sorted(self.metadata.items())), self.version,
+                     self.capacity))
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +185,15 @@ class UnitState:
 
 @dataclass(frozen=True, slots=True)
 class ScheduleEntry:
-    """One unit in one machine's schedule: what the agent must make true."""
+    """One unit in one machine's schedule: what the agent must make true.
+
+    Attributes:
+        ports: the host ports the engine allocated to the unit on this machine,
+            ``(("PORT", 31000), ("PORT_ADMIN", 31001))`` sorted by name: the agent
+            passes each in as an environment variable of that name.
+    """
 
     name: str
     hash: str
     desired: DesiredState
+    ports: tuple[tuple[str, int], ...] = ()

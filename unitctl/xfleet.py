@@ -31,6 +31,8 @@ from unitctl.glob import compile_glob, matches_glob
 from unitctl.metadata import format_metadata, parse_metadata
 from unitctl.model import Requirements
 from unitctl.names import is_template, validate_name
+from unitctl.resources import OPTIONS as RESOURCE_OPTIONS
+from unitctl.resources import problems as resource_problems
 from unitctl.specifiers import expand, instance_dependent, machine_specifiers
 from unitctl.unitfile import UnitFile
 
@@ -197,7 +199,8 @@ def validate(name: str, unit: UnitFile) -> list[str]:
     validate_name(name)
     req = requirements(name, unit)
     problems = [*_combination_problems(req), *_specifier_problems(unit),
-                *_value_problems(name, unit, req), *_machine_of_problems(name, unit)]
+                *_value_problems(name, unit, req), *_machine_of_problems(name, unit),
+                *resource_problems(name, unit)]
     if problems:
         raise InvalidOptionsError(f"{name}: " + "; ".join(problems))
     return _option_warnings(unit)
@@ -280,7 +283,7 @@ def _option_warnings(unit: UnitFile) -> list[str]:
     seen: set[str] = set()
     for entry in unit.options:
         key = entry.name
-        if entry.section != SECTION or key in seen or key in OPTIONS:
+        if entry.section != SECTION or key in seen or key in OPTIONS or key in RESOURCE_OPTIONS:
             continue
         seen.add(key)
         if key in LEGACY:

@@ -19,7 +19,8 @@ PKG = ROOT / "unitctl"
 #: The pure core: no I/O library anywhere in what importing it executes.
 PURE = [
     "unitctl.unitfile", "unitctl.names", "unitctl.xfleet", "unitctl.specifiers", "unitctl.glob",
-    "unitctl.metadata", "unitctl.channel", "unitctl.cli.verbs",
+    "unitctl.metadata", "unitctl.channel", "unitctl.cli.verbs", "unitctl.resources",
+    "unitctl.ports", "unitctl.scheduler.capacity",
     "unitctl.model", "unitctl.errors", "unitctl.scheduler", "unitctl.scheduler.round",
     "unitctl.agent.reconcile", "unitctl.agent.tasks", "unitctl.agent.fencing",
     "unitctl.registry.keys", "unitctl.registry.codec", "unitctl.registry.keyspace",

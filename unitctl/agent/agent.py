@@ -339,7 +339,7 @@ class Agent:
                 log.error("agent: unit %s is invalid: %s", name, exc)
                 continue
             out[name] = DesiredUnit(name, entry.hash, entry.desired, req,
-                                    parse_dependencies(name, unit))
+                                    parse_dependencies(name, unit), entry.ports)
         for name, why in accept(self.machine, out).items():
             log.warning("agent: not loading %s: %s", name, why)
             del out[name]

@@ -66,6 +66,14 @@ class StateSink(Protocol):
         ...
 
 
+class PortsSink(Protocol):
+    """Where a unit's allocated host ports go (:class:`~unitctl.agent.portenv.PortDropins`)."""
+
+    def write(self, name: str, ports: tuple[tuple[str, int], ...]) -> None:
+        """Pass ``ports`` in to unit ``name`` (none: take them away)."""
+        ...
+
+
 class NoSink:
     """A :class:`StateSink` that reports nowhere (the simulator)."""
 
@@ -90,6 +98,8 @@ class Executor:
         #: Whether a unit starts without pulling in its Requires= (they run elsewhere).
         self.ignore_requirements: Callable[[str], bool] = lambda _name: False
         self._reload_pending = False
+        #: Where a unit's allocated host ports go (None: nowhere, as in the simulator).
+        self.port_dropins: PortsSink | None = None
 
     def current(self) -> dict[str, CurrentUnit]:
         """The units present in the directory, marked when this process started them."""
@@ -200,8 +210,10 @@ class Executor:
         if task.type is TaskType.UNLOAD:
             self._forget(name)
             await self.units.unload(name)
+            self._ports_dropin(name, ())
             self.sink.drop(name)
         elif task.type is TaskType.LOAD:
+            self._ports_dropin(name, desired[name].ports)
             await self._load(name, bodies[desired[name].hash])
         elif task.type is TaskType.RELOAD:
             await self.units.reload()
@@ -224,6 +236,11 @@ class Executor:
             raise HostUnitError(name, fragment)
         await self.units.write(name, text)
         await self.units.link(name, UnitFile.parse(text).has_section("Install"))
+
+    def _ports_dropin(self, name: str, ports: tuple[tuple[str, int], ...]) -> None:
+        """Pass the unit's host ports in (before its load's daemon-reload), or drop them."""
+        if self.port_dropins is not None:
+            self.port_dropins.write(name, ports)
 
     def _forget(self, name: str) -> None:
         self.started = {s for s in self.started if s[0] != name}

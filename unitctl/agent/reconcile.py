@@ -19,14 +19,15 @@ from .tasks import Task, TaskReason, TaskType
 
 @dataclass(frozen=True, slots=True)
 class DesiredUnit:
-    """A unit scheduled to this machine, with its parsed requirements and
-    dependencies (:mod:`unitctl.dependencies`)."""
+    """A unit scheduled to this machine, with its parsed requirements,
+    dependencies (:mod:`unitctl.dependencies`) and allocated host ports."""
 
     name: str
     hash: str
     desired: DesiredState
     req: Requirements
     deps: UnitDeps = NO_DEPS
+    ports: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

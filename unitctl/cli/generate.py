@@ -16,6 +16,7 @@ the one mapping :func:`unitctl.errors.report`.
 from __future__ import annotations
 
 import functools
+import re
 import typing as t
 from pathlib import Path
 
@@ -65,6 +66,24 @@ def read_spec_file(path: Path) -> dict[str, t.Any]:
     from unitctl.generate import parse_spec_text  # yaml, jinja2: only for this verb
 
     return parse_spec_text(text, path.name)
+
+
+#: A comma that starts the next ``KEY=`` of an ``--env`` value (the seed's format).
+_ENV_SPLIT = re.compile(r",\s*(?=[A-Za-z_][A-Za-z0-9_]*=)")
+
+
+def seed_flags(flags: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The seed's flag formats (``mgmt service``): ``--mem 512`` is 512 MiB, and one
+    ``--env "A=1, B=@PORT"`` holds several pairs, split at each comma that starts
+    the next ``KEY=``."""
+    out = dict(flags)
+    mem = out.get("mem")
+    if isinstance(mem, str) and mem.strip().isdigit():
+        out["mem"] = f"{mem.strip()}m"
+    env = out.get("env")
+    if env:
+        out["env"] = tuple(pair.strip() for value in env for pair in _ENV_SPLIT.split(value))
+    return out
 
 
 def merge_flags(spec: dict[str, t.Any], flags: dict[str, t.Any]) -> dict[str, t.Any]:
@@ -125,9 +144,13 @@ def write_units(units: dict[str, str], output_dir: Path, force: bool) -> list[tu
 @click.option("--name", help="Unit and container name.")
 @click.option("--image", help="Container image (never pulled by docker-run).")
 @click.option("--command", help="Command, split like a shell.")
-@click.option("--env", "-e", multiple=True, help="KEY=VAL (repeatable).")
 @click.option(
-    "--port", "-p", "ports", multiple=True, help="[IP:]HOST:CONTAINER[/tcp|/udp] (repeatable)."
+    "--env", "-e", multiple=True,
+    help='KEY=VAL, or "K1=V1, K2=V2"; @PORT is the allocated host port (repeatable).',
+)
+@click.option(
+    "--port", "-p", "ports", multiple=True,
+    help="[IP:]HOST:CONTAINER[/tcp|/udp]; HOST @PORT[_NAME] is allocated (repeatable).",
 )
 @click.option("--volume", "-v", "volumes", multiple=True, help="HOST:CONTAINER[:ro] (repeatable).")
 @click.option("--after", multiple=True, help="Order after this unit (repeatable).")
@@ -140,7 +163,9 @@ def write_units(units: dict[str, str], output_dir: Path, force: bool) -> list[tu
 @click.option("--metadata", multiple=True, help="[X-Fleet] MachineMetadata k=v (repeatable).")
 @click.option("--global", "global_", is_flag=True, default=False, help="[X-Fleet] Global=true.")
 @click.option("--cpu", help="CPU cores, e.g. 0.5 (CPUQuota= and docker --cpus).")
-@click.option("--mem", help="Memory, e.g. 512m or 1g (MemoryMax= and docker --memory).")
+@click.option(
+    "--mem", help="Memory: 512 (MiB), 512m or 1g (MemoryMax= and docker --memory)."
+)
 @click.option("--restart", help="systemd Restart= value (default always).")
 @click.option("--timeout-start", help="systemd TimeoutStartSec= (default 0).")
 @click.option(
@@ -159,7 +184,7 @@ def generate(spec_file: Path | None, output_dir: Path | None, force: bool, **fla
     flags["global"] = flags.pop("global_")
     from unitctl.generate import generate_units  # yaml, jinja2: only for this verb
 
-    units = generate_units(merge_flags(spec, flags))
+    units = generate_units(merge_flags(spec, seed_flags(flags)))
     if output_dir is None:
         click.echo("".join(units[name] for name in sorted(units)), nl=False)
         return

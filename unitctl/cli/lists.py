@@ -17,10 +17,12 @@ from unitctl.cli.output import failure_note, iso_time, parse_fields, render_json
 from unitctl.cli.session import Session, pass_session
 from unitctl.client import views
 from unitctl.client.facade import Client
+from unitctl.client.usage import Usage, machine_usage
 from unitctl.client.views import Snapshot, UnitFileInfo
 from unitctl.errors import ConfigError
 from unitctl.legend import machine_legend, short_id
 from unitctl.model import Machine, UnitState
+from unitctl.resources import format_bytes, format_cpu
 
 Cell = str | None
 
@@ -82,6 +84,37 @@ MACHINE_FIELDS: dict[str, MachineField] = {
     "metadata": lambda m, full: _metadata(m),
 }
 MACHINE_DEFAULT = "machine,ip,metadata"
+
+
+def _cpu(milli: int | None) -> Cell:
+    return None if milli is None else format_cpu(milli)
+
+
+def _mem(n: int | None) -> Cell:
+    return None if n is None else format_bytes(n)
+
+
+def _free(cap: int | None, used: int) -> int | None:
+    return None if cap is None else cap - used
+
+
+#: Capacity columns (``--fields``): what the machine offers, what its units take.
+UsageField = Callable[[Machine, Usage], Cell]
+USAGE_FIELDS: dict[str, UsageField] = {
+    "cpu": lambda m, u: _cpu(m.capacity.cpu_milli),
+    "cpu_alloc": lambda m, u: _cpu(u.cpu_milli),
+    "cpu_free": lambda m, u: _cpu(_free(m.capacity.cpu_milli, u.cpu_milli)),
+    "mem": lambda m, u: _mem(m.capacity.mem_bytes),
+    "mem_alloc": lambda m, u: _mem(u.mem_bytes),
+    "mem_free": lambda m, u: _mem(_free(m.capacity.mem_bytes, u.mem_bytes)),
+    "port_range": lambda m, u: "-".join(map(str, m.capacity.port_range)),
+    "ports": lambda m, u: ",".join(text for _p, text in u.ports) or None,
+}
+
+
+async def _machines(c: Client, usage: bool) -> tuple[list[Machine], dict[str, Usage]]:
+    machines = await c.list_machines()
+    return machines, (await machine_usage(c.registry) if usage else {})
 
 
 def _warn_invalid(invalid: Mapping[str, str]) -> None:
@@ -165,12 +198,22 @@ def list_unit_files(sess: Session, fields: str, full: bool, no_legend: bool,
 @pass_session
 def list_machines(sess: Session, fields: str, full: bool, no_legend: bool,
                   as_json: bool) -> None:
-    """List the live machines of the cluster."""
-    cols = parse_fields(fields, list(MACHINE_FIELDS))
-    machines = sess.read(lambda c: c.list_machines())
-    table = [{f: MACHINE_FIELDS[f](m, full) for f in cols} for m in machines]
-    js = [{f: MACHINE_FIELDS[f](m, True) for f in cols} for m in machines]
-    _emit(cols, table, as_json, js, not no_legend)
+    """List the live machines of the cluster.
+
+    Besides fleet's columns, ``--fields`` offers capacity: cpu, mem (what the
+    machine offers units), cpu_alloc, mem_alloc (what its units take), cpu_free,
+    mem_free, port_range and ports (the host ports held there); "-" is unlimited.
+    """
+    cols = parse_fields(fields, [*MACHINE_FIELDS, *USAGE_FIELDS])
+    machines, usage = sess.read(lambda c: _machines(c, any(f in USAGE_FIELDS for f in cols)))
+
+    def row(m: Machine, whole: bool) -> dict[str, Cell]:
+        used = usage.get(m.id, Usage())
+        return {f: USAGE_FIELDS[f](m, used) if f in USAGE_FIELDS else MACHINE_FIELDS[f](m, whole)
+                for f in cols}
+
+    _emit(cols, [row(m, full) for m in machines], as_json, [row(m, True) for m in machines],
+          not no_legend)
 
 
 COMMANDS = (list_units, list_unit_files, list_machines)

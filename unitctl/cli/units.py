@@ -18,6 +18,7 @@ from unitctl.cli.complete import complete_units
 from unitctl.cli.reach import agent_options, via_ssh
 from unitctl.cli.session import Session, pass_session
 from unitctl.cli.ssh import command_argv
+from unitctl.client.endpoints import endpoint_lines
 from unitctl.client.facade import Client
 from unitctl.client.resolve import existing
 from unitctl.client.views import Snapshot
@@ -104,6 +105,9 @@ def _activate(sess: Session, units: Sequence[str], target: DesiredState, verb: s
             return
         await c.wait_for(local, c.reached(target, since), block_attempts,
                          what=f"report state {target.value}")
+        if target is DesiredState.LAUNCHED:
+            for line in await endpoint_lines(c.registry, local):
+                c.out(line)
 
     sess.run(go)
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from unitctl import machine_id
 from unitctl.docker.argv import USAGE, link_targets, parse_run_argv, stop_timeout, validate_name
+from unitctl.docker.portvars import substitute_ports
 from unitctl.docker.runtime import (
     AttachedClient,
     CliContainerRuntime,
@@ -315,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(USAGE)
         return 0
     try:
-        return run(args)
+        return run(substitute_ports(args, os.environ))
     except UnitctlError as exc:
         print(f"docker-run: error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code

@@ -14,7 +14,11 @@ transactions under etcd's size limit, ready for
   again, and may have restarted the unit) in the meantime keeps it;
 * the schedule ops of a unit without a placement (a global unit, a leftover
   entry) are guarded by that unit's revision as read (0: still absent), so a
-  stale round never rewrites the entry of a unit just stopped or destroyed.
+  stale round never rewrites the entry of a unit just stopped or destroyed;
+* a unit with resource needs placed on a machine that other units leave in the
+  same round (:attr:`~unitctl.engine.view.PlannedSchedule.guarded`) is also
+  guarded by the revisions of those units: if one of them changed and stays,
+  the room it was to free is not given away twice (the unit waits a round).
 """
 
 from __future__ import annotations
@@ -40,11 +44,13 @@ __all__ = ["MAX_TXN_BYTES", "MAX_TXN_OPS", "Group", "pack", "plan_groups"]
 
 
 def _unit_ops(keys: Keys, view: EngineView, planned: PlannedSchedule, name: str,
-              scheduled_on: Mapping[str, list[str]]) -> Group:
+              scheduled_on: Mapping[str, list[str]],
+              leaving: Mapping[str, list[str]]) -> Group:
     """The compares and ops that bring one non-global unit's placement to the planned one.
 
     ``scheduled_on`` maps a unit to the machines whose schedule holds it in
-    ``view`` (an index: scanning every machine per unit is O(units x machines)).
+    ``view`` (an index: scanning every machine per unit is O(units x machines));
+    ``leaving`` maps a machine to the units leaving it (:func:`_leaving`).
     """
     ops: list[Op] = []
     old_m, new_m = view.placements.get(name), planned.placements.get(name)
@@ -65,7 +71,30 @@ def _unit_ops(keys: Keys, view: EngineView, planned: PlannedSchedule, name: str,
         return [], []
     compares = [mod_is(keys.placement(name), view.placement_revs.get(name, 0)),
                 mod_is(keys.unit(name), view.unit_revs.get(name, 0))]
+    if new_m and name in planned.guarded:
+        compares += _leavers_unchanged(keys, view, leaving.get(new_m, ()))
     return compares + _still_gone(keys, view, {m for m in left if m}), ops
+
+
+def _leavers_unchanged(keys: Keys, view: EngineView, leavers: Iterable[str]) -> list[Compare]:
+    """Compares: each unit leaving the machine is as the round read it."""
+    found: list[Compare] = []
+    for other in sorted(leavers):
+        if other in view.placements:
+            found.append(mod_is(keys.placement(other), view.placement_revs.get(other, 0)))
+        found.append(mod_is(keys.unit(other), view.unit_revs.get(other, 0)))
+    return found
+
+
+def _leaving(view: EngineView, planned: PlannedSchedule) -> dict[str, list[str]]:
+    """machine -> the units whose schedule entry there goes away in this plan."""
+    found: dict[str, list[str]] = {}
+    for machine, entries in view.schedules.items():
+        wanted = planned.schedules.get(machine, {})
+        for name in entries:
+            if name not in wanted:
+                found.setdefault(machine, []).append(name)
+    return found
 
 
 def _still_gone(keys: Keys, view: EngineView, machines: Iterable[str]) -> list[Compare]:
@@ -132,9 +161,10 @@ def plan_groups(keys: Keys, view: EngineView, planned: PlannedSchedule) -> list[
     for m, entries in view.schedules.items():
         for name in entries:
             scheduled_on.setdefault(name, []).append(m)
+    leaving = _leaving(view, planned) if planned.guarded else {}
     groups: list[Group] = []
     for name in sorted(placed):
-        c, o = _unit_ops(keys, view, planned, name, scheduled_on)
+        c, o = _unit_ops(keys, view, planned, name, scheduled_on, leaving)
         if o:
             groups.append((c, o))
     groups.extend(_free_groups(keys, view, planned, placed))

@@ -23,6 +23,7 @@ Outage guards (fleet stopped units when etcd blinked, issues 1289 and 1690):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -42,6 +43,7 @@ from unitctl.registry.failures import failure_store
 from unitctl.registry.kv import Put
 from unitctl.registry.leader import Leadership
 from unitctl.registry.registry import Registry
+from unitctl.resources import needs
 from unitctl.scheduler import Plan, schedule
 from unitctl.unitfile import UnitFile
 from unitctl.xfleet import requirements
@@ -83,6 +85,8 @@ class Engine:
         #: when a move held back by the failure policy's backoff is due (wall clock)
         self.due: float | None = None
         self.leading = False
+        #: the mirror missed some of this engine's own writes: read afresh
+        self._stale = False
 
     async def run(self, lease: int) -> None:
         """Campaign with ``lease`` until cancelled."""
@@ -134,7 +138,7 @@ class Engine:
         loop = asyncio.get_running_loop()
         until = loop.time() + self.resync
         result = await self.reconcile(lead, mirror)
-        while loop.time() < until:
+        while loop.time() < until and not self._stale:
             checkpoint()
             wait = 0.1 if result.plan is None else until - loop.time()
             if self.due is not None:
@@ -147,6 +151,7 @@ class Engine:
             mirror.trigger.clear()
             mirror.check()
             result = await self.reconcile(lead, mirror)
+        self._stale = False
 
     async def reconcile(self, lead: Leadership, mirror: Mirror | None = None) -> RoundResult:
         """One round: read (from ``mirror`` when given), schedule, commit.
@@ -163,17 +168,21 @@ class Engine:
         moves = failure_moves(view, good, self._unit_policies(view), self.wall())
         self.due = moves.next_due
         plan = schedule(build_snapshot(view, good, moves))
-        planned = planned_schedule(view, plan, bad)
+        counted = frozenset(n for n, r in good.items() if r.needs.any)
+        planned = planned_schedule(view, plan, bad, counted)
         done = await self.registry.commit(pack(plan_groups(self.registry.keys, view, planned)),
                                           lead)
         expected = {op.key: op.value if isinstance(op, Put) else None for op in done.ops}
         if moves.leave:
             await self._record_moves(view, plan, moves, expected)
-        if mirror and done.ops:
-            # the next round must see our own writes, or it would redo them
-            await mirror.settle(expected, timeout=2.0)
-        if mirror and done.skipped:
-            mirror.trigger.set()  # a unit changed under us: look again at once
+        # the next round must see our own writes, or it would redo them; a round over
+        # a view without our last placements could give their room and ports away
+        # again, so then the next round reads everything afresh
+        if mirror and done.ops and not await mirror.settle(expected, timeout=2.0):
+            log.warning("engine: own writes not seen within 2s; re-reading the registry")
+            self._stale = True
+        if mirror and (done.skipped or plan.recheck):
+            mirror.trigger.set()  # a unit changed under us, or ports were freed: look again
         result = RoundResult(view.revision, plan, done.txns, time.perf_counter() - t0)
         self._log(result)
         if self.on_round:
@@ -255,10 +264,11 @@ def parse_policy(body: str | None) -> FailurePolicy:
 
 
 def parse_requirements(name: str, body: str | None) -> Requirements | str:
-    """Requirements of a stored body, or a one-line error string."""
+    """Requirements of a stored body, its resource needs included, or a one-line error."""
     if body is None:
         return "body not found"
     try:
-        return requirements(name, UnitFile.parse(body))
+        unit = UnitFile.parse(body)
+        return dataclasses.replace(requirements(name, unit), needs=needs(unit))
     except InvalidUnitError as exc:
         return str(exc)

@@ -32,11 +32,10 @@ def build_snapshot(view: EngineView, reqs: Mapping[str, Requirements],
             continue
         units[name] = UnitInfo(name, rec.hash, rec.desired, req)
     placements = {u: m for u, m in view.placements.items() if u in units}
-    if moves is None:
-        return ClusterSnapshot(machines=dict(view.machines), units=units, placements=placements)
-    return ClusterSnapshot(dict(view.machines), units, placements,
-                           {u: m for u, m in moves.avoid.items() if u in units},
-                           {u: m for u, m in moves.leave.items() if u in units})
+    avoid = {u: m for u, m in moves.avoid.items() if u in units} if moves else {}
+    leave = {u: m for u, m in moves.leave.items() if u in units} if moves else {}
+    return ClusterSnapshot(machines=dict(view.machines), units=units, placements=placements,
+                           avoid=avoid, leave=leave, allocations=allocations_of(view))
 
 
 def failure_moves(view: EngineView, reqs: Mapping[str, Requirements],
@@ -44,6 +43,20 @@ def failure_moves(view: EngineView, reqs: Mapping[str, Requirements],
     """The failure policy's plan for this round (:func:`unitctl.failover.plan_moves`)."""
     known = {n: (p, reqs[n].machine_id is not None) for n, p in policies.items() if n in reqs}
     return plan_moves(view.placements, view.failures, view.moves, known, now)
+
+
+def allocations_of(view: EngineView) -> dict[str, dict[str, dict[str, int]]]:
+    """The host ports held now, from the schedule entries: unit -> machine -> ports.
+
+    Every entry counts, whatever the unit's state: a port is free again only
+    once the entry that holds it is gone.
+    """
+    found: dict[str, dict[str, dict[str, int]]] = {}
+    for machine, entries in view.schedules.items():
+        for name, entry in entries.items():
+            if entry.ports:
+                found.setdefault(name, {})[machine] = dict(entry.ports)
+    return found
 
 
 def schedules_of(plan: Plan, units: Mapping[str, UnitRecord | UnitInfo]
@@ -54,19 +67,27 @@ def schedules_of(plan: Plan, units: Mapping[str, UnitRecord | UnitInfo]
              *((n, m) for n, ms in plan.global_placements.items() for m in ms)]
     for name, machine in pairs:
         u = units[name]
-        schedules.setdefault(machine, {})[name] = ScheduleEntry(name, u.hash, u.desired)
+        ports = tuple(sorted(plan.ports.get(name, {}).get(machine, {}).items()))
+        schedules.setdefault(machine, {})[name] = ScheduleEntry(name, u.hash, u.desired, ports)
     return schedules
 
 
-def planned_schedule(view: EngineView, plan: Plan, bad: Mapping[str, str]) -> PlannedSchedule:
-    """The placements, per-machine schedules and explanations to store."""
+def planned_schedule(view: EngineView, plan: Plan, bad: Mapping[str, str],
+                     counted: frozenset[str] = frozenset()) -> PlannedSchedule:
+    """The placements, per-machine schedules and explanations to store.
+
+    ``counted`` names the units with resource needs: those newly placed are
+    :attr:`~unitctl.engine.view.PlannedSchedule.guarded`.
+    """
     schedules = schedules_of(plan, view.units)
     explanations = {u: dict(r) for u, r in plan.unplaceable.items()
                     if view.units[u].desired is not DesiredState.INACTIVE}
     for name, error in bad.items():
         if name in view.units and view.units[name].desired is not DesiredState.INACTIVE:
             explanations[name] = {"": BAD_BODY.format(error=error)}
-    return PlannedSchedule(dict(plan.placements), schedules, explanations)
+    guarded = frozenset(n for n, m in plan.placements.items()
+                        if view.placements.get(n) != m and n in counted)
+    return PlannedSchedule(dict(plan.placements), schedules, explanations, guarded)
 
 
 def mass_loss(view: EngineView) -> tuple[int, int]:

@@ -36,8 +36,15 @@ class EngineView:
 
 @dataclass(frozen=True, slots=True)
 class PlannedSchedule:
-    """What the engine wants stored after a round."""
+    """What the engine wants stored after a round.
+
+    Attributes:
+        guarded: the units whose new placement takes room (CPU, memory, a fixed
+            host port) that units leaving the same machine free in this round:
+            their writes are also guarded by those units' revisions.
+    """
 
     placements: Mapping[str, str]
     schedules: Mapping[str, Mapping[str, ScheduleEntry]]
     explanations: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    guarded: frozenset[str] = frozenset()

@@ -186,14 +186,21 @@ def parse_volume(value: str) -> Volume:
 
 
 def parse_spec_port(value: str) -> PortMapping:
-    """``[IP:]HOST:CONTAINER[/PROTO]`` with both ports given (docker's -p syntax)."""
+    """``[IP:]HOST:CONTAINER[/PROTO]`` with both ports given (docker's -p syntax);
+    HOST may be ``@PORT`` or ``@PORT_NAME``, a host port the engine allocates."""
+    dynamic = _DYNAMIC_HOST_RE.search(value)
     try:
-        port = parse_port(value)
+        text = _DYNAMIC_HOST_RE.sub(lambda m: m[0].replace(m[1], "1"), value, count=1)
+        port = parse_port(text if dynamic else value)
     except UsageError as exc:
         raise UsageError(f"spec key 'ports': {exc}") from None
     if port.host is None:
         raise spec_error("ports", value, "expected [IP:]HOST:CONTAINER[/tcp|/udp]")
-    return port
+    return dataclasses.replace(port, host=dynamic[1]) if dynamic else port
+
+
+#: A dynamic host side in a ``-p`` value: ``@PORT:5432``, ``1.2.3.4:@PORT_HTTP:80``.
+_DYNAMIC_HOST_RE = re.compile(r"(?:^|:)(@PORT(?:_[A-Z0-9]+)*):")
 
 
 def parse_link(value: str) -> Link:

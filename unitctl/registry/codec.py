@@ -12,7 +12,16 @@ from typing import Any
 
 from unitctl.errors import RegistryError
 from unitctl.failover import FailureRecord, MoveRecord
-from unitctl.model import DesiredState, Machine, ScheduleEntry, UnitRecord, UnitState
+from unitctl.model import (
+    DEFAULT_PORT_RANGE,
+    UNLIMITED,
+    Capacity,
+    DesiredState,
+    Machine,
+    ScheduleEntry,
+    UnitRecord,
+    UnitState,
+)
 
 
 def _dump(obj: Mapping[str, Any]) -> bytes:
@@ -53,17 +62,60 @@ def decode_unit(key: str, name: str, data: bytes) -> UnitRecord:
 
 
 def encode_entry(entry: ScheduleEntry) -> bytes:
-    return _dump({"hash": entry.hash, "desired": entry.desired.value})
+    """An entry without ports has exactly the fields of old engines."""
+    obj: dict[str, Any] = {"hash": entry.hash, "desired": entry.desired.value}
+    if entry.ports:
+        obj["ports"] = dict(entry.ports)
+    return _dump(obj)
+
+
+def _port(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= 65535
 
 
 def decode_entry(key: str, name: str, data: bytes) -> ScheduleEntry:
     obj = _load(key, data)
-    return ScheduleEntry(name, _str(key, obj, "hash"), _desired(key, obj))
+    ports = obj.get("ports", {})
+    if not isinstance(ports, dict) or not all(
+            isinstance(k, str) and _port(v) for k, v in ports.items()):
+        raise RegistryError(f"corrupt value at {key}: bad ports")
+    return ScheduleEntry(name, _str(key, obj, "hash"), _desired(key, obj),
+                         tuple(sorted(ports.items())))
 
 
 def encode_machine(m: Machine) -> bytes:
-    return _dump({"id": m.id, "public_ip": m.public_ip, "metadata": dict(m.metadata),
-                  "version": m.version})
+    """A machine with :data:`UNLIMITED` capacity has exactly the fields of old agents."""
+    obj: dict[str, Any] = {"id": m.id, "public_ip": m.public_ip, "metadata": dict(m.metadata),
+                           "version": m.version}
+    if m.capacity != UNLIMITED:
+        cap = m.capacity
+        obj["capacity"] = {"cpu_milli": cap.cpu_milli, "mem_bytes": cap.mem_bytes,
+                           "ports": list(cap.port_range)}
+    return _dump(obj)
+
+
+def _size(key: str, obj: Mapping[str, Any], field: str) -> int | None:
+    value = obj.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise RegistryError(f"corrupt value at {key}: capacity {field!r} is not a count")
+    return value
+
+
+def _capacity(key: str, obj: Mapping[str, Any]) -> Capacity:
+    """A record without ``capacity`` (an old agent) is unlimited."""
+    raw = obj.get("capacity")
+    if raw is None:
+        return UNLIMITED
+    if not isinstance(raw, dict):
+        raise RegistryError(f"corrupt value at {key}: bad capacity")
+    ports = raw.get("ports", list(DEFAULT_PORT_RANGE))
+    if not (isinstance(ports, list) and len(ports) == 2 and all(_port(p) for p in ports)
+            and ports[0] <= ports[1]):
+        raise RegistryError(f"corrupt value at {key}: bad port range")
+    return Capacity(_size(key, raw, "cpu_milli"), _size(key, raw, "mem_bytes"),
+                    (ports[0], ports[1]))
 
 
 def decode_machine(key: str, data: bytes) -> Machine:
@@ -72,7 +124,7 @@ def decode_machine(key: str, data: bytes) -> Machine:
     if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
         raise RegistryError(f"corrupt value at {key}: bad metadata")
     return Machine(_str(key, obj, "id"), _str(key, obj, "public_ip", ""), dict(meta),
-                   _str(key, obj, "version", ""))
+                   _str(key, obj, "version", ""), _capacity(key, obj))
 
 
 def encode_state(s: UnitState) -> bytes:

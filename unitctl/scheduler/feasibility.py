@@ -158,6 +158,14 @@ def check_replacing(unit: UnitInfo, machine: Machine, state: WorkingState) -> st
     return None
 
 
+def check_room(unit: UnitInfo, machine: Machine, state: WorkingState) -> str | None:
+    """Resources: the unit's CPU, memory and host ports fit in what the machine has left."""
+    needs = unit.req.needs
+    if not needs.any:
+        return None
+    return state.ledger.shortfall(unit.name, needs, machine.id)
+
+
 #: The placement pipeline, in fleet's AbleToRun order (agent/state.go), after
 #: the Replaces-cycle rule (a held member of a cycle runs nowhere). The
 #: cheap, static checks come first: MachineID and metadata only read the machine;
@@ -173,11 +181,13 @@ PLACEMENT_CHECKS: tuple[Check, ...] = (
     check_conflicts,
     check_not_replaced,
     check_replacing,
+    check_room,
 )
 
 #: What decides whether a global unit runs on a machine (fleet's agent only checks
-#: these two): metadata, then conflicts with the global units accepted there.
-GLOBAL_CHECKS: tuple[Check, ...] = (check_metadata, check_conflicts)
+#: the first two): metadata, conflicts with the global units accepted there, and
+#: room (resources: the global units accepted there count).
+GLOBAL_CHECKS: tuple[Check, ...] = (check_metadata, check_conflicts, check_room)
 
 
 def first_failure(

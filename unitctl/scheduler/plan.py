@@ -9,8 +9,8 @@ offending value, e.g. ``metadata region=eu required, machine has region=us``.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 
 class Action(enum.Enum):
@@ -32,11 +32,15 @@ class PlacementReason(enum.StrEnum):
     REPLACED = "replaced by {unit} (Replaces={pattern})"
     FOLLOWS_MOVED = "follows {unit} which moved"
     FAILING = "keeps failing on this machine: moving it ({detail})"
+    NO_ROOM_NOW = "no room any more: {detail}"
 
     # -- why a unit is placed on the machine it gets
     LEAST_LOADED = "least loaded machine that passes every rule ({load} units)"
     FOLLOWS = "follows its MachineOf peer {unit}"
     PINNED = "pinned by MachineID={machine_id}"
+    MOST_ROOM = "most room left of the machines that pass every rule ({left:.0%} left after)"
+    LEAST_ROOM = ("least room left of the machines that pass every rule, Placement=binpack "
+                  "({left:.0%} left after)")
 
     # -- why a machine cannot take a unit (values of Plan.unplaceable)
     NO_MACHINES = "no machines in the cluster"
@@ -53,6 +57,10 @@ class PlacementReason(enum.StrEnum):
     REPLACE_MOVES_PEER = "replacing {unit} would move its MachineOf peer {peer} away"
     DISPLACE_LIMIT = "would displace {unit}, already moved {moves} times this round"
     AVOIDED = "avoided: the unit failed here recently"
+    NO_MEMORY = "needs {need} memory, {free} free (of {total})"
+    NO_CPU = "needs {need} CPU, {free} free (of {total})"
+    PORT_TAKEN = "host port {port} is taken by {unit} there"
+    NO_PORTS = "needs {need} dynamic ports, {free} free in {range}"
 
     def render(self, **values: object) -> str:
         """Return the reason text with its placeholders filled in."""
@@ -93,9 +101,35 @@ class Plan:
         unplaceable: every unit with desired state != inactive that runs
             nowhere -> machine id -> why that machine was rejected; with no
             machines at all the only key is ``""``.
+        ports: every unit with dynamic ports that runs somewhere -> machine ->
+            port name -> the host port allocated to it there.
+        recheck: some unit found no machine while this round released host
+            ports, which are free only from the next round on: run another.
     """
 
     decisions: tuple[Decision, ...]
     placements: Mapping[str, str]
     global_placements: Mapping[str, frozenset[str]]
     unplaceable: Mapping[str, Mapping[str, str]]
+    ports: Mapping[str, Mapping[str, Mapping[str, int]]] = field(default_factory=dict)
+    recheck: bool = False
+
+
+def net_decisions(events: Sequence[Decision], before: Mapping[str, str],
+                  after: Mapping[str, str]) -> tuple[Decision, ...]:
+    """The net change of a round's ``events``: first unschedule from the original
+    machine, last schedule to the final one; units that end where they started
+    are left out."""
+    unscheduled: dict[str, Decision] = {}
+    scheduled: dict[str, Decision] = {}
+    for decision in events:
+        name = decision.unit
+        if before.get(name) == after.get(name):
+            continue
+        if decision.action is Action.UNSCHEDULE:
+            if name in before:
+                unscheduled.setdefault(name, decision)
+        elif name in after:
+            scheduled.pop(name, None)
+            scheduled[name] = decision
+    return (*unscheduled.values(), *scheduled.values())

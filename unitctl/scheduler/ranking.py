@@ -4,6 +4,9 @@ fleet's only score is the unit count (``leastLoadedScheduler``): the machine
 running the fewest units wins, ties broken by machine id ascending
 (``sortableAgentStates.Less``), so the order is total and deterministic.
 The count includes the global units running on the machine.
+
+A unit that needs CPU or memory is ranked by the room it would leave instead
+(:func:`by_room`): spread by default, bin-packing with ``Placement=binpack``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,15 @@ from collections.abc import Callable, Iterable, Mapping
 def by_load(machines: Iterable[str], load: Callable[[str], int]) -> list[str]:
     """Return ``machines`` least loaded first, ties by id ascending."""
     return sorted(machines, key=lambda m: (load(m), m))
+
+
+def by_room(machines: Iterable[str], room_left: Callable[[str], float],
+            load: Callable[[str], int], binpack: bool = False) -> list[str]:
+    """Return ``machines`` by the share of CPU and memory a unit would leave there:
+    the most first (spread), or with ``binpack`` the least first; ties by unit
+    count, then id ascending (Nomad's spread and bin-packing, deterministic)."""
+    sign = 1.0 if binpack else -1.0
+    return sorted(machines, key=lambda m: (sign * room_left(m), load(m), m))
 
 
 class LeastLoaded:

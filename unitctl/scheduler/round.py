@@ -8,7 +8,6 @@ the order each one follows.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping
 
 from unitctl.scheduler.feasibility import (
     GLOBAL_CHECKS,
@@ -16,6 +15,7 @@ from unitctl.scheduler.feasibility import (
     check_machine_of,
     check_metadata,
     check_replace_cycle,
+    check_room,
     conflicting,
     describe_conflict,
     describe_replace,
@@ -23,8 +23,8 @@ from unitctl.scheduler.feasibility import (
     misplaced_peer,
     replaced_by,
 )
-from unitctl.scheduler.plan import Action, Decision, PlacementReason, Plan
-from unitctl.scheduler.ranking import LeastLoaded, by_load
+from unitctl.scheduler.plan import Action, Decision, PlacementReason, Plan, net_decisions
+from unitctl.scheduler.ranking import LeastLoaded, by_load, by_room
 from unitctl.scheduler.rules import machine_of_cycles
 from unitctl.scheduler.snapshot import ClusterSnapshot, UnitInfo, WorkingState
 
@@ -65,7 +65,7 @@ class Round:
             state.global_runs[name] = set()
             rivals = bool(state.relations.conflict_targets(unit) & accepted) or any(
                 name in state.relations.conflict_targets(g) for g in with_globs)
-            if unit.req.metadata or rivals:
+            if unit.req.metadata or rivals or unit.req.needs.any:
                 self._run_global(unit)
             else:
                 state.run_global_everywhere(unit)  # no rule can reject a machine
@@ -127,7 +127,10 @@ class Round:
             return PlacementReason.FAILING.render(detail="failure policy")
         broken = check_machine_id(unit, machine, self.state) or check_metadata(
             unit, machine, self.state)
-        return PlacementReason.RULES_BROKEN.render(detail=broken) if broken else None
+        if broken:
+            return PlacementReason.RULES_BROKEN.render(detail=broken)
+        room = check_room(unit, machine, self.state)  # global units and earlier names first
+        return PlacementReason.NO_ROOM_NOW.render(detail=room) if room else None
 
     def _drop_orphans(self, kept: list[UnitInfo]) -> None:
         """Unschedule followers whose MachineOf peers are not on their machine."""
@@ -240,6 +243,8 @@ class Round:
                       ) -> tuple[str | None, dict[str, str]]:
         state = self.state
         shortlist = self._shortlist(unit)
+        if shortlist is None and (unit.req.needs.cpu_milli or unit.req.needs.mem_bytes):
+            return self._choose_by_room(unit)
         if shortlist is not None:
             for machine_id in by_load(shortlist, state.load):
                 if machine_id not in avoid and first_failure(
@@ -257,6 +262,25 @@ class Round:
         assert self.ranker is not None
         chosen = self.ranker.first(accept)
         return chosen, {} if chosen is not None else dict(sorted(reasons.items()))
+
+    def _choose_by_room(self, unit: UnitInfo) -> tuple[str | None, dict[str, str]]:
+        """Every machine's checks; the feasible one with the most room left wins
+        (the least with ``Placement=binpack``)."""
+        state = self.state
+        reasons: dict[str, str] = {}
+        feasible: list[str] = []
+        for machine_id in state.machine_ids:
+            reason = first_failure(unit, state.machines[machine_id], state)
+            if reason is None:
+                feasible.append(machine_id)
+            else:
+                reasons[machine_id] = reason
+        if not feasible:
+            return None, reasons
+        needs = unit.req.needs
+        ranked = by_room(feasible, lambda m: state.ledger.room_left(needs, m), state.load,
+                         needs.binpack)
+        return ranked[0], {}
 
     def _shortlist(self, unit: UnitInfo) -> list[str] | None:
         """Return the only machines that can pass MachineID/MachineOf, or None for all."""
@@ -295,6 +319,10 @@ class Round:
         peer = next((p for p in unit.req.machine_of if p != unit.name), None)
         if peer is not None:
             return PlacementReason.FOLLOWS.render(unit=peer)
+        needs = unit.req.needs
+        if needs.cpu_milli or needs.mem_bytes:
+            reason = PlacementReason.LEAST_ROOM if needs.binpack else PlacementReason.MOST_ROOM
+            return reason.render(left=self.state.ledger.room_left(needs, machine))
         return PlacementReason.LEAST_LOADED.render(load=self.state.load(machine))
 
     def _break_cycles(self) -> None:
@@ -336,34 +364,18 @@ class Round:
 
     def _plan(self) -> Plan:
         state = self.state
+        unplaceable = bool(self.failed or self.global_failed)
         return Plan(
-            decisions=self._net_decisions(),
+            decisions=net_decisions(self.events, self.snapshot.placements, state.placement),
             placements=dict(sorted(state.placement.items())),
             global_placements={
                 name: frozenset(runs) for name, runs in sorted(state.global_runs.items())
             },
             unplaceable=dict(sorted({**self.failed, **self.global_failed}.items())),
+            ports={name: {m: dict(got) for m, got in sorted(per_machine.items())}
+                   for name, per_machine in sorted(state.ledger.allocations.items())},
+            recheck=unplaceable and state.ledger.released(),
         )
-
-    def _net_decisions(self) -> tuple[Decision, ...]:
-        """Return the net change: first unschedule from the original machine, last
-        schedule to the final one; units that end where they started are left out."""
-        before: Mapping[str, str] = self.snapshot.placements
-        after = self.state.placement
-        unscheduled: dict[str, Decision] = {}
-        scheduled: dict[str, Decision] = {}
-        for decision in self.events:
-            name = decision.unit
-            if before.get(name) == after.get(name):
-                continue
-            if decision.action is Action.UNSCHEDULE:
-                if name in before:
-                    unscheduled.setdefault(name, decision)
-            elif name in after:
-                scheduled.pop(name, None)
-                scheduled[name] = decision
-        return (*unscheduled.values(), *scheduled.values())
-
 
 def _no_machines() -> dict[str, str]:
     return {"": PlacementReason.NO_MACHINES.render()}

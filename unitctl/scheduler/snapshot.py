@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from unitctl.glob import matches_glob
 from unitctl.model import DesiredState, Machine, Requirements
+from unitctl.scheduler.capacity import Allocations, Ledger
 from unitctl.scheduler.rules import replace_cycle_holds
 
 
@@ -48,6 +49,9 @@ class ClusterSnapshot:
             passes its rules.
         leave: unit -> the machine it keeps failing on and must leave in this
             round (it stays only if no other machine passes its rules).
+        allocations: the dynamic host ports units hold now: unit -> machine ->
+            port name -> port (from their schedule entries), kept while the unit
+            stays there.
     """
 
     machines: Mapping[str, Machine]
@@ -55,6 +59,7 @@ class ClusterSnapshot:
     placements: Mapping[str, str]
     avoid: Mapping[str, frozenset[str]] = field(default_factory=dict)
     leave: Mapping[str, str] = field(default_factory=dict)
+    allocations: Allocations = field(default_factory=dict)
 
 
 _EMPTY: frozenset[str] = frozenset()
@@ -214,6 +219,8 @@ class WorkingState:
             self.by_short_id.setdefault(self.machines[mid].short_id, []).append(mid)
         #: unit -> how many times it was taken off a machine this round
         self.moves: dict[str, int] = {}
+        #: CPU, memory and host ports per machine (:mod:`.capacity`)
+        self.ledger = Ledger(self.machines, snapshot.allocations)
 
     def load(self, machine: str) -> int:
         """Return the unit count of a machine: placed non-global units + global units."""
@@ -243,6 +250,7 @@ class WorkingState:
         """Put a non-global unit on a machine."""
         self.placement[unit.name] = machine
         self.local[machine].add(unit.name)
+        self.ledger.add(unit.name, unit.req.needs, machine)
         if unit.req.conflicts:
             self.conflictors[machine].add(unit.name)
         if unit.req.replaces:
@@ -252,6 +260,9 @@ class WorkingState:
         """Take a non-global unit off its machine; return that machine."""
         machine = self.placement.pop(unit)
         self.local[machine].discard(unit)
+        info = self.units.get(unit)
+        if info is not None:
+            self.ledger.remove(unit, info.req.needs, machine)
         self.conflictors[machine].discard(unit)
         self.replacers[machine].discard(unit)
         self.moves[unit] = self.moves.get(unit, 0) + 1
@@ -261,11 +272,12 @@ class WorkingState:
         """Let a global unit run on a machine."""
         self.globals_on[machine].add(unit.name)
         self.global_runs.setdefault(unit.name, set()).add(machine)
+        self.ledger.add(unit.name, unit.req.needs, machine)
         if unit.req.conflicts:
             self.conflictors[machine].add(unit.name)
 
     def run_global_everywhere(self, unit: UnitInfo) -> None:
-        """Let a global unit run on every machine."""
+        """Let a global unit run on every machine (one without needs: nothing to count)."""
         name = unit.name
         for machine in self.machine_ids:
             self.globals_on[machine].add(name)

@@ -1,0 +1,36 @@
+"""Where a started unit answers: its machine's address and the host ports it holds there.
+
+``unitctl start`` prints, once a unit is active, one line per host port the
+engine allocated to it (``Unit testdb.service on 10.0.0.2: PORT=31000``). The
+ports come from the unit's schedule entry on its machine, the address from
+that machine's registration: the same two records a service record is built
+from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from unitctl.model import ScheduleEntry
+from unitctl.registry.registry import Registry
+
+
+async def endpoint_lines(registry: Registry, names: Sequence[str]) -> list[str]:
+    """One line per unit of ``names`` that holds host ports, naming host and ports."""
+    placements = await registry.list_placements()
+    machines = {m.id: m for m in await registry.list_machines()}
+    lines: list[str] = []
+    schedules: dict[str, dict[str, ScheduleEntry]] = {}
+    for name in names:
+        machine_id = placements.get(name)
+        if machine_id is None or machine_id not in machines:
+            continue
+        if machine_id not in schedules:
+            schedules[machine_id] = dict((await registry.get_schedule(machine_id))[0])
+        entry = schedules[machine_id].get(name)
+        ports = entry.ports if entry is not None else ()
+        if ports:
+            host = machines[machine_id].public_ip or machine_id[:8]
+            pairs = " ".join(f"{var}={port}" for var, port in ports)
+            lines.append(f"Unit {name} on {host}: {pairs}")
+    return lines
