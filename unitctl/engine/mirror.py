@@ -25,16 +25,21 @@ from unitctl.engine.view import EngineView
 from unitctl.loop import raise_if_ended, wake_or_timeout, watch_wakes
 from unitctl.model import Machine, ScheduleEntry, UnitRecord
 from unitctl.registry import poison
+from unitctl.registry.dynmeta import merged
 from unitctl.registry.keyspace import Entity, Record
 from unitctl.registry.poison import InvalidKey
 from unitctl.registry.registry import Registry
+
+#: entities whose change calls for an engine round
+ROUND_ENTITIES = (Entity.UNIT, Entity.MACHINE, Entity.METADATA)
 
 
 async def read_view(registry: Registry) -> EngineView:
     """Read everything the engine needs; the units read carry their revisions."""
     read = await registry.read_units()
     placements, placement_revs = await registry.placements_with_revs()
-    machines = {m.id: m for m in await registry.list_machines()}
+    machines = {m.id: m for m in merged(await registry.list_machines(),
+                                        await registry.metadata.all())}
     # The view's revision is that of its FIRST read: a watch from revision+1
     # then replays anything that changed while the later reads ran.
     return frozen(EngineView(read.revision, read.units, read.revs, placements, placement_revs,
@@ -56,7 +61,8 @@ def frozen(view: EngineView, invalid_units: set[str]) -> EngineView:
 
 
 class Mirror:
-    """units/, placements/, schedule/, machines/ and explain/, decoded and current."""
+    """units/, placements/, schedule/, machines/ (with the API-set metadata/ laid over
+    them, as fleet did) and explain/, decoded and current."""
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
@@ -67,6 +73,8 @@ class Mirror:
         self.schedules: dict[str, dict[str, ScheduleEntry]] = {}
         self.machines: dict[str, Machine] = {}
         self.explanations: dict[str, dict[str, str]] = {}
+        #: metadata set through the API: machine -> key -> value
+        self.metadata: dict[str, dict[str, str]] = {}
         #: units whose key does not decode: name -> why (their entries are frozen)
         self.invalid_units: dict[str, str] = {}
         #: raw values of the keys the engine itself writes (for :meth:`settle`)
@@ -78,7 +86,7 @@ class Mirror:
         self._handlers: dict[Entity, Callable[[Record], None]] = {
             Entity.UNIT: self._unit, Entity.PLACEMENT: self._placement,
             Entity.SCHEDULED: self._scheduled, Entity.MACHINE: self._machine,
-            Entity.EXPLANATION: self._explanation}
+            Entity.EXPLANATION: self._explanation, Entity.METADATA: self._metadata}
         self._stack = contextlib.AsyncExitStack()
         self._watch: asyncio.Task[None] | None = None
         self._read_rev: dict[Entity, int] = {}
@@ -95,7 +103,7 @@ class Mirror:
         keys = self.registry.keys
         prefixes = {Entity.UNIT: keys.units(), Entity.PLACEMENT: keys.placements(),
                     Entity.SCHEDULED: keys.schedules(), Entity.MACHINE: keys.machines(),
-                    Entity.EXPLANATION: keys.explanations()}
+                    Entity.EXPLANATION: keys.explanations(), Entity.METADATA: keys.metadata()}
         for entity, prefix in prefixes.items():
             records, bad, rev = await self.registry.scan(prefix)
             for record in records:
@@ -135,7 +143,8 @@ class Mirror:
             self.trigger.set()  # a watch that ends wakes the rounds at once
 
     def _apply(self, record: Record | None) -> bool:
-        """Apply one watched change; True when it calls for a round (units/, machines/)."""
+        """Apply one watched change; True when it calls for a round (units/, machines/,
+        metadata/)."""
         if record is None or record.ref.entity not in self._handlers:
             return False  # states/, bodies/, ...
         entity = record.ref.entity
@@ -143,7 +152,7 @@ class Mirror:
             return False  # already in the initial read
         self._handlers[entity](record)
         self.revision = max(self.revision, record.mod_rev)
-        return entity in (Entity.UNIT, Entity.MACHINE)
+        return entity in ROUND_ENTITIES
 
     def _invalid(self, bad: InvalidKey) -> bool:
         """Skip a key that does not decode (see the module doc); True: time for a round."""
@@ -158,7 +167,7 @@ class Mirror:
         elif ref.entity is Entity.PLACEMENT:
             self.placement_revs[ref.name] = bad.mod_rev
         self.revision = max(self.revision, bad.mod_rev)
-        return ref.entity in (Entity.UNIT, Entity.MACHINE)
+        return ref.entity in ROUND_ENTITIES
 
     async def settle(self, expected: Mapping[str, bytes | None], timeout: float) -> bool:
         """Wait until the engine's own writes are visible (True) or ``timeout`` passes."""
@@ -178,8 +187,12 @@ class Mirror:
         return frozen(EngineView(self.revision, dict(self.units), dict(self.unit_revs),
                                  dict(self.placements), dict(self.placement_revs),
                                  {m: dict(e) for m, e in self.schedules.items()},
-                                 dict(self.machines), dict(self.explanations)),
+                                 self._machines(), dict(self.explanations)),
                       set(self.invalid_units))
+
+    def _machines(self) -> dict[str, Machine]:
+        """The machines, each with the API-set metadata laid over its own."""
+        return {m.id: m for m in merged(self.machines.values(), self.metadata)}
 
     # -- handlers: one decoded key (value None when it was deleted) -------
     def _unit(self, r: Record) -> None:
@@ -220,6 +233,16 @@ class Mirror:
             self.machines[r.ref.name] = r.value
         else:
             self.machines.pop(r.ref.name, None)
+
+    def _metadata(self, r: Record) -> None:
+        machine, key = r.ref.machine, r.ref.name
+        if isinstance(r.value, str):
+            self.metadata.setdefault(machine, {})[key] = r.value
+            return
+        values = self.metadata.get(machine, {})
+        values.pop(key, None)
+        if not values:
+            self.metadata.pop(machine, None)
 
     def _explanation(self, r: Record) -> None:
         if isinstance(r.value, dict):

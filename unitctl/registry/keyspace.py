@@ -41,6 +41,7 @@ class Entity(enum.Enum):
     STATE = "states"
     REQUEST = "requests"
     REPLY = "replies"
+    METADATA = "metadata"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,8 @@ class KeyRef:
     ``name`` is the unit for unit-scoped entities, the body's sha for
     ``BODY`` and the machine id for ``MACHINE``; ``machine`` is the machine of
     ``SCHEDULED``, ``STATE`` and ``MACHINE``; ``body`` the sha of ``BODYREF``.
+    For ``METADATA`` (API-set machine metadata) ``name`` is the metadata key and
+    ``machine`` the machine; its value is the metadata value (a string).
     For ``REQUEST`` ``name`` is the request id and ``machine`` the machine asked;
     for ``REPLY`` ``name`` is the request id and ``seq`` the reply's number.
     """
@@ -101,6 +104,13 @@ def _machine(tail: str) -> KeyRef:
     return KeyRef(Entity.MACHINE, tail, tail)
 
 
+def _metadata(tail: str) -> KeyRef | None:
+    machine, _, key = tail.partition("/")
+    if not machine or not key or "/" in key:
+        return None
+    return KeyRef(Entity.METADATA, key, machine)
+
+
 def _request(tail: str) -> KeyRef | None:
     machine, _, request_id = tail.partition("/")
     if not machine or not request_id or "/" in request_id:
@@ -123,6 +133,7 @@ _TAIL_PARSERS: dict[str, Callable[[str], KeyRef | None]] = {
     Entity.SCHEDULED.value: _scheduled, Entity.STATE.value: _state,
     Entity.BODYREF.value: _bodyref, Entity.MACHINE.value: _machine,
     Entity.REQUEST.value: _request, Entity.REPLY.value: _reply,
+    Entity.METADATA.value: _metadata,
 }
 
 
