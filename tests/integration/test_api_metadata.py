@@ -34,7 +34,7 @@ def _op(op: str, machine: str, key: str, value: str = "") -> dict[str, object]:
 
 def test_patched_metadata_changes_placement(etcd: EtcdCluster, key_prefix: str) -> None:
     async def body(api: Api) -> None:
-        m0, m1 = sorted(api.sim.machines)
+        _, m1 = sorted(api.sim.machines)
         status, _, _ = await api.call("PUT", "/fleet/v1/units/db.service",
                                       body={"desiredState": "launched", "options": DB_UNIT})
         assert status == 201
