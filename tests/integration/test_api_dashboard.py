@@ -95,7 +95,7 @@ def test_scale_refuses_read_tokens_and_bad_input_changing_nothing(
 def test_listening_serves_the_dashboard(etcd: EtcdCluster, key_prefix: str) -> None:
     async def body(api: Api) -> None:
         context = ServerContext(api.registry)
-        async with listening(context, "127.0.0.1", 0) as url, aiohttp.ClientSession() as http:
-            async with http.get(url + "/dashboard/") as resp:
-                assert resp.status == 200 and "app.js" in await resp.text()
+        async with listening(context, "127.0.0.1", 0) as url, \
+                aiohttp.ClientSession() as http, http.get(url + "/dashboard/") as resp:
+            assert resp.status == 200 and "app.js" in await resp.text()
     run(etcd, key_prefix, body)

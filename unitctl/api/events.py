@@ -120,6 +120,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     finally:
         if pending is not None:
             pending.cancel()
+            await asyncio.wait({pending})  # the generator must stop running before aclose
         await stream.aclose()
 
 
