@@ -74,9 +74,13 @@ def test_unit_list_updates_within_a_second_of_unitctl_start(
 
 
 def _click(page: Any, action: str, unit: str) -> None:
+    """Click the visible ``action`` button of ``unit`` (the list's, or the unit page's)."""
     sel = f'button[data-action="{action}"][data-unit="{unit}"]'
-    until(page, lambda d: d.find_elements(_by().CSS_SELECTOR, sel), what=f"{action} button")
-    page.find_element(_by().CSS_SELECTOR, sel).click()
+
+    def visible(d: Any) -> Any:
+        shown = [b for b in d.find_elements(_by().CSS_SELECTOR, sel) if b.is_displayed()]
+        return shown[0] if shown else None
+    until(page, visible, what=f"a visible {action} button").click()
 
 
 def _active_anywhere(c: Cluster, unit: str) -> set[str]:
@@ -124,9 +128,15 @@ def _unit_page(page: Any, unit: str) -> None:
 
 
 def _scale(page: Any, template: str, count: int) -> None:
-    box = until(page, lambda d: d.find_element(
-        _by().CSS_SELECTOR, f'input[data-scale-input="{template}"]'), what="scale input")
-    page.execute_script("arguments[0].value = arguments[1]", box, str(count))
+    """Type ``count`` into the template's box and click Scale, as a user would (the box
+    keeps what is typed while events re-render the page)."""
+    def typed(d: Any) -> bool:
+        box = d.find_element(_by().CSS_SELECTOR, f'input[data-scale-input="{template}"]')
+        box.clear()
+        box.send_keys(str(count))
+        return bool(d.find_element(_by().CSS_SELECTOR, f'input[data-scale-input="{template}"]'
+                                   ).get_attribute("value") == str(count))
+    until(page, typed, what="the instance count typed")
     _click(page, "scale", template)
     until(page, lambda d: "started" in d.find_element(_by().ID, "message").text,
           what="scale answered")

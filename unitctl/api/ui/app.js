@@ -6,7 +6,8 @@
 const ROLES = { read: 0, operate: 1, admin: 2 };
 const KEY = "unitctl-token";
 const S = { token: sessionStorage.getItem(KEY), who: "", role: "", units: [], states: [],
-            machines: [], lastId: "", abort: null, timer: null };
+            machines: [], lastId: "", abort: null, timer: null,
+            drafts: {} };  // template -> the instance count being typed (kept across renders)
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -173,6 +174,7 @@ async function scale(template, count) {
     body: JSON.stringify({ template, instances: count }) });
   const body = await resp.json().catch(() => ({}));
   if (!resp.ok) { say(`scale: ${body?.error?.message || resp.status}`, true); return; }
+  delete S.drafts[template];
   say(`scale ${template}: started ${body.started.join(", ") || "none"}; ` +
       `stopped ${body.stopped.join(", ") || "none"}`);
   soon();
@@ -224,8 +226,10 @@ function unitRow(u) {
 function templateBox(t) {
   const re = new RegExp(`^${t.name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace("@\\.", "@(\\d+)\\.")}$`);
   const running = S.units.filter((u) => re.test(u.name) && u.desired !== "inactive").length;
-  const input = el("input", { type: "number", min: "0", max: "1000", value: String(running),
-                              "data-scale-input": t.name, "aria-label": `instances of ${t.name}` });
+  const input = el("input", { type: "number", min: "0", max: "1000",
+                              value: S.drafts[t.name] ?? String(running),
+                              "data-scale-input": t.name, "aria-label": `instances of ${t.name}`,
+                              oninput: (ev) => { S.drafts[t.name] = ev.target.value; } });
   const controls = allowed("operate") ? [input, el("button", { type: "button",
     "data-action": "scale", "data-unit": t.name,
     onclick: () => scale(t.name, Number(input.value)) }, "Scale")] : [];
