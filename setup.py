@@ -13,7 +13,7 @@ setup(
     packages=[*find_packages(include=["unitctl", "unitctl.*", "unitctl_testing",
                                       "unitctl_testing.*"]), "unitctl.templates"],
     package_data={"unitctl": ["py.typed"], "unitctl.templates": ["*.j2"],
-                  "unitctl.api": ["openapi.json"],
+                  "unitctl.api": ["openapi.json", "ui/*.html", "ui/*.css", "ui/*.js"],
                   "unitctl_testing": ["py.typed"]},
     include_package_data=True,
     scripts=["bin/docker-run"],
@@ -26,6 +26,8 @@ setup(
         "protobuf==7.36.2",
         "dbus-fast==5.2.0",
         "PyYAML==6.0.3",
+        # the agent's /metrics (Prometheus exposition format and registry)
+        "prometheus_client==0.26.0",
     ],
     extras_require={
         # the API server (unitctl serve); the agent and the CLI do not need it
@@ -39,6 +41,10 @@ setup(
             "mypy==2.4.1",
             "ruff==0.17.6",
             "types-PyYAML==6.0.12.20261113",
+        ],
+        # the dashboard's browser tests (drives Debian's chromium through chromium-driver)
+        "browser": [
+            "selenium==4.51.0",
         ],
     },
     entry_points={

@@ -3,12 +3,14 @@
 # Debian packages (etcd, nspawn, debootstrap, docker; shellcheck, systemd-analyze
 # and busctl from systemd, dbus-daemon from dbus: under UNITCTL_REQUIRE_REAL=1 a
 # missing one fails its tests) and a virtualenv with the package and its test
-# extra. Prints what it does; exits non-zero on failure.
+# extra; chromium and chromium-driver for the dashboard's browser tests.
+# Prints what it does; exits non-zero on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(etcd-server etcd-client systemd systemd-container dbus debootstrap zstd iproute2
-      iptables openssh-client openssl shellcheck python3-venv ca-certificates)
+      iptables openssh-client openssl shellcheck python3-venv ca-certificates
+      chromium chromium-driver)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -30,5 +32,5 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-"$VENV/bin/python" -m pip install -q -e ".[test,api]"
+"$VENV/bin/python" -m pip install -q -e ".[test,api,browser]"
 echo "install-deps: ok ($("$VENV/bin/python" --version), etcd $(etcd --version | head -1 | awk '{print $3}'))"

@@ -43,6 +43,7 @@ DEFAULTS: dict[str, str] = {
     "reserved_cpu": "0",
     "reserved_memory": "0",
     "port_range": f"{DEFAULT_PORT_RANGE[0]}-{DEFAULT_PORT_RANGE[1]}",
+    "metrics_address": "127.0.0.1:9479",
 }
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -64,6 +65,18 @@ def parse_bool(text: str, option: str) -> bool:
     if low in ("0", "false", "no", "off", "f", ""):
         return False
     raise ConfigError(f"{option}: {text!r} is not a boolean")
+
+
+def parse_address(text: str, option: str) -> tuple[str, int] | None:
+    """``host:port`` or ``[v6]:port`` -> (host, port); ``off`` or empty -> None."""
+    text = text.strip()
+    if text.lower() in ("", "off", "none", "false"):
+        return None
+    host, sep, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{option}: {text!r} is not host:port (or 'off')")
+    return host, int(port)
 
 
 def read_config_file(path: str) -> dict[str, str]:
@@ -110,6 +123,8 @@ class AgentConfig:
     stop_budget: float
     disable_engine: bool
     verbosity: int
+    #: where /metrics is served (host, port), or None: off
+    metrics_address: tuple[str, int] | None = ("127.0.0.1", 9479)
     sources: Mapping[str, str] = field(default_factory=dict)
     #: thousandths of a CPU kept back from units (``reserved_cpu``, in CPUs)
     reserved_cpu_milli: int = 0
@@ -187,7 +202,9 @@ def _validate(raw: dict[str, str], sources: dict[str, str]) -> AgentConfig:
         engine_resync=parse_duration(raw["engine_resync"], where("engine_resync")),
         stop_budget=stop_budget,
         disable_engine=parse_bool(raw["disable_engine"], where("disable_engine")),
-        verbosity=verbosity, sources=sources, **_resource_options(raw, where))
+        verbosity=verbosity,
+        metrics_address=parse_address(raw["metrics_address"], where("metrics_address")),
+        sources=sources, **_resource_options(raw, where))
 
 
 def _resource_options(raw: Mapping[str, str], where: Callable[[str], str]

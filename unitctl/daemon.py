@@ -19,7 +19,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import NoReturn
 
 import click
@@ -35,6 +35,11 @@ from unitctl.config import DEFAULT_CONFIG_FILE, AgentConfig, load_config
 from unitctl.engine.engine import Engine
 from unitctl.errors import RegistryError, UnitctlError, report
 from unitctl.machine_id import MACHINE_ID_FILE, read_machine_id
+from unitctl.metrics import catalog
+from unitctl.metrics.agentview import AgentCollector
+from unitctl.metrics.exposition import serving
+from unitctl.metrics.kv import MeteredKV
+from unitctl.metrics.rounds import RoundObserver
 from unitctl.model import Machine
 from unitctl.registry.etcd import EtcdKV, grpc_target
 from unitctl.registry.registry import Registry
@@ -80,7 +85,7 @@ def make_notifier() -> Callable[[str], None]:
 
 async def connect(cfg: AgentConfig) -> Registry:
     """Connect to etcd; an etcd that is down at boot is waited for, not fatal."""
-    registry = Registry(await EtcdKV.connect(cfg.etcd), cfg.etcd_key_prefix)
+    registry = Registry(MeteredKV(await EtcdKV.connect(cfg.etcd)), cfg.etcd_key_prefix)
     while True:
         try:
             await registry.ensure_schema()
@@ -113,7 +118,7 @@ def engine_factory(registry: Registry, machine_id: str,
     if not opts.engine:
         return None
     return lambda: Engine(registry, machine_id, resync=opts.engine_resync,
-                          grace=float(opts.ttl))
+                          grace=float(opts.ttl), on_round=RoundObserver())
 
 
 def this_machine(cfg: AgentConfig) -> Machine:
@@ -146,6 +151,28 @@ async def announce_ready(agent: Agent, notify: Callable[[str], None]) -> None:
              dict(m.metadata))
 
 
+@contextlib.asynccontextmanager
+async def metrics(cfg: AgentConfig, agent: Agent) -> AsyncIterator[None]:
+    """Serve the agent's /metrics on ``metrics_address`` (nothing when it is off).
+
+    A taken address is logged, not fatal: the agent's units matter more.
+    """
+    if cfg.metrics_address is None:
+        yield
+        return
+    collector = AgentCollector(agent)
+    catalog.register(collector)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                await stack.enter_async_context(serving(cfg.metrics_address, catalog.REGISTRY))
+            except OSError as exc:
+                log.error("metrics: cannot listen on %s:%d: %s", *cfg.metrics_address, exc)
+            yield
+    finally:
+        catalog.unregister(collector)
+
+
 async def run_agent(cfg: AgentConfig) -> None:
     """Compose registry, systemd, agent and engine; run until a signal stops the agent."""
     notify = make_notifier()
@@ -162,7 +189,8 @@ async def run_agent(cfg: AgentConfig) -> None:
     helpers = [asyncio.create_task(watchdog(notify)),
                asyncio.create_task(announce_ready(agent, notify))]
     try:
-        await agent.run(stop)
+        async with metrics(cfg, agent):
+            await agent.run(stop)
     finally:
         notify("STOPPING=1" if agent.leave_on_stop else "RELOADING=1")
         for helper in helpers:
@@ -176,7 +204,7 @@ async def run_agent(cfg: AgentConfig) -> None:
 FLAGS = ["etcd_servers", "etcd_key_prefix", "etcd_cafile", "etcd_certfile", "etcd_keyfile",
          "etcd_username", "etcd_password", "public_ip", "metadata", "agent_ttl",
          "units_directory", "peer_port", "stop_budget", "disable_engine", "verbosity",
-         "reserved_cpu", "reserved_memory", "port_range"]
+         "reserved_cpu", "reserved_memory", "port_range", "metrics_address"]
 
 
 def _options(f: Callable[..., None]) -> Callable[..., None]:

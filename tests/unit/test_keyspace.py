@@ -26,13 +26,15 @@ SPACE = Keyspace(K)
     (K.explanation("a.service"), KeyRef(Entity.EXPLANATION, "a.service")),
     (K.machine("m1"), KeyRef(Entity.MACHINE, "m1", "m1")),
     (K.state("a.service", "m1"), KeyRef(Entity.STATE, "a.service", "m1")),
+    (K.metadata_value("m1", "role"), KeyRef(Entity.METADATA, "role", "m1")),
 ])
 def test_every_key_parses_back(key: str, ref: KeyRef) -> None:
     assert SPACE.parse(key) == ref
 
 
 @pytest.mark.parametrize("key", ["/other/units/a.service", "/p/nothing/x", "/p/units/",
-                                 "/p/stray", "/p/units"])
+                                 "/p/stray", "/p/units", "/p/metadata/m1",
+                                 "/p/metadata/m1/", "/p/metadata/m1/a/b"])
 def test_foreign_keys_parse_to_none(key: str) -> None:
     assert SPACE.parse(key) is None
 

@@ -86,6 +86,8 @@ class Agent:
         self.notify = notify or (lambda _msg: None)
         self.schedule: dict[str, ScheduleEntry] = {}
         self.bodies: dict[str, str] = {}
+        #: the last state systemd reported for each unit (read by /metrics at scrape time)
+        self.unit_states: dict[str, SystemdState] = {}
         self.ready = asyncio.Event()
         self._wake = asyncio.Event()
         self.leave_on_stop = True
@@ -179,6 +181,7 @@ class Agent:
         self.dependencies.on_state(name, state)
         self.health.on_state(name, state)
         self.publisher.report(name, state)
+        self.unit_states[name] = state
 
     @contextlib.asynccontextmanager
     async def _peer_server(self) -> AsyncIterator[None]:

@@ -149,6 +149,9 @@ class Fence:
         self.peer_port = peer_port
         self.notify = notify
         self.fenced = False
+        #: fences applied and lifted since the agent started (for /metrics)
+        self.fenced_total = 0
+        self.lifted_total = 0
         #: Live peers: machine id -> public IP (this machine excluded).
         self.peers: dict[str, str] = {}
 
@@ -158,6 +161,7 @@ class Fence:
             return False
         log.warning("agent: etcd reachable again; lifting the fence")
         self.fenced = False
+        self.lifted_total += 1
         return True
 
     async def run(self) -> None:
@@ -193,6 +197,7 @@ class Fence:
     async def fence(self, why: str) -> None:
         """Stop every local unit now (files stay; the schedule decides later)."""
         self.fenced = True
+        self.fenced_total += 1
         log.warning("agent: FENCING after %.1fs without etcd: %s", self.session.etcd_age(),
                     why)
         self.notify(f"STATUS=fenced: {why}")

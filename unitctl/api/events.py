@@ -3,7 +3,7 @@
 One event per changed key, from a registry watch of the prefix::
 
     id: <etcd revision>
-    event: unit | state | placement | machine | explain
+    event: unit | state | placement | machine | explain | metadata
     data: {"kind": "put"|"delete", "name": ..., "machine": ..., "value": {...}}
 
 The stream starts at the current revision, or just after ``Last-Event-ID``
@@ -38,7 +38,8 @@ log = logging.getLogger("unitctl.api")
 KEEPALIVE = 15.0
 RETRY_PAUSE = 1.0
 EVENT_NAMES = {Entity.UNIT: "unit", Entity.STATE: "state", Entity.PLACEMENT: "placement",
-               Entity.MACHINE: "machine", Entity.EXPLANATION: "explain"}
+               Entity.MACHINE: "machine", Entity.EXPLANATION: "explain",
+               Entity.METADATA: "metadata"}
 
 
 def _value(rec: Record) -> Any:
@@ -119,6 +120,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     finally:
         if pending is not None:
             pending.cancel()
+            await asyncio.wait({pending})  # the generator must stop running before aclose
         await stream.aclose()
 
 

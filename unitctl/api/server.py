@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from unitctl.api import dashboard
 from unitctl.api.app import make_app
 from unitctl.api.auth import AuthSettings
 from unitctl.api.context import ServerContext
@@ -91,7 +92,7 @@ def check_listen(host: str, tls: bool) -> None:
 async def listening(context: ServerContext, host: str, port: int,
                     tls: ssl.SSLContext | None = None) -> AsyncIterator[str]:
     """Serve ``context``'s application on host:port (0: any free port); yield its URL."""
-    app = make_app(context)
+    app = make_app(context, dashboard.ROUTES)
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
                            shutdown_timeout=1.0)
     await runner.setup()

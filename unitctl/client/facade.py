@@ -23,6 +23,7 @@ from unitctl.client import intent, views
 from unitctl.client.resolve import LocalUnit, Resolver, require_records
 from unitctl.client.views import Bodies, Explanation, Predicate, Snapshot, UnitFileInfo
 from unitctl.model import DesiredState, Machine, UnitRecord, UnitState
+from unitctl.registry.dynmeta import merged
 from unitctl.registry.registry import Registry
 from unitctl.unitfile import UnitFile
 
@@ -130,8 +131,10 @@ class Client:
         return views.reported_states(snap), snap.machines
 
     async def list_machines(self) -> list[Machine]:
-        """Live machines sorted by id."""
-        return sorted(await self.registry.list_machines(), key=lambda m: m.id)
+        """Live machines sorted by id, with the API-set metadata laid over their own."""
+        machines = merged(await self.registry.list_machines(),
+                          await self.registry.metadata.all())
+        return sorted(machines, key=lambda m: m.id)
 
     async def machine_by_prefix(self, prefix: str) -> list[Machine]:
         """Live machines whose id starts with ``prefix``."""

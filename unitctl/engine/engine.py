@@ -161,7 +161,10 @@ class Engine:
         t0 = time.perf_counter()
         view = mirror.view() if mirror else await read_view(self.registry)
         if self._holding(view):
-            return RoundResult(view.revision, None, 0, time.perf_counter() - t0)
+            held = RoundResult(view.revision, None, 0, time.perf_counter() - t0)
+            if self.on_round:
+                self.on_round(held)
+            return held
         reqs = await self._requirements(view)
         good = {n: r for n, r in reqs.items() if isinstance(r, Requirements)}
         bad = {n: r for n, r in reqs.items() if isinstance(r, str)}

@@ -26,18 +26,23 @@ from unitctl.failover import FailureRecord, MoveRecord
 from unitctl.loop import raise_if_ended, wake_or_timeout, watch_wakes
 from unitctl.model import Machine, ScheduleEntry, UnitRecord
 from unitctl.registry import poison
+from unitctl.registry.dynmeta import merged
 from unitctl.registry.failures import FailureKeys, decode_failure_kv, decode_moves_kv, failure_store
 from unitctl.registry.keyspace import Entity, Record
 from unitctl.registry.kv import Event, EventKind, KeyValue
 from unitctl.registry.poison import InvalidKey
 from unitctl.registry.registry import Registry
 
+#: entities whose change calls for an engine round
+ROUND_ENTITIES = (Entity.UNIT, Entity.MACHINE, Entity.METADATA)
+
 
 async def read_view(registry: Registry) -> EngineView:
     """Read everything the engine needs; the units read carry their revisions."""
     read = await registry.read_units()
     placements, placement_revs = await registry.placements_with_revs()
-    machines = {m.id: m for m in await registry.list_machines()}
+    machines = {m.id: m for m in merged(await registry.list_machines(),
+                                        await registry.metadata.all())}
     failures = failure_store(registry)
     # The view's revision is that of its FIRST read: a watch from revision+1
     # then replays anything that changed while the later reads ran.
@@ -62,7 +67,8 @@ def frozen(view: EngineView, invalid_units: set[str]) -> EngineView:
 
 
 class Mirror:
-    """units/, placements/, schedule/, machines/ and explain/, decoded and current."""
+    """units/, placements/, schedule/, machines/ (with the API-set metadata/ laid over
+    them, as fleet did) and explain/, decoded and current."""
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
@@ -77,6 +83,8 @@ class Mirror:
         self.failures: dict[str, dict[str, FailureRecord]] = {}
         self.moves: dict[str, tuple[MoveRecord, ...]] = {}
         self._failure_keys = FailureKeys(registry.keys.prefix)
+        #: metadata set through the API: machine -> key -> value
+        self.metadata: dict[str, dict[str, str]] = {}
         #: units whose key does not decode: name -> why (their entries are frozen)
         self.invalid_units: dict[str, str] = {}
         #: raw values of the keys the engine itself writes (for :meth:`settle`)
@@ -88,7 +96,7 @@ class Mirror:
         self._handlers: dict[Entity, Callable[[Record], None]] = {
             Entity.UNIT: self._unit, Entity.PLACEMENT: self._placement,
             Entity.SCHEDULED: self._scheduled, Entity.MACHINE: self._machine,
-            Entity.EXPLANATION: self._explanation}
+            Entity.EXPLANATION: self._explanation, Entity.METADATA: self._metadata}
         self._stack = contextlib.AsyncExitStack()
         self._watch: asyncio.Task[None] | None = None
         self._read_rev: dict[Entity, int] = {}
@@ -105,7 +113,7 @@ class Mirror:
         keys = self.registry.keys
         prefixes = {Entity.UNIT: keys.units(), Entity.PLACEMENT: keys.placements(),
                     Entity.SCHEDULED: keys.schedules(), Entity.MACHINE: keys.machines(),
-                    Entity.EXPLANATION: keys.explanations()}
+                    Entity.EXPLANATION: keys.explanations(), Entity.METADATA: keys.metadata()}
         for entity, prefix in prefixes.items():
             records, bad, rev = await self.registry.scan(prefix)
             for record in records:
@@ -179,7 +187,8 @@ class Mirror:
         return False
 
     def _apply(self, record: Record | None) -> bool:
-        """Apply one watched change; True when it calls for a round (units/, machines/)."""
+        """Apply one watched change; True when it calls for a round (units/, machines/,
+        metadata/)."""
         if record is None or record.ref.entity not in self._handlers:
             return False  # states/, bodies/, ...
         entity = record.ref.entity
@@ -187,7 +196,7 @@ class Mirror:
             return False  # already in the initial read
         self._handlers[entity](record)
         self.revision = max(self.revision, record.mod_rev)
-        return entity in (Entity.UNIT, Entity.MACHINE)
+        return entity in ROUND_ENTITIES
 
     def _invalid(self, bad: InvalidKey) -> bool:
         """Skip a key that does not decode (see the module doc); True: time for a round."""
@@ -202,7 +211,7 @@ class Mirror:
         elif ref.entity is Entity.PLACEMENT:
             self.placement_revs[ref.name] = bad.mod_rev
         self.revision = max(self.revision, bad.mod_rev)
-        return ref.entity in (Entity.UNIT, Entity.MACHINE)
+        return ref.entity in ROUND_ENTITIES
 
     async def settle(self, expected: Mapping[str, bytes | None], timeout: float) -> bool:
         """Wait until the engine's own writes are visible (True) or ``timeout`` passes."""
@@ -222,10 +231,14 @@ class Mirror:
         return frozen(EngineView(self.revision, dict(self.units), dict(self.unit_revs),
                                  dict(self.placements), dict(self.placement_revs),
                                  {m: dict(e) for m, e in self.schedules.items()},
-                                 dict(self.machines), dict(self.explanations),
+                                 self._machines(), dict(self.explanations),
                                  {u: dict(r) for u, r in self.failures.items()},
                                  dict(self.moves)),
                       set(self.invalid_units))
+
+    def _machines(self) -> dict[str, Machine]:
+        """The machines, each with the API-set metadata laid over its own."""
+        return {m.id: m for m in merged(self.machines.values(), self.metadata)}
 
     # -- handlers: one decoded key (value None when it was deleted) -------
     def _unit(self, r: Record) -> None:
@@ -266,6 +279,16 @@ class Mirror:
             self.machines[r.ref.name] = r.value
         else:
             self.machines.pop(r.ref.name, None)
+
+    def _metadata(self, r: Record) -> None:
+        machine, key = r.ref.machine, r.ref.name
+        if isinstance(r.value, str):
+            self.metadata.setdefault(machine, {})[key] = r.value
+            return
+        values = self.metadata.get(machine, {})
+        values.pop(key, None)
+        if not values:
+            self.metadata.pop(machine, None)
 
     def _explanation(self, r: Record) -> None:
         if isinstance(r.value, dict):

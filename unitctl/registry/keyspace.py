@@ -44,6 +44,7 @@ class Entity(enum.Enum):
     OWNER = "owners"
     BUNDLE_REVISION = "bundles"
     BUNDLE_BODY = "bundlebodies"
+    METADATA = "metadata"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,8 @@ class KeyRef:
     ``name`` is the unit for unit-scoped entities, the body's sha for
     ``BODY`` and the machine id for ``MACHINE``; ``machine`` is the machine of
     ``SCHEDULED``, ``STATE`` and ``MACHINE``; ``body`` the sha of ``BODYREF``.
+    For ``METADATA`` (API-set machine metadata) ``name`` is the metadata key and
+    ``machine`` the machine; its value is the metadata value (a string).
     For ``REQUEST`` ``name`` is the request id and ``machine`` the machine asked;
     for ``REPLY`` ``name`` is the request id and ``seq`` the reply's number.
     """
@@ -104,6 +107,13 @@ def _machine(tail: str) -> KeyRef:
     return KeyRef(Entity.MACHINE, tail, tail)
 
 
+def _metadata(tail: str) -> KeyRef | None:
+    machine, _, key = tail.partition("/")
+    if not machine or not key or "/" in key:
+        return None
+    return KeyRef(Entity.METADATA, key, machine)
+
+
 def _request(tail: str) -> KeyRef | None:
     machine, _, request_id = tail.partition("/")
     if not machine or not request_id or "/" in request_id:
@@ -142,6 +152,7 @@ _TAIL_PARSERS: dict[str, Callable[[str], KeyRef | None]] = {
     Entity.REQUEST.value: _request, Entity.REPLY.value: _reply,
     Entity.OWNER.value: _named(Entity.OWNER),
     Entity.BUNDLE_REVISION.value: _bundle_revision, Entity.BUNDLE_BODY.value: _bundle_body,
+    Entity.METADATA.value: _metadata,
 }
 
 
