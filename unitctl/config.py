@@ -37,6 +37,7 @@ DEFAULTS: dict[str, str] = {
     "stop_budget": "30s",
     "disable_engine": "false",
     "verbosity": "0",
+    "template_dirs": "",
 }
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -104,6 +105,7 @@ class AgentConfig:
     stop_budget: float
     disable_engine: bool
     verbosity: int
+    template_dirs: tuple[str, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -163,6 +165,7 @@ def _validate(raw: dict[str, str], sources: dict[str, str]) -> AgentConfig:
     stop_budget = parse_duration(raw["stop_budget"], where("stop_budget"))
     if stop_budget <= 0:
         raise ConfigError(f"{where('stop_budget')}: must be more than 0s")
+    template_dirs = _template_dirs(raw["template_dirs"], where("template_dirs"))
     return AgentConfig(
         etcd_servers=servers, etcd_key_prefix=raw["etcd_key_prefix"],
         etcd_cafile=raw["etcd_cafile"], etcd_certfile=raw["etcd_certfile"],
@@ -175,4 +178,13 @@ def _validate(raw: dict[str, str], sources: dict[str, str]) -> AgentConfig:
         engine_resync=parse_duration(raw["engine_resync"], where("engine_resync")),
         stop_budget=stop_budget,
         disable_engine=parse_bool(raw["disable_engine"], where("disable_engine")),
-        verbosity=verbosity, sources=sources)
+        verbosity=verbosity, template_dirs=template_dirs, sources=sources)
+
+
+def _template_dirs(text: str, option: str) -> tuple[str, ...]:
+    """Comma-separated absolute directories without '..' (empty: templates disabled)."""
+    dirs = tuple(d.strip().rstrip("/") or "/" for d in text.split(",") if d.strip())
+    for d in dirs:
+        if not os.path.isabs(d) or ".." in d.split("/"):
+            raise ConfigError(f"{option}: {d!r} must be an absolute path without '..'")
+    return dirs

@@ -20,7 +20,9 @@ Tasks running side by side (one ``asyncio.TaskGroup``):
   machine's lease, when the composition root gave an engine;
 * **responder** (:mod:`.responder`) — answer ``status``, ``journal`` and
   ``restart`` requests to this machine, when the composition root gave it a
-  :class:`~.commands.Commands` to run them with.
+  :class:`~.commands.Commands` to run them with;
+* **templates** (:mod:`.templates`) — render config templates from etcd, when
+  ``template_dirs`` is set and the composition root gave a :class:`~.template_host.TemplateHost`.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ from .responder import Responder
 from .session import Session
 from .stopping import stop_all
 from .tasks import Task
+from .template_host import TemplateHost
+from .templates import TemplateRunner
 
 __all__ = ["ACTIVE_STATES", "Agent", "AgentOptions"]
 
@@ -72,7 +76,8 @@ class Agent:
                  clock: Callable[[], float] = time.monotonic,
                  notify: Callable[[str], None] | None = None,
                  engine: EngineFactory | None = None,
-                 commands: Commands | None = None) -> None:
+                 commands: Commands | None = None,
+                 template_host: TemplateHost | None = None) -> None:
         self.registry = registry
         self.units = units
         self.machine = machine
@@ -99,6 +104,9 @@ class Agent:
         self.engines = EngineRunner(engine)
         self.responder = None if commands is None else Responder(
             registry, machine.id, commands, lambda: self.schedule, lambda: units.present())
+        self.templates = None if template_host is None or not self.opts.template_dirs else \
+            TemplateRunner(registry, machine, self.opts.template_dirs, template_host,
+                           lambda: self.session.lease, lambda: self.schedule.keys())
 
     # -- views of the parts (the names tests and the harness read) -----------
     @property
@@ -153,7 +161,8 @@ class Agent:
                 tasks = [tg.create_task(job) for job in (
                     self.session.run(), self._schedule_loop(), self.fencer.run(),
                     self.fencer.watch_peers(), self.publisher.run(),
-                    *([self.responder.run()] if self.responder else []))]
+                    *([self.responder.run()] if self.responder else []),
+                    *([self.templates.run()] if self.templates else []))]
                 await stop.wait()
                 for t in tasks:
                     t.cancel()
@@ -232,6 +241,8 @@ class Agent:
         await self.publisher.report_all()
         self.engines.restart(lease)
         self._wake.set()
+        if self.templates is not None:
+            self.templates.poke()
 
     def _contacted(self) -> None:
         if self.fencer.lift():
@@ -269,6 +280,8 @@ class Agent:
         entries, rev = await self.registry.get_schedule(self.machine.id)
         self.session.contact()
         self.schedule = entries
+        if self.templates is not None:
+            self.templates.schedule_changed(entries)
         # keep only the bodies the current schedule names (the cache never outgrows it)
         wanted = {e.hash for e in entries.values()}
         self.bodies = {sha: text for sha, text in self.bodies.items() if sha in wanted}

@@ -24,6 +24,10 @@ Under the prefix (default ``/unitctl/``)::
     audit/<time-ns>-<rand>       the API's audit log, under a lease of the retention
     metadata/<machine>/<key>     machine metadata set through the API (fleet's PATCH
                                  /machines), merged over what the agent registered
+    templates/<name>             config template resources (unitctl.templating.resource)
+    template-status/<name>/<machine>  agent-written, under the machine's lease: that
+                                 machine's last render of the template (plan.Status)
+    data/<path>                  user data the templates read (confd's keys): raw text
 """
 
 from __future__ import annotations
@@ -141,6 +145,26 @@ class Keys:
 
     def metadata_value(self, machine: str, key: str) -> str:
         return f"{self.prefix}metadata/{machine}/{key}"
+
+    def templates(self) -> str:
+        return f"{self.prefix}templates/"
+
+    def template(self, name: str) -> str:
+        return f"{self.prefix}templates/{name}"
+
+    def template_statuses(self, name: str = "") -> str:
+        """Every machine's status of one template (``name``), or of all of them."""
+        return f"{self.prefix}template-status/{name}/" if name else \
+            f"{self.prefix}template-status/"
+
+    def template_status(self, name: str, machine: str) -> str:
+        return f"{self.prefix}template-status/{name}/{machine}"
+
+    def data(self, path: str = "/") -> str:
+        """The data key of ``path`` (``/hosts/zk1`` → ``<prefix>data/hosts/zk1``);
+        ``/`` is the data root, ``data/``."""
+        tail = path.strip("/")
+        return f"{self.prefix}data/{tail}" if tail else f"{self.prefix}data/"
 
     def tail(self, key: str, base: str) -> str:
         """Return ``key`` with ``base`` (a prefix built above) removed."""

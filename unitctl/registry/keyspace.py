@@ -41,6 +41,9 @@ class Entity(enum.Enum):
     STATE = "states"
     REQUEST = "requests"
     REPLY = "replies"
+    TEMPLATE = "templates"
+    TEMPLATE_STATUS = "template-status"
+    DATA = "data"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +54,9 @@ class KeyRef:
     ``BODY`` and the machine id for ``MACHINE``; ``machine`` is the machine of
     ``SCHEDULED``, ``STATE`` and ``MACHINE``; ``body`` the sha of ``BODYREF``.
     For ``REQUEST`` ``name`` is the request id and ``machine`` the machine asked;
-    for ``REPLY`` ``name`` is the request id and ``seq`` the reply's number.
+    for ``REPLY`` ``name`` is the request id and ``seq`` the reply's number;
+    ``TEMPLATE`` names the template, ``TEMPLATE_STATUS`` the template and the
+    machine, ``DATA`` the data path (``/hosts/zk1``). Their values stay text.
     """
 
     entity: Entity
@@ -115,6 +120,18 @@ def _reply(tail: str) -> KeyRef | None:
     return KeyRef(Entity.REPLY, request_id, seq=int(seq))
 
 
+def _template_status(tail: str) -> KeyRef | None:
+    name, _, machine = tail.partition("/")
+    if not name or not machine or "/" in machine:
+        return None
+    return KeyRef(Entity.TEMPLATE_STATUS, name, machine)
+
+
+def _data(tail: str) -> KeyRef:
+    """A data key's ``name`` is its path as templates read it (``/hosts/zk1``)."""
+    return KeyRef(Entity.DATA, "/" + tail.strip("/"))
+
+
 #: first path component -> how the rest of the key reads
 _TAIL_PARSERS: dict[str, Callable[[str], KeyRef | None]] = {
     Entity.UNIT.value: _named(Entity.UNIT), Entity.BODY.value: _named(Entity.BODY),
@@ -123,6 +140,8 @@ _TAIL_PARSERS: dict[str, Callable[[str], KeyRef | None]] = {
     Entity.SCHEDULED.value: _scheduled, Entity.STATE.value: _state,
     Entity.BODYREF.value: _bodyref, Entity.MACHINE.value: _machine,
     Entity.REQUEST.value: _request, Entity.REPLY.value: _reply,
+    Entity.TEMPLATE.value: _named(Entity.TEMPLATE),
+    Entity.TEMPLATE_STATUS.value: _template_status, Entity.DATA.value: _data,
 }
 
 
