@@ -256,6 +256,10 @@ class TemplateRunner:
                                              "previous file restored"
         return Result.OK, ""
 
+    def published(self, name: str) -> Status | None:
+        """The status of ``name`` last written to etcd (None: not yet)."""
+        return self._published.get(name)
+
     async def _publish(self) -> None:
         """Write the statuses that changed (all of them under a new lease); drop gone ones."""
         lease = self.lease()
@@ -271,6 +275,7 @@ class TemplateRunner:
                     await self.store.put_status(name, self.machine.id, status, lease)
                 except UnitctlError as exc:
                     log.warning("templates: status of %s not published: %s", name, exc)
+                    asyncio.get_running_loop().call_later(1.0, self.wake.set)
                     return
                 self._published[name] = status
         self._published_lease = lease

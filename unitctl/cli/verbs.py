@@ -56,6 +56,12 @@ VERBS: Mapping[str, Verb] = {
                   "Serve fleet's v1 HTTP API and unitctl's own (see docs/api.md)."),
     "token": Verb("serve", "token", "Create, list and revoke the API's bearer tokens (needs etcd "
                   "credentials)."),
+    "template": Verb("templates", "template", "Submit or destroy a config template rendered "
+                     "on the machines (docs/templates.md)."),
+    "templates": Verb("templates", "templates", "List config templates and each machine's "
+                      "last render (ok, check failed ...)."),
+    "data": Verb("templates", "data",
+                 "Set, get, list and remove the data keys templates read (<prefix>data/...)."),
     "generate": Verb("generate", "generate",
                      "Generate fleet service units running a container via docker-run."),
 }
