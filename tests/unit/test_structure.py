@@ -35,6 +35,8 @@ PURE = [
     "unitctl.sim.core", "unitctl.sim.world", "unitctl.sim.actors", "unitctl.sim.faults",
     "unitctl.sim.invariants", "unitctl.sim.systemd", "unitctl.sim.workload",
     "unitctl.api.errors", "unitctl.api.fleetschema",
+    "unitctl.templating", "unitctl.templating.resource", "unitctl.templating.functions",
+    "unitctl.templating.render", "unitctl.templating.plan",
 ]
 IO_MODULES = {"aetcd", "grpc", "dbus_fast", "subprocess", "socket", "asyncio", "os", "shutil",
               "threading", "signal", "fcntl", "tempfile", "urllib", "http", "sdnotify"}

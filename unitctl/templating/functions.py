@@ -52,11 +52,11 @@ class KVPair:
     value: str
 
     @property
-    def Key(self) -> str:  # noqa: N802 - confd's name
+    def Key(self) -> str:  # confd's name
         return self.key
 
     @property
-    def Value(self) -> str:  # noqa: N802 - confd's name
+    def Value(self) -> str:  # confd's name
         return self.value
 
 
