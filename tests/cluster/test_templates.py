@@ -25,15 +25,20 @@ from unitctl_testing.cluster import Cluster
 pytestmark = pytest.mark.cluster
 
 DIR = "/etc/unitctl-tpl"
+DROP_IN_DIR = "/etc/systemd/system/unitctl-agent.service.d"
 CLUSTER_KWARGS: dict[str, Any] = {"n_machines": 3}
 MOVE_WITHIN = 30.0  # agent TTL 3 s + the engine + systemd + one render
 
 
 @pytest.fixture(scope="module")
 def tpl_cluster(cluster: Cluster) -> Iterator[Cluster]:
-    """The module's cluster, its agents restarted with template_dirs set."""
+    """The module's cluster, its agents restarted with template_dirs set (and the
+    directory writable: the shipped unit has ProtectSystem=full, /etc is read-only)."""
     for name in cluster.names:
-        cluster.exec(name, "mkdir", "-p", DIR)
+        cluster.exec(name, "mkdir", "-p", DIR, DROP_IN_DIR)
+        cluster.exec(name, "sh", "-c", f"printf '[Service]\\nReadWritePaths={DIR}\\n' > "
+                     f"{DROP_IN_DIR}/50-templates.conf")
+        cluster.systemctl(name, "daemon-reload")
         cluster.exec(name, "sh", "-c", f"grep -q template_dirs /etc/unitctl/unitctl.conf || "
                      f"echo 'template_dirs = {DIR}' >> /etc/unitctl/unitctl.conf")
         cluster.systemctl(name, "restart", "unitctl-agent")
