@@ -128,7 +128,7 @@ def test_a_failing_reload_cmd_restores_the_old_file(tpl_cluster: Cluster,
 name = "rl"
 dest = "{DIR}/rl.conf"
 keys = ["/rl"]
-reload_cmd = "/bin/grep -q ok {DIR}/rl.conf"
+reload_cmd = "/bin/grep -qx state=ok {DIR}/rl.conf"
 template = "state={{{{ getv('/rl/v') }}}}\\n"
 ''')
     all_files(c, f"{DIR}/rl.conf", "state=ok\n")
