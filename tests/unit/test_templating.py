@@ -136,3 +136,14 @@ def test_where_a_template_applies_and_which_directories_are_allowed() -> None:
 def test_a_status_round_trips() -> None:
     st_ = Status("check failed", "exit 1", 42, 1.5, "abc")
     assert Status.decode(st_.encode()) == st_
+
+
+def test_template_dirs_option() -> None:
+    from unitctl.config import load_config
+    from unitctl.errors import ConfigError
+
+    cfg = load_config("/nonexistent", env={"UNITCTL_TEMPLATE_DIRS": "/etc/zk/, /etc/lb"})
+    assert cfg.template_dirs == ("/etc/zk", "/etc/lb")
+    assert load_config("/nonexistent", env={}).template_dirs == ()
+    with pytest.raises(ConfigError, match="template_dirs"):
+        load_config("/nonexistent", env={"UNITCTL_TEMPLATE_DIRS": "etc/zk"})
