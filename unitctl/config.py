@@ -44,6 +44,7 @@ DEFAULTS: dict[str, str] = {
     "reserved_memory": "0",
     "port_range": f"{DEFAULT_PORT_RANGE[0]}-{DEFAULT_PORT_RANGE[1]}",
     "metrics_address": "127.0.0.1:9479",
+    "template_dirs": "",
 }
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -125,6 +126,7 @@ class AgentConfig:
     verbosity: int
     #: where /metrics is served (host, port), or None: off
     metrics_address: tuple[str, int] | None = ("127.0.0.1", 9479)
+    template_dirs: tuple[str, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict)
     #: thousandths of a CPU kept back from units (``reserved_cpu``, in CPUs)
     reserved_cpu_milli: int = 0
@@ -190,6 +192,7 @@ def _validate(raw: dict[str, str], sources: dict[str, str]) -> AgentConfig:
     stop_budget = parse_duration(raw["stop_budget"], where("stop_budget"))
     if stop_budget <= 0:
         raise ConfigError(f"{where('stop_budget')}: must be more than 0s")
+    template_dirs = _template_dirs(raw["template_dirs"], where("template_dirs"))
     return AgentConfig(
         etcd_servers=servers, etcd_key_prefix=raw["etcd_key_prefix"],
         etcd_cafile=raw["etcd_cafile"], etcd_certfile=raw["etcd_certfile"],
@@ -204,7 +207,7 @@ def _validate(raw: dict[str, str], sources: dict[str, str]) -> AgentConfig:
         disable_engine=parse_bool(raw["disable_engine"], where("disable_engine")),
         verbosity=verbosity,
         metrics_address=parse_address(raw["metrics_address"], where("metrics_address")),
-        sources=sources, **_resource_options(raw, where))
+        template_dirs=template_dirs, sources=sources, **_resource_options(raw, where))
 
 
 def _resource_options(raw: Mapping[str, str], where: Callable[[str], str]
@@ -225,3 +228,12 @@ def _resource_options(raw: Mapping[str, str], where: Callable[[str], str]
                           f"such as 31000-31999")
     return {"reserved_cpu_milli": round(cpu * 1000), "reserved_memory": memory,
             "port_range": (int(low), int(high))}
+
+
+def _template_dirs(text: str, option: str) -> tuple[str, ...]:
+    """Comma-separated absolute directories without '..' (empty: templates disabled)."""
+    dirs = tuple(d.strip().rstrip("/") or "/" for d in text.split(",") if d.strip())
+    for d in dirs:
+        if not os.path.isabs(d) or ".." in d.split("/"):
+            raise ConfigError(f"{option}: {d!r} must be an absolute path without '..'")
+    return dirs

@@ -31,6 +31,7 @@ from unitctl.agent.engine_runner import EngineFactory
 from unitctl.agent.measure import measure
 from unitctl.agent.options import AgentOptions
 from unitctl.agent.portenv import PortDropins
+from unitctl.agent.template_host import LocalHost
 from unitctl.config import DEFAULT_CONFIG_FILE, AgentConfig, load_config
 from unitctl.engine.engine import Engine
 from unitctl.errors import RegistryError, UnitctlError, report
@@ -109,7 +110,8 @@ def agent_options(cfg: AgentConfig) -> AgentOptions:
     """The agent's switches from the configuration."""
     return AgentOptions(ttl=cfg.ttl_seconds, peer_port=cfg.peer_port,
                         engine=not cfg.disable_engine, engine_resync=cfg.engine_resync,
-                        lease_file=LEASE_FILE, stop_budget=cfg.stop_budget)
+                        lease_file=LEASE_FILE, stop_budget=cfg.stop_budget,
+                        template_dirs=cfg.template_dirs)
 
 
 def engine_factory(registry: Registry, machine_id: str,
@@ -182,7 +184,7 @@ async def run_agent(cfg: AgentConfig) -> None:
     opts = agent_options(cfg)
     agent = Agent(registry, SystemdUnitManager(cfg.units_directory), machine, opts,
                   notify=notify, engine=engine_factory(registry, machine.id, opts),
-                  commands=ProcessCommands())
+                  commands=ProcessCommands(), template_host=LocalHost())
     agent.executor.port_dropins = PortDropins()
     stop = asyncio.Event()
     handle_signals(agent, stop)
@@ -204,7 +206,7 @@ async def run_agent(cfg: AgentConfig) -> None:
 FLAGS = ["etcd_servers", "etcd_key_prefix", "etcd_cafile", "etcd_certfile", "etcd_keyfile",
          "etcd_username", "etcd_password", "public_ip", "metadata", "agent_ttl",
          "units_directory", "peer_port", "stop_budget", "disable_engine", "verbosity",
-         "reserved_cpu", "reserved_memory", "port_range", "metrics_address"]
+         "reserved_cpu", "reserved_memory", "port_range", "metrics_address", "template_dirs"]
 
 
 def _options(f: Callable[..., None]) -> Callable[..., None]:

@@ -221,6 +221,26 @@ def test_status(demo: Demo) -> None:
     assert "$ unitctl list-units" in out and "mongo.service" in out
 
 
+UPSTREAMS = "/etc/unitctl-demo/upstreams.conf"
+
+
+def upstream_ips(d: Demo, machine: str) -> set[str]:
+    """The servers of the demo's config template, as rendered on ``machine``."""
+    out = demo_cmd(d.state_file, "cat", machine, UPSTREAMS, check=False).stdout
+    return set(re.findall(r"server ([0-9.]+):8080;", out))
+
+
+def test_the_config_template_lists_every_running_web(demo: Demo) -> None:
+    web_on = {m for u, m, a in units(demo) if u.startswith("web@") and a == "active"}
+    want = {demo.ip_of(m) for m in web_on}
+    deadline = time.monotonic() + 20
+    while any(upstream_ips(demo, n) != want for n in MACHINE_META):
+        assert time.monotonic() < deadline, \
+            {n: upstream_ips(demo, n) for n in MACHINE_META}
+        time.sleep(0.25)
+    assert "ok" in unitctl(demo, "templates").stdout
+
+
 def test_kill_moves_mongo_and_employees_together(demo: Demo,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     victim = next(m for u, m, _ in units(demo) if u == "mongo.service")
@@ -250,6 +270,18 @@ def test_kill_moves_mongo_and_employees_together(demo: Demo,
     # the killed machine is gone from the cluster; its global unit copy too
     assert demo.id_of(victim) not in unitctl(demo, "list-machines", "--full").stdout
     assert victim not in [m for u, m, _ in units(demo)]
+
+
+def test_the_config_template_drops_the_killed_machine(demo: Demo) -> None:
+    victim = demo.killed[-1]
+    survivors = [n for n in MACHINE_META if n != victim]
+    web_on = {m for u, m, a in units(demo) if u.startswith("web@") and a == "active"}
+    want = {demo.ip_of(m) for m in web_on}
+    assert demo.ip_of(victim) not in want
+    deadline = time.monotonic() + MOVE_WITHIN
+    while any(upstream_ips(demo, n) != want for n in survivors):
+        assert time.monotonic() < deadline, {n: upstream_ips(demo, n) for n in survivors}
+        time.sleep(0.25)
 
 
 def test_down_leaves_nothing(demo: Demo) -> None:

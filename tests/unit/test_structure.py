@@ -38,6 +38,8 @@ PURE = [
     "unitctl.api.errors", "unitctl.api.fleetschema",
     "unitctl.bundle.located", "unitctl.bundle.spec", "unitctl.bundle.render",
     "unitctl.bundle.plan", "unitctl.bundle.diff", "unitctl.registry.revisions",
+    "unitctl.templating", "unitctl.templating.resource", "unitctl.templating.functions",
+    "unitctl.templating.render", "unitctl.templating.plan",
 ]
 IO_MODULES = {"aetcd", "grpc", "dbus_fast", "subprocess", "socket", "asyncio", "os", "shutil",
               "threading", "signal", "fcntl", "tempfile", "urllib", "http", "sdnotify"}

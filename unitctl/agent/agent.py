@@ -22,7 +22,9 @@ Tasks running side by side (one ``asyncio.TaskGroup``):
   machine's lease, when the composition root gave an engine;
 * **responder** (:mod:`.responder`) — answer ``status``, ``journal`` and
   ``restart`` requests to this machine, when the composition root gave it a
-  :class:`~.commands.Commands` to run them with.
+  :class:`~.commands.Commands` to run them with;
+* **templates** (:mod:`.templates`) — render config templates from etcd, when
+  ``template_dirs`` is set and the composition root gave a :class:`~.template_host.TemplateHost`.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ from .responder import Responder
 from .session import Session
 from .stopping import stop_all
 from .tasks import Task
+from .template_host import TemplateHost
+from .templates import TemplateRunner
 from .unit_health import UnitHealth
 
 __all__ = ["ACTIVE_STATES", "Agent", "AgentOptions"]
@@ -77,7 +81,8 @@ class Agent:
                  clock: Callable[[], float] = time.monotonic,
                  notify: Callable[[str], None] | None = None,
                  engine: EngineFactory | None = None,
-                 commands: Commands | None = None, prober: Prober | None = None) -> None:
+                 commands: Commands | None = None, prober: Prober | None = None,
+                 template_host: TemplateHost | None = None) -> None:
         self.registry = registry
         self.units = units
         self.machine = machine
@@ -107,8 +112,19 @@ class Agent:
         self.fencer = Fence(registry, units, self.executor, self.session, self.opts.peer_port,
                             self.notify)
         self.engines = EngineRunner(engine)
-        self.responder = None if commands is None else Responder(
-            registry, machine.id, commands, lambda: self.schedule, lambda: units.present())
+        self.responder, self.templates = self._optional_parts(commands, template_host)
+
+    def _optional_parts(self, commands: Commands | None, template_host: TemplateHost | None
+                        ) -> tuple[Responder | None, TemplateRunner | None]:
+        """The agent channel's responder (with ``commands``) and the config-template
+        runner (with a host and ``template_dirs``)."""
+        responder = None if commands is None else Responder(
+            self.registry, self.machine.id, commands, lambda: self.schedule,
+            lambda: self.units.present())
+        templates = None if template_host is None or not self.opts.template_dirs else \
+            TemplateRunner(self.registry, self.machine, self.opts.template_dirs, template_host,
+                           lambda: self.session.lease, lambda: self.schedule.keys())
+        return responder, templates
 
     # -- views of the parts (the names tests and the harness read) -----------
     @property
@@ -163,7 +179,8 @@ class Agent:
                 tasks = [tg.create_task(job) for job in (
                     self.session.run(), self._schedule_loop(), self.fencer.run(),
                     self.fencer.watch_peers(), self.publisher.run(), self.health.run(),
-                    *([self.responder.run()] if self.responder else []))]
+                    *([self.responder.run()] if self.responder else []),
+                    *([self.templates.run()] if self.templates else []))]
                 await stop.wait()
                 for t in tasks:
                     t.cancel()
@@ -245,6 +262,8 @@ class Agent:
         await self.publisher.report_all()
         self.engines.restart(lease)
         self._wake.set()
+        if self.templates is not None:
+            self.templates.poke()
 
     def _contacted(self) -> None:
         if self.fencer.lift():
@@ -282,6 +301,8 @@ class Agent:
         entries, rev = await self.registry.get_schedule(self.machine.id)
         self.session.contact()
         self.schedule = entries
+        if self.templates is not None:
+            self.templates.schedule_changed(entries)
         # keep only the bodies the current schedule names (the cache never outgrows it)
         wanted = {e.hash for e in entries.values()}
         self.bodies = {sha: text for sha, text in self.bodies.items() if sha in wanted}

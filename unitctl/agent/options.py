@@ -21,3 +21,5 @@ class AgentOptions:
     #: Seconds a graceful stop may spend stopping units before the agent exits
     #: without revoking its lease (docs/fencing.md, "Graceful stop").
     stop_budget: float = 30.0
+    #: Directories config templates may write into (empty: templates disabled).
+    template_dirs: tuple[str, ...] = ()

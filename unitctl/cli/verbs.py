@@ -64,6 +64,12 @@ VERBS: Mapping[str, Verb] = {
                      "Apply a recorded revision of a bundle again, as a new revision."),
     "bundles": Verb("bundle", "bundles", "List the bundles applied, with their newest revision."),
     "history": Verb("bundle", "history", "List the kept revisions of a bundle, oldest first."),
+    "template": Verb("templates", "template", "Submit or destroy a config template rendered "
+                     "on the machines (docs/templates.md)."),
+    "templates": Verb("templates", "templates", "List config templates and each machine's "
+                      "last render (ok, check failed ...)."),
+    "data": Verb("templates", "data",
+                 "Set, get, list and remove the data keys templates read (<prefix>data/...)."),
     "generate": Verb("generate", "generate",
                      "Generate fleet service units running a container via docker-run."),
 }

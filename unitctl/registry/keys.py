@@ -28,6 +28,10 @@ Under the prefix (default ``/unitctl/``)::
     bundles/<bundle>/<n>         client-owned: revision n of a bundle, JSON
                                  (unitctl.registry.revisions); the last KEEP are kept
     bundlebodies/<bundle>/<sha1> unit texts the kept revisions of a bundle name
+    templates/<name>             config template resources (unitctl.templating.resource)
+    template-status/<name>/<machine>  agent-written, under the machine's lease: that
+                                 machine's last render of the template (plan.Status)
+    data/<path>                  user data the templates read (confd's keys): raw text
 """
 
 from __future__ import annotations
@@ -167,6 +171,26 @@ class Keys:
 
     def bundle_body(self, bundle: str, sha: str) -> str:
         return f"{self.prefix}bundlebodies/{bundle}/{sha}"
+
+    def templates(self) -> str:
+        return f"{self.prefix}templates/"
+
+    def template(self, name: str) -> str:
+        return f"{self.prefix}templates/{name}"
+
+    def template_statuses(self, name: str = "") -> str:
+        """Every machine's status of one template (``name``), or of all of them."""
+        return f"{self.prefix}template-status/{name}/" if name else \
+            f"{self.prefix}template-status/"
+
+    def template_status(self, name: str, machine: str) -> str:
+        return f"{self.prefix}template-status/{name}/{machine}"
+
+    def data(self, path: str = "/") -> str:
+        """The data key of ``path`` (``/hosts/zk1`` → ``<prefix>data/hosts/zk1``);
+        ``/`` is the data root, ``data/``."""
+        tail = path.strip("/")
+        return f"{self.prefix}data/{tail}" if tail else f"{self.prefix}data/"
 
     def tail(self, key: str, base: str) -> str:
         """Return ``key`` with ``base`` (a prefix built above) removed."""

@@ -45,6 +45,9 @@ class Entity(enum.Enum):
     BUNDLE_REVISION = "bundles"
     BUNDLE_BODY = "bundlebodies"
     METADATA = "metadata"
+    TEMPLATE = "templates"
+    TEMPLATE_STATUS = "template-status"
+    DATA = "data"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +60,9 @@ class KeyRef:
     For ``METADATA`` (API-set machine metadata) ``name`` is the metadata key and
     ``machine`` the machine; its value is the metadata value (a string).
     For ``REQUEST`` ``name`` is the request id and ``machine`` the machine asked;
-    for ``REPLY`` ``name`` is the request id and ``seq`` the reply's number.
+    for ``REPLY`` ``name`` is the request id and ``seq`` the reply's number;
+    ``TEMPLATE`` names the template, ``TEMPLATE_STATUS`` the template and the
+    machine, ``DATA`` the data path (``/hosts/zk1``). Their values stay text.
     """
 
     entity: Entity
@@ -142,6 +147,18 @@ def _bundle_body(tail: str) -> KeyRef | None:
     return KeyRef(Entity.BUNDLE_BODY, bundle, body=sha)
 
 
+def _template_status(tail: str) -> KeyRef | None:
+    name, _, machine = tail.partition("/")
+    if not name or not machine or "/" in machine:
+        return None
+    return KeyRef(Entity.TEMPLATE_STATUS, name, machine)
+
+
+def _data(tail: str) -> KeyRef:
+    """A data key's ``name`` is its path as templates read it (``/hosts/zk1``)."""
+    return KeyRef(Entity.DATA, "/" + tail.strip("/"))
+
+
 #: first path component -> how the rest of the key reads
 _TAIL_PARSERS: dict[str, Callable[[str], KeyRef | None]] = {
     Entity.UNIT.value: _named(Entity.UNIT), Entity.BODY.value: _named(Entity.BODY),
@@ -153,6 +170,8 @@ _TAIL_PARSERS: dict[str, Callable[[str], KeyRef | None]] = {
     Entity.OWNER.value: _named(Entity.OWNER),
     Entity.BUNDLE_REVISION.value: _bundle_revision, Entity.BUNDLE_BODY.value: _bundle_body,
     Entity.METADATA.value: _metadata,
+    Entity.TEMPLATE.value: _named(Entity.TEMPLATE),
+    Entity.TEMPLATE_STATUS.value: _template_status, Entity.DATA.value: _data,
 }
 
 

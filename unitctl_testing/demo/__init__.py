@@ -5,6 +5,7 @@
     bin/demo kill NAME     hard-kill a machine (its units move after the agent TTL)
     bin/demo boot NAME     boot a killed machine again
     bin/demo journal NAME [journalctl args...]   a machine's journal
+    bin/demo cat NAME PATH a file in a machine (the config template's upstreams.conf)
     bin/demo down          remove everything (idempotent)
 
 Needs root on a Debian 12 / Ubuntu host; only python3 has to be there: ``up``

@@ -1,4 +1,4 @@
-"""The demo's command line: ``bin/demo [--state-file F] up|status|kill|boot|journal|down``."""
+"""The demo's command line: ``bin/demo [--state-file F] up|status|kill|boot|journal|cat|down``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from unitctl_testing import demo
 from unitctl_testing.demo.console import PROG, Parser, die
 from unitctl_testing.demo.scenario import DEFAULT_BRIDGE, DEFAULT_STATE, DEFAULT_SUBNET, DEFAULT_TAG
+from unitctl_testing.demo.templates import cmd_cat
 from unitctl_testing.demo.up import cmd_up
 from unitctl_testing.demo.verbs import cmd_boot, cmd_down, cmd_journal, cmd_kill, cmd_status
 from unitctl_testing.host import ClusterError
@@ -43,6 +44,10 @@ def build_parser() -> Parser:
                        "e.g. -u mongo.service)")
     j.add_argument("name", metavar="NAME")
     j.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
+    f = sub.add_parser("cat", help="print a file inside a machine (e.g. the config template's "
+                       "/etc/unitctl-demo/upstreams.conf)")
+    f.add_argument("name", metavar="NAME")
+    f.add_argument("path", metavar="PATH")
     sub.add_parser("down", help="remove the cluster and everything it made (idempotent)")
     for p in sub.choices.values():  # --state-file also after the command
         p.add_argument("--state-file", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -54,11 +59,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
     if args.cmd is None:
-        die(f"a command is needed: up, status, kill, boot, journal or down "
+        die(f"a command is needed: up, status, kill, boot, journal, cat or down "
             f"(see {PROG} --help)", 2)
     args.state_file = os.path.abspath(args.state_file)
     handler = {"up": cmd_up, "status": cmd_status, "kill": cmd_kill, "boot": cmd_boot,
-               "journal": cmd_journal, "down": cmd_down}[args.cmd]
+               "journal": cmd_journal, "cat": cmd_cat, "down": cmd_down}[args.cmd]
     try:
         return handler(args)
     except ClusterError as e:

@@ -33,6 +33,11 @@ UNITS = [
     ("web@3.service", ""),
 ]
 UNSCHEDULABLE = "web@4.service"  # a 4th web@ on 3 machines: stays unscheduled
+# The config template (docs/templates.md): the web@ upstream list on every machine.
+TEMPLATE_FILE = "units/demo/upstreams.toml"
+TEMPLATE_DIR = "/etc/unitctl-demo"
+TEMPLATE_DEST = f"{TEMPLATE_DIR}/upstreams.conf"
+AGENT_DROP_IN = "/etc/systemd/system/unitctl-agent.service.d/50-templates.conf"
 
 
 def venv_dir() -> Path:

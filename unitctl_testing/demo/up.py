@@ -22,12 +22,15 @@ from unitctl_testing.demo.scenario import (
     DEFAULT_STATE,
     MACHINES,
     REPO,
+    TEMPLATE_DEST,
+    TEMPLATE_FILE,
     UNIT_DIR,
     UNITS,
     UNSCHEDULABLE,
     venv_dir,
 )
 from unitctl_testing.demo.state import machine_name_of, require_root
+from unitctl_testing.demo.templates import enable_templates
 from unitctl_testing.host import ClusterError
 
 
@@ -58,6 +61,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     try:
         t = time.monotonic()
+        enable_templates(c)
         wait_agents(c, endpoint, timeout=60)
         timings["agents"] = time.monotonic() - t
         t = time.monotonic()
@@ -121,6 +125,8 @@ def start_units(c: Cluster, endpoint: str) -> None:
             f"`{PROG} status`, `{PROG} down`")
     # a blocking start of a unit that cannot be placed fails (exit 7): don't block
     show(endpoint, "start", "--no-block", f"{UNIT_DIR}/{UNSCHEDULABLE}")
+    say(f"submitting the config template {TEMPLATE_FILE}: {TEMPLATE_DEST} on every machine")
+    show(endpoint, "template", "submit", TEMPLATE_FILE)
     wait_settled(c, endpoint, timeout=30)
 
 
@@ -181,6 +187,11 @@ def next_steps(c: Cluster, endpoint: str, mongo_on: str, demo: str,
         ("watch -n0.5 unitctl list-units", ""),
         (f"{demo} kill {mongo_on}", f"hard-kill {mongo_on}; units move in ~{c.agent_ttl}"),
         (f"unitctl explain {UNSCHEDULABLE}", "now blocked on fewer machines"),
+        (f"{demo} cat m1 {TEMPLATE_DEST}", "the web@ upstream list (a config template)"),
+        ("unitctl templates", "each machine's last render"),
+        (f"{demo} kill m3", "its web@ cannot move (one per machine): the list shrinks"),
+        (f"{demo} cat m1 {TEMPLATE_DEST}", "rendered again without m3"),
+        (f"{demo} boot m3", ""),
         (f"{demo} boot {mongo_on}", "boot it again"),
         (f"{demo} journal m1 -u cache.service", "a unit's log on a machine"),
         (f"{demo} status", "machines, etcd endpoint, units"),
