@@ -180,6 +180,10 @@ def resolve_engine(flag: str | None, environ: t.Mapping[str, str] | None = None)
     return engine
 
 
+#: The events docker-run follows (``health_status`` matches every health status).
+_FOLLOWED = ("start", "die", "destroy", "health_status")
+
+
 def _has_healthcheck(config: t.Mapping[str, t.Any]) -> bool:
     """True when ``Config.Healthcheck.Test`` is a check (not absent, not ``["NONE"]``)."""
     test = (config.get("Healthcheck") or {}).get("Test") or []
@@ -276,9 +280,10 @@ class CliContainerRuntime:
 
     def events(self, name: str, since: float) -> CliEventStream:
         """See :meth:`ContainerRuntime.events`: ``events --since --filter container=``."""
+        kinds = [a for event in _FOLLOWED for a in ("--filter", f"event={event}")]
         return CliEventStream([
             self.engine, "events", "--since", f"{since:.6f}", "--filter", f"container={name}",
-            "--format", "{{json .}}",
+            *kinds, "--format", "{{json .}}",
         ])  # fmt: skip
 
     def inspect(self, name: str) -> ContainerState | None:
