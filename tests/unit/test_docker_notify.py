@@ -85,6 +85,8 @@ def test_always_fails_when_the_pull_fails_newer_falls_back() -> None:
     with pytest.raises(ContainerError, match="pull img:1 failed"):
         ensure_image(engine(remote=False), "img:1", "always", RecordingNotifier())
     assert ensure_image(engine(remote=False), "img:1", "newer", RecordingNotifier()) == LOCAL
+    with pytest.raises(ContainerError, match=r"not found locally.*pull img:1 failed"):
+        ensure_image(engine(local=False, remote=False), "img:1", "newer", RecordingNotifier())
 
 
 def test_the_pull_extends_the_start_timeout() -> None:

@@ -31,8 +31,7 @@ __all__ = ["ensure_image"]
 
 
 def _pull(runtime: ContainerRuntime, image: str, notifier: Notifier) -> None:
-    """Pull ``image`` with the start timeout extended, saying so on stderr."""
-    print(f"docker-run: pulling {image}", file=sys.stderr, flush=True)
+    """Pull ``image`` with the start timeout extended (the engine's progress on stderr)."""
     with extending_start_timeout(notifier, f"pulling {image}"):
         runtime.pull(image)
 
@@ -60,7 +59,10 @@ def ensure_image(runtime: ContainerRuntime, image: str, policy: str, notifier: N
     except ContainerError as exc:
         if policy != "newer":
             raise
-        local = runtime.image_id(image)  # ImageNotFound: nothing to fall back to
+        try:
+            local = runtime.image_id(image)
+        except ImageNotFound as missing:  # nothing to fall back to
+            raise ContainerError(f"{missing}; {exc}") from exc
         print(f"docker-run: {exc}; using the local image", file=sys.stderr, flush=True)
         return local
     return runtime.image_id(image)
