@@ -347,3 +347,21 @@ def test_generated_web_starts_beside_mongo(make_cluster: Factory, tmp_path: Path
     # web reaches mongo by its link alias
     r = docker("exec", web, "busybox", "wget", "-qO-", f"http://{mongo}:27017/")
     assert r.stdout == f"{mongo}\n"
+
+
+def test_start_returns_once_the_container_is_healthy(make_cluster: Factory, tmp_path: Path,
+                                                      names: dict[str, str]) -> None:
+    """Type=notify: docker-run's READY=1 waits for the health check, so `unitctl start`
+    (which waits for systemd's `active`) returns only once the container is healthy."""
+    c = make_cluster(1)
+    web = names["web"]
+    spec = tmp_path / f"{web}.yaml"
+    spec.write_text(
+        f"name: {web}\nimage: {IMAGE}\nhealth_cmd: '[ -f /tmp/ok ]'\nhealth_interval: 1s\n"
+        "command: [sh, -c, 'sleep 3; echo > /tmp/ok; exec sleep 1000']\n")
+    out = generate("--spec", str(spec), "-o", str(tmp_path))
+    assert out.startswith("wrote "), out
+    unitctl(c, "start", str(tmp_path / f"{web}.service"))
+    data = container(web)
+    assert data is not None and data["State"]["Health"]["Status"] == "healthy", data
+    assert active_state(c, c.names[0], f"{web}.service") == "active"

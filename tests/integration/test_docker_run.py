@@ -342,7 +342,9 @@ def test_detach_refused(name: str) -> None:
 
 
 def test_missing_image(name: str) -> None:
-    proc = docker_run("--name", name, "unitctl-no-such-image:never", "true")
+    # --pull never: the default policy (missing) would try Docker Hub; pulling a
+    # missing image is tested against a local registry (test_docker_pull_notify.py)
+    proc = docker_run("--name", name, "--pull", "never", "unitctl-no-such-image:never", "true")
     assert proc.returncode == 9
     assert_one_line_error(proc, "image unitctl-no-such-image:never not found")
     assert inspect(name) is None

@@ -19,7 +19,8 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PKG = ROOT / "unitctl"
 IO_MODULES = {"subprocess", "socket", "os", "fcntl", "signal", "threading", "shutil", "asyncio"}
-PURE = ["docker/argv.py", "docker/spec.py", "generate/__init__.py", "generate/spec.py",
+PURE = ["docker/argv.py", "docker/spec.py", "docker/events.py", "generate/__init__.py",
+        "generate/spec.py", "generate/quadlet.py",
         "generate/values.py", "generate/render.py"]
 
 

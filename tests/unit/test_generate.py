@@ -108,6 +108,8 @@ def test_minimal_unit_text() -> None:
         "Requires=docker.service\n"
         "\n"
         "[Service]\n"
+        "Type=notify\n"
+        "NotifyAccess=main\n"
         "TimeoutStartSec=0\n"
         "TimeoutStopSec=2\n"
         "Restart=always\n"

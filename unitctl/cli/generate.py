@@ -1,6 +1,7 @@
 """``unitctl generate``: write fleet units that run a container through docker-run.
 
-The command reads a spec file (``--spec``, YAML or TOML) and/or flags; a flag
+The command reads a spec file (``--spec``: YAML, TOML or a Quadlet
+``.container`` file) and/or flags; a flag
 that is given replaces the file's value for that key (a repeatable flag
 replaces the whole list). Units are printed to stdout, or written atomically
 into ``--output-dir`` (:func:`unitctl.atomicfile.atomic_write`), refusing to overwrite a
@@ -139,10 +140,14 @@ def write_units(units: dict[str, str], output_dir: Path, force: bool) -> list[tu
     "--spec",
     "spec_file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="YAML (.yaml/.yml) or TOML (.toml) spec file.",
+    help="YAML (.yaml/.yml), TOML (.toml) or Quadlet (.container) spec file.",
 )
 @click.option("--name", help="Unit and container name.")
-@click.option("--image", help="Container image (never pulled by docker-run).")
+@click.option("--image", help="Container image (pulled as --pull says).")
+@click.option("--pull", help="Pull policy: missing (default), always, never, newer.")
+@click.option("--ephemeral", is_flag=True, default=False,
+              help="Remove the container when the unit stops (docker rm -f).")
+@click.option("--health-cmd", "health_cmd", help="Health check command (READY waits for healthy).")
 @click.option("--command", help="Command, split like a shell.")
 @click.option(
     "--env", "-e", multiple=True,

@@ -6,7 +6,9 @@
 
 :func:`parse_run_argv` turns the argv into a :class:`RunRequest`: the docker
 options, normalized to ``--long-flag=value`` tokens, the image and the command.
-``--name`` is required; ``-d/--detach`` and ``--rm`` are refused; the labels of
+``--name`` is required; ``-d/--detach`` and ``--rm`` are refused; ``--pull``
+(docker's flag, with podman's ``newer`` added) and docker-run's own
+``--ephemeral`` are taken off the options into the request; the labels of
 :data:`~unitctl.docker.spec.RESERVED_LABELS` may not be set. :func:`parse_port`
 parses the ``[IP:][HOST:]CONTAINER[/PROTO]`` syntax of ``-p`` into a
 :class:`PortMapping` (``unitctl generate`` uses it too). Every bad input raises
@@ -24,7 +26,8 @@ from unitctl.docker.spec import RESERVED_LABELS
 from unitctl.errors import UsageError
 
 __all__ = [
-    "DEFAULT_ENGINE", "ENGINE_ENV", "SUPPORTED_ENGINES", "USAGE", "PortMapping", "RunRequest",
+    "DEFAULT_ENGINE", "DEFAULT_PULL", "ENGINE_ENV", "PULL_POLICIES", "SUPPORTED_ENGINES", "USAGE",
+    "PortMapping", "RunRequest",
     "link_targets", "parse_port", "parse_run_argv", "stop_timeout", "validate_name",
 ]  # fmt: skip
 
@@ -36,6 +39,15 @@ SUPPORTED_ENGINES = ("docker", "podman")
 
 #: The engine used when neither ``--engine`` nor ``$UNITCTL_CONTAINER_ENGINE`` names one.
 DEFAULT_ENGINE = SUPPORTED_ENGINES[0]
+
+#: Pull policies of ``--pull``: docker run's three and podman's ``newer``.
+PULL_POLICIES = ("missing", "always", "never", "newer")
+
+#: The policy when ``--pull`` is not given: ``docker run``'s.
+DEFAULT_PULL = PULL_POLICIES[0]
+
+# Options docker-run acts on itself: never passed to the engine, not in the spec hash.
+_WRAPPER_FLAGS = frozenset({"--pull", "--ephemeral"})
 
 # Short flags and their long names.
 _SHORT_TO_LONG: dict[str, str] = {
@@ -68,7 +80,7 @@ _VALUE_FLAGS: frozenset[str] = frozenset(
         "--label", "--label-file", "--link", "--log-driver", "--log-opt", "--mac-address",
         "--memory", "--memory-reservation", "--memory-swap", "--memory-swappiness",
         "--mount", "--name", "--network", "--network-alias", "--oom-score-adj", "--pid",
-        "--pids-limit", "--platform", "--publish", "--restart", "--runtime",
+        "--pids-limit", "--platform", "--publish", "--pull", "--restart", "--runtime",
         "--security-opt", "--shm-size", "--stop-signal", "--stop-timeout", "--storage-opt",
         "--sysctl", "--tmpfs", "--ulimit", "--user", "--userns", "--uts", "--volume",
         "--volumes-from", "--workdir",
@@ -78,8 +90,9 @@ _VALUE_FLAGS: frozenset[str] = frozenset(
 # Long flags of `docker run` that take no value.
 _BOOL_FLAGS: frozenset[str] = frozenset(
     {
-        "--detach", "--init", "--interactive", "--no-healthcheck", "--oom-kill-disable",
-        "--privileged", "--publish-all", "--read-only", "--rm", "--sig-proxy", "--tty",
+        "--detach", "--ephemeral", "--init", "--interactive", "--no-healthcheck",
+        "--oom-kill-disable", "--privileged", "--publish-all", "--read-only", "--rm",
+        "--sig-proxy", "--tty",
     }
 )  # fmt: skip
 
@@ -97,7 +110,10 @@ _REFUSED: dict[str, str] = {
     ),
 }
 
-USAGE = "usage: docker-run [--engine docker|podman] --name NAME [docker run options] IMAGE [CMD...]"
+USAGE = (
+    "usage: docker-run [--engine docker|podman] --name NAME [--pull missing|always|never|newer]"
+    " [--ephemeral] [docker run options] IMAGE [CMD...]"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,7 +141,9 @@ class RunRequest:
 
     ``options`` are normalized ``--long-flag`` or ``--long-flag=value`` tokens
     and exclude ``--name`` (held in ``name``); ``engine`` is the ``--engine``
-    value or None when not given.
+    value or None when not given. ``pull`` is the ``--pull`` policy;
+    ``ephemeral`` (``--ephemeral``) asks for the container to be removed when
+    it ends and made anew at each start.
     """
 
     name: str
@@ -133,6 +151,8 @@ class RunRequest:
     options: tuple[str, ...]
     command: tuple[str, ...]
     engine: str | None = None
+    pull: str = DEFAULT_PULL
+    ephemeral: bool = False
 
     def option_values(self, flag: str) -> list[str]:
         """Return the values given for the long ``flag`` in order (``[]`` if absent)."""
@@ -219,6 +239,8 @@ def _check_option(flag: str, value: str) -> None:
         raise UsageError(f"label {value.split('=', 1)[0]!r} is reserved for docker-run")
     elif flag == "--name":
         validate_name(value)
+    elif flag == "--pull" and value not in PULL_POLICIES:
+        raise UsageError(f"bad --pull {value!r}: use one of {', '.join(PULL_POLICIES)}")
 
 
 def _expand_short_cluster(token: str) -> list[str]:
@@ -292,8 +314,10 @@ def parse_run_argv(argv: Sequence[str]) -> RunRequest:
     Options are normalized to ``--long`` / ``--long=value`` tokens in the
     given order (``--name`` removed). Raises UsageError for: a missing
     ``--name`` or image, ``-d/--detach``, ``--rm``, unknown options, a value
-    option without a value, a bad ``-p`` value, a bad name, or a reserved
-    label (``unitctl.spec-hash``, ``unitctl.machine``).
+    option without a value, a bad ``-p`` value, a bad name, a ``--pull``
+    outside PULL_POLICIES, or a reserved label (``unitctl.spec-hash``,
+    ``unitctl.machine``). ``--pull`` and ``--ephemeral`` go into the request,
+    not into ``options``.
     """
     engine, args = _split_engine(argv)
     pairs, rest = _split_options(args)
@@ -304,8 +328,14 @@ def parse_run_argv(argv: Sequence[str]) -> RunRequest:
         raise UsageError("--name given more than once")
     if not rest:
         raise UsageError("missing IMAGE after the options")
-    options = tuple(f if v is None else f"{f}={v}" for f, v in pairs if f != "--name")
-    return RunRequest(names[0], rest[0], options, tuple(rest[1:]), engine)
+    engine_pairs = [(f, v) for f, v in pairs if f != "--name" and f not in _WRAPPER_FLAGS]
+    options = tuple(f if v is None else f"{f}={v}" for f, v in engine_pairs)
+    pulls = [v for f, v in pairs if f == "--pull" and v is not None]
+    return RunRequest(
+        names[0], rest[0], options, tuple(rest[1:]), engine,
+        pull=pulls[-1] if pulls else DEFAULT_PULL,
+        ephemeral=any(f == "--ephemeral" and v in (None, "true") for f, v in pairs),
+    )  # fmt: skip
 
 
 def link_targets(request: RunRequest) -> list[str]:

@@ -5,6 +5,15 @@ condition variable (no I/O, no processes):
 
 * images (``images``: reference -> id; a reference without a tag means
   ``:latest``); :meth:`image_id` of another reference fails as "not found";
+  :meth:`pull` copies a reference from ``registry`` (reference -> id) into
+  ``images`` and fails for one the registry does not hold; ``pulls`` lists
+  the references pulled;
+* events: every start, stop, exit, removal and health change is logged with
+  its ``time.time()``; :meth:`events` yields those since a moment, then the
+  new ones until closed;
+* health: a container made with ``--health-cmd`` (and without
+  ``--no-healthcheck``) has a health check, ``starting`` once started;
+  :meth:`set_health` changes it (the test plays the check);
 * containers, by name or id: ``created`` after :meth:`create`, ``running``
   after :meth:`start_attached`, ``exited`` when their program ends or they are
   stopped; :meth:`remove` forgets them (an attached client then ends);
@@ -26,19 +35,24 @@ scenarios as the real CLI adapter.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import itertools
 import re
 import threading
+import time
 import typing as t
 from collections.abc import Callable, Iterator, Mapping
 
 from unitctl.docker.argv import DEFAULT_ENGINE
-from unitctl.docker.runtime import ContainerRuntime, ContainerState, NameInUse
+from unitctl.docker.runtime import ContainerRuntime, ContainerState, ImageNotFound, NameInUse
 from unitctl.docker.spec import HASH_LABEL, MACHINE_LABEL, ContainerSpec
 from unitctl.errors import ContainerError
 
-__all__ = ["NETWORKS", "FakeAttachedClient", "FakeContainerRuntime", "Program", "default_program"]
+__all__ = [
+    "NETWORKS", "FakeAttachedClient", "FakeContainerRuntime", "FakeEventStream", "Program",
+    "default_program",
+]  # fmt: skip
 
 #: What a started container does: an exit code (it ends at once) or None (runs until stopped).
 Program = Callable[[ContainerSpec], int | None]
@@ -80,6 +94,13 @@ def _labels(spec: ContainerSpec, digest: str) -> dict[str, str]:
     return labels
 
 
+def _has_healthcheck(spec: ContainerSpec | None) -> bool:
+    """``--health-cmd`` given and ``--no-healthcheck`` not."""
+    if spec is None or "--no-healthcheck" in spec.options:
+        return False
+    return bool(_option_values(spec, "--health-cmd"))
+
+
 def _with_tag(image: str) -> str:
     """``busybox`` -> ``busybox:latest``; references with a tag or digest stay."""
     last = image.rsplit("/", 1)[-1]
@@ -98,11 +119,44 @@ class _Container:
     exit_code: int = 0
     error: str = ""
     removed: bool = False
+    health: str = ""
 
     def state(self) -> ContainerState:
         return ContainerState(
-            self.id, self.status == "running", self.exit_code, dict(self.labels), self.error
-        )
+            self.id, self.status == "running", self.exit_code, dict(self.labels), self.error,
+            has_healthcheck=_has_healthcheck(self.spec), health=self.health,
+        )  # fmt: skip
+
+
+class FakeEventStream:
+    """The events of one fake container since a moment, then new ones until closed."""
+
+    def __init__(self, engine: FakeContainerRuntime, name: str, since: float) -> None:
+        self._engine, self._name, self._since = engine, name, since
+        self._closed = False
+
+    def __iter__(self) -> Iterator[str]:
+        """Each logged event of the container, in order, blocking for new ones."""
+        seen = 0
+        cond, log = self._engine._cond, self._engine.event_log
+        while True:
+            with cond:
+                cond.wait_for(functools.partial(self._more, log, seen))
+                if self._closed:
+                    return
+                stamp, who, event = log[seen]
+                seen += 1
+            if stamp >= self._since and self._name in who:
+                yield event
+
+    def _more(self, log: list[tuple[float, tuple[str, str], str]], seen: int) -> bool:
+        return self._closed or len(log) > seen
+
+    def close(self) -> None:
+        """End a running iteration."""
+        with self._engine._cond:
+            self._closed = True
+            self._engine._cond.notify_all()
 
 
 class FakeAttachedClient:
@@ -142,13 +196,19 @@ class FakeContainerRuntime:
         program: Program = default_program,
         stop_exit_code: int = 137,
         new_id: Callable[[], str] | None = None,
+        registry: Mapping[str, str] | None = None,
     ) -> None:
         """An engine holding ``images`` (reference -> id) and no containers.
 
-        ``new_id`` makes the ids of created containers (default: 64 hex digits).
+        ``new_id`` makes the ids of created containers (default: 64 hex
+        digits); ``registry`` is what :meth:`pull` can fetch.
         """
         self.engine = engine
         self.images = {_with_tag(ref): image_id for ref, image_id in (images or {}).items()}
+        self.registry = {_with_tag(ref): image_id for ref, image_id in (registry or {}).items()}
+        self.pulls: list[str] = []
+        #: ``(time.time(), (name, id), event)`` of every event, in order
+        self.event_log: list[tuple[float, tuple[str, str], str]] = []
         self.program, self.stop_exit_code = program, stop_exit_code
         self._counter: Iterator[int] = itertools.count(1)
         self._new_id = new_id or self._hex_id
@@ -179,10 +239,35 @@ class FakeContainerRuntime:
         try:
             return self.images[_with_tag(image)]
         except KeyError:
-            raise ContainerError(
-                f"image {image} not found locally (docker-run never pulls; "
-                f"load or build it first): No such image: {image}"
+            raise ImageNotFound(
+                f"image {image} not found locally: No such image: {image}"
             ) from None
+
+    def pull(self, image: str) -> None:
+        """See :meth:`ContainerRuntime.pull`."""
+        self.pulls.append(image)
+        try:
+            self.images[_with_tag(image)] = self.registry[_with_tag(image)]
+        except KeyError:
+            raise ContainerError(f"{self.engine} pull {image} failed: not found") from None
+
+    def events(self, name: str, since: float) -> FakeEventStream:
+        """See :meth:`ContainerRuntime.events`."""
+        return FakeEventStream(self, name, since)
+
+    def _event(self, container: _Container, event: str) -> None:
+        """Log ``event`` of ``container``; lock held."""
+        self.event_log.append((time.time(), (container.name, container.id), event))
+        self._cond.notify_all()
+
+    def set_health(self, name: str, status: str) -> None:
+        """Set the health status of container ``name`` (a test plays its check)."""
+        with self._cond:
+            found = self._find(name)
+            if found is None:
+                raise ContainerError(f"no such container: {name}")
+            found.health = status
+            self._event(found, status)
 
     def inspect(self, name: str) -> ContainerState | None:
         """See :meth:`ContainerRuntime.inspect`."""
@@ -207,7 +292,7 @@ class FakeContainerRuntime:
             if found is not None:
                 found.removed = True
                 del self._containers[found.name]
-                self._cond.notify_all()
+                self._event(found, "destroy")
 
     def stop(self, name: str, timeout: int | None = None) -> None:
         """See :meth:`ContainerRuntime.stop` (the fake never waits ``timeout``)."""
@@ -215,7 +300,7 @@ class FakeContainerRuntime:
             found = self._find(name)
             if found is not None and found.status == "running":
                 found.status, found.exit_code = "exited", self.stop_exit_code
-                self._cond.notify_all()
+                self._event(found, "die")
 
     def wait(self, name: str) -> int:
         """See :meth:`ContainerRuntime.wait`."""
@@ -247,10 +332,12 @@ class FakeContainerRuntime:
             return
         code = self.program(spec) if spec is not None else None
         container.error = ""
-        if code is None:
-            container.status = "running"
-        else:
+        container.health = "starting" if _has_healthcheck(spec) else ""
+        container.status = "running"
+        self._event(container, "start")
+        if code is not None:
             container.status, container.exit_code = "exited", code
+            self._event(container, "die")
 
 
 if t.TYPE_CHECKING:  # mypy holds the fake to the port

@@ -1,13 +1,18 @@
 """docker-run's main flow: one named container in the foreground, idempotently.
 
-:func:`run` parses the argv (:mod:`unitctl.docker.argv`), resolves the image and
-waits for the ``--link`` targets (:func:`wait_for_links`); then, under a
+:func:`run` parses the argv (:mod:`unitctl.docker.argv`), applies the pull
+policy (:func:`~unitctl.docker.pull.ensure_image`) and waits for the ``--link``
+targets (:func:`~unitctl.docker.links.wait_for_links`); then, under a
 per-name ``flock`` (:func:`name_lock`), :func:`ensure_container` inspects the
 container, keeps it when its spec hash matches, recreates it when the hash
-differs and creates it when absent (``create``, never ``run -d``). With the
-lock released, :func:`attach` starts it attached, forwards SIGTERM and SIGINT as
-``stop`` and returns the container's exit code. :func:`main` is the entry point
-of ``bin/docker-run``: an error becomes one line on stderr and its exit code.
+differs and creates it when absent (``create``, never ``run -d``); an
+``--ephemeral`` request removes any old container first and its own one when
+it ends. With the lock released, :func:`attach` starts it attached, sends
+``READY=1`` once it runs (healthy, when it has a health check:
+:class:`~unitctl.docker.ready.ReadyWatch`), forwards SIGTERM and SIGINT as
+``STOPPING=1`` and ``stop``, and returns the container's exit code.
+:func:`main` is the entry point of ``bin/docker-run``: an error becomes one
+line on stderr and its exit code.
 
 Everything here talks to the engine through the
 :class:`~unitctl.docker.runtime.ContainerRuntime` port; only :func:`run` builds
@@ -30,17 +35,20 @@ from pathlib import Path
 
 from unitctl import machine_id
 from unitctl.docker.argv import USAGE, link_targets, parse_run_argv, stop_timeout, validate_name
+from unitctl.docker.links import LINK_WAIT, wait_for_links
+from unitctl.docker.notify import Notifier, SdNotifier
 from unitctl.docker.portvars import substitute_ports
+from unitctl.docker.pull import ensure_image
+from unitctl.docker.ready import ReadyWatch
 from unitctl.docker.runtime import (
     AttachedClient,
     CliContainerRuntime,
     ContainerRuntime,
-    ContainerState,
     NameInUse,
     one_line,
     resolve_engine,
 )
-from unitctl.docker.spec import MACHINE_LABEL, ContainerSpec, spec_hash
+from unitctl.docker.spec import ContainerSpec, spec_hash
 from unitctl.errors import ContainerError, UnitctlError
 
 __all__ = [
@@ -63,9 +71,6 @@ CREATE_ATTEMPTS = 5
 
 #: Seconds a forwarded stop waits for a container that is still being started.
 START_GRACE = 10.0
-
-#: Seconds docker-run waits for the containers named by ``--link`` to run.
-LINK_WAIT = 30.0
 
 
 def machine_identity(
@@ -140,15 +145,18 @@ def ensure_container(runtime: ContainerRuntime, spec: ContainerSpec) -> str:
 
 
 class _Stopper:
-    """Signal handler turning SIGTERM/SIGINT into one ``stop`` in a thread.
+    """Signal handler turning SIGTERM/SIGINT into ``STOPPING=1`` and one ``stop`` in a thread.
 
     A signal that arrives while the attach client is still starting the
     container waits (up to START_GRACE seconds) until the container runs, so
     the stop is not lost on a container that was not started yet.
     """
 
-    def __init__(self, runtime: ContainerRuntime, target: str, timeout: int | None) -> None:
+    def __init__(
+        self, runtime: ContainerRuntime, target: str, timeout: int | None, notifier: Notifier
+    ) -> None:
         self.runtime, self.target, self.timeout = runtime, target, timeout
+        self.notifier = notifier
         self.client: AttachedClient | None = None
         self.thread: threading.Thread | None = None
         self.error: UnitctlError | None = None
@@ -156,6 +164,7 @@ class _Stopper:
     def __call__(self, signum: int, frame: object) -> None:
         """Start the stop thread once; later signals are ignored."""
         if self.thread is None:
+            self.notifier.notify("STOPPING=1")
             self.thread = threading.Thread(target=self._stop, daemon=True)
             self.thread.start()
 
@@ -197,18 +206,22 @@ def _forward_signals(stopper: _Stopper) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def attach(runtime: ContainerRuntime, container_id: str, timeout: int | None) -> int:
+def attach(
+    runtime: ContainerRuntime, container_id: str, timeout: int | None, notifier: Notifier
+) -> int:
     """Start-or-attach container ``container_id`` in the foreground; return its exit code.
 
-    SIGTERM/SIGINT received meanwhile become ``stop [-t timeout] ID``. The
-    exit code comes from ``inspect`` (``wait`` if the attach ended while the
+    ``READY=1`` goes to ``notifier`` once the container is ready (see
+    :class:`~unitctl.docker.ready.ReadyWatch`). SIGTERM/SIGINT received
+    meanwhile become ``STOPPING=1`` and ``stop [-t timeout] ID``. The exit
+    code comes from ``inspect`` (``wait`` if the attach ended while the
     container still runs); if the container vanished (recreated by another
     docker-run), the attach client's own exit code is returned. Raises
     ContainerError when the forwarded stop failed or the engine could not
     start the container (inspect's ``State.Error``).
     """
-    stopper = _Stopper(runtime, container_id, timeout)
-    with _forward_signals(stopper):
+    stopper = _Stopper(runtime, container_id, timeout, notifier)
+    with _forward_signals(stopper), ReadyWatch(runtime, container_id, notifier, time.time()):
         stopper.client = runtime.start_attached(container_id)
         client_code = stopper.client.wait()
     stopper.join()
@@ -224,84 +237,37 @@ def attach(runtime: ContainerRuntime, container_id: str, timeout: int | None) ->
     return state.exit_code
 
 
-def _link_ready(state: ContainerState | None, machine: str) -> t.TypeGuard[ContainerState]:
-    """True when a link target runs and was not left here by another machine."""
-    return (
-        state is not None
-        and state.running
-        and state.labels.get(MACHINE_LABEL, machine) == machine
-    )
-
-
-def _not_ready_reason(state: ContainerState | None) -> str:
-    """Why a link target does not count as running: missing, stopped, or foreign."""
-    if state is None:
-        return "missing"
-    if not state.running:
-        return "not running"
-    return f"left by machine {state.labels.get(MACHINE_LABEL)}"
-
-
-def _wait_for_link(
-    runtime: ContainerRuntime, target: str, machine: str, timeout: float
-) -> str:
-    """Wait until ``target`` is ready (see :func:`wait_for_links`); return its id."""
-    deadline = time.monotonic() + timeout
-    state = runtime.inspect(target)
-    while not _link_ready(state, machine):
-        if time.monotonic() >= deadline:
-            why = _not_ready_reason(state)
-            raise ContainerError(f"linked container {target} is {why} after {timeout:g}s")
-        time.sleep(0.2)
-        state = runtime.inspect(target)
-    return state.id
-
-
-def wait_for_links(
-    runtime: ContainerRuntime, targets: Sequence[str], machine: str, timeout: float = LINK_WAIT
-) -> tuple[str, ...]:
-    """Wait until every ``--link`` target container runs here; return their ids.
-
-    Why: a unit ordered ``After=`` its linked unit starts once that unit's
-    docker-run has started, not once its container runs, and docker refuses to
-    start a container whose link target does not run. And docker binds a link
-    to the target's container id: a linking container made before its target
-    was recreated (e.g. a unit that moved machines) can never start again
-    ("Cannot link to a non running container"). The ids go into the spec hash,
-    so such a container is recreated instead.
-
-    A target labelled ``unitctl.machine`` with another machine than ``machine``
-    is a leftover of that machine on a shared engine, about to be recreated by
-    the target's own docker-run here: it does not count as running.
-    Raises ContainerError when a target still does not run after ``timeout``
-    seconds (each target gets its own ``timeout``).
-    """
-    return tuple(_wait_for_link(runtime, target, machine, timeout) for target in targets)
-
-
 def run(argv: Sequence[str]) -> int:
     """Run ``docker-run`` with ``argv`` (without the program name); return the exit code.
 
-    Idempotent: an unchanged spec starts the same container again. Raises
-    UsageError for bad argv and ContainerError when the engine fails or the
-    image is not present locally.
+    Idempotent: an unchanged spec starts the same container again (an
+    ``--ephemeral`` one is made anew). Raises UsageError for bad argv and
+    ContainerError when the engine fails or the image is not there after the
+    pull policy.
     """
     request = parse_run_argv(argv)
     timeout = stop_timeout(request)
     runtime = CliContainerRuntime(resolve_engine(request.engine))
+    notifier = SdNotifier()
     machine = machine_identity()
     spec = ContainerSpec(
         name=request.name,
         image=request.image,
-        image_id=runtime.image_id(request.image),
+        image_id=ensure_image(runtime, request.image, request.pull, notifier),
         options=request.options,
         command=request.command,
         machine=machine,
         link_ids=wait_for_links(runtime, link_targets(request), machine),
     )
     with name_lock(spec.name):
+        if request.ephemeral:
+            runtime.remove(spec.name)
         container_id = ensure_container(runtime, spec)
-    return attach(runtime, container_id, timeout)
+    try:
+        return attach(runtime, container_id, timeout, notifier)
+    finally:
+        if request.ephemeral:
+            runtime.remove(container_id)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,7 +1,8 @@
 """The container engine as docker-run sees it: the port and its CLI adapter.
 
-:class:`ContainerRuntime` is the port: the seven operations docker-run needs
-(resolve an image, inspect, create, remove, stop, wait, start attached), each
+:class:`ContainerRuntime` is the port: the operations docker-run needs
+(resolve and pull an image, inspect, create, remove, stop, wait, start
+attached, follow a container's events), each
 with its contract -- what ``None`` means, what is not an error, what raises.
 :class:`CliContainerRuntime` is the real adapter, the only code of unitctl that
 runs the container CLI (``docker`` or ``podman``; the same CLI subset is used
@@ -18,15 +19,17 @@ import dataclasses
 import json
 import os
 import subprocess
+import sys
 import typing as t
 
 from unitctl.docker.argv import DEFAULT_ENGINE, ENGINE_ENV, SUPPORTED_ENGINES
+from unitctl.docker.events import parse_event
 from unitctl.docker.spec import HASH_LABEL, MACHINE_LABEL, ContainerSpec
 from unitctl.errors import ContainerError, UsageError
 
 __all__ = [
-    "AttachedClient", "CliContainerRuntime", "ContainerRuntime", "ContainerState", "NameInUse",
-    "is_missing", "one_line", "resolve_engine",
+    "AttachedClient", "CliContainerRuntime", "ContainerRuntime", "ContainerState", "EventStream",
+    "ImageNotFound", "NameInUse", "is_missing", "one_line", "resolve_engine",
 ]  # fmt: skip
 
 
@@ -35,7 +38,11 @@ class ContainerState:
     """What ``inspect`` says about an existing container.
 
     ``error`` is the engine's ``State.Error``: why it could not start the
-    container ("" when there is none).
+    container ("" when there is none). ``has_healthcheck`` is True when the
+    container has a health check (the image's HEALTHCHECK or ``--health-cmd``,
+    not disabled by ``--no-healthcheck``); ``health`` is its
+    ``State.Health.Status`` (``starting``, ``healthy``, ``unhealthy``; "" when
+    it has none or was never started).
     """
 
     id: str
@@ -43,6 +50,13 @@ class ContainerState:
     exit_code: int
     labels: dict[str, str]
     error: str = ""
+    has_healthcheck: bool = False
+    health: str = ""
+
+    @property
+    def ready(self) -> bool:
+        """Running, and healthy when it has a health check: what READY=1 waits for."""
+        return self.running and (not self.has_healthcheck or self.health == "healthy")
 
     @property
     def spec_hash(self) -> str | None:
@@ -52,6 +66,25 @@ class ContainerState:
 
 class NameInUse(ContainerError):
     """``create`` lost a race: another process made a container of that name."""
+
+
+class ImageNotFound(ContainerError):
+    """:meth:`ContainerRuntime.image_id`: the image is not present locally."""
+
+
+class EventStream(t.Protocol):
+    """A container's events as they happen, from a moment before it was opened.
+
+    Iterating yields :data:`~unitctl.docker.events.ContainerEvent` names
+    (``start``, ``healthy``, ``unhealthy``, ``die``...) and ends when the
+    stream is closed or the engine ends it.
+    """
+
+    def __iter__(self) -> t.Iterator[str]:
+        """The events, in order."""
+
+    def close(self) -> None:
+        """Stop following (idempotent); a running iteration ends."""
 
 
 class AttachedClient(t.Protocol):
@@ -77,7 +110,19 @@ class ContainerRuntime(t.Protocol):
     def image_id(self, image: str) -> str:
         """The local image id of ``image``; never pulls.
 
-        Raises ContainerError "image X not found locally" when it is not present.
+        Raises ImageNotFound "image X not found locally" when it is not present.
+        """
+
+    def pull(self, image: str) -> None:
+        """Pull ``image`` from its registry; the progress goes to docker-run's stderr.
+
+        Raises ContainerError naming the image and the engine's error.
+        """
+
+    def events(self, name: str, since: float) -> EventStream:
+        """Follow the events of container ``name`` from ``since`` (a ``time.time()``) on.
+
+        Events between ``since`` and the call are not lost.
         """
 
     def inspect(self, name: str) -> ContainerState | None:
@@ -135,16 +180,57 @@ def resolve_engine(flag: str | None, environ: t.Mapping[str, str] | None = None)
     return engine
 
 
+#: The events docker-run follows (``health_status`` matches every health status).
+_FOLLOWED = ("start", "die", "destroy", "health_status")
+
+
+def _has_healthcheck(config: t.Mapping[str, t.Any]) -> bool:
+    """True when ``Config.Healthcheck.Test`` is a check (not absent, not ``["NONE"]``)."""
+    test = (config.get("Healthcheck") or {}).get("Test") or []
+    return bool(test) and test[0] != "NONE"
+
+
 def _parse_inspect(stdout: str) -> ContainerState:
     """The ContainerState of ``container inspect`` JSON; raises on malformed output."""
     data = json.loads(stdout)[0]
+    state = data["State"]
     return ContainerState(
         id=str(data["Id"]),
-        running=bool(data["State"]["Running"]),
-        exit_code=int(data["State"]["ExitCode"]),
+        running=bool(state["Running"]),
+        exit_code=int(state["ExitCode"]),
         labels=dict(data["Config"].get("Labels") or {}),
-        error=str(data["State"].get("Error") or ""),
+        error=str(state.get("Error") or ""),
+        has_healthcheck=_has_healthcheck(data["Config"]),
+        health=str((state.get("Health") or {}).get("Status") or ""),
     )
+
+
+class CliEventStream:
+    """The :class:`EventStream` of an ``events`` child process reading JSON lines."""
+
+    def __init__(self, argv: list[str]) -> None:
+        """Spawn ``argv`` (no shell); its stderr is docker-run's."""
+        try:
+            self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.PIPE, text=True)
+        except OSError as exc:
+            raise ContainerError(f"cannot run {argv[0]}: {exc}") from exc
+
+    def __iter__(self) -> t.Iterator[str]:
+        """Each line's event name; lines that are not events are skipped."""
+        stdout = self._proc.stdout
+        assert stdout is not None
+        with stdout:
+            for line in stdout:
+                event = parse_event(line)
+                if event is not None:
+                    yield event
+
+    def close(self) -> None:
+        """End the child: its stdout reaches its end, so a running iteration ends."""
+        if self._proc.poll() is None:
+            self._proc.terminate()
+        self._proc.wait()
 
 
 class CliContainerRuntime:
@@ -177,12 +263,28 @@ class CliContainerRuntime:
         proc = self._run("image", "inspect", "--format", "{{.Id}}", image, check=False)
         if proc.returncode != 0:
             if is_missing(proc.stderr):
-                raise ContainerError(
-                    f"image {image} not found locally (docker-run never pulls; "
-                    f"load or build it first): {one_line(proc.stderr)}"
-                )
+                raise ImageNotFound(f"image {image} not found locally: {one_line(proc.stderr)}")
             raise ContainerError(f"{self.engine} image inspect failed: {one_line(proc.stderr)}")
         return proc.stdout.strip()
+
+    def pull(self, image: str) -> None:
+        """See :meth:`ContainerRuntime.pull`: ``pull IMAGE``, its stdout on our stderr."""
+        try:
+            proc = subprocess.run([self.engine, "pull", image], stdin=subprocess.DEVNULL,
+                                  stdout=sys.stderr.fileno(), stderr=subprocess.PIPE,
+                                  text=True, check=False)
+        except OSError as exc:
+            raise ContainerError(f"cannot run {self.engine}: {exc}") from exc
+        if proc.returncode != 0:
+            raise ContainerError(f"{self.engine} pull {image} failed: {one_line(proc.stderr)}")
+
+    def events(self, name: str, since: float) -> CliEventStream:
+        """See :meth:`ContainerRuntime.events`: ``events --since --filter container=``."""
+        kinds = [a for event in _FOLLOWED for a in ("--filter", f"event={event}")]
+        return CliEventStream([
+            self.engine, "events", "--since", f"{since:.6f}", "--filter", f"container={name}",
+            *kinds, "--format", "{{json .}}",
+        ])  # fmt: skip
 
     def inspect(self, name: str) -> ContainerState | None:
         """See :meth:`ContainerRuntime.inspect`."""

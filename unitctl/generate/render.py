@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 import jinja2
 import jinja2.sandbox
 
-from unitctl.docker.argv import DEFAULT_ENGINE
+from unitctl.docker.argv import DEFAULT_ENGINE, DEFAULT_PULL
 from unitctl.generate.spec import ServiceSpec, parse_spec
 from unitctl.generate.stoptime import timeout_stop_sec
 from unitctl.generate.values import CONTROL_RE
@@ -79,6 +79,8 @@ def docker_run_argv(spec: ServiceSpec) -> list[str]:
     if spec.engine != DEFAULT_ENGINE:
         argv += ["--engine", spec.engine]
     argv += ["--name", spec.name]
+    if spec.pull != DEFAULT_PULL:
+        argv += ["--pull", spec.pull]
     for key, value in spec.env:
         argv += ["-e", f"{key}={value}"]
     for port in spec.ports:
@@ -91,6 +93,10 @@ def docker_run_argv(spec: ServiceSpec) -> list[str]:
         argv.append(f"--cpus={spec.cpu:g}")
     if spec.mem is not None:
         argv.append(f"--memory={_format_bytes(spec.mem, docker=True)}")
+    for flag, value in spec.health:
+        argv += [flag, value]
+    if spec.ephemeral:  # last: _exec_start_lines pairs a bare flag with the next word
+        argv.append("--ephemeral")
     return [*argv, spec.image, *spec.command]
 
 
@@ -130,6 +136,16 @@ def _x_fleet_lines(spec: ServiceSpec) -> list[str]:
     return lines
 
 
+def _lines(pairs: Iterable[tuple[str, str]]) -> list[str]:
+    """Passthrough ``Key=Value`` lines, verbatim (specifiers such as ``%n`` stay theirs)."""
+    return [f"{key}={value}" for key, value in pairs]
+
+
+def _engine_command(spec: ServiceSpec, *args: str) -> str:
+    """``/usr/bin/env ENGINE ARGS...`` quoted for an Exec line."""
+    return " ".join(systemd_quote(w) for w in ("/usr/bin/env", spec.engine, *args))
+
+
 def render_context(spec: ServiceSpec) -> dict[str, t.Any]:
     """The variables ``service.j2`` renders; every value is already escaped."""
     return {
@@ -143,11 +159,12 @@ def render_context(spec: ServiceSpec) -> dict[str, t.Any]:
         "memory_max": _format_bytes(spec.mem, docker=False) if spec.mem is not None else None,
         "exec_start": _exec_start_lines(spec),
         "timeout_stop": timeout_stop_sec(spec.stop_timeout),
-        "exec_stop": " ".join(
-            systemd_quote(w)
-            for w in ("/usr/bin/env", spec.engine, "stop", "-t", str(spec.stop_timeout),
-                      spec.name)
-        ),
+        "exec_stop": _engine_command(spec, "stop", "-t", str(spec.stop_timeout), spec.name),
+        "exec_stop_post": _engine_command(spec, "rm", "-f", spec.name) if spec.ephemeral else None,
+        "notify": spec.notify,
+        "unit_lines": _lines(spec.unit_lines),
+        "service_lines": _lines(spec.service_lines),
+        "install_lines": _lines(spec.install_lines),
         "x_fleet": _x_fleet_lines(spec),
     }
 

@@ -33,6 +33,17 @@ Spec keys (all but ``name`` and ``image`` optional)::
                   fence margin of agent_ttl allows, 1 s for 10 s); TimeoutStopSec=N+1
     agent_ttl     the cluster's agent_ttl the unit is for (default 10s): sets the
                   maximum stop_timeout (:mod:`unitctl.generate.stoptime`)
+    pull          docker-run --pull: missing (default), always, never, newer
+    notify        Type=notify, READY once the container runs or is healthy (default
+                  true); false: Type=simple, active as soon as docker-run runs
+    ephemeral     docker-run --ephemeral and ExecStopPost= docker rm -f: the container
+                  is removed when the unit stops and made anew at each start
+    health_cmd    docker --health-cmd (run by the container's shell); with
+    health_interval, health_timeout, health_start_period (durations: 30s, 1m30s)
+                  and health_retries (whole number)
+    unit, service, install
+                  extra Key=Value lines for [Unit], [Service], [Install] (a list or
+                  a mapping); the keys generate writes itself are refused by name
 
 Bad specs raise :class:`~unitctl.errors.UsageError` (or
 :class:`~unitctl.errors.InvalidUnitNameError` for a bad name,
@@ -49,12 +60,20 @@ from collections.abc import Mapping
 
 import yaml
 
-from unitctl.docker.argv import DEFAULT_ENGINE, SUPPORTED_ENGINES, PortMapping
+from unitctl.docker.argv import (
+    DEFAULT_ENGINE,
+    DEFAULT_PULL,
+    PULL_POLICIES,
+    SUPPORTED_ENGINES,
+    PortMapping,
+)
 from unitctl.errors import InvalidOptionsError, UsageError
+from unitctl.generate.quadlet import container_spec
 from unitctl.generate.stoptime import parse_agent_ttl, parse_stop_timeout
 from unitctl.generate.values import (
     DEFAULT_DOCKER_RUN,
     DEFAULT_TIMEOUT_START,
+    HEALTH_FLAGS,
     Link,
     Volume,
     parse_choice,
@@ -63,6 +82,7 @@ from unitctl.generate.values import (
     parse_docker_run,
     parse_env,
     parse_flag,
+    parse_health,
     parse_image,
     parse_items,
     parse_link,
@@ -72,6 +92,7 @@ from unitctl.generate.values import (
     parse_ports,
     parse_text,
     parse_timeout,
+    parse_unit_lines,
     parse_unit_ref,
     parse_volume,
 )
@@ -90,8 +111,21 @@ SPEC_KEYS = (
     "name", "description", "image", "command", "env", "ports", "volumes", "after",
     "requires", "link", "machine_of", "conflicts", "metadata", "global", "cpu", "mem",
     "restart", "timeout_start", "docker_run", "engine", "legacy_xfleet", "stop_timeout",
-    "agent_ttl",
+    "agent_ttl", "pull", "notify", "ephemeral", *(key for key, _ in HEALTH_FLAGS),
+    "unit", "service", "install",
 )  # fmt: skip
+
+#: The keys of each section that generate writes itself, and the spec key that sets them.
+OWNED_KEYS: dict[str, dict[str, str]] = {
+    "unit": {"Description": "description", "After": "after", "Requires": "requires"},
+    "service": {
+        "Type": "notify", "NotifyAccess": "notify", "ExecStart": "image and command",
+        "ExecStop": "stop_timeout", "ExecStopPost": "ephemeral", "TimeoutStopSec": "stop_timeout",
+        "Restart": "restart", "TimeoutStartSec": "timeout_start", "CPUQuota": "cpu",
+        "MemoryMax": "mem",
+    },
+    "install": {},
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,6 +157,15 @@ class ServiceSpec:
     engine: str = DEFAULT_ENGINE
     #: docker stop -t (seconds), inside the fence margin of the cluster's agent_ttl
     stop_timeout: int = 1
+    pull: str = DEFAULT_PULL
+    notify: bool = True
+    ephemeral: bool = False
+    #: ``(docker flag, value)`` of the health check, ``--health-cmd`` first
+    health: tuple[tuple[str, str], ...] = ()
+    #: extra ``(key, value)`` lines of [Unit], [Service] and [Install]
+    unit_lines: tuple[tuple[str, str], ...] = ()
+    service_lines: tuple[tuple[str, str], ...] = ()
+    install_lines: tuple[tuple[str, str], ...] = ()
 
     @property
     def unit_name(self) -> str:
@@ -131,18 +174,22 @@ class ServiceSpec:
 
 
 def parse_spec_text(text: str, filename: str) -> dict[str, t.Any]:
-    """Parse spec file text: YAML for ``.yaml``/``.yml``, TOML for ``.toml``.
+    """Parse spec file text: YAML for ``.yaml``/``.yml``, TOML for ``.toml``, and
+    Quadlet's unit syntax for ``.container`` (:mod:`unitctl.generate.quadlet`).
 
     Raises UsageError for another extension, a syntax error or a document
     that is not a mapping.
     """
+    if filename.endswith(".container"):
+        return container_spec(text, filename)
     try:
         if filename.endswith((".yaml", ".yml")):
             data = yaml.safe_load(text)
         elif filename.endswith(".toml"):
             data = tomllib.loads(text)
         else:
-            raise UsageError(f"spec file {filename}: use a .yaml, .yml or .toml file")
+            raise UsageError(
+                f"spec file {filename}: use a .yaml, .yml, .toml or (Quadlet) .container file")
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"spec file {filename}: {' '.join(str(exc).split())}") from None
     if not isinstance(data, dict):
@@ -184,6 +231,32 @@ def _unit_refs(raw: Mapping[str, t.Any], key: str, *, glob: bool = False) -> tup
     return tuple(parse_unit_ref(key, u, glob=glob) for u in parse_items(key, raw.get(key)))
 
 
+def _section_lines(raw: Mapping[str, t.Any], key: str) -> tuple[tuple[str, str], ...]:
+    """The passthrough lines of spec key ``key``; a key generate writes is refused by name."""
+    lines = parse_unit_lines(key, raw.get(key))
+    for name, _ in lines:
+        owner = OWNED_KEYS[key].get(name)
+        if owner is not None:
+            raise UsageError(
+                f"spec key {key!r}: {name}= is written by unitctl generate; "
+                f"set it with the spec key {owner!r}")
+    return lines
+
+
+def _container_fields(raw: Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """The ServiceSpec fields of pull, notify, ephemeral, health and passthrough keys."""
+    notify = raw.get("notify")
+    return {
+        "pull": parse_choice("pull", raw.get("pull"), PULL_POLICIES, DEFAULT_PULL),
+        "notify": True if notify is None else parse_flag("notify", notify),
+        "ephemeral": parse_flag("ephemeral", raw.get("ephemeral")),
+        "health": parse_health(raw),
+        "unit_lines": _section_lines(raw, "unit"),
+        "service_lines": _section_lines(raw, "service"),
+        "install_lines": _section_lines(raw, "install"),
+    }
+
+
 def parse_spec(raw: Mapping[str, t.Any]) -> ServiceSpec:
     """Validate a raw spec mapping into a ServiceSpec.
 
@@ -219,6 +292,7 @@ def parse_spec(raw: Mapping[str, t.Any]) -> ServiceSpec:
         engine=parse_choice("engine", raw.get("engine"), ENGINES, DEFAULT_ENGINE),
         stop_timeout=parse_stop_timeout(raw.get("stop_timeout"),
                                         parse_agent_ttl(raw.get("agent_ttl"))),
+        **_container_fields(raw),
     )
     _check_xfleet(spec)
     return spec

@@ -298,3 +298,60 @@ def parse_flag(key: str, value: object) -> bool:
     if isinstance(value, bool):
         return value
     raise spec_error(key, value, "expected true or false")
+
+
+_DURATION_RE = re.compile(r"^(\d+(\.\d+)?(ns|us|ms|s|m|h))+$")
+
+#: The health-check spec keys and the docker run flags they become, in order.
+HEALTH_FLAGS = (
+    ("health_cmd", "--health-cmd"),
+    ("health_interval", "--health-interval"),
+    ("health_timeout", "--health-timeout"),
+    ("health_start_period", "--health-start-period"),
+    ("health_retries", "--health-retries"),
+)
+
+
+def parse_duration(key: str, value: object) -> str:
+    """A docker duration (``30s``, ``1m30s``, ``500ms``); a bare number means seconds."""
+    if isinstance(value, bool):
+        raise spec_error(key, value, "expected a duration such as 30s or 1m30s")
+    text = parse_text(key, value).strip()
+    if re.fullmatch(r"\d+", text):
+        text += "s"
+    if not _DURATION_RE.match(text):
+        raise spec_error(key, value, "expected a duration such as 30s or 1m30s")
+    return text
+
+
+def parse_health(raw: Mapping[str, object]) -> tuple[tuple[str, str], ...]:
+    """The ``health_*`` keys as ``(docker flag, value)`` pairs; checks need ``health_cmd``."""
+    pairs: list[tuple[str, str]] = []
+    for key, flag in HEALTH_FLAGS:
+        value = raw.get(key)
+        if value is None:
+            continue
+        if key == "health_cmd":
+            text = parse_text(key, value)
+            if not text.strip():
+                raise spec_error(key, value, "expected a command")
+        elif key == "health_retries":
+            if isinstance(value, bool) or not re.fullmatch(r"\d+", str(value)):
+                raise spec_error(key, value, "expected a whole number of retries")
+            text = str(int(str(value)))
+        else:
+            text = parse_duration(key, value)
+        pairs.append((flag, text))
+    if pairs and pairs[0][0] != "--health-cmd":
+        key = next(k for k, flag in HEALTH_FLAGS if flag == pairs[0][0])
+        raise spec_error(key, raw.get(key), "needs health_cmd (the check to run)")
+    return tuple(pairs)
+
+
+def parse_unit_lines(key: str, value: object) -> tuple[tuple[str, str], ...]:
+    """Passthrough ``Key=Value`` lines of a unit section (a list, or a mapping)."""
+    pairs = _pairs(key, value)
+    for k, _ in pairs:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]*", k):
+            raise spec_error(key, k, "invalid unit file key")
+    return tuple(pairs)
