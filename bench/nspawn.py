@@ -72,7 +72,7 @@ n = int(sys.argv[1]); out = []
 for i in range(n + 1):
     name = f"floor-{i}.service"
     with open(f"/run/systemd/system/{name}", "w") as f:
-        f.write("[Service]\nExecStart=/bin/sleep infinity\n")
+        f.write("[Service]\\nExecStart=/bin/sleep infinity\\n")
     t0 = time.perf_counter()
     subprocess.run(["systemctl", "start", name], check=True)
     out.append(time.perf_counter() - t0)
