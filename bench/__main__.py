@@ -69,7 +69,7 @@ def _sim(quick: bool) -> dict[str, Any]:
     from bench import sim_scale
 
     return sim_scale.main(["--sizes", "20:200,100:1000", "--steps", "2", "--seeds", "3"]
-                          if quick else ["--starts", "50", "--ttls", "10", "--failovers", "2"])
+                          if quick else [])
 
 
 def _e2e(quick: bool) -> dict[str, Any]:
