@@ -2,17 +2,25 @@
 
 Boots ``unitctl_testing.cluster`` ``Cluster(3, agent_ttl=...)`` (real systemd
 in systemd-nspawn machines, the real agent unit, etcd on the host) and drives
-it with the real CLI (``python -m unitctl.cli.main --endpoint ... start``).
+it with the real CLI (``python -m unitctl --endpoint ... start``, the package
+copied and byte-compiled as an installed one is).
 
-* ``start``: wall time of ``unitctl start unit`` (which blocks until the unit
-  is active on its machine) over N starts, p50/p99, including the CLI's
-  interpreter start-up; and that start-up alone (``unitctl --help``);
-* ``hard kill``: the machine running a unit is killed (cgroup.kill); time until
-  the unit is reported active on another machine, per TTL;
+* ``footprint_idle``: VmRSS (``/proc/<pid>/status``) and CPU (utime + stime over
+  a window) of ``unitctl-agent`` inside each machine, D-Bus connected, idle;
+  one of the three leads the engine, the others stand by;
+* ``start``: wall time of ``unitctl start`` of a new unit (which blocks until
+  the unit is active on its machine), CLI start-up included, over N starts,
+  p50/p99/max, in turn with its floors measured in the same run:
+  ``python -c pass``, ``etcdctl put`` and, inside a machine, a plain
+  ``systemctl start`` of a new local unit (D-Bus to PID 1);
+* ``hard kill``: the machine running a unit is killed (cgroup.kill); seconds
+  from the kill until the unit is reported active on another machine, per TTL;
 * ``graceful stop``: the agent of the unit's machine is stopped (SIGTERM:
-  units unloaded, lease revoked); time until active elsewhere.
+  units stopped, lease revoked); seconds from the start of ``systemctl stop``
+  (not its return) until active elsewhere.
 
-Usage: ``sudo python -m bench.nspawn [--starts 50] [--ttls 10,30] [--failovers 3]``
+Usage: ``sudo python -m bench.nspawn [--starts 50] [--ttls 10,30] [--failovers 3]
+[--window 10]``
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -31,23 +40,102 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 
+AGENT = "unitctl-agent.service"
 SERVICE = "[Service]\nExecStart=/bin/sleep infinity\n"
 
 
-def _cli(endpoint: str, *args: str) -> float:
+def _cli(endpoint: str, *args: str, env: dict[str, str] | None = None) -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "unitctl.cli.main", "--endpoint", endpoint, *args],
-                   check=True, capture_output=True, timeout=120, cwd=str(REPO))
+    subprocess.run([sys.executable, "-m", "unitctl", "--endpoint", endpoint, *args],
+                   check=True, capture_output=True, timeout=120, cwd=str(REPO), env=env)
     return time.perf_counter() - t0
 
 
-def _pct(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, round(q * (len(xs) - 1)))]
+def _timed(argv: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(argv, check=True, capture_output=True, timeout=60)
+    return time.perf_counter() - t0
 
 
-async def _active_on(endpoint: str, unit: str, not_on: str, timeout: float) -> tuple[float, str]:
-    """Seconds until ``unit`` is reported active on a machine other than ``not_on``."""
+def _stats(xs: list[float]) -> dict[str, float]:
+    s = sorted(xs)
+    return {"p50_ms": round(1000 * statistics.median(s), 1),
+            "p99_ms": round(1000 * s[min(len(s) - 1, round(0.99 * (len(s) - 1)))], 1),
+            "max_ms": round(1000 * s[-1], 1), "runs": len(s)}
+
+
+# Run inside a machine: time N ``systemctl start`` of local units (D-Bus to PID 1,
+# the unit file new to systemd, as the agent's are), after one warm-up.
+_LOCAL_STARTS = """
+import json, subprocess, sys, time
+n = int(sys.argv[1]); out = []
+for i in range(n + 1):
+    name = f"floor-{i}.service"
+    with open(f"/run/systemd/system/{name}", "w") as f:
+        f.write("[Service]\\nExecStart=/bin/sleep infinity\\n")
+    t0 = time.perf_counter()
+    subprocess.run(["systemctl", "start", name], check=True)
+    out.append(time.perf_counter() - t0)
+    subprocess.run(["systemctl", "stop", name], check=True)
+print(json.dumps(out[1:]))
+"""
+
+
+def _compiled_copy(tmp: str) -> dict[str, str]:
+    """The package copied with its bytecode compiled (as installed): the env to run it."""
+    site = os.path.join(tmp, "site")
+    shutil.copytree(REPO / "unitctl", os.path.join(site, "unitctl"))
+    subprocess.run([sys.executable, "-m", "compileall", "-q", site], check=True,
+                   stdout=subprocess.DEVNULL)
+    return {**os.environ, "PYTHONPATH": site}
+
+
+def _start_latency(c: Any, tmp: str, starts: int) -> dict[str, Any]:
+    """``unitctl start`` of a new unit until active, in turn with its floors."""
+    ep = c.endpoint
+    env = _compiled_copy(tmp)
+    lat, py, put = [], [], []
+    etcdctl = ["etcdctl", "--endpoints", ep, "put", "/bench/floor", "x"]
+    _cli(ep, "start", _unit_file(tmp, "bench-warm.service"), env=env)
+    for i in range(starts):
+        lat.append(_cli(ep, "start", _unit_file(tmp, f"bench-{i}.service"), env=env))
+        py.append(_timed([sys.executable, "-c", "pass"]))
+        put.append(_timed(etcdctl))
+    name = c.names[0]
+    local = json.loads(c.exec(name, "python3", "-", str(starts), input=_LOCAL_STARTS).stdout)
+    u, floors = _stats(lat), {"python_c_pass": _stats(py), "etcdctl_put": _stats(put),
+                              "systemctl_start_in_machine": _stats(local)}
+    return {"unitctl_start": u, "floors": floors, "starts": starts,
+            "ratio_p50_to_systemctl": round(u["p50_ms"] / floors[
+                "systemctl_start_in_machine"]["p50_ms"], 2),
+            "sum_of_floors_p50_ms": round(sum(f["p50_ms"] for f in floors.values()), 1),
+            "goal": {"p50_ms": 100, "p99_ms": 250},
+            "met": u["p50_ms"] <= 100 and u["p99_ms"] <= 250}
+
+
+def _agent_footprint(c: Any, window: float) -> dict[str, Any]:
+    """VmRSS and CPU of each machine's unitctl-agent, idle (engine standby but one)."""
+    out: dict[str, Any] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = {n: c.exec(n, "systemctl", "show", "-p", "MainPID", "--value", AGENT).stdout.strip()
+            for n in c.names}
+
+    def cpu(n: str) -> int:
+        fields = c.exec(n, "cat", f"/proc/{pids[n]}/stat").stdout.rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    before = {n: cpu(n) for n in c.names}
+    time.sleep(window)
+    for n in c.names:
+        status = c.exec(n, "cat", f"/proc/{pids[n]}/status").stdout
+        rss = next(int(ln.split()[1]) for ln in status.splitlines() if ln.startswith("VmRSS"))
+        out[n] = {"vmrss_mib": round(rss / 1024, 1),
+                  "cpu_percent": round(100 * (cpu(n) - before[n]) / tick / window, 2)}
+    return {"machines": out, "window_s": window, "goal_mib": 30,
+            "max_vmrss_mib": max(v["vmrss_mib"] for v in out.values())}
+
+
+async def _active_on(endpoint: str, unit: str, not_on: str, timeout: float) -> str:
+    """Wait until ``unit`` is reported active on a machine other than ``not_on``."""
     from unitctl.registry.etcd import EtcdConfig, EtcdKV
     from unitctl.registry.registry import Registry
 
@@ -58,7 +146,7 @@ async def _active_on(endpoint: str, unit: str, not_on: str, timeout: float) -> t
         while time.perf_counter() - t0 < timeout:
             for s in await reg.list_states():
                 if s.name == unit and s.machine_id != not_on and s.active == "active":
-                    return time.perf_counter() - t0, s.machine_id
+                    return s.machine_id
             await asyncio.sleep(0.02)
     finally:
         await kv.close()
@@ -83,51 +171,46 @@ def _unit_file(tmp: str, name: str) -> str:
     return path
 
 
-def run(starts: int, ttls: list[int], failovers: int) -> dict[str, Any]:
+def _failover(c: Any, tmp: str, ttl: int, kind: str, i: int) -> float:
+    """Seconds from the kill (or the start of the graceful stop) to active elsewhere."""
+    ep = c.endpoint
+    by_id = {c.machine_id(name): name for name in c.names}
+    name = f"fo-{ttl}-{kind}-{i}.service"
+    _cli(ep, "start", _unit_file(tmp, name))
+    old = asyncio.run(_placement(ep, name))
+    host = by_id[old]
+    t0 = time.perf_counter()  # before the verb: a graceful stop is timed from its start
+    if kind == "kill":
+        c.kill(host)
+    else:
+        c.stop_agent(host)
+    asyncio.run(_active_on(ep, name, old, 4 * ttl + 30))
+    took = time.perf_counter() - t0
+    if kind == "kill":
+        c.boot(host)
+    else:
+        c.start_agent_unit(host)
+    time.sleep(2)
+    return took
+
+
+def run(starts: int, ttls: list[int], failovers: int, window: float) -> dict[str, Any]:
     from unitctl_testing.cluster import Cluster
 
     out: dict[str, Any] = {}
     tmp = tempfile.mkdtemp(prefix="unitctl-bench-")
     for n, ttl in enumerate(ttls):
         with Cluster(3, agent_ttl=f"{ttl}s") as c:
-            ep = c.endpoint
-            by_id = {c.machine_id(name): name for name in c.names}
             if n == 0:
-                out["cli_startup_ms"] = round(1000 * statistics.median(
-                    _cli(ep, "list-machines") for _ in range(5)), 1)
-                lat = [_cli(ep, "start", _unit_file(tmp, f"bench-{i}.service"))
-                       for i in range(starts)]
-                out["start_ms_p50"] = round(1000 * statistics.median(lat), 1)
-                out["start_ms_p99"] = round(1000 * _pct(lat, 0.99), 1)
-                out["starts"] = starts
-                back = []
-                for _ in range(3):  # back to back: stop then start the same unit
-                    unit = _unit_file(tmp, "bench-0.service")
-                    _cli(ep, "stop", unit)
-                    back.append(_cli(ep, "start", unit))
-                out["restart_ms_median"] = round(1000 * statistics.median(back), 1)
-            kills: list[float] = []
-            stops: list[float] = []
-            for i in range(failovers):
-                for kind, sink in (("kill", kills), ("stop", stops)):
-                    name = f"fo-{ttl}-{kind}-{i}.service"
-                    _cli(ep, "start", _unit_file(tmp, name))
-                    old = asyncio.run(_placement(ep, name))
-                    host = by_id[old]
-                    if kind == "kill":
-                        c.kill(host)
-                    else:
-                        c.stop_agent(host)
-                    took, _ = asyncio.run(_active_on(ep, name, old, 4 * ttl + 30))
-                    sink.append(took)
-                    if kind == "kill":
-                        c.boot(host)
-                    else:
-                        c.start_agent_unit(host)
-                    time.sleep(2)
-            out[f"hard_kill_ttl{ttl}_s_median"] = round(statistics.median(kills), 2)
-            out[f"hard_kill_ttl{ttl}_s_max"] = round(max(kills), 2)
-            out[f"graceful_stop_ttl{ttl}_s_median"] = round(statistics.median(stops), 2)
+                time.sleep(2)  # the agents settle
+                out["footprint_idle"] = _agent_footprint(c, window)
+                out["start"] = _start_latency(c, tmp, starts)
+            for kind in ("kill", "stop"):
+                took = [_failover(c, tmp, ttl, kind, i) for i in range(failovers)]
+                label = "hard_kill" if kind == "kill" else "graceful_stop"
+                out[f"{label}_ttl{ttl}_s"] = {
+                    "median": round(statistics.median(took), 2), "max": round(max(took), 2),
+                    "min": round(min(took), 2), "runs": len(took)}
     return out
 
 
@@ -136,10 +219,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--starts", type=int, default=50)
     p.add_argument("--ttls", default="10,30")
     p.add_argument("--failovers", type=int, default=3)
+    p.add_argument("--window", type=float, default=10.0, help="idle footprint window (s)")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         raise SystemExit("bench.nspawn needs root (systemd-nspawn)")
-    result = run(args.starts, [int(t) for t in args.ttls.split(",")], args.failovers)
+    result = run(args.starts, [int(t) for t in args.ttls.split(",")], args.failovers,
+                 args.window)
     print(json.dumps(result))
     return result
 

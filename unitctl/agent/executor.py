@@ -10,6 +10,13 @@ the units whose tasks failed (:mod:`.backoff`).
 Contract:
 
 * tasks run in the global order (unload, load, reload, stop, start);
+* a daemon-reload that only new names ask for is skipped
+  (:meth:`Executor.reload_skippable`): systemd (since 245) loads a unit file
+  it has never loaded, or only ever found missing, on the next
+  ``LoadUnit``/``StartUnit``/``ListUnitsByNames`` of the name, drop-ins
+  included; the reload stays when a file systemd already loaded changed or
+  was removed, and is done after all when systemd still reports a new name
+  ``not-found`` once its file is linked;
 * a failed task holds back only what depends on it: the same unit's later
   tasks (a failed load: no start of that unit), and after a failed
   daemon-reload the units loaded in that run; every other unit's tasks run;
@@ -100,6 +107,8 @@ class Executor:
         self._reload_pending = False
         #: Where a unit's allocated host ports go (None: nowhere, as in the simulator).
         self.port_dropins: PortsSink | None = None
+        #: The names of this run's LOADs when its daemon-reload may be skipped.
+        self._fresh: frozenset[str] = frozenset()
 
     def current(self) -> dict[str, CurrentUnit]:
         """The units present in the directory, marked when this process started them."""
@@ -136,6 +145,7 @@ class Executor:
         """
         await self._forget_changed(desired)
         todo = self.runnable(tasks)
+        self._fresh = await self.reload_skippable(todo)
         loaded = {t.name for t in todo if t.type is TaskType.LOAD}
         blocked: set[str] = set()
         first: UnitctlError | None = None
@@ -216,7 +226,9 @@ class Executor:
             self._ports_dropin(name, desired[name].ports)
             await self._load(name, bodies[desired[name].hash])
         elif task.type is TaskType.RELOAD:
-            await self.units.reload()
+            fresh, self._fresh = self._fresh, frozenset()
+            if not await self._loaded_without_reload(fresh):
+                await self.units.reload()
             self._reload_pending = False
             present = self.units.present()
             for loaded in desired:
@@ -228,6 +240,38 @@ class Executor:
         else:
             await self.units.start(name, self.ignore_requirements(name))
             self.started.add((name, desired[name].hash))
+
+    async def reload_skippable(self, todo: list[Task]) -> frozenset[str]:
+        """The names of ``todo``'s LOADs when its daemon-reload is there for them alone
+        and systemd has loaded none of them (``not-found``); else empty: reload.
+
+        Asked before the LOADs run. A pending (failed) reload, an UNLOAD (a file
+        goes) or a LOAD of a name systemd has loaded (its file changes: systemd
+        would keep the old text until a reload) keeps the reload.
+        """
+        if self._reload_pending or not any(t.type is TaskType.RELOAD for t in todo):
+            return frozenset()
+        if any(t.type is TaskType.UNLOAD for t in todo):
+            return frozenset()
+        names = frozenset(t.name for t in todo if t.type is TaskType.LOAD)
+        for name in sorted(names):
+            try:
+                if (await self.units.state(name)).load != "not-found":
+                    return frozenset()
+            except UnitctlError:
+                return frozenset()
+        return names
+
+    async def _loaded_without_reload(self, fresh: frozenset[str]) -> bool:
+        """Whether systemd loaded each of ``fresh`` (new names whose files are now
+        linked) by itself: asking for their state loads them."""
+        if not fresh:
+            return False
+        for name in sorted(fresh):
+            if name in self.units.present() and (
+                    await self.units.state(name)).load == "not-found":
+                return False
+        return True
 
     async def _load(self, name: str, text: str) -> None:
         """Write and link the unit's file, unless the name is one of the host's units."""
