@@ -37,6 +37,7 @@ PURE = [
     "unitctl.api.errors", "unitctl.api.fleetschema",
     "unitctl.bundle.located", "unitctl.bundle.spec", "unitctl.bundle.render",
     "unitctl.bundle.plan", "unitctl.bundle.diff", "unitctl.registry.revisions",
+    "unitctl.rollout", "unitctl.rolloutcodec",
 ]
 IO_MODULES = {"aetcd", "grpc", "dbus_fast", "subprocess", "socket", "asyncio", "os", "shutil",
               "threading", "signal", "fcntl", "tempfile", "urllib", "http", "sdnotify"}

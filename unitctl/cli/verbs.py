@@ -64,6 +64,8 @@ VERBS: Mapping[str, Verb] = {
                      "Apply a recorded revision of a bundle again, as a new revision."),
     "bundles": Verb("bundle", "bundles", "List the bundles applied, with their newest revision."),
     "history": Verb("bundle", "history", "List the kept revisions of a bundle, oldest first."),
+    "rollout": Verb("rollout", "rollout", "Replace the instances of a template (or units) with "
+                    "a new body, one batch at a time."),
     "generate": Verb("generate", "generate",
                      "Generate fleet service units running a container via docker-run."),
 }

@@ -28,6 +28,10 @@ Under the prefix (default ``/unitctl/``)::
     bundles/<bundle>/<n>         client-owned: revision n of a bundle, JSON
                                  (unitctl.registry.revisions); the last KEEP are kept
     bundlebodies/<bundle>/<sha1> unit texts the kept revisions of a bundle name
+    rollouts/<name>              a rolling update (unitctl.rollout): written by the client,
+                                 driven by the engine leader (unitctl.engine.rollout)
+    rolloutbodies/<name>/<sha1>  the target and previous bodies of that rollout (kept
+                                 for a revert or an undo after the units let them go)
 """
 
 from __future__ import annotations
@@ -167,6 +171,18 @@ class Keys:
 
     def bundle_body(self, bundle: str, sha: str) -> str:
         return f"{self.prefix}bundlebodies/{bundle}/{sha}"
+
+    def rollouts(self) -> str:
+        return f"{self.prefix}rollouts/"
+
+    def rollout(self, name: str) -> str:
+        return f"{self.prefix}rollouts/{name}"
+
+    def rollout_bodies(self, name: str) -> str:
+        return f"{self.prefix}rolloutbodies/{name}/"
+
+    def rollout_body(self, name: str, sha: str) -> str:
+        return f"{self.prefix}rolloutbodies/{name}/{sha}"
 
     def tail(self, key: str, base: str) -> str:
         """Return ``key`` with ``base`` (a prefix built above) removed."""

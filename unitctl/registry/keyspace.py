@@ -44,6 +44,8 @@ class Entity(enum.Enum):
     OWNER = "owners"
     BUNDLE_REVISION = "bundles"
     BUNDLE_BODY = "bundlebodies"
+    ROLLOUT = "rollouts"
+    ROLLOUT_BODY = "rolloutbodies"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +134,13 @@ def _bundle_body(tail: str) -> KeyRef | None:
     return KeyRef(Entity.BUNDLE_BODY, bundle, body=sha)
 
 
+def _rollout_body(tail: str) -> KeyRef | None:
+    name, _, sha = tail.partition("/")
+    if not name or not sha or "/" in sha:
+        return None
+    return KeyRef(Entity.ROLLOUT_BODY, name, body=sha)
+
+
 #: first path component -> how the rest of the key reads
 _TAIL_PARSERS: dict[str, Callable[[str], KeyRef | None]] = {
     Entity.UNIT.value: _named(Entity.UNIT), Entity.BODY.value: _named(Entity.BODY),
@@ -142,6 +151,7 @@ _TAIL_PARSERS: dict[str, Callable[[str], KeyRef | None]] = {
     Entity.REQUEST.value: _request, Entity.REPLY.value: _reply,
     Entity.OWNER.value: _named(Entity.OWNER),
     Entity.BUNDLE_REVISION.value: _bundle_revision, Entity.BUNDLE_BODY.value: _bundle_body,
+    Entity.ROLLOUT.value: _named(Entity.ROLLOUT), Entity.ROLLOUT_BODY.value: _rollout_body,
 }
 
 
