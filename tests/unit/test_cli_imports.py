@@ -14,7 +14,8 @@ PACKAGES = ("cli", "client")
 
 #: The cli modules that define commands; only main.py may import them.
 COMMAND_MODULES = {"unitctl.cli.bundle", "unitctl.cli.describe", "unitctl.cli.generate",
-                   "unitctl.cli.lists", "unitctl.cli.remote", "unitctl.cli.units"}
+                   "unitctl.cli.lists", "unitctl.cli.remote", "unitctl.cli.units",
+                   "unitctl.cli.rollout"}
 
 
 def _module_name(path: Path) -> str:

@@ -41,6 +41,7 @@ PURE = [
     "unitctl.bundle.plan", "unitctl.bundle.diff", "unitctl.registry.revisions",
     "unitctl.templating", "unitctl.templating.resource", "unitctl.templating.functions",
     "unitctl.templating.render", "unitctl.templating.plan",
+    "unitctl.rollout", "unitctl.rolloutcodec",
 ]
 IO_MODULES = {"aetcd", "grpc", "dbus_fast", "subprocess", "socket", "asyncio", "os", "shutil",
               "threading", "signal", "fcntl", "tempfile", "urllib", "http", "sdnotify"}

@@ -70,6 +70,8 @@ VERBS: Mapping[str, Verb] = {
                       "last render (ok, check failed ...)."),
     "data": Verb("templates", "data",
                  "Set, get, list and remove the data keys templates read (<prefix>data/...)."),
+    "rollout": Verb("rollout", "rollout", "Replace the instances of a template (or units) with "
+                    "a new body, one batch at a time."),
     "generate": Verb("generate", "generate",
                      "Generate fleet service units running a container via docker-run."),
 }

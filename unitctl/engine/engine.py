@@ -33,6 +33,7 @@ from unitctl.agent.fencing import LOSS_GRACE
 from unitctl.engine.commit import pack, plan_groups
 from unitctl.engine.mirror import Mirror, read_view
 from unitctl.engine.planned import build_snapshot, failure_moves, mass_loss, planned_schedule
+from unitctl.engine.rollout import driving
 from unitctl.engine.view import EngineView
 from unitctl.errors import ConflictError, InvalidUnitError, RegistryError
 from unitctl.failover import DEFAULT_POLICY, FailurePolicy, MovePlan, MoveRecord, appended
@@ -98,7 +99,8 @@ class Engine:
                     await self._follow()
                     continue
                 log.info("engine: leader (machine %s)", self.machine_id)
-                await self._lead(lead)
+                async with driving(self.registry, lead, self.wall):  # rolling updates
+                    await self._lead(lead)
             except ConflictError:
                 log.warning("engine: leadership lost")
             except RegistryError as exc:

@@ -32,6 +32,10 @@ Under the prefix (default ``/unitctl/``)::
     template-status/<name>/<machine>  agent-written, under the machine's lease: that
                                  machine's last render of the template (plan.Status)
     data/<path>                  user data the templates read (confd's keys): raw text
+    rollouts/<name>              a rolling update (unitctl.rollout): written by the client,
+                                 driven by the engine leader (unitctl.engine.rollout)
+    rolloutbodies/<name>/<sha1>  the target and previous bodies of that rollout (kept
+                                 for a revert or an undo after the units let them go)
 """
 
 from __future__ import annotations
@@ -191,6 +195,18 @@ class Keys:
         ``/`` is the data root, ``data/``."""
         tail = path.strip("/")
         return f"{self.prefix}data/{tail}" if tail else f"{self.prefix}data/"
+
+    def rollouts(self) -> str:
+        return f"{self.prefix}rollouts/"
+
+    def rollout(self, name: str) -> str:
+        return f"{self.prefix}rollouts/{name}"
+
+    def rollout_bodies(self, name: str) -> str:
+        return f"{self.prefix}rolloutbodies/{name}/"
+
+    def rollout_body(self, name: str, sha: str) -> str:
+        return f"{self.prefix}rolloutbodies/{name}/{sha}"
 
     def tail(self, key: str, base: str) -> str:
         """Return ``key`` with ``base`` (a prefix built above) removed."""

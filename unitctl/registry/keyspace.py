@@ -48,6 +48,8 @@ class Entity(enum.Enum):
     TEMPLATE = "templates"
     TEMPLATE_STATUS = "template-status"
     DATA = "data"
+    ROLLOUT = "rollouts"
+    ROLLOUT_BODY = "rolloutbodies"
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +161,13 @@ def _data(tail: str) -> KeyRef:
     return KeyRef(Entity.DATA, "/" + tail.strip("/"))
 
 
+def _rollout_body(tail: str) -> KeyRef | None:
+    name, _, sha = tail.partition("/")
+    if not name or not sha or "/" in sha:
+        return None
+    return KeyRef(Entity.ROLLOUT_BODY, name, body=sha)
+
+
 #: first path component -> how the rest of the key reads
 _TAIL_PARSERS: dict[str, Callable[[str], KeyRef | None]] = {
     Entity.UNIT.value: _named(Entity.UNIT), Entity.BODY.value: _named(Entity.BODY),
@@ -172,6 +181,7 @@ _TAIL_PARSERS: dict[str, Callable[[str], KeyRef | None]] = {
     Entity.METADATA.value: _metadata,
     Entity.TEMPLATE.value: _named(Entity.TEMPLATE),
     Entity.TEMPLATE_STATUS.value: _template_status, Entity.DATA.value: _data,
+    Entity.ROLLOUT.value: _named(Entity.ROLLOUT), Entity.ROLLOUT_BODY.value: _rollout_body,
 }
 
 

@@ -31,6 +31,7 @@ from unitctl.registry.leases import KVLeases, Leases
 from unitctl.registry.machines import MachineStore
 from unitctl.registry.poison import InvalidKey
 from unitctl.registry.requests import RequestStore
+from unitctl.registry.rollouts import RolloutStore
 from unitctl.registry.schedules import CommitResult, ScheduleStore
 from unitctl.registry.secret import load_secret
 from unitctl.registry.templates import TemplateStore
@@ -65,6 +66,8 @@ class Registry:
         self.bundles = BundleStore(kv, self.keyspace)
         #: config templates, their per-machine statuses and the data they read
         self.templates = TemplateStore(kv, self.keyspace)
+        #: rolling updates (``unitctl rollout``): records and the bodies they keep
+        self.rollouts = RolloutStore(kv, self.keyspace, self.election)
 
     async def close(self) -> None:
         """Close the connection underneath; the registry is unusable afterwards."""
