@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.integration.apiharness import Api, api_cluster, snapshot
-from unitctl.api import actions, events, fleetv1, reads, streams
+from unitctl.api import actions, dashboard, events, fleetv1, reads, streams
 from unitctl.api.app import make_app
 from unitctl.api.context import ServerContext
 from unitctl.api.reads import openapi_document
@@ -33,8 +33,8 @@ def documented() -> set[tuple[str, str]]:
 
 def test_every_route_is_documented_and_every_documented_route_exists() -> None:
     table = {(r.method, r.path) for r in build(fleetv1.ROUTES, reads.ROUTES, actions.ROUTES,
-                                                streams.ROUTES, events.ROUTES)}
-    app = make_app(ServerContext(Registry(MemoryKV())))
+                                                streams.ROUTES, events.ROUTES, dashboard.ROUTES)}
+    app = make_app(ServerContext(Registry(MemoryKV())), dashboard.ROUTES)  # as `serve` runs it
     served = {(r.method, r.resource.canonical) for r in app.router.routes()
               if r.resource is not None and r.method != "HEAD"}
     assert table == served

@@ -18,6 +18,7 @@ import importlib.resources
 from aiohttp import web
 
 from unitctl.api import scale
+from unitctl.api.errors import ApiError
 from unitctl.api.routes import Route
 
 ASSETS = {"index.html": "text/html", "app.js": "text/javascript", "app.css": "text/css"}
@@ -54,7 +55,7 @@ async def index(request: web.Request) -> web.Response:
 async def static(request: web.Request) -> web.Response:
     name = request.match_info["asset"]
     if name not in ASSETS:
-        raise web.HTTPNotFound(reason=f"no dashboard file {name!r}")
+        raise ApiError(404, f"no dashboard file {name!r}")
     return _file(name)
 
 
