@@ -283,3 +283,33 @@ def test_backoff_delays() -> None:
     b = Backoff(ManualClock(), first=1.0, cap=300.0)
     assert [b.delay(n) for n in (1, 2, 3, 9, 10, 1000)] == [1, 2, 4, 256, 300, 300]
     assert b.next_retry() is None
+
+
+def test_a_retry_falling_due_during_a_run_keeps_its_backoff() -> None:
+    """Seen on real systemd: two units' retries 3 ms apart. A run filtered the later
+    one out (still held), then settled after its time had come and took it for
+    "due with nothing to do", forgetting its failure: its backoff restarted at 1 s."""
+    async def go() -> None:
+        m = await machine()
+        m.fake.fail_always("start", "a.service", REFUSED)
+        m.fake.fail_always("start", "c.service", REFUSED)
+        await m.reconcile(unit("a"))                      # a: retry at +1 s
+        m.clock.now += 0.5
+        await m.reconcile(unit("a"), unit("c"))           # c: retry 0.5 s after a's
+        m.clock.now += 0.9                                # a due, c held for 0.1 s more
+        real_start = m.fake.start
+
+        async def slow_start(name: str, *args: object, **kwargs: object) -> None:
+            m.clock.now += 0.2                            # c falls due during a's start
+            await real_start(name, *args, **kwargs)  # type: ignore[arg-type]
+
+        m.fake.start = slow_start  # type: ignore[method-assign]
+        await m.reconcile(unit("a"), unit("c"))
+        failure = m.executor.backoff.get("c.service")
+        assert failure is not None and failure.attempts == 1, "c's failure was forgotten"
+        m.fake.start = real_start  # type: ignore[method-assign]
+        await m.reconcile(unit("a"), unit("c"))           # c's retry: its second attempt
+        failure = m.executor.backoff.get("c.service")
+        assert failure is not None and failure.attempts == 2
+
+    asyncio.run(go())

@@ -127,10 +127,17 @@ class Executor:
         """Forget every start (after a fence: every unit is to be started again)."""
         self.started.clear()
 
-    def runnable(self, tasks: list[Task]) -> list[Task]:
+    def held(self) -> frozenset[str]:
+        """The units held back now (failed, retry time ahead). A run takes this view
+        once, so its filtering and its settling agree even when a retry falls due
+        while it runs."""
+        return frozenset(n for n in self.backoff.names() if self.backoff.holds(n))
+
+    def runnable(self, tasks: list[Task], held: frozenset[str] | None = None) -> list[Task]:
         """``tasks`` without those of units held back; a daemon-reload only when files
         change (or the last one failed)."""
-        kept = [t for t in tasks if t.type is TaskType.RELOAD or not self.backoff.holds(t.name)]
+        held = self.held() if held is None else held
+        kept = [t for t in tasks if t.type is TaskType.RELOAD or t.name not in held]
         files = self._reload_pending or any(
             t.type in (TaskType.LOAD, TaskType.UNLOAD) for t in kept)
         kept = [t for t in kept if t.type is not TaskType.RELOAD]
@@ -144,7 +151,8 @@ class Executor:
         the same unit's later tasks only (see the module docs).
         """
         await self._forget_changed(desired)
-        todo = self.runnable(tasks)
+        held = self.held()
+        todo = self.runnable(tasks, held)
         self._fresh = await self.reload_skippable(todo)
         loaded = {t.name for t in todo if t.type is TaskType.LOAD}
         blocked: set[str] = set()
@@ -162,7 +170,7 @@ class Executor:
                 blocked |= self._failed(task, exc, desired, loaded - blocked)
                 continue
             log.info("agent: %s %s: %s", task.type.value, task.name or "-", task.reason)
-        await self._settle(todo, desired, blocked)
+        await self._settle(todo, blocked, held)
         return first
 
     def _failed(self, task: Task, exc: UnitctlError, desired: Mapping[str, DesiredUnit],
@@ -181,15 +189,18 @@ class Executor:
             log.error("agent: %s failed: %s", task.type.value, exc)
         return names
 
-    async def _settle(self, done: list[Task], desired: Mapping[str, DesiredUnit],
-                      blocked: set[str]) -> None:
-        """After a run: publish each failure, and clear the failures that are over."""
+    async def _settle(self, done: list[Task], blocked: set[str], held: frozenset[str]) -> None:
+        """After a run: publish each failure, and clear the failures that are over.
+
+        ``held``: the units this run held back; a unit whose retry fell due while
+        the run went on keeps its failure (and its attempt count) for the next run.
+        """
         ran = {t.name for t in done if t.name}
         for name in self.backoff.names():
             if name in blocked:
                 await self._report(name)
-            elif name in ran or not self.backoff.holds(name):
-                # its tasks ran through, or it is due and has nothing left to do
+            elif name in ran or name not in held:
+                # its tasks ran through, or it was due and had nothing left to do
                 self.backoff.succeeded(name)
                 await self._report(name)
 
