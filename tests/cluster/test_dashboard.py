@@ -77,10 +77,15 @@ def _click(page: Any, action: str, unit: str) -> None:
     """Click the visible ``action`` button of ``unit`` (the list's, or the unit page's)."""
     sel = f'button[data-action="{action}"][data-unit="{unit}"]'
 
-    def visible(d: Any) -> Any:
+    def clicked(d: Any) -> bool:
+        # found and clicked in one step: a live update may redraw the button between
+        # two calls (a stale element is retried by ``until``)
         shown = [b for b in d.find_elements(_by().CSS_SELECTOR, sel) if b.is_displayed()]
-        return shown[0] if shown else None
-    until(page, visible, what=f"a visible {action} button").click()
+        if not shown:
+            return False
+        shown[0].click()
+        return True
+    until(page, clicked, what=f"a visible {action} button clicked")
 
 
 def _active_anywhere(c: Cluster, unit: str) -> set[str]:
