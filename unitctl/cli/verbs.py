@@ -70,6 +70,8 @@ VERBS: Mapping[str, Verb] = {
                       "last render (ok, check failed ...)."),
     "data": Verb("templates", "data",
                  "Set, get, list and remove the data keys templates read (<prefix>data/...)."),
+    "resolve": Verb("resolve", "resolve", "Print where a service answers: machine address "
+                    "and allocated host ports."),
     "generate": Verb("generate", "generate",
                      "Generate fleet service units running a container via docker-run."),
 }

@@ -33,6 +33,7 @@ from unitctl.registry.poison import InvalidKey
 from unitctl.registry.requests import RequestStore
 from unitctl.registry.schedules import CommitResult, ScheduleStore
 from unitctl.registry.secret import load_secret
+from unitctl.registry.services import ServiceStore
 from unitctl.registry.templates import TemplateStore
 from unitctl.registry.tokens import TokenStore
 from unitctl.registry.units import UnitsRead, UnitStore
@@ -65,6 +66,8 @@ class Registry:
         self.bundles = BundleStore(kv, self.keyspace)
         #: config templates, their per-machine statuses and the data they read
         self.templates = TemplateStore(kv, self.keyspace)
+        #: service records (``services/``), published by the agents
+        self.services = ServiceStore(kv, self.keyspace)
 
     async def close(self) -> None:
         """Close the connection underneath; the registry is unusable afterwards."""
