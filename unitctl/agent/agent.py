@@ -42,6 +42,7 @@ from unitctl.loop import checkpoint, raise_if_ended, wake_or_timeout, watch_wake
 from unitctl.model import Machine, ScheduleEntry
 from unitctl.registry.failures import failure_store
 from unitctl.registry.registry import Registry
+from unitctl.registry.services import ServiceRecord
 from unitctl.unitfile import UnitFile
 from unitctl.xfleet import requirements
 
@@ -110,9 +111,7 @@ class Agent:
         self.health = UnitHealth(failure_store(registry), units,
                                  machine.id, prober or RealProber(), self._health_report)
         self.services = ServicePublisher(registry.services, machine, lambda: self.session.lease,
-                                         lambda: wanted_records(self.machine, self.schedule,
-                                                                self.health.last,
-                                                                self.health.health))
+                                         self._wanted_records)
         self.executor = Executor(units, self.publisher, self.backoff)
         self.executor.ignore_requirements = self.dependencies.ignore_requirements
         self.fencer = Fence(registry, units, self.executor, self.session, self.opts.peer_port,
@@ -207,6 +206,9 @@ class Agent:
         self.publisher.report(name, state)
         self.unit_states[name] = state
         self.services.poke()
+
+    def _wanted_records(self) -> dict[str, ServiceRecord]:
+        return wanted_records(self.machine, self.schedule, self.health.last, self.health.health)
 
     def _health_report(self, name: str, state: SystemdState) -> None:
         """A health check changed: the state (with its health) and the service record."""
