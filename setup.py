@@ -28,6 +28,8 @@ setup(
         "PyYAML==6.0.3",
         # the agent's /metrics (Prometheus exposition format and registry)
         "prometheus_client==0.26.0",
+        # the agent's DNS server for the cluster domain (wire format, no hand parsing)
+        "dnspython==2.8.0",
     ],
     extras_require={
         # the API server (unitctl serve); the agent and the CLI do not need it

@@ -45,8 +45,12 @@ DEFAULTS: dict[str, str] = {
     "port_range": f"{DEFAULT_PORT_RANGE[0]}-{DEFAULT_PORT_RANGE[1]}",
     "metrics_address": "127.0.0.1:9479",
     "template_dirs": "",
+    "dns_address": "127.0.0.2:53",
+    "dns_domain": "unitctl",
 }
 
+_LABEL = r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?"
+_DOMAIN = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
@@ -127,6 +131,10 @@ class AgentConfig:
     #: where /metrics is served (host, port), or None: off
     metrics_address: tuple[str, int] | None = ("127.0.0.1", 9479)
     template_dirs: tuple[str, ...] = ()
+    #: where the cluster domain's DNS is served (host, port), or None: off
+    dns_address: tuple[str, int] | None = ("127.0.0.2", 53)
+    #: the cluster domain, lower case, without the trailing dot
+    dns_domain: str = "unitctl"
     sources: Mapping[str, str] = field(default_factory=dict)
     #: thousandths of a CPU kept back from units (``reserved_cpu``, in CPUs)
     reserved_cpu_milli: int = 0
@@ -207,7 +215,18 @@ def _validate(raw: dict[str, str], sources: dict[str, str]) -> AgentConfig:
         disable_engine=parse_bool(raw["disable_engine"], where("disable_engine")),
         verbosity=verbosity,
         metrics_address=parse_address(raw["metrics_address"], where("metrics_address")),
-        template_dirs=template_dirs, sources=sources, **_resource_options(raw, where))
+        template_dirs=template_dirs, sources=sources, **_resource_options(raw, where),
+        **_dns_options(raw, where))
+
+
+def _dns_options(raw: Mapping[str, str], where: Callable[[str], str]) -> dict[str, Any]:
+    """``dns_address`` (``off`` disables) and ``dns_domain`` (DNS labels), validated."""
+    domain = raw["dns_domain"].strip().strip(".").lower()
+    if not _DOMAIN.match(domain):
+        raise ConfigError(f"{where('dns_domain')}: {raw['dns_domain']!r} is not a DNS domain "
+                          f"such as unitctl or cluster.example")
+    return {"dns_address": parse_address(raw["dns_address"], where("dns_address")),
+            "dns_domain": domain}
 
 
 def _resource_options(raw: Mapping[str, str], where: Callable[[str], str]

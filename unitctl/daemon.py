@@ -27,6 +27,8 @@ import click
 from unitctl import __version__
 from unitctl.agent.agent import Agent
 from unitctl.agent.commands import ProcessCommands
+from unitctl.agent.dns import serving as dns_serving
+from unitctl.agent.dnszone import parse_domain
 from unitctl.agent.engine_runner import EngineFactory
 from unitctl.agent.measure import measure
 from unitctl.agent.options import AgentOptions
@@ -175,6 +177,16 @@ async def metrics(cfg: AgentConfig, agent: Agent) -> AsyncIterator[None]:
         catalog.unregister(collector)
 
 
+@contextlib.asynccontextmanager
+async def service_dns(cfg: AgentConfig, registry: Registry) -> AsyncIterator[None]:
+    """Answer DNS for ``dns_domain`` on ``dns_address`` (nothing when it is off)."""
+    if cfg.dns_address is None:
+        yield
+        return
+    async with dns_serving(registry, parse_domain(cfg.dns_domain), cfg.dns_address):
+        yield
+
+
 async def run_agent(cfg: AgentConfig) -> None:
     """Compose registry, systemd, agent and engine; run until a signal stops the agent."""
     notify = make_notifier()
@@ -191,7 +203,7 @@ async def run_agent(cfg: AgentConfig) -> None:
     helpers = [asyncio.create_task(watchdog(notify)),
                asyncio.create_task(announce_ready(agent, notify))]
     try:
-        async with metrics(cfg, agent):
+        async with metrics(cfg, agent), service_dns(cfg, registry):
             await agent.run(stop)
     finally:
         notify("STOPPING=1" if agent.leave_on_stop else "RELOADING=1")
@@ -206,7 +218,8 @@ async def run_agent(cfg: AgentConfig) -> None:
 FLAGS = ["etcd_servers", "etcd_key_prefix", "etcd_cafile", "etcd_certfile", "etcd_keyfile",
          "etcd_username", "etcd_password", "public_ip", "metadata", "agent_ttl",
          "units_directory", "peer_port", "stop_budget", "disable_engine", "verbosity",
-         "reserved_cpu", "reserved_memory", "port_range", "metrics_address", "template_dirs"]
+         "reserved_cpu", "reserved_memory", "port_range", "metrics_address", "template_dirs",
+         "dns_address", "dns_domain"]
 
 
 def _options(f: Callable[..., None]) -> Callable[..., None]:

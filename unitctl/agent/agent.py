@@ -23,6 +23,7 @@ Tasks running side by side (one ``asyncio.TaskGroup``):
 * **responder** (:mod:`.responder`) — answer ``status``, ``journal`` and
   ``restart`` requests to this machine, when the composition root gave it a
   :class:`~.commands.Commands` to run them with;
+* **services** (:mod:`.services`) — this machine's service records, under the lease;
 * **templates** (:mod:`.templates`) — render config templates from etcd, when
   ``template_dirs`` is set and the composition root gave a :class:`~.template_host.TemplateHost`.
 """
@@ -41,6 +42,7 @@ from unitctl.loop import checkpoint, raise_if_ended, wake_or_timeout, watch_wake
 from unitctl.model import Machine, ScheduleEntry
 from unitctl.registry.failures import failure_store
 from unitctl.registry.registry import Registry
+from unitctl.registry.services import ServiceRecord
 from unitctl.unitfile import UnitFile
 from unitctl.xfleet import requirements
 
@@ -56,6 +58,7 @@ from .probes import Prober, RealProber
 from .publisher import StatePublisher
 from .reconcile import DesiredUnit, accept, compute_tasks
 from .responder import Responder
+from .services import ServicePublisher, wanted_records
 from .session import Session
 from .stopping import stop_all
 from .tasks import Task
@@ -106,7 +109,9 @@ class Agent:
                                         self.backoff.get, self.dependencies.waiting,
                                         lambda name: self.health.health(name))
         self.health = UnitHealth(failure_store(registry), units,
-                                 machine.id, prober or RealProber(), self.publisher.report)
+                                 machine.id, prober or RealProber(), self._health_report)
+        self.services = ServicePublisher(registry.services, machine, lambda: self.session.lease,
+                                         self._wanted_records)
         self.executor = Executor(units, self.publisher, self.backoff)
         self.executor.ignore_requirements = self.dependencies.ignore_requirements
         self.fencer = Fence(registry, units, self.executor, self.session, self.opts.peer_port,
@@ -179,6 +184,7 @@ class Agent:
                 tasks = [tg.create_task(job) for job in (
                     self.session.run(), self._schedule_loop(), self.fencer.run(),
                     self.fencer.watch_peers(), self.publisher.run(), self.health.run(),
+                    self.services.run(),
                     *([self.responder.run()] if self.responder else []),
                     *([self.templates.run()] if self.templates else []))]
                 await stop.wait()
@@ -199,6 +205,15 @@ class Agent:
         self.health.on_state(name, state)
         self.publisher.report(name, state)
         self.unit_states[name] = state
+        self.services.poke()
+
+    def _wanted_records(self) -> dict[str, ServiceRecord]:
+        return wanted_records(self.machine, self.schedule, self.health.last, self.health.health)
+
+    def _health_report(self, name: str, state: SystemdState) -> None:
+        """A health check changed: the state (with its health) and the service record."""
+        self.publisher.report(name, state)
+        self.services.poke()
 
     @contextlib.asynccontextmanager
     async def _peer_server(self) -> AsyncIterator[None]:
@@ -260,6 +275,7 @@ class Agent:
 
     async def _registered(self, lease: int) -> None:
         await self.publisher.report_all()
+        self.services.poke()
         self.engines.restart(lease)
         self._wake.set()
         if self.templates is not None:
@@ -301,6 +317,7 @@ class Agent:
         entries, rev = await self.registry.get_schedule(self.machine.id)
         self.session.contact()
         self.schedule = entries
+        self.services.poke()
         if self.templates is not None:
             self.templates.schedule_changed(entries)
         # keep only the bodies the current schedule names (the cache never outgrows it)

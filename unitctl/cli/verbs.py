@@ -72,6 +72,8 @@ VERBS: Mapping[str, Verb] = {
                  "Set, get, list and remove the data keys templates read (<prefix>data/...)."),
     "rollout": Verb("rollout", "rollout", "Replace the instances of a template (or units) with "
                     "a new body, one batch at a time."),
+    "resolve": Verb("resolve", "resolve", "Print where a service answers: machine address "
+                    "and allocated host ports."),
     "generate": Verb("generate", "generate",
                      "Generate fleet service units running a container via docker-run."),
 }

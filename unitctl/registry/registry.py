@@ -34,6 +34,7 @@ from unitctl.registry.requests import RequestStore
 from unitctl.registry.rollouts import RolloutStore
 from unitctl.registry.schedules import CommitResult, ScheduleStore
 from unitctl.registry.secret import load_secret
+from unitctl.registry.services import ServiceStore
 from unitctl.registry.templates import TemplateStore
 from unitctl.registry.tokens import TokenStore
 from unitctl.registry.units import UnitsRead, UnitStore
@@ -68,6 +69,8 @@ class Registry:
         self.templates = TemplateStore(kv, self.keyspace)
         #: rolling updates (``unitctl rollout``): records and the bodies they keep
         self.rollouts = RolloutStore(kv, self.keyspace, self.election)
+        #: service records (``services/``), published by the agents
+        self.services = ServiceStore(kv, self.keyspace)
 
     async def close(self) -> None:
         """Close the connection underneath; the registry is unusable afterwards."""
