@@ -228,7 +228,10 @@ def test_drift_image_retagged_is_recreated(name: str) -> None:
 def test_exit_code_propagates(name: str) -> None:
     proc = docker_run("--name", name, IMAGE, "sh", "-c", "exit 7")
     assert proc.returncode == 7, proc.stderr
-    assert proc.stderr == ""
+    # no error and no traceback; the one line a run may print is READY, when docker-run
+    # saw the container running before it exited (a race with a container this short)
+    assert all(line.endswith("is running: READY") for line in proc.stderr.splitlines()), \
+        proc.stderr
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
