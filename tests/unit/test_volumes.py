@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from unitctl.agent.volumes import LocalVolumes
 from unitctl.errors import InvalidOptionsError, UnitctlError
 from unitctl.model import DesiredState, Machine, Requirements
-from unitctl.registry.keyspace import Keyspace
 from unitctl.registry.keys import Keys
+from unitctl.registry.keyspace import Keyspace
 from unitctl.registry.memory import MemoryKV
 from unitctl.registry.volumes import VolumeStore
 from unitctl.scheduler import Action, ClusterSnapshot, UnitInfo, schedule
@@ -152,5 +152,5 @@ def test_agent_makes_records_and_reuses_a_volume(tmp_path: Path) -> None:
 def test_agent_refuses_a_bad_volume(tmp_path: Path) -> None:
     store = VolumeStore(MemoryKV(), Keyspace(Keys("/unitctl/")))
     sink = LocalVolumes(store, M1, root=str(tmp_path / "vol"), unit_root=str(tmp_path / "run"))
-    with pytest.raises(UnitctlError, match="db.service: Volume="):
+    with pytest.raises(UnitctlError, match=r"db\.service: Volume="):
         asyncio.run(sink.prepare("db.service", BODY.replace("pg:1G:/data", "pg:1G")))
