@@ -64,7 +64,6 @@ OPTIONS: tuple[str, ...] = (
     "MachineMetadata",
     "MachineOf",
     "Replaces",
-    "Volume",
 )
 
 #: Deprecated (fleet < 0.8) option names -> the modern option they feed.
@@ -287,7 +286,8 @@ def _option_warnings(unit: UnitFile) -> list[str]:
     seen: set[str] = set()
     for entry in unit.options:
         key = entry.name
-        if entry.section != SECTION or key in seen or key in OPTIONS or key in RESOURCE_OPTIONS:
+        if entry.section != SECTION or key in seen or key in OPTIONS \
+                or key in RESOURCE_OPTIONS or key == VOLUME_OPTION:
             continue
         seen.add(key)
         if key in LEGACY:
