@@ -77,8 +77,8 @@ def test_volume_keeps_its_data_across_restart_and_its_unit_waits_for_its_machine
     wait(lambda: [r["machine"] for r in volumes(cluster)] == [cluster.machine_id(moved)],
          timeout=20, what="the volume recorded on its new machine")
     assert name_of(cluster, str(volumes(cluster)[0]["machine"])) == moved
-    assert len(lines(cluster, moved)) == 1  # a new volume: the old data stayed behind
-    cluster.boot(host)
+    # a new volume: the old data stayed behind
+    wait(lambda: len(lines(cluster, moved)) == 1, timeout=10, what="one line in the new volume")
     unitctl(cluster, "destroy", "notes.service", timeout=60)
     unitctl(cluster, "volume", "rm", "notes")
     missing = unitctl(cluster, "volume", "rm", "notes", check=False)
