@@ -34,6 +34,7 @@ from unitctl.agent.measure import measure
 from unitctl.agent.options import AgentOptions
 from unitctl.agent.portenv import PortDropins
 from unitctl.agent.template_host import LocalHost
+from unitctl.agent.volumes import LocalVolumes
 from unitctl.config import DEFAULT_CONFIG_FILE, AgentConfig, load_config
 from unitctl.engine.engine import Engine
 from unitctl.errors import RegistryError, UnitctlError, report
@@ -198,6 +199,7 @@ async def run_agent(cfg: AgentConfig) -> None:
                   notify=notify, engine=engine_factory(registry, machine.id, opts),
                   commands=ProcessCommands(), template_host=LocalHost())
     agent.executor.port_dropins = PortDropins()
+    agent.executor.volumes = LocalVolumes(registry.volumes, machine.id)
     stop = asyncio.Event()
     handle_signals(agent, stop)
     helpers = [asyncio.create_task(watchdog(notify)),

@@ -35,6 +35,8 @@ from unitctl.resources import OPTIONS as RESOURCE_OPTIONS
 from unitctl.resources import problems as resource_problems
 from unitctl.specifiers import expand, instance_dependent, machine_specifiers
 from unitctl.unitfile import UnitFile
+from unitctl.volumes import OPTION as VOLUME_OPTION
+from unitctl.volumes import problems as volume_problems
 
 __all__ = [
     "LEGACY",
@@ -200,7 +202,8 @@ def validate(name: str, unit: UnitFile) -> list[str]:
     req = requirements(name, unit)
     problems = [*_combination_problems(req), *_specifier_problems(unit),
                 *_value_problems(name, unit, req), *_machine_of_problems(name, unit),
-                *resource_problems(name, unit)]
+                *resource_problems(name, unit),
+                *volume_problems(option_values(name, unit, VOLUME_OPTION))]
     if problems:
         raise InvalidOptionsError(f"{name}: " + "; ".join(problems))
     return _option_warnings(unit)
@@ -283,7 +286,8 @@ def _option_warnings(unit: UnitFile) -> list[str]:
     seen: set[str] = set()
     for entry in unit.options:
         key = entry.name
-        if entry.section != SECTION or key in seen or key in OPTIONS or key in RESOURCE_OPTIONS:
+        if entry.section != SECTION or key in seen or key in OPTIONS \
+                or key in RESOURCE_OPTIONS or key == VOLUME_OPTION:
             continue
         seen.add(key)
         if key in LEGACY:

@@ -81,6 +81,19 @@ class PortsSink(Protocol):
         ...
 
 
+class VolumesSink(Protocol):
+    """Where a unit's local volumes are made and bound in
+    (:class:`~unitctl.agent.volumes.LocalVolumes`)."""
+
+    async def prepare(self, name: str, text: str) -> None:
+        """Make the volumes unit ``name`` (file ``text``) asks for and bind them in."""
+        ...
+
+    def remove(self, name: str) -> None:
+        """Take the unit's volumes drop-in away (the volumes themselves stay)."""
+        ...
+
+
 class NoSink:
     """A :class:`StateSink` that reports nowhere (the simulator)."""
 
@@ -107,6 +120,8 @@ class Executor:
         self._reload_pending = False
         #: Where a unit's allocated host ports go (None: nowhere, as in the simulator).
         self.port_dropins: PortsSink | None = None
+        #: Where a unit's local volumes are made (None: nowhere, as in the simulator).
+        self.volumes: VolumesSink | None = None
         #: The names of this run's LOADs when its daemon-reload may be skipped.
         self._fresh: frozenset[str] = frozenset()
 
@@ -232,9 +247,13 @@ class Executor:
             self._forget(name)
             await self.units.unload(name)
             self._ports_dropin(name, ())
+            if self.volumes is not None:
+                self.volumes.remove(name)
             self.sink.drop(name)
         elif task.type is TaskType.LOAD:
             self._ports_dropin(name, desired[name].ports)
+            if self.volumes is not None:
+                await self.volumes.prepare(name, bodies[desired[name].hash])
             await self._load(name, bodies[desired[name].hash])
         elif task.type is TaskType.RELOAD:
             fresh, self._fresh = self._fresh, frozenset()

@@ -32,6 +32,7 @@ from unitctl.registry.keyspace import Entity, Record
 from unitctl.registry.kv import Event, EventKind, KeyValue
 from unitctl.registry.poison import InvalidKey
 from unitctl.registry.registry import Registry
+from unitctl.volumes import VolumeRecord
 
 #: entities whose change calls for an engine round
 ROUND_ENTITIES = (Entity.UNIT, Entity.MACHINE, Entity.METADATA)
@@ -49,7 +50,8 @@ async def read_view(registry: Registry) -> EngineView:
     return frozen(EngineView(read.revision, read.units, read.revs, placements, placement_revs,
                              await registry.list_schedules(), machines,
                              await registry.list_explanations(),
-                             await failures.all_failures(), await failures.all_moves()),
+                             await failures.all_failures(), await failures.all_moves(),
+                             await registry.volumes.all()),
                   set(read.invalid))
 
 
@@ -63,7 +65,7 @@ def frozen(view: EngineView, invalid_units: set[str]) -> EngineView:
         {u: r for u, r in view.placement_revs.items() if u not in invalid_units},
         {m: {u: e for u, e in entries.items() if u not in invalid_units}
          for m, entries in view.schedules.items()},
-        view.machines, view.explanations, view.failures, view.moves)
+        view.machines, view.explanations, view.failures, view.moves, view.volumes)
 
 
 class Mirror:
@@ -82,6 +84,8 @@ class Mirror:
         #: the failure policy's keys (failures/, moves/), applied as they change
         self.failures: dict[str, dict[str, FailureRecord]] = {}
         self.moves: dict[str, tuple[MoveRecord, ...]] = {}
+        #: the volume records (volumes/), applied as they change
+        self.volumes: dict[str, VolumeRecord] = {}
         self._failure_keys = FailureKeys(registry.keys.prefix)
         #: metadata set through the API: machine -> key -> value
         self.metadata: dict[str, dict[str, str]] = {}
@@ -123,6 +127,7 @@ class Mirror:
             self._read_rev[entity] = rev
         store = failure_store(self.registry)
         self.failures, self.moves = await store.all_failures(), dict(await store.all_moves())
+        self.volumes = await self.registry.volumes.all()
         self.revision = max(self._read_rev.values())
         events = self._follow(min(self._read_rev.values()) + 1)
         self._watch = await self._stack.enter_async_context(watch_wakes(events, self._changed))
@@ -142,7 +147,7 @@ class Mirror:
         try:
             async for batch in self.registry.watch(self.registry.keys.prefix, rev):
                 for ev in batch:
-                    if self._failure_event(ev):
+                    if self._failure_event(ev) or self._volume_event(ev):
                         self.trigger.set()
                         continue
                     try:
@@ -233,8 +238,24 @@ class Mirror:
                                  {m: dict(e) for m, e in self.schedules.items()},
                                  self._machines(), dict(self.explanations),
                                  {u: dict(r) for u, r in self.failures.items()},
-                                 dict(self.moves)),
+                                 dict(self.moves), dict(self.volumes)),
                       set(self.invalid_units))
+
+    def _volume_event(self, ev: Event) -> bool:
+        """Apply a change of a ``volumes/`` key; True when it was one (a value that
+        does not decode counts as absent)."""
+        store = self.registry.volumes
+        name = store.name_of(ev.key)
+        if name is None:
+            return False
+        got = None
+        if ev.kind is not EventKind.DELETE:
+            got = store.records([KeyValue(ev.key, ev.value, 0, ev.mod_rev, 0)]).get(name)
+        if got is None:
+            self.volumes.pop(name, None)
+        else:
+            self.volumes[name] = got
+        return True
 
     def _machines(self) -> dict[str, Machine]:
         """The machines, each with the API-set metadata laid over its own."""

@@ -16,6 +16,7 @@ from unitctl.failover import FailurePolicy, MovePlan, plan_moves
 from unitctl.model import DesiredState, Requirements, ScheduleEntry, UnitRecord
 from unitctl.names import is_template
 from unitctl.scheduler import ClusterSnapshot, Plan, UnitInfo
+from unitctl.volumes import pins
 
 #: Reason recorded for a unit whose stored body cannot be used.
 BAD_BODY = "the stored unit file is missing or invalid: {error}"
@@ -35,7 +36,8 @@ def build_snapshot(view: EngineView, reqs: Mapping[str, Requirements],
     avoid = {u: m for u, m in moves.avoid.items() if u in units} if moves else {}
     leave = {u: m for u, m in moves.leave.items() if u in units} if moves else {}
     return ClusterSnapshot(machines=dict(view.machines), units=units, placements=placements,
-                           avoid=avoid, leave=leave, allocations=allocations_of(view))
+                           avoid=avoid, leave=leave, allocations=allocations_of(view),
+                           volume_pins=pins(view.volumes))
 
 
 def failure_moves(view: EngineView, reqs: Mapping[str, Requirements],

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from unitctl.failover import FailureRecord, MoveRecord
 from unitctl.model import Machine, ScheduleEntry, UnitRecord
+from unitctl.volumes import VolumeRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,8 @@ class EngineView:
     failures: Mapping[str, Mapping[str, FailureRecord]] = field(default_factory=dict)
     #: unit -> its moves off failing machines, oldest first
     moves: Mapping[str, tuple[MoveRecord, ...]] = field(default_factory=dict)
+    #: volume name -> where it lives (:mod:`unitctl.volumes`): its unit sticks there
+    volumes: Mapping[str, VolumeRecord] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ from unitctl.registry.services import ServiceStore
 from unitctl.registry.templates import TemplateStore
 from unitctl.registry.tokens import TokenStore
 from unitctl.registry.units import UnitsRead, UnitStore
+from unitctl.registry.volumes import VolumeStore
 
 __all__ = ["CommitResult", "InvalidKey", "Leadership", "Registry", "UnitsRead"]
 
@@ -71,6 +72,8 @@ class Registry:
         self.rollouts = RolloutStore(kv, self.keyspace, self.election)
         #: service records (``services/``), published by the agents
         self.services = ServiceStore(kv, self.keyspace)
+        #: local volumes (``volumes/``): where each lives, created by the agents
+        self.volumes = VolumeStore(kv, self.keyspace)
 
     async def close(self) -> None:
         """Close the connection underneath; the registry is unusable afterwards."""

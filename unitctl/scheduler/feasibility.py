@@ -35,6 +35,14 @@ def check_machine_id(unit: UnitInfo, machine: Machine, state: WorkingState) -> s
     return PlacementReason.MACHINE_ID.render(machine_id=wanted)
 
 
+def check_volume(unit: UnitInfo, machine: Machine, state: WorkingState) -> str | None:
+    """A unit whose local volume is recorded runs only where that volume lives."""
+    pin = state.volume_pins.get(unit.name)
+    if pin is None or pin[0] == machine.id:
+        return None
+    return PlacementReason.VOLUME.render(machine=pin[0], volume=pin[1])
+
+
 def check_metadata(unit: UnitInfo, machine: Machine, state: WorkingState) -> str | None:
     """MachineMetadata: the machine has every key (AND) with one of its values (OR)."""
     required = unit.req.metadata
@@ -175,6 +183,7 @@ def check_room(unit: UnitInfo, machine: Machine, state: WorkingState) -> str | N
 #: never placed where its evictions would drag its own peers along.
 PLACEMENT_CHECKS: tuple[Check, ...] = (
     check_replace_cycle,
+    check_volume,
     check_machine_id,
     check_metadata,
     check_machine_of,

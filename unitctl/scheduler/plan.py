@@ -45,6 +45,8 @@ class PlacementReason(enum.StrEnum):
     # -- why a machine cannot take a unit (values of Plan.unplaceable)
     NO_MACHINES = "no machines in the cluster"
     MACHINE_ID = "MachineID={machine_id} is another machine"
+    VOLUME = ("waits for machine {machine}: its volume {volume} lives there "
+              "(data stays behind)")
     METADATA = "metadata {required} required, machine has {actual}"
     MACHINE_OF = "MachineOf peer {unit} is not scheduled here (it is on {where})"
     PEER_UNPLACED = "MachineOf peer {unit} is not placed anywhere"

@@ -16,6 +16,7 @@ from unitctl.scheduler.feasibility import (
     check_metadata,
     check_replace_cycle,
     check_room,
+    check_volume,
     conflicting,
     describe_conflict,
     describe_replace,
@@ -125,8 +126,8 @@ class Round:
             return held
         if self.snapshot.leave.get(name) == machine_id:
             return PlacementReason.FAILING.render(detail="failure policy")
-        broken = check_machine_id(unit, machine, self.state) or check_metadata(
-            unit, machine, self.state)
+        broken = check_volume(unit, machine, self.state) or check_machine_id(
+            unit, machine, self.state) or check_metadata(unit, machine, self.state)
         if broken:
             return PlacementReason.RULES_BROKEN.render(detail=broken)
         room = check_room(unit, machine, self.state)  # global units and earlier names first
@@ -284,6 +285,9 @@ class Round:
 
     def _shortlist(self, unit: UnitInfo) -> list[str] | None:
         """Return the only machines that can pass MachineID/MachineOf, or None for all."""
+        pin = self.state.volume_pins.get(unit.name)
+        if pin is not None:
+            return [pin[0]] if pin[0] in self.state.machines else []
         if unit.req.machine_id is not None:
             return self.state.machines_with_id(unit.req.machine_id)
         for peer in unit.req.machine_of:

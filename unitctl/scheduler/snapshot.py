@@ -60,6 +60,9 @@ class ClusterSnapshot:
     avoid: Mapping[str, frozenset[str]] = field(default_factory=dict)
     leave: Mapping[str, str] = field(default_factory=dict)
     allocations: Allocations = field(default_factory=dict)
+    #: unit -> (machine, volume): the machine its local volume lives on, the only
+    #: machine it may run on (:func:`unitctl.volumes.pins`)
+    volume_pins: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 _EMPTY: frozenset[str] = frozenset()
@@ -221,6 +224,8 @@ class WorkingState:
         self.moves: dict[str, int] = {}
         #: CPU, memory and host ports per machine (:mod:`.capacity`)
         self.ledger = Ledger(self.machines, snapshot.allocations)
+        #: unit -> (machine, volume) it is pinned to by a local volume
+        self.volume_pins = snapshot.volume_pins
 
     def load(self, machine: str) -> int:
         """Return the unit count of a machine: placed non-global units + global units."""
