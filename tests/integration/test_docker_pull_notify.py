@@ -201,9 +201,15 @@ def test_exit_code_passes_through_without_ready(name: str, notify: NotifySocket)
     proc = spawn(notify, "--name", name, IMAGE, "sh", "-c", "exit 7")
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 7, stderr
+    # a container this short may or may not be seen running before it exits (seen in CI):
+    # READY is sent exactly when docker-run saw it running, and says so on stderr
+    announced = "is running: READY" in stderr
     notify.sock.settimeout(0.5)  # docker-run has exited: anything it sent is queued already
-    with pytest.raises(TimeoutError):
+    if announced:
         notify.until("READY=1")
+    else:
+        with pytest.raises(TimeoutError):
+            notify.until("READY=1")
 
 
 # --------------------------------------------------------------------------- ephemeral
