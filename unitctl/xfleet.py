@@ -28,6 +28,7 @@ from collections.abc import Collection, Mapping
 
 from unitctl.errors import InvalidOptionsError, InvalidUnitNameError
 from unitctl.glob import compile_glob, matches_glob
+from unitctl.graphs import shortest_cycle
 from unitctl.metadata import format_metadata, parse_metadata
 from unitctl.model import Requirements
 from unitctl.names import is_template, validate_name
@@ -350,28 +351,8 @@ def replace_cycle(units: Mapping[str, Requirements],
     names = sorted(n for n, req in units.items() if not req.is_global)
     graph = {n: _replace_targets(n, units[n], names) for n in names}
     for start in sorted(set(new) & set(names)):
-        path = _path_back(graph, start)
+        path = shortest_cycle(graph, start)
         if path is not None:
             return [(unit, next(p for p in units[unit].replaces if matches_glob(p, nxt)))
                     for unit, nxt in itertools.pairwise(path)]
-    return None
-
-
-def _path_back(graph: Mapping[str, list[str]], start: str) -> list[str] | None:
-    """Breadth-first: the shortest path ``start -> ... -> start``, or None."""
-    parent: dict[str, str] = {}
-    frontier = [start]
-    while frontier:
-        following: list[str] = []
-        for node in frontier:
-            for nxt in graph[node]:
-                if nxt == start:
-                    path = [node]
-                    while path[-1] != start:
-                        path.append(parent[path[-1]])
-                    return [*reversed(path), start]
-                if nxt not in parent:
-                    parent[nxt] = node
-                    following.append(nxt)
-        frontier = following
     return None

@@ -20,6 +20,7 @@ PKG = ROOT / "unitctl"
 PURE = [
     "unitctl.unitfile", "unitctl.names", "unitctl.xfleet", "unitctl.specifiers", "unitctl.glob",
     "unitctl.metadata", "unitctl.channel", "unitctl.cli.verbs", "unitctl.resources",
+    "unitctl.graphs",
     "unitctl.ports", "unitctl.volumes", "unitctl.scheduler.capacity", "unitctl.agent.dnszone",
     "unitctl.model", "unitctl.errors", "unitctl.scheduler", "unitctl.scheduler.round",
     "unitctl.agent.reconcile", "unitctl.agent.tasks", "unitctl.agent.fencing",

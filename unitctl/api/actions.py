@@ -198,18 +198,6 @@ async def plan_destroy(c: Client, ask: Ask) -> Job:
     return job
 
 
-async def _restart_one(c: Client, snap: Snapshot, rec: UnitRecord, attempts: int) -> None:
-    """The CLI's: stop (when it runs or should) then start one non-global unit."""
-    name = rec.name
-    if snap.current(name) is DesiredState.LAUNCHED or rec.desired is DesiredState.LAUNCHED:
-        since = await c.set_states([rec], DesiredState.LOADED)
-        await c.wait_for([name], c.reached(DesiredState.LOADED, since), attempts,
-                         what="report state loaded")
-    since = await c.set_states([rec], DesiredState.LAUNCHED)
-    await c.wait_for([name], c.reached(DesiredState.LAUNCHED, since), attempts,
-                     what="report state launched")
-
-
 async def _restart_global(c: Client, snap: Snapshot, name: str, timeout: float) -> bool:
     machines = sorted(snap.states.get(name, {}))
     if not machines:
@@ -236,7 +224,7 @@ def _restart(agent_timeout: float) -> Plan:
 
         async def job(c: Client) -> int:
             for name in local:
-                await _restart_one(c, snap, by_name[name], ask.block_attempts)
+                await c.restart(snap, by_name[name], ask.block_attempts)
             failed = [name for name in glob
                       if not await _restart_global(c, snap, name, agent_timeout)]
             if failed:

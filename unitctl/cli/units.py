@@ -258,7 +258,7 @@ def restart(sess: Session, units: tuple[str, ...], block_attempts: int, use_ssh:
             check(snap, name)
         by_name = {rec.name: rec for rec in records}
         for name in local:
-            await _restart_one(c, snap, by_name[name], block_attempts)
+            await c.restart(snap, by_name[name], block_attempts)
         if ssh:
             return [(name, restart_global_argvs(sess, snap, name, ssh_port)) for name in glob]
         failed = [name for name in glob
@@ -296,20 +296,6 @@ async def restart_global(c: Client, snap: Snapshot, name: str, agent_timeout: fl
         else:
             click.echo(f"Failed to restart global unit {name} on {machine}: {why}", err=True)
     return all(why is None for why in results)
-
-
-async def _restart_one(c: Client, snap: Snapshot, rec: UnitRecord, block_attempts: int) -> None:
-    """Stop (when it runs or should) then start one non-global unit, waiting for each."""
-    name = rec.name
-    # fleet stops only a launched unit; a unit that should run but does not
-    # (failed) is stopped too, else setting "launched" again would do nothing
-    if snap.current(name) is DesiredState.LAUNCHED or rec.desired is DesiredState.LAUNCHED:
-        since = await c.set_states([rec], DesiredState.LOADED)
-        await c.wait_for([name], c.reached(DesiredState.LOADED, since), block_attempts,
-                         what="report state loaded")
-    since = await c.set_states([rec], DesiredState.LAUNCHED)
-    await c.wait_for([name], c.reached(DesiredState.LAUNCHED, since), block_attempts,
-                     what="report state launched")
 
 
 def restart_global_argvs(sess: Session, snap: Snapshot, name: str,

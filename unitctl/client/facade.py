@@ -148,6 +148,21 @@ class Client:
         """Where a unit is placed, or why it cannot be."""
         return await views.explain(self.registry, self.bodies, name)
 
+    async def restart(self, snap: Snapshot, rec: UnitRecord, attempts: int) -> None:
+        """Stop (when it runs or should) then start one non-global unit, waiting for each.
+
+        fleet stops only a launched unit; a unit that should run but does not
+        (failed) is stopped too, else setting "launched" again would do nothing.
+        """
+        name = rec.name
+        if snap.current(name) is DesiredState.LAUNCHED or rec.desired is DesiredState.LAUNCHED:
+            since = await self.set_states([rec], DesiredState.LOADED)
+            await self.wait_for([name], self.reached(DesiredState.LOADED, since), attempts,
+                                what="report state loaded")
+        since = await self.set_states([rec], DesiredState.LAUNCHED)
+        await self.wait_for([name], self.reached(DesiredState.LAUNCHED, since), attempts,
+                            what="report state launched")
+
     # -- waiting -------------------------------------------------------------
     # The waiting module (asyncio) is loaded by the verbs that wait, not by the
     # read-only ones, which run without an event loop (unitctl.registry.blocking).

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from unitctl.graphs import shortest_cycle
+
 
 def machine_of_cycles(graph: Mapping[str, list[str]]) -> dict[str, str]:
     """Return every unit on a MachineOf cycle -> its shortest cycle, ``a -> b -> a``.
@@ -31,7 +33,7 @@ def machine_of_cycles(graph: Mapping[str, list[str]]) -> dict[str, str]:
         if len(component) > 1:
             members = set(component)
             for node in component:
-                found[node] = " -> ".join(_shortest_cycle(graph, node, members))
+                found[node] = " -> ".join(shortest_cycle(graph, node, members) or [node, node])
     return found
 
 
@@ -47,28 +49,9 @@ def replace_cycle_holds(graph: Mapping[str, list[str]]) -> dict[str, tuple[str, 
         if len(component) > 1:
             winner, members = component[0], set(component)
             for node in component[1:]:
-                held[node] = (winner, " -> ".join(_shortest_cycle(graph, node, members)))
+                cycle = shortest_cycle(graph, node, members) or [node, node]
+                held[node] = (winner, " -> ".join(cycle))
     return held
-
-
-def _shortest_cycle(graph: Mapping[str, list[str]], start: str, members: set[str]) -> list[str]:
-    """Breadth-first search from ``start`` back to itself inside ``members``."""
-    parent: dict[str, str] = {}
-    frontier = [start]
-    while frontier:
-        following: list[str] = []
-        for node in frontier:
-            for nxt in graph[node]:
-                if nxt == start:
-                    path = [node]
-                    while path[-1] != start:
-                        path.append(parent[path[-1]])
-                    return [*reversed(path), start]
-                if nxt in members and nxt not in parent:
-                    parent[nxt] = node
-                    following.append(nxt)
-        frontier = following
-    return [start, start]
 
 
 def _strongly_connected(graph: Mapping[str, list[str]]) -> list[list[str]]:
