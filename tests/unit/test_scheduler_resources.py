@@ -106,11 +106,16 @@ def test_no_machine_is_overcommitted_and_no_port_is_given_twice(snap: ClusterSna
 @given(workloads())
 def test_rounds_settle_and_keep_every_port(snap: ClusterSnapshot) -> None:
     """Ports released in a round are free from the next one: a plan that needs
-    them says so (recheck), and the round after that changes nothing."""
+    them says so (recheck). Released ports can cascade (a global unit that takes
+    them frees others), but the rounds settle within a few, and the round after
+    a plan without recheck changes nothing."""
     first = schedule(snap)
-    if first.recheck:
+    for _ in range(len(NAMES)):
+        if not first.recheck:
+            break
         snap = next_snapshot(snap, first)
         first = schedule(snap)
+    assert not first.recheck, "rounds did not settle"
     again = schedule(next_snapshot(snap, first))
     assert again.decisions == ()
     assert not again.recheck

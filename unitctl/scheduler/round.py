@@ -41,6 +41,7 @@ class Round:
         self.removed: set[str] = set()
         self.failed: dict[str, dict[str, str]] = {}
         self.global_failed: dict[str, dict[str, str]] = {}
+        self.global_refused = False  # a global unit was refused on some machine
         # phase 3: units still to resolve, the queue by name, units waiting on a peer
         self.unresolved: set[str] = set()
         self.queue: list[str] = []
@@ -85,6 +86,7 @@ class Round:
                 state.run_global(unit, machine_id)
             else:
                 reasons[machine_id] = reason
+        self.global_refused |= bool(reasons)
         if reasons and len(reasons) == len(state.machines):
             self.global_failed[unit.name] = reasons
 
@@ -368,7 +370,9 @@ class Round:
 
     def _plan(self) -> Plan:
         state = self.state
-        unplaceable = bool(self.failed or self.global_failed)
+        # a port released this round is free from the next: rerun when a unit (or a
+        # global unit on some machine) was refused this time
+        unplaceable = bool(self.failed or self.global_failed or self.global_refused)
         return Plan(
             decisions=net_decisions(self.events, self.snapshot.placements, state.placement),
             placements=dict(sorted(state.placement.items())),
