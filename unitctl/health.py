@@ -17,6 +17,12 @@ Quadlet's ``HealthCmd=``, ``HealthInterval=``, ``HealthTimeout=``,
 ``HealthRetries=``, ``HealthStartPeriod=`` and ``HealthOnFailure=`` map to
 ``Cmd=``, ``Interval=``, ... of this section.
 
+The probe's value takes the unit-name specifiers (``%n %N %p %P %i %I %f %j
+%J %%``, :mod:`unitctl.specifiers`), expanded for the unit's name, so one
+template checks each instance: ``TCP=127.0.0.1:%i`` in ``web@.service``
+probes port 8080 for ``web@8080.service``. A template itself is checked with
+the sample instance ``1``.
+
 State machine (Docker's rules): a unit that becomes active is ``starting``;
 one passing probe makes it ``healthy`` and resets the count of failures in a
 row; ``Retries`` failures in a row make it ``unhealthy``; failures during the
@@ -33,6 +39,8 @@ import shlex
 from dataclasses import dataclass
 
 from unitctl.errors import InvalidUnitError
+from unitctl.names import is_template
+from unitctl.specifiers import expand
 from unitctl.unitfile import UnitFile
 
 SECTION = "X-Health"
@@ -134,12 +142,25 @@ def _command(text: str) -> tuple[str, ...]:
     return argv
 
 
-def _probe(unit: UnitFile) -> dict[str, object]:
+#: The instance a template's probe is checked with.
+SAMPLE_INSTANCE = "1"
+
+
+def _expand_for(name: str, text: str) -> str:
+    if not name:
+        return text
+    if is_template(name):
+        prefix, _, suffix = name.partition("@")
+        name = f"{prefix}@{SAMPLE_INSTANCE}{suffix}"
+    return expand(name, text)
+
+
+def _probe(unit: UnitFile, name: str) -> dict[str, object]:
     given = [k for k in PROBE_KEYS if unit.value(SECTION, k) is not None]
     if len(given) != 1:
         raise InvalidUnitError(f"[{SECTION}] needs exactly one of HTTP=, TCP=, Cmd= "
                                f"(found {', '.join(given) or 'none'})")
-    kind, text = given[0], unit.value(SECTION, given[0]) or ""
+    kind, text = given[0], _expand_for(name, unit.value(SECTION, given[0]) or "")
     if kind == "HTTP":
         host, port, path = parse_http(text)
         return {"kind": "http", "host": host, "port": port, "path": path}
@@ -167,8 +188,9 @@ def _timing(unit: UnitFile) -> dict[str, object]:
     return out
 
 
-def parse_check(unit: UnitFile) -> HealthCheck | None:
-    """The unit's health check, or None without an ``[X-Health]`` section.
+def parse_check(unit: UnitFile, name: str = "") -> HealthCheck | None:
+    """The unit's health check, or None without an ``[X-Health]`` section; the
+    probe's specifiers are expanded for unit ``name`` (none without a name).
 
     Raises:
         InvalidUnitError: an unknown key, a bad value, or not exactly one probe.
@@ -179,7 +201,7 @@ def parse_check(unit: UnitFile) -> HealthCheck | None:
         if option.section == SECTION and option.name not in KEYS:
             raise InvalidUnitError(f"[{SECTION}] unknown key {option.name}= "
                                    f"(known: {', '.join(KEYS)})")
-    fields = {**_probe(unit), **_timing(unit)}
+    fields = {**_probe(unit, name), **_timing(unit)}
     return HealthCheck(**fields)  # type: ignore[arg-type]
 
 

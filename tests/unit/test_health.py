@@ -46,6 +46,20 @@ def test_tcp_and_command_checks() -> None:
                                 argv=("/usr/bin/redis-cli", "-p", "a b", "ping"), user="redis")
 
 
+def test_probe_takes_the_instance_of_its_unit() -> None:
+    unit = _unit("HTTP=http://127.0.0.1:%i/%p")
+    check = parse_check(unit, "web@8080.service")
+    assert check is not None and (check.port, check.path) == (8080, "/web")
+    cmd = parse_check(_unit("Cmd=/usr/bin/check --name %n"), "db@a.service")
+    assert cmd is not None and cmd.argv == ("/usr/bin/check", "--name", "db@a.service")
+    template = parse_check(unit, "web@.service")  # a template is checked with instance 1
+    assert template is not None and template.port == 1
+    with pytest.raises(InvalidUnitError, match="not host:port"):
+        parse_check(unit)  # without a name nothing is expanded
+    with pytest.raises(InvalidUnitError, match="not host:port"):
+        parse_check(unit, "web@x.service")  # the instance is no port
+
+
 def test_no_section_no_check() -> None:
     assert parse_check(UnitFile.parse("[Service]\nExecStart=/bin/true\n")) is None
 

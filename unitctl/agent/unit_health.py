@@ -49,7 +49,7 @@ def parse_sections(name: str, text: str) -> Parsed:
     check: HealthCheck | None = None
     policy = DEFAULT_POLICY
     try:
-        check = parse_check(unit)
+        check = parse_check(unit, name)
     except InvalidUnitError as exc:
         log.error("agent: %s: no health check: %s", name, exc)
     try:

@@ -111,7 +111,7 @@ def validate(name: str, unit: UnitFile, source: str) -> list[str]:
     """xfleet, [X-Health] and [X-Failover] validation; its errors keep their class,
     the message names the source."""
     try:
-        health.parse_check(unit), failover.parse_policy(unit)
+        health.parse_check(unit, name), failover.parse_policy(unit)
         return list(xfleet.validate(name, unit))
     except InvalidUnitError as exc:
         msg = str(exc)

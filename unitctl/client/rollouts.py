@@ -138,7 +138,7 @@ async def create(registry: Registry, want: Target, opts: Options, now: float,
         return None
     over = await _refuse_overlap(registry, want.name, list(todo))
     keep = {sha: want.unit.serialize(), **{h: bodies[h] for h in set(todo.values())}}
-    checked = {h: health.parse_check(UnitFile.parse(text)) is not None
+    checked = {h: health.parse_check(UnitFile.parse(text), want.name) is not None
                for h, text in keep.items()}
     rollout = Rollout(want.name, sha, todo, checked, opts.max_unavailable, opts.canary,
                       opts.pause_each, opts.confirmed, opts.deadline, created=now, updated=now)
