@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import pytest
+from click.testing import CliRunner, Result
 from hypothesis import given
 from hypothesis import strategies as st
 
+from unitctl.cli.main import cli
+from unitctl.cli.session import Session
 from unitctl.errors import InvalidUnitError
 from unitctl.health import (
     Health,
@@ -17,6 +23,8 @@ from unitctl.health import (
     parse_check,
     parse_span,
 )
+from unitctl.registry.memory import MemoryKV
+from unitctl.registry.registry import Registry
 from unitctl.unitfile import UnitFile
 
 
@@ -163,3 +171,25 @@ def test_failures_of_an_unhealthy_unit_count_every_retries_probes() -> None:
         p = new
     assert failures == 3  # unhealthy at the 2nd failed probe, then at the 4th and the 6th
     assert not is_failure(p, observe(p, check, True, 9.0), check)
+
+
+def test_submit_checks_each_instance_of_a_template_probe(tmp_path: Path) -> None:
+    """The template is accepted; an instance whose name makes no port is refused
+    at submit with the problem named, and nothing of it is stored."""
+    reg = Registry(MemoryKV())
+    (tmp_path / "web@.service").write_text(
+        "[Service]\nExecStart=/bin/true\n[X-Health]\nTCP=127.0.0.1:%i\n")
+
+    def submit(name: str) -> Result:
+        return CliRunner().invoke(cli, ["submit", str(tmp_path / name)],
+                                  obj=Session(registry=reg))
+
+    assert submit("web@.service").exit_code == 0
+    (tmp_path / "web@8080.service").symlink_to(tmp_path / "web@.service")
+    (tmp_path / "web@x.service").symlink_to(tmp_path / "web@.service")
+    assert submit("web@8080.service").exit_code == 0
+    bad = submit("web@x.service")
+    assert bad.exit_code != 0 and "not host:port" in bad.output
+    assert "Traceback" not in bad.output
+    stored = {u.name for u in asyncio.run(reg.units.list_units())}
+    assert "web@8080.service" in stored and "web@x.service" not in stored
