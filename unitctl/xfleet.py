@@ -38,6 +38,7 @@ from unitctl.specifiers import expand, instance_dependent, machine_specifiers
 from unitctl.unitfile import UnitFile
 from unitctl.volumes import OPTION as VOLUME_OPTION
 from unitctl.volumes import problems as volume_problems
+from unitctl.volumes import store_needs
 
 __all__ = [
     "LEGACY",
@@ -183,6 +184,7 @@ def requirements(name: str, unit: UnitFile) -> Requirements:
         conflicts=tuple(conflicts),
         replaces=tuple(option_values(name, unit, "Replaces")),
         is_global=bool(global_values) and global_values[-1].lower() in _TRUTHY,
+        stores=store_needs(option_values(name, unit, VOLUME_OPTION)),
     )
 
 
