@@ -45,6 +45,11 @@ def test_a_unit_on_a_shared_store_moves_with_its_data_and_never_to_a_machine_wit
     shared.mkdir()
     c = cluster_factory(3, metadata=[STORE, STORE, {}],
                         binds=[[f"{shared}:{MOUNT}"], [f"{shared}:{MOUNT}"], []])
+    # one unit pinned to each machine of the store: m3, without it, is the least loaded
+    # machine, the one placement by load alone would pick at every step below
+    fillers = [write_unit(tmp_path, f"filler-{m}.service",
+                          service(xfleet=f"MachineID={c.machine_id(m)}")) for m in ("m1", "m2")]
+    unitctl(c, "start", *fillers, timeout=90)
     unitctl(c, "start", write_unit(tmp_path, "notes.service", BODY), timeout=90)
     (host,) = where_active(c, "notes.service")
     assert host in ("m1", "m2"), host
@@ -75,10 +80,18 @@ def test_a_unit_on_a_shared_store_moves_with_its_data_and_never_to_a_machine_wit
         return text.count("no shared store ceph here (its volume scratch is on it") == 2
 
     wait(refused, timeout=30, what="explain names the missing store on both live machines")
-    # m3 lacks nfs1: systemd there never ran notes.service (its journal), nothing mounted
+    # m3 lacks nfs1: no engine ever scheduled notes.service there, its agent was never
+    # given it, and systemd there never ran it (the journals)
     journal = c.exec("m3", "journalctl", "-q", "--no-pager", "-u", "notes.service", timeout=10)
     assert journal.stdout.strip() == "", journal.stdout
+    m3 = c.machine_id("m3")[:8]
+    for live in (other, "m3"):
+        agent = c.exec(live, "journalctl", "-q", "--no-pager", "-u", "unitctl-agent.service",
+                       timeout=10).stdout
+        assert f"schedule notes.service on {m3}" not in agent, agent
+        assert live != "m3" or "agent: load notes.service" not in agent, agent
     assert c.exec("m3", "test", "-e", MOUNT, check=False).returncode != 0
-    unitctl(c, "destroy", "notes.service", "scratch.service", timeout=60)
+    unitctl(c, "destroy", "notes.service", "scratch.service", "filler-m1.service",
+            "filler-m2.service", timeout=60)
     assert notes(shared) == [first, second]  # destroy leaves the data
     unitctl(c, "volume", "rm", "notes")
