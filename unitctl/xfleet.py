@@ -222,6 +222,7 @@ def _combination_problems(req: Requirements) -> list[str]:
         ("MachineOf", bool(req.machine_of), "Global", req.is_global),
         ("Global", req.is_global, "Replaces", bool(req.replaces)),
         ("Conflicts", bool(req.conflicts), "Replaces", bool(req.replaces)),
+        ("Global", req.is_global, "a shared Volume=", bool(req.stores)),
     ]
     return [f"{first} cannot be combined with {second}"
             for first, has_first, second, has_second in combos if has_first and has_second]

@@ -58,6 +58,16 @@ def test_requirements_carry_the_stores_of_shared_volumes() -> None:
     assert store_needs(["bad", "a:1G:/a:shared=s"]) == (("s", "a"),)
 
 
+def test_a_global_unit_cannot_have_a_shared_volume() -> None:
+    unit = UnitFile.parse("[Service]\nExecStart=/bin/true\n[X-Fleet]\nGlobal=true\n"
+                          "Volume=a:1G:/a:shared=nfs1\n")
+    with pytest.raises(InvalidOptionsError, match="Global cannot be combined with a shared"):
+        validate("a.service", unit)
+    local = UnitFile.parse("[Service]\nExecStart=/bin/true\n[X-Fleet]\nGlobal=true\n"
+                           "Volume=a:1G:/a\n")
+    assert validate("a.service", local) == []
+
+
 def test_stores_of_metadata_and_missing_store() -> None:
     meta = {"storage.nfs1": "/mnt/nfs1", "storage.bad": "relative", "storage.a/b": "/x",
             "region": "eu", "storage.c": "/has:colon"}
