@@ -199,7 +199,7 @@ async def run_agent(cfg: AgentConfig) -> None:
                   notify=notify, engine=engine_factory(registry, machine.id, opts),
                   commands=ProcessCommands(), template_host=LocalHost())
     agent.executor.port_dropins = PortDropins()
-    agent.executor.volumes = LocalVolumes(registry.volumes, machine.id)
+    agent.executor.volumes = LocalVolumes.of(registry.volumes, machine)
     stop = asyncio.Event()
     handle_signals(agent, stop)
     helpers = [asyncio.create_task(watchdog(notify)),

@@ -101,6 +101,8 @@ class Requirements:
         replaces: globs of unit names this unit evicts from its machine.
         is_global: run on every machine that matches ``metadata``/``conflicts``.
         needs: cpu, memory and host ports (:mod:`unitctl.resources`).
+        stores: (store, volume) for each shared volume: the machine must declare
+            every store (:mod:`unitctl.volumes`).
     """
 
     machine_id: str | None = None
@@ -110,12 +112,13 @@ class Requirements:
     replaces: tuple[str, ...] = ()
     is_global: bool = False
     needs: Needs = NO_NEEDS
+    stores: tuple[tuple[str, str], ...] = ()
 
     def __hash__(self) -> int:
         items = tuple(sorted((k, tuple(sorted(v))) for k, v in self.metadata.items()))
         return hash(
             (self.machine_id, items, self.machine_of, self.conflicts, self.replaces,
-             self.is_global, self.needs)
+             self.is_global, self.needs, self.stores)
         )
 
 

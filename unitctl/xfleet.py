@@ -38,6 +38,7 @@ from unitctl.specifiers import expand, instance_dependent, machine_specifiers
 from unitctl.unitfile import UnitFile
 from unitctl.volumes import OPTION as VOLUME_OPTION
 from unitctl.volumes import problems as volume_problems
+from unitctl.volumes import store_needs
 
 __all__ = [
     "LEGACY",
@@ -183,6 +184,7 @@ def requirements(name: str, unit: UnitFile) -> Requirements:
         conflicts=tuple(conflicts),
         replaces=tuple(option_values(name, unit, "Replaces")),
         is_global=bool(global_values) and global_values[-1].lower() in _TRUTHY,
+        stores=store_needs(option_values(name, unit, VOLUME_OPTION)),
     )
 
 
@@ -220,6 +222,7 @@ def _combination_problems(req: Requirements) -> list[str]:
         ("MachineOf", bool(req.machine_of), "Global", req.is_global),
         ("Global", req.is_global, "Replaces", bool(req.replaces)),
         ("Conflicts", bool(req.conflicts), "Replaces", bool(req.replaces)),
+        ("Global", req.is_global, "a shared Volume=", bool(req.stores)),
     ]
     return [f"{first} cannot be combined with {second}"
             for first, has_first, second, has_second in combos if has_first and has_second]

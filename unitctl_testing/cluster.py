@@ -46,7 +46,7 @@ from unitctl_testing import (
 from unitctl_testing import rootfs as rootfs_cache
 from unitctl_testing.etcd import EtcdCluster, kill_etcd_pids
 from unitctl_testing.host import ClusterError, log
-from unitctl_testing.machine import Machine
+from unitctl_testing.machine import Machine, check_binds
 from unitctl_testing.machine_files import AGENT_UNIT
 from unitctl_testing.overlay import mount_root
 
@@ -64,12 +64,15 @@ class Cluster:
                  workdir: str | None = None, bridge: str = "br-unitctl",
                  subnet: str = "10.231.77", docker_socket: bool = False,
                  start_agent: bool = True, tag: str = "", state_file: str | None = None,
-                 boot_timeout: float = 120.0) -> None:
+                 boot_timeout: float = 120.0,
+                 binds: list[list[str]] | None = None) -> None:
         if len(bridge) > 15 or len(f"uv{tag}{n_machines + 99}") > 15:
             raise ClusterError("interface names must be <= 15 characters (pitfall 4)")
         self.n_machines = n_machines
         self.etcd_size = etcd_size
         self.metadata = list(metadata or [])
+        #: per machine (in order), ``HOST_DIR:MACHINE_PATH`` bind mounts (nspawn --bind)
+        self.binds = list(binds or [])
         self.agent_ttl = agent_ttl
         self.docker_socket = docker_socket
         self.start_agent = start_agent
@@ -143,7 +146,8 @@ class Cluster:
             self._timed("bridge", lambda: self.lan.create(self._save_state))
             self._timed("etcd", self._start_etcd)
             for i in range(1, self.n_machines + 1):
-                self._new_machine(i, self.metadata[i - 1] if i <= len(self.metadata) else {})
+                self._new_machine(i, self.metadata[i - 1] if i <= len(self.metadata) else {},
+                                  self.binds[i - 1] if i <= len(self.binds) else [])
             self._save_state()
             self._timed("boot", lambda: self._boot_parallel(self.names))
         except BaseException:
@@ -197,13 +201,15 @@ class Cluster:
         self.etcd_pids = []
 
     # ------------------------------------------------------------ machines
-    def _new_machine(self, idx: int, metadata: dict[str, str]) -> Machine:
+    def _new_machine(self, idx: int, metadata: dict[str, str],
+                     binds: list[str] | None = None) -> Machine:
         name = f"m{idx}"
         full = f"{self.tag}{name}"
         m = Machine(name=name, full_name=full, idx=idx, ip=f"{self.subnet}.{10 + idx}",
                     netns=f"unitctl-{full}", veth=f"uv{self.tag}{idx}",
                     cgroup=f"{cgroups.CGROUP_PARENT}/{full}",
-                    dir=os.path.join(self.workdir, name), metadata=dict(metadata))
+                    dir=os.path.join(self.workdir, name), metadata=dict(metadata),
+                    binds=check_binds(binds or []))
         if name in self.machines:
             raise ClusterError(f"machine {name} exists")
         self.machines[name] = m
@@ -281,10 +287,12 @@ class Cluster:
     def bus_address(self, name: str) -> str:
         return f"unix:path=/proc/{self.machine(name).leader_pid}/root/run/dbus/system_bus_socket"
 
-    def add_machine(self, metadata: dict[str, str] | None = None) -> str:
-        """Create and boot one more machine; return its name."""
+    def add_machine(self, metadata: dict[str, str] | None = None,
+                    binds: list[str] | None = None) -> str:
+        """Create and boot one more machine (``binds``: ``HOST_DIR:MACHINE_PATH`` bind
+        mounts); return its name."""
         idx = max((m.idx for m in self.machines.values()), default=0) + 1
-        m = self._new_machine(idx, metadata or {})
+        m = self._new_machine(idx, metadata or {}, binds)
         self._save_state()
         try:
             self._create_and_boot(m)

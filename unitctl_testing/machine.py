@@ -27,6 +27,17 @@ def _plain(value: Any) -> Any:
     return dict(value) if isinstance(value, dict) else value
 
 
+def check_binds(binds: list[str]) -> list[str]:
+    """``binds`` when each is ``/host/dir:/machine/path`` of existing host directories;
+    ClusterError naming a bad one."""
+    for bind in binds:
+        host, sep, inside = bind.partition(":")
+        if not sep or not os.path.isabs(host) or not os.path.isabs(inside) \
+                or ":" in inside or not os.path.isdir(host):
+            raise ClusterError(f"bind {bind!r} is not /existing/host/dir:/machine/path")
+    return list(binds)
+
+
 @dataclass
 class Machine:
     """One nspawn machine; everything but ``proc`` goes into the state file."""
@@ -40,6 +51,8 @@ class Machine:
     cgroup: str  # relative to each hierarchy, e.g. unitctl-test/m1
     dir: str
     metadata: dict[str, str] = field(default_factory=dict)
+    #: ``HOST_DIR:MACHINE_PATH`` bind mounts given to systemd-nspawn (``--bind=``)
+    binds: list[str] = field(default_factory=list)
     machine_id: str = ""
     nspawn_pid: int = 0
     leader_pid: int = 0

@@ -36,7 +36,7 @@ def nspawn_argv(m: Machine, with_docker: bool) -> list[str]:
             "--keep-unit", "--console=read-only", "--notify-ready=yes",
             "--link-journal=no", "--settings=no",
             f"--network-namespace-path=/run/netns/{m.netns}",
-            f"--bind-ro={REPO}:{MACHINE_SRC}"]
+            f"--bind-ro={REPO}:{MACHINE_SRC}", *(f"--bind={b}" for b in m.binds)]
     if with_docker:
         argv += docker_socket.nspawn_binds()
     return argv

@@ -46,8 +46,8 @@ def test_volume_keeps_its_data_across_restart_and_its_unit_waits_for_its_machine
     assert "/var/lib/unitctl/volumes/notes" in show(cluster, host, "BindPaths", "notes.service")
     wait(lambda: lines(cluster, host) == [first], timeout=10, what="the first start's line")
     [rec] = volumes(cluster)
-    assert rec == {"volume": "notes", "machine": cluster.machine_id(host), "path": VOLUME_DIR,
-                   "size": 128 * 2**20, "unit": "notes.service"}, rec
+    assert rec == {"volume": "notes", "machine": cluster.machine_id(host), "store": None,
+                   "path": VOLUME_DIR, "size": 128 * 2**20, "unit": "notes.service"}, rec
 
     # stop and start: a new invocation on the same machine, the old file still there
     unitctl(cluster, "stop", "notes.service", timeout=60)

@@ -1,21 +1,28 @@
-"""The agent's local volumes: a unit's ``Volume=`` made on this machine and bound in.
+"""The agent's volumes: a unit's ``Volume=`` made on this machine (or its shared store) and
+bound in.
 
 Before the executor loads a unit (:class:`~unitctl.agent.executor.VolumesSink`),
-:meth:`LocalVolumes.prepare` reads its ``[X-Fleet] Volume=NAME:SIZE:PATH``
-items (:mod:`unitctl.volumes`) and, for each:
+:meth:`LocalVolumes.prepare` reads its ``[X-Fleet] Volume=`` items
+(:mod:`unitctl.volumes`) and, for each:
 
-* makes ``/var/lib/unitctl/volumes/<NAME>`` (mode 0700) unless it is there,
-  so a restart, a reload or an agent restart reuses it and its data; the size
-  is recorded, not enforced (no quota);
-* records it under ``volumes/<NAME>`` (created once, no lease,
-  :class:`~unitctl.registry.volumes.VolumeStore`): the engine then keeps the
-  unit on this machine for as long as the record exists.
+* a **local** volume: makes ``/var/lib/unitctl/volumes/<NAME>`` (mode 0700)
+  unless it is there, so a restart, a reload or an agent restart reuses it and
+  its data, and records it under ``volumes/<NAME>`` naming this machine
+  (created once, no lease, :class:`~unitctl.registry.volumes.VolumeStore`): the
+  engine then keeps the unit on this machine for as long as the record exists;
+* a **shared** volume (``shared=STORE``): looks STORE up in this machine's own
+  metadata (``storage.STORE=/mount/point``, the agent's ``metadata`` option),
+  refuses a mount point that is not mounted (listed in ``/proc/self/mountinfo``:
+  a failed NFS mount must not turn into local storage silently), makes
+  ``<mount>/unitctl-volumes/<NAME>`` (mode 0700) unless some machine made it
+  already, and records it naming the store (it pins nothing).
 
-It then writes ``/run/systemd/system/<unit>.d/60-unitctl-volumes.conf``
-(``BindPaths=<dir>:<PATH>``) atomically, as the ports drop-in is written,
-before the load's daemon-reload. Unloading removes the drop-in only: the data
-stays, and ``unitctl volume rm`` removes the record, never the directory.
-A unit without volumes gets no drop-in (any old one is removed).
+The size is recorded, not enforced (no quota). It then writes
+``/run/systemd/system/<unit>.d/60-unitctl-volumes.conf`` (``BindPaths=<dir>:<PATH>``)
+atomically, as the ports drop-in is written, before the load's daemon-reload.
+Unloading removes the drop-in only: the data stays, and ``unitctl volume rm``
+removes the record, never the directory. A unit without volumes gets no
+drop-in (any old one is removed).
 """
 
 from __future__ import annotations
@@ -23,36 +30,57 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Mapping
 
 from unitctl.atomicfile import atomic_write
 from unitctl.errors import SystemdError, UnitctlError
+from unitctl.model import Machine
 from unitctl.registry.volumes import VolumeStore
 from unitctl.systemd.unitdir import RUNTIME_UNIT_DIR
 from unitctl.unitfile import UnitFile
 from unitctl.volumes import (
     DROPIN_NAME,
     OPTION,
+    STORE_KEY_PREFIX,
     VOLUMES_ROOT,
     Volume,
     VolumeRecord,
     dropin_text,
+    mount_points,
     parse_volumes,
+    shared_dir,
+    stores_of,
     volume_dir,
 )
 from unitctl.xfleet import option_values
 
 log = logging.getLogger("unitctl.agent")
 
+#: Where the agent reads which paths are mount points.
+MOUNTINFO = "/proc/self/mountinfo"
+
 
 class LocalVolumes:
-    """Makes, records and binds in the local volumes of the units loaded here."""
+    """Makes, records and binds in the volumes of the units loaded here.
+
+    ``stores`` maps each shared store this machine declares to its mount point
+    (:func:`unitctl.volumes.stores_of` of the machine's metadata).
+    """
 
     def __init__(self, store: VolumeStore, machine: str, root: str = VOLUMES_ROOT,
-                 unit_root: str = RUNTIME_UNIT_DIR) -> None:
+                 unit_root: str = RUNTIME_UNIT_DIR, stores: Mapping[str, str] | None = None,
+                 mountinfo: str = MOUNTINFO) -> None:
         self.store = store
         self.machine = machine
         self.root = root
         self.unit_root = unit_root
+        self.stores = dict(stores or {})
+        self.mountinfo = mountinfo
+
+    @classmethod
+    def of(cls, store: VolumeStore, machine: Machine) -> LocalVolumes:
+        """The sink of ``machine``, with the shared stores its metadata declares."""
+        return cls(store, machine.id, stores=stores_of(machine.metadata))
 
     def dropin_path(self, name: str) -> str:
         """The drop-in's path for unit ``name``."""
@@ -68,10 +96,10 @@ class LocalVolumes:
             self.remove(name)
             return
         for volume in volumes:
-            self._make(volume)
-            await self._record(name, volume)
+            path = self._make(name, volume)
+            await self._record(name, volume, path)
         try:
-            atomic_write(self.dropin_path(name), dropin_text(volumes, self.root),
+            atomic_write(self.dropin_path(name), dropin_text(volumes, self.root, self.stores),
                          mode=0o644, make_dirs=True)
         except OSError as exc:
             raise SystemdError(f"cannot write {self.dropin_path(name)}: {exc}") from exc
@@ -84,24 +112,53 @@ class LocalVolumes:
         with contextlib.suppress(OSError):
             os.rmdir(os.path.dirname(path))
 
-    def _make(self, volume: Volume) -> None:
-        path = volume_dir(volume.name, self.root)
+    def _make(self, unit: str, volume: Volume) -> str:
+        """Make the volume's directory unless it is there; return its path."""
+        if volume.store:
+            path = shared_dir(volume.name, self._mounted_store(unit, volume))
+        else:
+            path = volume_dir(volume.name, self.root)
         try:
-            os.makedirs(self.root, mode=0o755, exist_ok=True)
+            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
             os.mkdir(path, mode=0o700)
             log.info("agent: made volume %s at %s", volume.name, path)
         except FileExistsError:
             pass
         except OSError as exc:
             raise SystemdError(f"cannot make volume {volume.name} at {path}: {exc}") from exc
+        return path
 
-    async def _record(self, unit: str, volume: Volume) -> None:
-        """Create the volume's record; one naming another machine is left as it is."""
-        record = VolumeRecord(volume.name, self.machine, volume_dir(volume.name, self.root),
-                              volume.size, unit)
+    def _mounted_store(self, unit: str, volume: Volume) -> str:
+        """The mount point of the volume's shared store here; SystemdError when this
+        machine does not declare the store or nothing is mounted there."""
+        mount = self.stores.get(volume.store)
+        if mount is None:
+            raise SystemdError(
+                f"{unit}: volume {volume.name} is on shared store {volume.store}, which this "
+                f"machine does not declare (agent metadata {STORE_KEY_PREFIX}{volume.store}"
+                "=/mount/point)")
+        try:
+            with open(self.mountinfo, encoding="utf-8") as f:
+                mounted = os.path.realpath(mount) in mount_points(f.read())
+        except OSError as exc:
+            raise SystemdError(f"cannot read {self.mountinfo}: {exc}") from exc
+        if not mounted:
+            raise SystemdError(
+                f"{unit}: shared store {volume.store} is not mounted at {mount} on this "
+                f"machine: refusing to put volume {volume.name} on local disk")
+        return mount
+
+    async def _record(self, unit: str, volume: Volume, path: str) -> None:
+        """Create the volume's record; one naming another place is left as it is."""
+        machine = "" if volume.store else self.machine
+        record = VolumeRecord(volume.name, machine, path, volume.size, unit, volume.store)
         if await self.store.create(record):
             return
         stored = await self.store.get(volume.name)
-        if stored is not None and stored.machine != self.machine:
-            log.warning("agent: volume %s is recorded on machine %s, not here: "
-                        "this machine's copy is a different one", volume.name, stored.machine)
+        if stored is None or (stored.store, stored.machine) == (record.store, record.machine):
+            return
+        where = (f"on shared store {stored.store}" if stored.store
+                 else f"on machine {stored.machine}")
+        log.warning("agent: volume %s is recorded %s, not where this unit asks for it: "
+                    "this copy is a different one (unitctl volume rm %s to re-record it)",
+                    volume.name, where, volume.name)

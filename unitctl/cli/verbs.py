@@ -74,8 +74,8 @@ VERBS: Mapping[str, Verb] = {
                     "a new body, one batch at a time."),
     "resolve": Verb("resolve", "resolve", "Print where a service answers: machine address "
                     "and allocated host ports."),
-    "volume": Verb("volume", "volume", "List local volumes, or remove a volume's record "
-                   "(the data stays on its machine)."),
+    "volume": Verb("volume", "volume", "List volumes (local or on a shared store), or "
+                   "remove a volume's record (the data stays)."),
     "generate": Verb("generate", "generate",
                      "Generate fleet service units running a container via docker-run."),
 }

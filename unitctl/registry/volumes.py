@@ -1,10 +1,11 @@
-"""Volume records: where each local volume lives (:mod:`unitctl.volumes`).
+"""Volume records: where each volume lives (:mod:`unitctl.volumes`).
 
 * ``volumes/<name>``: written by the agent that made the volume's directory,
   **not under a lease** (the record outlives the machine: the data is still
   there when it comes back), created once (put-if-absent: a record is never
   overwritten by another machine), removed only by ``unitctl volume rm``.
-  The value is JSON ``{"machine": ..., "path": ..., "size": ..., "unit": ...}``.
+  The value is JSON ``{"machine": ..., "path": ..., "size": ..., "unit": ...}``
+  for a local volume, ``{"store": ..., "path": ..., ...}`` for a shared one.
 
 A value that does not decode is skipped and reported once (:mod:`.poison`);
 it never stops a reader.

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from unitctl.model import Machine
 from unitctl.scheduler.plan import PlacementReason
 from unitctl.scheduler.snapshot import UnitInfo, WorkingState
+from unitctl.volumes import STORE_KEY_PREFIX, missing_store
 
 Check = Callable[[UnitInfo, Machine, WorkingState], "str | None"]
 
@@ -36,11 +37,16 @@ def check_machine_id(unit: UnitInfo, machine: Machine, state: WorkingState) -> s
 
 
 def check_volume(unit: UnitInfo, machine: Machine, state: WorkingState) -> str | None:
-    """A unit whose local volume is recorded runs only where that volume lives."""
+    """A unit whose local volume is recorded runs only where that volume lives; one with
+    shared volumes only on machines that declare every store they are on."""
     pin = state.volume_pins.get(unit.name)
-    if pin is None or pin[0] == machine.id:
+    if pin is not None and pin[0] != machine.id:
+        return PlacementReason.VOLUME.render(machine=pin[0], volume=pin[1])
+    missing = missing_store(unit.req.stores, machine.metadata) if unit.req.stores else None
+    if missing is None:
         return None
-    return PlacementReason.VOLUME.render(machine=pin[0], volume=pin[1])
+    return PlacementReason.NO_STORE.render(store=missing[0], volume=missing[1],
+                                           key=f"{STORE_KEY_PREFIX}{missing[0]}")
 
 
 def check_metadata(unit: UnitInfo, machine: Machine, state: WorkingState) -> str | None:

@@ -47,6 +47,8 @@ class PlacementReason(enum.StrEnum):
     MACHINE_ID = "MachineID={machine_id} is another machine"
     VOLUME = ("waits for machine {machine}: its volume {volume} lives there "
               "(data stays behind)")
+    NO_STORE = ("no shared store {store} here (its volume {volume} is on it; a machine "
+                "declares it with metadata {key}=/mount/point)")
     METADATA = "metadata {required} required, machine has {actual}"
     MACHINE_OF = "MachineOf peer {unit} is not scheduled here (it is on {where})"
     PEER_UNPLACED = "MachineOf peer {unit} is not placed anywhere"
