@@ -244,7 +244,8 @@ def test_the_config_template_lists_every_running_web(demo: Demo) -> None:
 # --------------------------------------------------------------------------- the service
 
 SERVICE = "testdb"  # units/demo/testdb.service: Ports=@PORT, Volume=testdb:64M:/var/lib/testdb
-FETCH = "import sys, urllib.request as u; print(u.urlopen(sys.argv[1], timeout=3).read().decode())"
+FETCH = ("import sys, urllib.request as u; "
+         "print(u.urlopen(sys.argv[1], timeout=3).read().decode(), end='')")
 
 
 def resolved(d: Demo) -> list[dict[str, Any]]:
