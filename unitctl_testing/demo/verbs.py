@@ -10,7 +10,6 @@ import time
 from unitctl_testing.demo.client import registered, show
 from unitctl_testing.demo.console import PROG, die, say
 from unitctl_testing.demo.state import attach, find_machine, require_root, rmdir_state_dir
-from unitctl_testing.demo.templates import enable_templates
 from unitctl_testing.host import ClusterError, pid_alive
 
 
@@ -56,7 +55,6 @@ def cmd_boot(args: argparse.Namespace) -> int:
     t = time.monotonic()
     try:
         c.boot(args.name)
-        enable_templates(c, [args.name])  # boot wrote the agent's config anew
     except ClusterError as e:
         die(f"booting {args.name} failed: {' '.join(str(e).split())}")
     say(f"booted {args.name} in {time.monotonic() - t:.1f}s; its agent registers again: "
