@@ -130,18 +130,28 @@ def fetch(url: str) -> str:
         return ""
 
 
-def fill_memory(c: Cluster, tmp: Path, machine: str) -> int:
-    """A unit on ``machine`` leaving under 512 MiB of it free; return the MiB left."""
+def fill_memory(c: Cluster, tmp: Path, full: str, roomy: str) -> list[str]:
+    """One unit on ``full`` leaving under 512 MiB of it free, two small ones on ``roomy``
+    (by unit count alone, ``full`` would be chosen); return their names."""
     rows = json.loads(unitctl(c, "list-machines", "--json", "--full", "--fields",
                               "machine,mem").stdout)
-    text = next(r["mem"] for r in rows if r["machine"] == c.machine_id(machine))
+    text = next(r["mem"] for r in rows if r["machine"] == c.machine_id(full))
     mib = (parse_size(text.replace(" ", "").replace("iB", "")) or 0) // 2**20
     assert mib > 1024, rows
-    left = 300  # "23.4 GiB" is rounded to 0.05 GiB: between 250 and 350 MiB stay free
-    filler = write_unit(tmp, "filler.service", service(
-        xfleet=f"MachineID={c.machine_id(machine)}\nMemory={mib - left}M"))
-    unitctl(c, "start", filler, timeout=90)
-    return left
+    # "23.4 GiB" is rounded to 0.05 GiB: between 250 and 350 MiB stay free
+    big = service(xfleet=f"MachineID={c.machine_id(full)}\nMemory={mib - 300}M")
+    small = service(xfleet=f"MachineID={c.machine_id(roomy)}")
+    files = [write_unit(tmp, "filler-big.service", big),
+             *(write_unit(tmp, f"filler-{i}.service", small) for i in (1, 2))]
+    unitctl(c, "start", *files, timeout=90)
+    return [Path(f).name for f in files]
+
+
+def mem_free_mib(c: Cluster, machine: str) -> int:
+    rows = json.loads(unitctl(c, "list-machines", "--json", "--full", "--fields",
+                              "machine,mem_free").stdout)
+    text = next(r["mem_free"] for r in rows if r["machine"] == c.machine_id(machine))
+    return (parse_size(text.replace(" ", "").replace("iB", "")) or 0) // 2**20
 
 
 def inspect(name: str) -> dict[str, Any]:
@@ -179,18 +189,18 @@ def test_the_seeds_mgmt_service_as_generate_flags_starts_and_answers_on_its_port
         cluster2: Cluster, tmp_path: Path) -> None:
     c = cluster2
     full, roomy = c.names
-    left = fill_memory(c, tmp_path, full)
+    fillers = fill_memory(c, tmp_path, full, roomy)
+    assert mem_free_mib(c, full) < 512 <= mem_free_mib(c, roomy)
     assert generate(*SEED_FLAGS, "-o", str(tmp_path)) == f"wrote {tmp_path}/{NAME}.service\n"
     path = tmp_path / f"{NAME}.service"
     assert UnitFile.parse(path.read_text()).values("X-Fleet", "Volume") == \
         [f"{NAME}:128G:{DATA}"]
     started = unitctl(c, "start", str(path), timeout=120).stdout
 
-    # placed where the 512 MiB are free, not next to the filler
+    # placed where the 512 MiB are free (by unit count alone it would be `full`)
     assert where_active(c, f"{NAME}.service") == {roomy}
-    explain = unitctl(c, "explain", f"{NAME}.service").stdout
-    print(explain)
-    assert ("needs 512 MiB memory" in explain and f"{left - 50}" <= explain) or True
+    assert f"Placed on {c.machine_id(roomy)[:8]}" in unitctl(c, "explain",
+                                                            f"{NAME}.service").stdout
     [rec] = resolved(c)
     port = rec["ports"]["PORT"]
     assert (rec["machine"], rec["address"]) == (c.machine_id(roomy), c.ip(roomy)), rec
@@ -214,5 +224,5 @@ def test_the_seeds_mgmt_service_as_generate_flags_starts_and_answers_on_its_port
     check_container(c, roomy, port)
     answers_everywhere(c, full, port, starts=2)
     assert Path(BRICK_DIR, "starts").read_text() == f"start DBPORT={port}\n" * 2
-    unitctl(c, "destroy", f"{NAME}.service", "filler.service", timeout=60)
+    unitctl(c, "destroy", f"{NAME}.service", *fillers, timeout=60)
     unitctl(c, "volume", "rm", NAME)
