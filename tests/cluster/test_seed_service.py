@@ -25,6 +25,7 @@ the volume in its machine and keeps the unit there (``unitctl volume ls``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import subprocess
@@ -88,6 +89,9 @@ def cluster2(seed_image: str, cluster_factory: Factory) -> Iterator[Cluster]:
     docker("rm", "-f", NAME, check=False)
     if Path(BRICK_DIR).is_dir():  # the host's: the shared engine resolved -v here
         safe_rmtree(BRICK_DIR)
+    for parent in (Path(BRICK_DIR).parent, Path(BRICK_DIR).parent.parent):
+        with contextlib.suppress(OSError):  # only when empty: docker made them for us
+            parent.rmdir()
 
 
 def generate(*args: str) -> str:

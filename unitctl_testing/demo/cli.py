@@ -49,8 +49,7 @@ def build_parser() -> Parser:
                        "/etc/unitctl-demo/upstreams.conf)")
     f.add_argument("name", metavar="NAME")
     f.add_argument("path", metavar="PATH")
-    q = sub.add_parser("dig", help="a DNS query asked from inside a machine to its agent "
-                       "(e.g. testdb.unitctl, or _port._tcp.testdb.unitctl SRV)")
+    q = sub.add_parser("dig", help="a DNS query asked from a machine: testdb.unitctl [A|SRV]")
     q.add_argument("name", metavar="NAME", help="the machine to ask from")
     q.add_argument("qname", metavar="QNAME")
     q.add_argument("rdtype", metavar="TYPE", nargs="?", default="A", type=str.upper,
