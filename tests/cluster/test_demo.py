@@ -168,7 +168,7 @@ def test_up_prints_tables_and_next_steps(demo: Demo,
     assert units_table[0] == ["UNIT", "MACHINE", "ACTIVE", "SUB"]
     assert {row[0] for row in units_table[1:]} >= {
         "mongo.service", "employees.service", "node-exporter.service", "cache.service",
-        "web@1.service", "web@2.service", "web@3.service"}
+        "web@1.service", "web@2.service", "web@3.service", "testdb.service"}
     # the next steps, copy-pasteable
     assert "Next steps" in out
     assert f"export UNITCTL_ENDPOINT={demo.endpoint}\n" in out
@@ -239,6 +239,107 @@ def test_the_config_template_lists_every_running_web(demo: Demo) -> None:
             {n: upstream_ips(demo, n) for n in MACHINE_META}
         time.sleep(0.25)
     assert "ok" in unitctl(demo, "templates").stdout
+
+
+# --------------------------------------------------------------------------- the service
+
+SERVICE = "testdb"  # units/demo/testdb.service: Ports=@PORT, Volume=testdb:64M:/var/lib/testdb
+FETCH = ("import sys, urllib.request as u; "
+         "print(u.urlopen(sys.argv[1], timeout=3).read().decode(), end='')")
+
+
+def resolved(d: Demo) -> list[dict[str, Any]]:
+    """``unitctl resolve testdb --json --full`` ([] when it exits 3: no record)."""
+    p = unitctl(d, "resolve", "--json", "--full", SERVICE, check=False)
+    if p.returncode == 3:
+        return []
+    assert p.returncode == 0, p.stdout + p.stderr
+    rows: list[dict[str, Any]] = json.loads(p.stdout)
+    return rows
+
+
+def starts_seen_from(d: Demo, machine: str, address: str, port: int) -> list[str]:
+    """The service's /starts, fetched from inside ``machine`` (one line per start)."""
+    r = Cluster.attach(d.state_file).exec(machine, "python3", "-c", FETCH,
+                                          f"http://{address}:{port}/starts", check=False,
+                                          timeout=15)
+    return r.stdout.splitlines() if r.returncode == 0 else []
+
+
+def step(d: Demo, pattern: str) -> re.Match[str]:
+    """The printed next-step line matching ``pattern`` (after the command prefix)."""
+    m = re.search(pattern, d.up.stdout, re.M)
+    assert m, f"no next step matching {pattern!r} in\n{d.up.stdout}"
+    return m
+
+
+def test_the_service_answers_on_its_allocated_port_and_resolves(demo: Demo) -> None:
+    [(on, active)] = [(m, a) for u, m, a in units(demo) if u == f"{SERVICE}.service"]
+    assert active == "active"
+    [rec] = resolved(demo)
+    port = rec["ports"]["PORT"]
+    assert demo.name_of(rec["machine"]) == on and rec["address"] == demo.ip_of(on), rec
+    assert 31000 <= port <= 31999, rec  # the agents' default port_range
+    # `unitctl start` printed it, `unitctl resolve` shows it
+    assert f"Unit {SERVICE}.service on {demo.ip_of(on)}: PORT={port}" in demo.up.stdout
+    table = unitctl(demo, "resolve", SERVICE).stdout
+    assert f"PORT={port}" in table and demo.ip_of(on) in table, table
+    other = next(n for n in MACHINE_META if n != on)
+    assert starts_seen_from(demo, other, rec["address"], port) == \
+        [f"started on {on} port {port}"]
+    # the next steps, as printed, with this machine and port
+    demo_ref = re.escape(f"bin/demo --state-file {demo.state_file}")
+    dig_a = step(demo, rf"^  {demo_ref} dig (m[123]) {SERVICE}\.unitctl\s+#").group(1)
+    assert dig_a != on
+    out = demo_cmd(demo.state_file, "dig", dig_a, f"{SERVICE}.unitctl").stdout
+    assert out.splitlines()[0] == "status: NOERROR", out
+    assert re.search(rf"^{SERVICE}\.unitctl\. \d+ IN A {re.escape(demo.ip_of(on))}$", out,
+                     re.M), out
+    step(demo, rf"^  {demo_ref} dig {dig_a} _port\._tcp\.{SERVICE}\.unitctl SRV\s+#")
+    srv = demo_cmd(demo.state_file, "dig", dig_a, f"_port._tcp.{SERVICE}.unitctl", "SRV").stdout
+    assert re.search(rf" IN SRV 0 0 {port} m-{demo.id_of(on)}\.unitctl\.$", srv, re.M), srv
+    assert re.search(rf"IN A {re.escape(demo.ip_of(on))}$", srv, re.M), srv  # additional
+    gone = demo_cmd(demo.state_file, "dig", dig_a, "nosuch.unitctl", check=False)
+    assert gone.returncode == 1 and "status: NXDOMAIN" in gone.stdout, gone.stdout
+    step(demo, rf"^  unitctl resolve {SERVICE}\s+# its machine's address and PORT={port}$")
+    step(demo, rf"^  python3 -c .*http://{re.escape(demo.ip_of(on))}:{port}/starts")
+
+
+def test_the_service_waits_for_its_killed_machine_and_comes_back_as_printed(
+        demo: Demo) -> None:
+    [before] = resolved(demo)
+    on, port = demo.name_of(before["machine"]), before["ports"]["PORT"]
+    demo_ref = re.escape(f"bin/demo --state-file {demo.state_file}")
+    assert step(demo, rf"^  {demo_ref} kill (m[123])\s+# a local volume: ").group(1) == on
+    assert step(demo, rf"^  {demo_ref} boot (m[123])\s+# back on ").group(1) == on
+    others = [n for n in MACHINE_META if n != on]
+
+    demo_cmd(demo.state_file, "kill", on)
+    reason = f"waits for machine {demo.id_of(on)}: its volume {SERVICE} lives there"
+    deadline = time.monotonic() + MOVE_WITHIN
+    while reason not in unitctl(demo, "explain", f"{SERVICE}.service", check=False).stdout:
+        assert time.monotonic() < deadline, unitctl(demo, "explain", f"{SERVICE}.service",
+                                                    check=False).stdout
+        time.sleep(0.25)
+    # the lease took the record; the unit runs nowhere else (it waits)
+    while resolved(demo):
+        assert time.monotonic() < deadline, resolved(demo)
+        time.sleep(0.25)
+    assert unitctl(demo, "resolve", SERVICE, check=False).returncode == 3
+    assert not [m for u, m, _ in units(demo) if u == f"{SERVICE}.service"]
+
+    demo_cmd(demo.state_file, "boot", on)
+    deadline = time.monotonic() + 90
+    while not resolved(demo):
+        assert time.monotonic() < deadline, "no record after boot"
+        time.sleep(0.25)
+    [after] = resolved(demo)
+    assert (after["machine"], after["address"], after["ports"]) == \
+        (before["machine"], before["address"], {"PORT": port}), (before, after)
+    # its volume kept the first start's line: two lines, both on its machine and port
+    assert starts_seen_from(demo, others[0], after["address"], port) == \
+        [f"started on {on} port {port}"] * 2
+    assert [m for u, m, a in units(demo) if u == f"{SERVICE}.service" and a == "active"] == [on]
 
 
 def test_kill_moves_mongo_and_employees_together(demo: Demo,

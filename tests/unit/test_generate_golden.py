@@ -18,6 +18,7 @@ import pytest
 
 from tests.real import require_tool
 from unitctl.docker.argv import parse_run_argv
+from unitctl.docker.portvars import substitute_ports
 from unitctl.errors import UsageError
 from unitctl.generate import docker_run_argv, generate_units, parse_spec, parse_spec_text
 from unitctl.generate.quadlet import container_spec
@@ -91,6 +92,7 @@ def test_container_defaults_are_quadlets() -> None:
 @pytest.mark.parametrize("source", CASES, ids=[p.name for p in CASES])
 def test_docker_run_accepts_the_golden_exec_start(source: Path) -> None:
     spec = parse_spec(parse_spec_text(source.read_text(), source.name))
-    request = parse_run_argv(docker_run_argv(spec)[1:])
+    # as docker-run does: the allocated ports (seed.yaml's @PORT) substituted, then parsed
+    request = parse_run_argv(substitute_ports(docker_run_argv(spec)[1:], {"PORT": "31000"}))
     assert (request.name, request.image, request.pull) == (spec.name, spec.image, spec.pull)
     assert request.ephemeral == spec.ephemeral

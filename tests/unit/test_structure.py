@@ -32,7 +32,7 @@ PURE = [
     "unitctl.engine.view", "unitctl.engine.commit", "unitctl.engine.planned",
     "unitctl.systemd.states", "unitctl.systemd.api",
     "unitctl.docker.argv", "unitctl.docker.spec", "unitctl.docker.events",
-    "unitctl.generate.quadlet",
+    "unitctl.generate.quadlet", "unitctl.generate.bricks",
     "unitctl.generate", "unitctl.generate.spec", "unitctl.generate.values",
     "unitctl.generate.render", "unitctl.cli.output", "unitctl.legend", "unitctl.agent.options",
     "unitctl.sim.core", "unitctl.sim.world", "unitctl.sim.actors", "unitctl.sim.faults",

@@ -158,6 +158,10 @@ def write_units(units: dict[str, str], output_dir: Path, force: bool) -> list[tu
     help="[IP:]HOST:CONTAINER[/tcp|/udp]; HOST @PORT[_NAME] is allocated (repeatable).",
 )
 @click.option("--volume", "-v", "volumes", multiple=True, help="HOST:CONTAINER[:ro] (repeatable).")
+@click.option(
+    "--brick", "bricks", multiple=True,
+    help="[NAME:]SIZE:PATH, SIZE in MiB or 128M/1G: a local volume at PATH (repeatable).",
+)
 @click.option("--after", multiple=True, help="Order after this unit (repeatable).")
 @click.option("--requires", multiple=True, help="Require this unit (repeatable).")
 @click.option(

@@ -21,6 +21,7 @@ import jinja2
 import jinja2.sandbox
 
 from unitctl.docker.argv import DEFAULT_ENGINE, DEFAULT_PULL
+from unitctl.generate.bricks import brick_mount, brick_option
 from unitctl.generate.spec import ServiceSpec, parse_spec
 from unitctl.generate.stoptime import timeout_stop_sec
 from unitctl.generate.values import CONTROL_RE
@@ -87,6 +88,8 @@ def docker_run_argv(spec: ServiceSpec) -> list[str]:
         argv += ["-p", str(port)]
     for volume in spec.volumes:
         argv += ["-v", str(volume)]
+    for brick in spec.bricks:
+        argv += ["-v", brick_mount(brick)]
     for link in spec.links:
         argv += ["--link", f"{link.name}:{link.alias}"]
     if spec.cpu is not None:
@@ -124,7 +127,8 @@ def _dedupe(items: Iterable[str]) -> list[str]:
 
 
 def _x_fleet_lines(spec: ServiceSpec) -> list[str]:
-    """The [X-Fleet] lines: MachineOf (links first-come), Conflicts, metadata, Global."""
+    """The [X-Fleet] lines: MachineOf (links first-come), Conflicts, metadata, Global,
+    the bricks' Volume= lines."""
     peers = _dedupe([*spec.machine_of, *(lk.unit for lk in spec.links)])
     legacy = spec.legacy_xfleet
     lines = [f"{'X-ConditionMachineOf' if legacy else 'MachineOf'}={u}" for u in peers]
@@ -133,6 +137,7 @@ def _x_fleet_lines(spec: ServiceSpec) -> list[str]:
               for k, v in spec.metadata]
     if spec.global_:
         lines.append("Global=true")
+    lines += [brick_option(b) for b in spec.bricks]
     return lines
 
 

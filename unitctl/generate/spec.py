@@ -14,6 +14,9 @@ Spec keys (all but ``name`` and ``image`` optional)::
     env           list of "KEY=VAL" or a mapping
     ports         list of "[IP:]HOST:CONTAINER[/tcp|/udp|/sctp]"
     volumes       list of "HOST:CONTAINER[:ro|:rw]" (HOST: absolute path or volume name)
+    bricks        list of "SIZE:PATH" or "NAME:SIZE:PATH" (the seed's --brick; SIZE a bare
+                  number of MiB or 128M/1G): a local volume of the unit, mounted at PATH
+                  (:mod:`unitctl.generate.bricks`)
     after         units to order after (".service" added when no suffix)
     requires      units required
     link          list of "NAME[:ALIAS]": After= + MachineOf= NAME.service, --link NAME:ALIAS
@@ -68,6 +71,7 @@ from unitctl.docker.argv import (
     PortMapping,
 )
 from unitctl.errors import InvalidOptionsError, UsageError
+from unitctl.generate.bricks import parse_bricks
 from unitctl.generate.quadlet import container_spec
 from unitctl.generate.stoptime import parse_agent_ttl, parse_stop_timeout
 from unitctl.generate.values import (
@@ -96,6 +100,7 @@ from unitctl.generate.values import (
     parse_unit_ref,
     parse_volume,
 )
+from unitctl.volumes import Volume as LocalVolume
 
 __all__ = [
     "DEFAULT_RESTART", "ENGINES", "RESTART_VALUES", "SPEC_KEYS", "ServiceSpec", "parse_spec",
@@ -108,7 +113,7 @@ RESTART_VALUES = (
 )  # fmt: skip
 ENGINES = SUPPORTED_ENGINES
 SPEC_KEYS = (
-    "name", "description", "image", "command", "env", "ports", "volumes", "after",
+    "name", "description", "image", "command", "env", "ports", "volumes", "bricks", "after",
     "requires", "link", "machine_of", "conflicts", "metadata", "global", "cpu", "mem",
     "restart", "timeout_start", "docker_run", "engine", "legacy_xfleet", "stop_timeout",
     "agent_ttl", "pull", "notify", "ephemeral", *(key for key, _ in HEALTH_FLAGS),
@@ -139,6 +144,8 @@ class ServiceSpec:
     env: tuple[tuple[str, str], ...] = ()
     ports: tuple[PortMapping, ...] = ()
     volumes: tuple[Volume, ...] = ()
+    #: the seed's bricks: local volumes (``[X-Fleet] Volume=``) mounted into the container
+    bricks: tuple[LocalVolume, ...] = ()
     after: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
     links: tuple[Link, ...] = ()
@@ -213,6 +220,14 @@ def _check_xfleet(spec: ServiceSpec) -> None:
         )
     if spec.unit_name in spec.machine_of or any(lk.name == spec.name for lk in spec.links):
         raise InvalidOptionsError(f"spec: unit {spec.unit_name} cannot be MachineOf itself")
+    if spec.global_ and spec.bricks:
+        raise InvalidOptionsError(
+            "spec key 'global': a global unit cannot have bricks (a local volume lives on "
+            "one machine)")
+    targets = [v.target for v in spec.volumes]
+    for brick in spec.bricks:
+        if brick.path in targets:
+            raise UsageError(f"spec key 'bricks': {brick.path} is also a target of 'volumes'")
 
 
 def _restart(value: object) -> str:
@@ -276,6 +291,7 @@ def parse_spec(raw: Mapping[str, t.Any]) -> ServiceSpec:
         env=parse_env(raw.get("env")),
         ports=parse_ports(raw.get("ports")),
         volumes=tuple(parse_volume(v) for v in parse_items("volumes", raw.get("volumes"))),
+        bricks=parse_bricks(parse_items("bricks", raw.get("bricks")), name),
         after=_unit_refs(raw, "after"),
         requires=_unit_refs(raw, "requires"),
         links=tuple(parse_link(v) for v in parse_items("link", raw.get("link"))),

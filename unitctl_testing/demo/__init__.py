@@ -6,6 +6,7 @@
     bin/demo boot NAME     boot a killed machine again
     bin/demo journal NAME [journalctl args...]   a machine's journal
     bin/demo cat NAME PATH a file in a machine (the config template's upstreams.conf)
+    bin/demo dig NAME QNAME [A|SRV]  a DNS query asked from a machine (testdb.unitctl)
     bin/demo down          remove everything (idempotent)
 
 Needs root on a Debian 12 / Ubuntu host; only python3 has to be there: ``up``

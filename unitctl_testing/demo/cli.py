@@ -1,4 +1,4 @@
-"""The demo's command line: ``bin/demo [--state-file F] up|status|kill|boot|journal|cat|down``."""
+"""The demo's command line: ``bin/demo [--state-file F] COMMAND``, up to down."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from unitctl_testing import demo
 from unitctl_testing.demo.console import PROG, Parser, die
+from unitctl_testing.demo.dig import RDTYPES, cmd_dig
 from unitctl_testing.demo.scenario import DEFAULT_BRIDGE, DEFAULT_STATE, DEFAULT_SUBNET, DEFAULT_TAG
 from unitctl_testing.demo.templates import cmd_cat
 from unitctl_testing.demo.up import cmd_up
@@ -48,6 +49,11 @@ def build_parser() -> Parser:
                        "/etc/unitctl-demo/upstreams.conf)")
     f.add_argument("name", metavar="NAME")
     f.add_argument("path", metavar="PATH")
+    q = sub.add_parser("dig", help="a DNS query asked from a machine: testdb.unitctl [A|SRV]")
+    q.add_argument("name", metavar="NAME", help="the machine to ask from")
+    q.add_argument("qname", metavar="QNAME")
+    q.add_argument("rdtype", metavar="TYPE", nargs="?", default="A", type=str.upper,
+                   choices=RDTYPES, help="A (default) or SRV")
     sub.add_parser("down", help="remove the cluster and everything it made (idempotent)")
     for p in sub.choices.values():  # --state-file also after the command
         p.add_argument("--state-file", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -59,11 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
     if args.cmd is None:
-        die(f"a command is needed: up, status, kill, boot, journal, cat or down "
+        die(f"a command is needed: up, status, kill, boot, journal, cat, dig or down "
             f"(see {PROG} --help)", 2)
     args.state_file = os.path.abspath(args.state_file)
     handler = {"up": cmd_up, "status": cmd_status, "kill": cmd_kill, "boot": cmd_boot,
-               "journal": cmd_journal, "cat": cmd_cat, "down": cmd_down}[args.cmd]
+               "journal": cmd_journal, "cat": cmd_cat, "dig": cmd_dig,
+               "down": cmd_down}[args.cmd]
     try:
         return handler(args)
     except ClusterError as e:

@@ -50,3 +50,13 @@ def unit_rows(endpoint: str) -> list[dict[str, str]]:
         return list(json.loads(p.stdout)) if p.returncode == 0 else []
     except (ValueError, TypeError):
         return []
+
+
+def service_record(endpoint: str, name: str) -> dict[str, Any]:
+    """The first ``unitctl resolve NAME --json --full`` row ({} when none or on error)."""
+    p = unitctl(endpoint, "resolve", "--json", "--full", name, check=False, timeout=30)
+    try:
+        rows = json.loads(p.stdout) if p.returncode == 0 else []
+        return dict(rows[0]) if rows else {}
+    except (ValueError, TypeError, IndexError, KeyError):
+        return {}

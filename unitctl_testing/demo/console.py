@@ -29,6 +29,6 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         m = re.match(r"argument COMMAND: invalid choice: '([^']*)'", message)
         if m:
-            message = (f"unknown command {m.group(1)!r}: use up, status, kill, boot, journal "
-                       "or down")
+            message = (f"unknown command {m.group(1)!r}: use up, status, kill, boot, journal, "
+                       "cat, dig or down")
         die(f"{message} (see {PROG} --help)", 2)

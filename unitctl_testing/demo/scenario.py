@@ -31,8 +31,15 @@ UNITS = [
     ("web@1.service", "web@.service, Conflicts=web@*.service: one per machine"),
     ("web@2.service", ""),
     ("web@3.service", ""),
+    ("testdb.service", "Ports=@PORT + Volume=: a host port the engine allocates, passed in\n"
+     "as $PORT, and a local volume (it waits for its machine when that is lost)"),
 ]
-UNSCHEDULABLE = "web@4.service"  # a 4th web@ on 3 machines: stays unscheduled
+UNSCHEDULABLE = "web@4.service"
+# The service with a dynamic port and a local volume: its name resolves
+# (`unitctl resolve testdb`, DNS testdb.unitctl on every machine).
+SERVICE = "testdb"
+SERVICE_VOLUME_FILE = "starts"  # one line per start, in its volume
+DNS_DOMAIN = "unitctl"  # a 4th web@ on 3 machines: stays unscheduled
 # The config template (docs/templates.md): the web@ upstream list on every machine.
 TEMPLATE_FILE = "units/demo/upstreams.toml"
 TEMPLATE_DIR = "/etc/unitctl-demo"

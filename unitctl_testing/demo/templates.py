@@ -1,8 +1,9 @@
 """The demo's config template: the machines allow its directory, and ``bin/demo cat``.
 
-``up`` gives every agent ``template_dirs = /etc/unitctl-demo`` (and, since the
-shipped agent unit has ``ProtectSystem=full``, a ``ReadWritePaths=`` drop-in),
-restarts it, and submits units/demo/upstreams.toml: the upstream list of the
+``up`` gives every agent ``template_dirs = /etc/unitctl-demo`` through a
+drop-in of its unit (``Environment=UNITCTL_TEMPLATE_DIRS=``, and, since the
+shipped agent unit has ``ProtectSystem=full``, ``ReadWritePaths=``), restarts
+it, and submits units/demo/upstreams.toml: the upstream list of the
 ``web@*.service`` instances, rendered on every machine (docs/templates.md).
 """
 
@@ -17,12 +18,13 @@ from unitctl_testing.demo.state import attach, find_machine, require_root
 
 
 def enable_templates(c: Cluster) -> None:
-    """template_dirs on every machine's agent (restarted before any unit is started)."""
+    """template_dirs on every machine's agent (restarted before any unit is started),
+    kept when ``bin/demo boot`` boots the machine again."""
     for name in c.names:
         c.exec(name, "mkdir", "-p", TEMPLATE_DIR, AGENT_DROP_IN.rpartition("/")[0])
-        c.exec(name, "sh", "-c", f"printf '[Service]\\nReadWritePaths={TEMPLATE_DIR}\\n' > "
-               f"{AGENT_DROP_IN} && echo 'template_dirs = {TEMPLATE_DIR}' >> "
-               "/etc/unitctl/unitctl.conf")
+        # a drop-in, not /etc/unitctl/unitctl.conf: `boot` writes that file anew
+        c.exec(name, "sh", "-c", f"printf '[Service]\\nReadWritePaths={TEMPLATE_DIR}\\n"
+               f"Environment=UNITCTL_TEMPLATE_DIRS={TEMPLATE_DIR}\\n' > {AGENT_DROP_IN}")
         c.systemctl(name, "daemon-reload")
         c.systemctl(name, "restart", "unitctl-agent")
 

@@ -13,15 +13,19 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from unitctl_testing.cluster import Cluster
-from unitctl_testing.demo.client import registered, show, unit_rows, unitctl
+from unitctl_testing.demo.client import registered, service_record, show, unit_rows, unitctl
 from unitctl_testing.demo.console import PROG, die, say
 from unitctl_testing.demo.scenario import (
     AGENT_TTL,
     DEFAULT_STATE,
+    DNS_DOMAIN,
     MACHINES,
     REPO,
+    SERVICE,
+    SERVICE_VOLUME_FILE,
     TEMPLATE_DEST,
     TEMPLATE_FILE,
     UNIT_DIR,
@@ -131,7 +135,8 @@ def start_units(c: Cluster, endpoint: str) -> None:
 
 
 def wait_settled(c: Cluster, endpoint: str, timeout: float) -> None:
-    """Until the global unit runs everywhere and the engine explained web@4."""
+    """Until the global unit runs everywhere, the engine explained web@4 and the
+    service's record is published."""
     deadline = time.monotonic() + timeout
     global_unit = "node-exporter.service"
     while time.monotonic() < deadline:
@@ -139,7 +144,8 @@ def wait_settled(c: Cluster, endpoint: str, timeout: float) -> None:
         on = {r.get("machine", "").split("/")[0] for r in rows
               if r.get("unit") == global_unit and r.get("active") == "active"}
         ex = unitctl(endpoint, "explain", UNSCHEDULABLE, check=False, timeout=30).stdout
-        if len(on) >= len(c.names) and "cannot be placed" in ex:
+        if len(on) >= len(c.names) and "cannot be placed" in ex \
+                and service_record(endpoint, SERVICE):
             return
         time.sleep(0.2)
     say(f"warning: the units did not all settle within {timeout:.0f}s; see below")
@@ -155,9 +161,8 @@ def print_next_steps(c: Cluster, endpoint: str, state_file: str) -> None:
     demo = PROG if here == REPO else str(REPO / PROG)
     if state_file != DEFAULT_STATE:
         demo += f" --state-file {shlex.quote(state_file)}"
-    fetch = (f"python3 -c \"import urllib.request as u; "
-             f"print(u.urlopen('http://{mongo_ip}:3000/').read().decode())\"")
-    steps = next_steps(c, endpoint, mongo_on, demo, fetch)
+    steps = next_steps(c, endpoint, mongo_on, demo, fetch_command(f"http://{mongo_ip}:3000/"))
+    steps[-3:-3] = service_steps(c, service_record(endpoint, SERVICE), demo)
     width = max(len(cmd) for cmd, note in steps if note and len(cmd) < 48) + 2
     print("\nNext steps -- copy and paste (as root):\n")
     for cmd, note in steps:
@@ -168,6 +173,37 @@ def print_next_steps(c: Cluster, endpoint: str, state_file: str) -> None:
         else:
             print(f"  {cmd}".rstrip())
     print(flush=True)
+
+
+def fetch_command(url: str) -> str:
+    """A python3 one-liner printing the body at ``url`` (no curl needed on the host)."""
+    return (f"python3 -c \"import urllib.request as u; "
+            f"print(u.urlopen('{url}').read().decode(), end='')\"")
+
+
+def service_steps(c: Cluster, record: dict[str, Any], demo: str) -> list[tuple[str, str]]:
+    """The steps of the service with an allocated port and a local volume."""
+    on = machine_name_of(c, str(record.get("machine", ""))) if record else "?"
+    port = record.get("ports", {}).get("PORT", "PORT") if record else "PORT"
+    address = record.get("address", "ADDRESS") if record else "ADDRESS"
+    ask = next((n for n in c.names if n != on), c.names[0])
+    fetch = fetch_command(f"http://{address}:{port}/{SERVICE_VOLUME_FILE}")
+    name = f"{SERVICE}.{DNS_DOMAIN}"
+    return [
+        ("", ""),
+        (f"# {SERVICE}: a host port the engine allocated (@PORT) and a local volume", ""),
+        (f"unitctl resolve {SERVICE}", f"its machine's address and PORT={port}"),
+        (f"{demo} dig {ask} {name}", f"DNS, asked from {ask} (A: {on}'s address)"),
+        (f"{demo} dig {ask} _port._tcp.{name} SRV", f"its port {port}, as SRV"),
+        (fetch, "one line per start, kept in its volume"),
+        (f"{demo} kill {on}", f"a local volume: {SERVICE} waits for {on}, it does not move"),
+        (f"unitctl explain {SERVICE}.service", f"'waits for machine ...: its volume "
+         f"{SERVICE} lives there'"),
+        (f"unitctl resolve {SERVICE}", "no record while it waits (exit 3)"),
+        (f"{demo} boot {on}", f"back on {on}, same name; port {port} again (the lowest free)"),
+        (f"unitctl resolve {SERVICE}", f"{address}, PORT={port}, as before"),
+        (fetch, "one line more: the old ones stayed"),
+    ]
 
 
 def next_steps(c: Cluster, endpoint: str, mongo_on: str, demo: str,
