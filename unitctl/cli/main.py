@@ -21,7 +21,6 @@ module. Tests inject a registry through click's ``obj`` (see
 from __future__ import annotations
 
 import importlib
-import traceback
 from typing import Any
 
 import click
@@ -102,6 +101,8 @@ class UnitctlGroup(click.Group):
     @staticmethod
     def _report(ctx: click.Context, message: str) -> None:
         if getattr(ctx.obj, "debug", False) is True:
+            import traceback  # only --debug prints one
+
             click.echo(traceback.format_exc().rstrip(), err=True)
         click.echo(f"Error: {message}", err=True)
 

@@ -1,0 +1,65 @@
+"""The launcher's kept ``--help`` is click's, byte for byte, and only used when it is."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from unitctl.cli import helpgen, helptext, launch
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(args: list[str], columns: str | None, launcher: bool) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    if columns is not None:
+        env["COLUMNS"] = columns
+    code = ("import sys\nfrom unitctl.cli.launch import main\nmain(sys.argv[1:])\n" if launcher
+            else "import sys\nfrom unitctl.cli.main import main\nmain(sys.argv[1:])\n")
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          cwd=ROOT, env=env, check=False, timeout=60)
+
+
+def test_the_kept_help_is_current() -> None:
+    assert launch.fingerprint() == helptext.FINGERPRINT, (
+        "the help's sources changed: run `python -m unitctl.cli.helpgen`")
+    assert helpgen.render() == helptext.TEXT, "run `python -m unitctl.cli.helpgen`"
+
+
+@pytest.mark.parametrize("args", [list(a) for a in launch.HELP_ARGS])
+@pytest.mark.parametrize("columns", [None, "80", "200"])
+def test_the_launcher_prints_what_click_prints(args: list[str], columns: str | None) -> None:
+    fast, slow = _run(args, columns, True), _run(args, columns, False)
+    assert (fast.returncode, slow.returncode) == (0, 0), (fast.stderr, slow.stderr)
+    assert fast.stdout == slow.stdout
+    assert fast.stdout == helptext.TEXT
+
+
+def test_a_narrow_terminal_gets_clicks_own_wrapping() -> None:
+    fast, slow = _run(["--help"], "60", True), _run(["--help"], "60", False)
+    assert fast.stdout == slow.stdout
+    assert fast.stdout != helptext.TEXT
+
+
+def test_other_arguments_go_to_click() -> None:
+    fast, slow = _run(["help", "list-units"], None, True), _run(["help", "list-units"], None,
+                                                                  False)
+    assert fast.returncode == slow.returncode == 0
+    assert fast.stdout == slow.stdout and "--fields" in fast.stdout
+    bad = _run(["--no-such-flag"], None, True)
+    assert bad.returncode == 2 and "No such option" in bad.stderr
+
+
+def test_a_stale_fingerprint_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    assert launch.kept_help(["--help"]) == helptext.TEXT
+    monkeypatch.setattr(helptext, "FINGERPRINT", helptext.FINGERPRINT ^ 1)
+    assert launch.kept_help(["--help"]) is None
+
+
+def test_missing_sources_fall_back(tmp_path: Path) -> None:
+    assert launch.fingerprint(str(tmp_path)) is None

@@ -1,0 +1,88 @@
+"""The ``unitctl`` entry point: the top-level help without loading click.
+
+``unitctl``, ``unitctl --help``, ``unitctl -h`` and ``unitctl help`` print the
+group's help. click renders that text from :mod:`unitctl.cli.main` (~20 ms to
+import click alone); :mod:`unitctl.cli.helpgen` renders it once and keeps it in
+:mod:`unitctl.cli.helptext`, with a fingerprint (CRC-32) of the source files it
+was rendered from. The launcher prints the kept text when
+
+* the arguments are exactly one of those four forms,
+* the fingerprint still matches the sources (a changed flag or verb, or
+  sources that are not there, fall back to click), and
+* click would render at the kept width: click wraps at ``min(columns, 80) - 2``,
+  so any terminal (or ``COLUMNS``) of at least 80 columns.
+
+Everything else runs :func:`unitctl.cli.main.main`. Contract: what the
+launcher prints is byte for byte what click prints
+(tests/unit/test_cli_launch.py), and it imports neither click nor any other
+unitctl module (tests/unit/test_cli_imports.py).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import zlib
+
+from unitctl.cli import helptext
+
+#: The arguments that print the group's help (bare ``unitctl`` does, as fleetctl).
+HELP_ARGS = ((), ("--help",), ("-h",), ("help",))
+
+#: The files (relative to the package) whose text determines the help: the group's
+#: flags and help, the verb table, the version and the defaults shown.
+SOURCES = ("__init__.py", "cli/main.py", "cli/verbs.py", "cli/ssh.py",
+           "registry/connection.py", "registry/keys.py")
+
+#: click's help is ``min(columns, 80) - 2`` wide; the kept text is the 80-column one.
+KEPT_COLUMNS = 80
+
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def fingerprint(package_dir: str = PACKAGE_DIR) -> int | None:
+    """CRC-32 of :data:`SOURCES` in order (None: one of them cannot be read)."""
+    crc = 0
+    for rel in SOURCES:
+        try:
+            with open(os.path.join(package_dir, rel), "rb") as f:
+                crc = zlib.crc32(f.read(), crc)
+        except OSError:
+            return None
+    return crc
+
+
+def terminal_columns() -> int:
+    """The columns :func:`shutil.get_terminal_size` reports (``COLUMNS``, else the
+    terminal of stdout, else 80), without importing shutil."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    stdout = sys.__stdout__
+    if columns <= 0 and stdout is not None:
+        try:
+            columns = os.get_terminal_size(stdout.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or KEPT_COLUMNS
+
+
+def kept_help(argv: list[str]) -> str | None:
+    """The kept help text when it is what click would print for ``argv``, else None."""
+    if tuple(argv) not in HELP_ARGS or terminal_columns() < KEPT_COLUMNS:
+        return None
+    return helptext.TEXT if fingerprint() == helptext.FINGERPRINT else None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The console-script entry point (``unitctl``, ``python -m unitctl``)."""
+    args = sys.argv[1:] if argv is None else argv
+    text = kept_help(args)
+    if text is not None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    from unitctl.cli.main import main as run  # click and the verb table
+
+    run(argv)
