@@ -182,7 +182,7 @@ def _modules_after(args: list[str]) -> list[str]:
 
 def test_help_through_the_launcher_loads_neither_click_nor_the_cli() -> None:
     # the launcher prints the kept text: no click, no verb table, no other unitctl module
-    for args in ([], ["--help"], ["-h"], ["help"]):
+    for args in ([], ["--help"], ["-h"], ["help"], ["--endpoint", "http://127.0.0.1:1", "--help"]):
         loaded = _modules_after(args)
         assert not [m for m in loaded if m.split(".")[0] == "click"], args
         ours = {m for m in loaded if m.split(".")[0] == "unitctl"}

@@ -28,6 +28,8 @@ def test_the_kept_help_is_current() -> None:
     assert launch.fingerprint() == helptext.FINGERPRINT, (
         "the help's sources changed: run `python -m unitctl.cli.helpgen`")
     assert helpgen.render() == helptext.TEXT, "run `python -m unitctl.cli.helpgen`"
+    kept = {name: getattr(helptext, name) for name in helpgen.option_names()}
+    assert helpgen.option_names() == kept, "run `python -m unitctl.cli.helpgen`"
 
 
 @pytest.mark.parametrize("args", [list(a) for a in launch.HELP_ARGS])
@@ -37,6 +39,42 @@ def test_the_launcher_prints_what_click_prints(args: list[str], columns: str | N
     assert (fast.returncode, slow.returncode) == (0, 0), (fast.stderr, slow.stderr)
     assert fast.stdout == slow.stdout
     assert fast.stdout == helptext.TEXT
+
+
+#: Global options around --help/-h: click prints the help before it converts any value.
+WITH_OPTIONS = [
+    ["--endpoint", "http://127.0.0.1:1", "--help"],
+    ["--endpoint=http://127.0.0.1:1", "--debug", "-h"],
+    ["--help", "--token", "-h"],
+    ["--strict-host-key-checking", "false", "--no-strict-host-key-checking", "--help"],
+    ["--request-timeout", "not-a-number", "--driver", "bogus", "--help"],
+]
+
+#: What the launcher leaves to click (each printed or refused as click does).
+TO_CLICK = [
+    ["--endpoint", "--help"],  # --help is --endpoint's value: no command, exit 2
+    ["--help", "--endpoint"],  # a missing value
+    ["--debug=1", "--help"],  # a flag given a value
+    ["--version"], ["-v", "--help"], ["--help", "-v"],  # eager, in command-line order
+    ["--endpoint", "http://127.0.0.1:1", "help"],  # the verb runs the group's callback
+    ["--help", "list-units"], ["--hel"], ["-"], ["--", "--help"],
+]
+
+
+@pytest.mark.parametrize("args", WITH_OPTIONS)
+def test_global_options_around_help_get_the_kept_text(args: list[str]) -> None:
+    assert launch.asks_for_help(args)
+    fast, slow = _run(args, "80", True), _run(args, "80", False)
+    assert (fast.returncode, slow.returncode) == (0, 0), (fast.stderr, slow.stderr)
+    assert fast.stdout == slow.stdout == helptext.TEXT
+
+
+@pytest.mark.parametrize("args", TO_CLICK)
+def test_anything_else_is_clicks(args: list[str]) -> None:
+    assert not launch.asks_for_help(args)
+    fast, slow = _run(args, "80", True), _run(args, "80", False)
+    assert (fast.returncode, fast.stdout, fast.stderr) == (
+        slow.returncode, slow.stdout, slow.stderr)
 
 
 def test_a_narrow_terminal_gets_clicks_own_wrapping() -> None:

@@ -1,4 +1,5 @@
-"""Writes :mod:`unitctl.cli.helptext`: click's rendering of ``unitctl --help``.
+"""Writes :mod:`unitctl.cli.helptext`: click's rendering of ``unitctl --help``,
+and the group's option names the launcher needs to recognise a request for it.
 
 Run ``python -m unitctl.cli.helpgen`` after changing a global flag, the group's
 help, a verb of :data:`unitctl.cli.verbs.VERBS`, the version or a default the
@@ -46,10 +47,30 @@ def render() -> str:
     return out.getvalue()
 
 
-def module_text(text: str, fingerprint: int) -> str:
+def option_names() -> dict[str, tuple[str, ...]]:
+    """The group's help options, its options that take a value and its flags (not
+    eager: ``--version`` is in neither, so the launcher leaves it to click)."""
+    import click  # only the generator needs it
+
+    from unitctl.cli.main import CONTEXT, cli
+
+    values: list[str] = []
+    flags: list[str] = []
+    for param in cli.params:
+        if isinstance(param, click.Option) and not param.is_eager:
+            (flags if param.is_flag or param.count else values).extend(
+                [*param.opts, *param.secondary_opts])
+    return {"HELP_OPTIONS": tuple(CONTEXT["help_option_names"]),
+            "VALUE_OPTIONS": tuple(values), "FLAG_OPTIONS": tuple(flags)}
+
+
+def module_text(text: str, fingerprint: int, options: dict[str, tuple[str, ...]]) -> str:
     """The source of :mod:`unitctl.cli.helptext` for ``text``."""
     lines = "".join(f"    {line!r}\n" for line in text.splitlines(keepends=True))
-    return f"{HEADER}FINGERPRINT = {fingerprint:#010x}\n\nTEXT = (\n{lines})\n"
+    tables = "".join(f"{name} = (\n" + "".join(f"    {n!r},\n" for n in names) + ")\n\n"
+                     for name, names in options.items())
+    return (f"{HEADER}FINGERPRINT = {fingerprint:#010x}\n\n{tables}"
+            f"TEXT = (\n{lines})\n")
 
 
 def main() -> None:
@@ -58,7 +79,7 @@ def main() -> None:
     if fingerprint is None:
         raise SystemExit("the sources of the help are not readable")
     path = Path(__file__).with_name("helptext.py")
-    path.write_text(module_text(render(), fingerprint), encoding="utf-8")
+    path.write_text(module_text(render(), fingerprint, option_names()), encoding="utf-8")
     print(f"wrote {path}")
 
 

@@ -9,6 +9,34 @@ from __future__ import annotations
 
 FINGERPRINT = 0x8d28160b
 
+HELP_OPTIONS = (
+    '-h',
+    '--help',
+)
+
+VALUE_OPTIONS = (
+    '--endpoint',
+    '--token',
+    '--etcd-key-prefix',
+    '--ca-file',
+    '--cert-file',
+    '--key-file',
+    '--username',
+    '--password',
+    '--request-timeout',
+    '--tunnel',
+    '--ssh-username',
+    '--ssh-timeout',
+    '--known-hosts-file',
+    '--strict-host-key-checking',
+    '--driver',
+)
+
+FLAG_OPTIONS = (
+    '--debug',
+    '--no-strict-host-key-checking',
+)
+
 TEXT = (
     'Usage: unitctl [OPTIONS] COMMAND [ARGS]...\n'
     '\n'

@@ -6,7 +6,9 @@ import click alone); :mod:`unitctl.cli.helpgen` renders it once and keeps it in
 :mod:`unitctl.cli.helptext`, with a fingerprint (CRC-32) of the source files it
 was rendered from. The launcher prints the kept text when
 
-* the arguments are exactly one of those four forms,
+* the arguments are one of those four forms, the ``--help``/``-h`` ones
+  possibly with global options around them (``unitctl --endpoint URL --help``:
+  the options' names come from :mod:`unitctl.cli.helptext` too),
 * the fingerprint still matches the sources (a changed flag or verb, or
   sources that are not there, fall back to click), and
 * click would render at the kept width: click wraps at ``min(columns, 80) - 2``,
@@ -26,7 +28,8 @@ import zlib
 
 from unitctl.cli import helptext
 
-#: The arguments that print the group's help (bare ``unitctl`` does, as fleetctl).
+#: The arguments that print the group's help (bare ``unitctl`` does, as fleetctl);
+#: global options may come with the ``--help``/``-h`` forms (:func:`asks_for_help`).
 HELP_ARGS = ((), ("--help",), ("-h",), ("help",))
 
 #: The files (relative to the package) whose text determines the help: the group's
@@ -68,9 +71,33 @@ def terminal_columns() -> int:
     return columns or KEPT_COLUMNS
 
 
+def asks_for_help(argv: list[str]) -> bool:
+    """``argv`` is bare, ``help``, or global options with ``--help``/``-h`` among them.
+
+    The options are recognised as click parses them (``--name value``,
+    ``--name=value``, flags); their values do not matter, since click prints the
+    help (an eager option) before it converts any other. Anything else (a verb,
+    ``--version``, an unknown option, an option missing its value) is not.
+    """
+    if tuple(argv) in HELP_ARGS:
+        return True
+    seen, i = False, 0
+    while i < len(argv):
+        arg = argv[i]
+        name, equals, _ = arg.partition("=")
+        if arg in helptext.HELP_OPTIONS:
+            seen = True
+        elif arg in helptext.VALUE_OPTIONS and i + 1 < len(argv):
+            i += 1  # its value, whatever it looks like
+        elif not (arg in helptext.FLAG_OPTIONS or (equals and name in helptext.VALUE_OPTIONS)):
+            return False
+        i += 1
+    return seen
+
+
 def kept_help(argv: list[str]) -> str | None:
     """The kept help text when it is what click would print for ``argv``, else None."""
-    if tuple(argv) not in HELP_ARGS or terminal_columns() < KEPT_COLUMNS:
+    if not asks_for_help(argv) or terminal_columns() < KEPT_COLUMNS:
         return None
     return helptext.TEXT if fingerprint() == helptext.FINGERPRINT else None
 
