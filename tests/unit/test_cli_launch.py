@@ -92,6 +92,20 @@ def test_other_arguments_go_to_click() -> None:
     assert bad.returncode == 2 and "No such option" in bad.stderr
 
 
+@pytest.mark.parametrize("columns", ["80", "60"])
+def test_a_closed_stdout_is_exit_1_without_a_traceback(columns: str) -> None:
+    # the kept text (80) and click's own path (60) behave alike
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        r = subprocess.run([sys.executable, "-m", "unitctl", "--help"], stdout=write_end,
+                           stderr=subprocess.PIPE, text=True, cwd=ROOT, check=False,
+                           env={**os.environ, "COLUMNS": columns}, timeout=60)
+    finally:
+        os.close(write_end)
+    assert (r.returncode, r.stderr) == (1, "")
+
+
 def test_a_stale_fingerprint_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "80")
     assert launch.kept_help(["--help"]) == helptext.TEXT

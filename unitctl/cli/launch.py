@@ -102,13 +102,23 @@ def kept_help(argv: list[str]) -> str | None:
     return helptext.TEXT if fingerprint() == helptext.FINGERPRINT else None
 
 
+def _print(text: str) -> None:
+    """Write ``text`` to stdout; a reader that went away is exit 1 without a word,
+    as click does (and nothing is flushed to the closed pipe at exit)."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(1) from None
+
+
 def main(argv: list[str] | None = None) -> None:
     """The console-script entry point (``unitctl``, ``python -m unitctl``)."""
     args = sys.argv[1:] if argv is None else argv
     text = kept_help(args)
     if text is not None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        _print(text)
         return
     from unitctl.cli.main import main as run  # click and the verb table
 
