@@ -106,6 +106,19 @@ def test_a_closed_stdout_is_exit_1_without_a_traceback(columns: str) -> None:
     assert (r.returncode, r.stderr) == (1, "")
 
 
+@pytest.mark.parametrize("columns", ["80", "60"])
+def test_no_stdout_at_all_is_exit_0_without_a_traceback(columns: str) -> None:
+    # fd 1 closed: Python has no sys.stdout; click then prints nothing, and so do we
+    code = ("import os, subprocess, sys\n"
+            "os.close(1)\n"
+            "r = subprocess.run([sys.executable, '-m', 'unitctl', '--help'],\n"
+            "                   stderr=subprocess.PIPE)\n"
+            "sys.stderr.write(f'{r.returncode} {r.stderr!r}')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                       check=True, env={**os.environ, "COLUMNS": columns}, timeout=60)
+    assert r.stderr == "0 b''"
+
+
 def test_a_stale_fingerprint_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "80")
     assert launch.kept_help(["--help"]) == helptext.TEXT

@@ -103,8 +103,11 @@ def kept_help(argv: list[str]) -> str | None:
 
 
 def _print(text: str) -> None:
-    """Write ``text`` to stdout; a reader that went away is exit 1 without a word,
-    as click does (and nothing is flushed to the closed pipe at exit)."""
+    """Write ``text`` to stdout as click does: nothing when there is no stdout
+    (fd 1 closed), and exit 1 without a word when its reader went away (nothing
+    is flushed to the closed pipe at exit)."""
+    if sys.stdout is None:
+        return
     try:
         sys.stdout.write(text)
         sys.stdout.flush()
