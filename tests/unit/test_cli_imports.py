@@ -187,6 +187,6 @@ def test_help_through_the_launcher_loads_neither_click_nor_the_cli() -> None:
         assert not [m for m in loaded if m.split(".")[0] == "click"], args
         ours = {m for m in loaded if m.split(".")[0] == "unitctl"}
         assert ours <= {"unitctl", "unitctl.__main__", "unitctl.cli", "unitctl.cli.launch",
-                        "unitctl.cli.helptext"}, (args, sorted(ours))
+                        "unitctl.cli.helptext", "unitctl.cli.startup"}, (args, sorted(ours))
         for heavy in ("shutil", "traceback", "subprocess", "dataclasses", "typing"):
             assert heavy not in loaded, (args, heavy)

@@ -7,7 +7,7 @@ edit by hand. See :mod:`unitctl.cli.launch`.
 
 from __future__ import annotations
 
-FINGERPRINT = 0x8d28160b
+FINGERPRINT = 0x27ba90fa
 
 HELP_OPTIONS = (
     '-h',

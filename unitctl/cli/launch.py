@@ -14,10 +14,12 @@ was rendered from. The launcher prints the kept text when
 * click would render at the kept width: click wraps at ``min(columns, 80) - 2``,
   so any terminal (or ``COLUMNS``) of at least 80 columns.
 
-Everything else runs :func:`unitctl.cli.main.main`. Contract: what the
-launcher prints is byte for byte what click prints
+Everything else runs :func:`unitctl.cli.main.main`. Either way the cyclic
+collector is off until the verb's module is loaded (:mod:`unitctl.cli.startup`).
+Contract: what the launcher prints is byte for byte what click prints
 (tests/unit/test_cli_launch.py), and it imports neither click nor any other
-unitctl module (tests/unit/test_cli_imports.py).
+unitctl module but the kept text and the collector switch
+(tests/unit/test_cli_imports.py).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import os
 import sys
 import zlib
 
-from unitctl.cli import helptext
+from unitctl.cli import helptext, startup
 
 #: The arguments that print the group's help (bare ``unitctl`` does, as fleetctl);
 #: global options may come with the ``--help``/``-h`` forms (:func:`asks_for_help`).
@@ -119,6 +121,7 @@ def _print(text: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     """The console-script entry point (``unitctl``, ``python -m unitctl``)."""
     args = sys.argv[1:] if argv is None else argv
+    startup.pause()  # until the verb's module is loaded (unitctl.cli.startup)
     text = kept_help(args)
     if text is not None:
         _print(text)

@@ -26,6 +26,7 @@ from typing import Any
 import click
 
 from unitctl import __version__
+from unitctl.cli import startup
 from unitctl.cli.ssh import DEFAULT_KNOWN_HOSTS
 from unitctl.cli.verbs import VERBS
 from unitctl.errors import report
@@ -114,6 +115,7 @@ def _load_verb(name: str) -> click.Command | None:
         return None
     command = getattr(importlib.import_module(f"unitctl.cli.{verb.module}"), verb.attribute)
     assert isinstance(command, click.Command)
+    startup.resume()  # the modules are loaded: the collector back on (unitctl.cli.startup)
     return command
 
 
