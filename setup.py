@@ -51,7 +51,7 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "unitctl=unitctl.cli.main:main",
+            "unitctl=unitctl.cli.launch:main",
             "unitctl-agent=unitctl.daemon:main",
         ],
     },

@@ -4,7 +4,9 @@
 * ``list-units`` and ``list-unit-files`` with 100 units (100 reported states)
   against ``etcdctl get --prefix`` over the same keys (the Go floor);
 * ``submit`` then ``start --no-block`` of 10,000 template instances through
-  the real CLI (one process each, all names on the command line).
+  the real CLI (one process each, all names on the command line);
+* where the start-up of ``--help`` and the list verbs goes: import time per
+  group and the dataclasses created (:mod:`bench.cli_imports`).
 
 Commands are run in turn (A, floor, A, floor ...) so drift hits both; each
 figure is p50 / p99 / max of wall-clock seconds; ratios are of the medians.
@@ -12,7 +14,7 @@ The package is copied into a temporary directory and its bytecode compiled
 there first, as an installed package has it (the development tree may run
 with PYTHONDONTWRITEBYTECODE and no ``__pycache__``).
 
-Usage: ``python -m bench.cli [--runs 30] [--bulk 10000] [--bulk-rounds 3]``
+Usage: ``python -m bench.cli [--runs 30] [--bulk 10000] [--bulk-rounds 3] [--import-runs 5]``
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.cli_imports import breakdown
 from unitctl_testing.etcd import etcd_cluster
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,6 +87,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--runs", type=int, default=30)
     p.add_argument("--bulk", type=int, default=10000)
     p.add_argument("--bulk-rounds", type=int, default=3)
+    p.add_argument("--import-runs", type=int, default=5)
     args = p.parse_args(argv)
     work = tempfile.mkdtemp(prefix="unitctl-bench-cli-")
     Path(work, "svc@.service").write_text(TEMPLATE)
@@ -114,6 +118,10 @@ def _measure(args: argparse.Namespace, work: str, py: list[str],
             "list_unit_files": _paired([*cli, "list-unit-files"], etcdctl, args.runs, env,
                                        work),
         }
+        out["imports"] = {
+            key: breakdown(py[0], ["--endpoint", ep, *verb], env, work, args.import_runs)
+            for key, verb in (("help", ["--help"]), ("list_units", ["list-units"]),
+                              ("list_unit_files", ["list-unit-files"]))}
         out["bulk"] = _bulk(cli, ep, env, work, args.bulk, args.bulk_rounds)
     return out
 

@@ -1,5 +1,5 @@
 """``python -m unitctl`` is ``unitctl``."""
 
-from unitctl.cli.main import main
+from unitctl.cli.launch import main
 
 main()

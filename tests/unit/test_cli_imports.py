@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,9 @@ PACKAGES = ("cli", "client")
 COMMAND_MODULES = {"unitctl.cli.bundle", "unitctl.cli.describe", "unitctl.cli.generate",
                    "unitctl.cli.lists", "unitctl.cli.remote", "unitctl.cli.units",
                    "unitctl.cli.rollout"}
+
+#: The modules above ``cli/main.py`` (they run it); nothing else may import it.
+ENTRY_MODULES = {"unitctl.cli.launch", "unitctl.cli.helpgen"}
 
 
 def _module_name(path: Path) -> str:
@@ -79,6 +83,8 @@ def test_command_modules_import_only_leaves() -> None:
             continue
         bad = deps & COMMAND_MODULES
         assert not bad, f"{name} imports the command modules {sorted(bad)}"
+        if name in ENTRY_MODULES:
+            continue  # they sit above the group: the launcher and the help's generator
         assert "unitctl.cli.main" not in deps, f"{name} imports unitctl.cli.main"
 
 
@@ -159,3 +165,28 @@ def test_every_command_module_verb_is_in_the_table() -> None:
         mod = importlib.import_module(f"unitctl.cli.{module}")
         for cmd in getattr(mod, "COMMANDS", []):
             assert cmd.name in VERBS, f"{module}.{cmd.name} is not in unitctl.cli.verbs.VERBS"
+
+
+def _modules_after(args: list[str]) -> list[str]:
+    """The modules ``python -m unitctl ARGS`` has loaded when it exits (80 columns)."""
+    code = ("import atexit, json, runpy, sys\n"
+            "atexit.register(lambda: print('\\nMODULES ' + json.dumps(sorted(sys.modules))))\n"
+            f"sys.argv = ['unitctl', *{args!r}]\n"
+            "runpy.run_module('unitctl', run_name='__main__', alter_sys=True)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       cwd=str(ROOT), env={**os.environ, "COLUMNS": "80"}, check=False,
+                       timeout=60)
+    line = r.stdout.rsplit("\nMODULES ", 1)[-1]
+    return list(json.loads(line))
+
+
+def test_help_through_the_launcher_loads_neither_click_nor_the_cli() -> None:
+    # the launcher prints the kept text: no click, no verb table, no other unitctl module
+    for args in ([], ["--help"], ["-h"], ["help"], ["--endpoint", "http://127.0.0.1:1", "--help"]):
+        loaded = _modules_after(args)
+        assert not [m for m in loaded if m.split(".")[0] == "click"], args
+        ours = {m for m in loaded if m.split(".")[0] == "unitctl"}
+        assert ours <= {"unitctl", "unitctl.__main__", "unitctl.cli", "unitctl.cli.launch",
+                        "unitctl.cli.helptext", "unitctl.cli.startup"}, (args, sorted(ours))
+        for heavy in ("shutil", "traceback", "subprocess", "dataclasses", "typing"):
+            assert heavy not in loaded, (args, heavy)

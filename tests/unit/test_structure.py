@@ -19,7 +19,8 @@ PKG = ROOT / "unitctl"
 #: The pure core: no I/O library anywhere in what importing it executes.
 PURE = [
     "unitctl.unitfile", "unitctl.names", "unitctl.xfleet", "unitctl.specifiers", "unitctl.glob",
-    "unitctl.metadata", "unitctl.channel", "unitctl.cli.verbs", "unitctl.resources",
+    "unitctl.metadata", "unitctl.channel", "unitctl.cli.verbs", "unitctl.cli.helptext",
+    "unitctl.resources",
     "unitctl.graphs",
     "unitctl.ports", "unitctl.volumes", "unitctl.scheduler.capacity", "unitctl.agent.dnszone",
     "unitctl.model", "unitctl.errors", "unitctl.scheduler", "unitctl.scheduler.round",

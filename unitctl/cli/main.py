@@ -21,12 +21,12 @@ module. Tests inject a registry through click's ``obj`` (see
 from __future__ import annotations
 
 import importlib
-import traceback
 from typing import Any
 
 import click
 
 from unitctl import __version__
+from unitctl.cli import startup
 from unitctl.cli.ssh import DEFAULT_KNOWN_HOSTS
 from unitctl.cli.verbs import VERBS
 from unitctl.errors import report
@@ -102,6 +102,8 @@ class UnitctlGroup(click.Group):
     @staticmethod
     def _report(ctx: click.Context, message: str) -> None:
         if getattr(ctx.obj, "debug", False) is True:
+            import traceback  # only --debug prints one
+
             click.echo(traceback.format_exc().rstrip(), err=True)
         click.echo(f"Error: {message}", err=True)
 
@@ -113,6 +115,7 @@ def _load_verb(name: str) -> click.Command | None:
         return None
     command = getattr(importlib.import_module(f"unitctl.cli.{verb.module}"), verb.attribute)
     assert isinstance(command, click.Command)
+    startup.resume()  # the modules are loaded: the collector back on (unitctl.cli.startup)
     return command
 
 

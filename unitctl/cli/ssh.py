@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import os
 import shlex
-import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -27,6 +26,8 @@ DEFAULT_KNOWN_HOSTS = "~/.unitctl/known_hosts"
 
 def run_process(argv: Sequence[str]) -> int:
     """The real runner: a child process sharing our stdin/stdout/stderr."""
+    import subprocess  # only the verbs that run a process pay for it
+
     try:
         return subprocess.run(list(argv), check=False).returncode
     except FileNotFoundError as exc:
