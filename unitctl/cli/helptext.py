@@ -7,7 +7,7 @@ edit by hand. See :mod:`unitctl.cli.launch`.
 
 from __future__ import annotations
 
-FINGERPRINT = 0x27ba90fa
+FINGERPRINT = 0x39371a38
 
 HELP_OPTIONS = (
     '-h',
@@ -110,5 +110,5 @@ TEXT = (
     "  token            Create, list and revoke the API's bearer tokens (needs...\n"
     '  unload           Stop and unload units from their machines (desired...\n'
     '  version          Print the version of unitctl.\n'
-    "  volume           List local volumes, or remove a volume's record (the...\n"
+    '  volume           List volumes (local or on a shared store), or remove a...\n'
 )
