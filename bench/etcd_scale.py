@@ -14,14 +14,17 @@ first 3 agents of worker 0 (one leads, the others stand by), as in
 Measured per size:
 
 * registration: from the moment every worker is told to start its agents to
-  each agent's ``register_machine`` returning (wall clock, one host), p50 /
-  p99 / max, and the time until all N are registered;
+  each agent's first ``register_machine`` returning (wall clock, one host),
+  p50 / p99 / max (the max is the time until all N are registered), and how
+  many registered again (their lease expired: a keepalive came too late);
 * at steady state (after a settling pause, over a window): etcd's CPU
   (utime + stime of the etcd process from ``/proc/<pid>/stat``, in % of one
   core), its VmRSS (``/proc/<pid>/status``), and its request rate from its
   ``/metrics`` (``grpc_server_msg_received_total``: every unary request and
   every stream message, each lease keepalive included), per second and per
   1,000 agents; the floor is N x 8 / ttl keepalives per second;
+* the lease keepalives' round trips seen by the agents in the window (p50 /
+  p99 / max) and their rate: what keeps the rate under the floor;
 * the worker processes' CPU over the same window.
 
 Usage: ``python -m bench.etcd_scale [--sizes 1000,5000] [--workers 5] [--window 10]``
@@ -63,8 +66,9 @@ async def _worker(index: int, workers: int, agents: int, endpoint: str,
 
     logging.disable(logging.WARNING)
     kv = await EtcdKV.connect(EtcdConfig(endpoints=(endpoint,), timeout=60.0))
-    registered: list[float] = []
-    reg = _timed_registry(kv, registered)
+    registered: list[tuple[str, float]] = []
+    refreshed: list[tuple[float, float]] = []
+    reg = _timed_registry(kv, registered, refreshed)
     await reg.ensure_schema()
     machines = make_machines(agents)
     mine = [mid for i, mid in enumerate(sorted(machines)) if i % workers == index]
@@ -74,7 +78,9 @@ async def _worker(index: int, workers: int, agents: int, endpoint: str,
     stops, tasks = await _start_agents(reg, [machines[m] for m in mine], index == 0)
     cpu0 = time.process_time()
     while not await loop.run_in_executor(None, conn.poll, 0.5):
-        conn.send({"registered": list(registered), "cpu_s": time.process_time() - cpu0,
+        new, refreshed[:] = list(refreshed), []
+        conn.send({"registered": list(registered), "refreshed": new,
+                   "cpu_s": time.process_time() - cpu0,
                    "rss_kib": _status_kib(os.getpid(), "VmRSS")})
     conn.recv()  # "stop"
     for stop in stops:
@@ -87,16 +93,28 @@ async def _worker(index: int, workers: int, agents: int, endpoint: str,
     conn.send({"done": True})
 
 
-def _timed_registry(kv: Any, registered: list[float]) -> Any:
-    """The real Registry, noting the wall-clock time each registration returned."""
+def _timed_registry(kv: Any, registered: list[tuple[str, float]],
+                    refreshed: list[tuple[float, float]]) -> Any:
+    """The real Registry, noting when each registration returned and, for each lease
+    keepalive, when it returned and how long its round trip took."""
+    from unitctl.registry.leases import KVLeases
     from unitctl.registry.registry import Registry
+
+    class TimedLeases(KVLeases):
+        async def refresh(self, lease: int) -> int:
+            t0 = time.time()
+            ttl = await super().refresh(lease)
+            refreshed.append((time.time(), time.time() - t0))
+            return ttl
 
     class TimedRegistry(Registry):
         async def register_machine(self, machine: Machine, lease: int) -> None:
             await super().register_machine(machine, lease)
-            registered.append(time.time())
+            registered.append((machine.id, time.time()))
 
-    return TimedRegistry(kv, PREFIX)
+    reg = TimedRegistry(kv, PREFIX)
+    reg.leases = TimedLeases(kv)
+    return reg
 
 
 async def _start_agents(reg: Any, machines: list[Machine], with_engine: bool
@@ -149,6 +167,8 @@ class Pool:
         self.conns: list[Connection] = []
         self.procs: list[Any] = []
         self.last: list[dict[str, Any]] = [{} for _ in range(count)]
+        #: (returned at, round trip) of every lease keepalive, all workers
+        self.refreshed: list[tuple[float, float]] = []
         for i in range(count):
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=worker, args=(i, count, agents, endpoint, child),
@@ -160,7 +180,9 @@ class Pool:
     def poll(self) -> list[dict[str, Any]]:
         for i, conn in enumerate(self.conns):
             while conn.poll():
-                self.last[i] = {**self.last[i], **conn.recv()}
+                msg = conn.recv()
+                self.refreshed += [tuple(r) for r in msg.pop("refreshed", [])]
+                self.last[i] = {**self.last[i], **msg}
         return self.last
 
     def send(self, msg: str) -> None:
@@ -168,8 +190,9 @@ class Pool:
             with contextlib.suppress(OSError):
                 conn.send(msg)
 
-    def registered(self) -> list[float]:
-        return [t for d in self.poll() for t in d.get("registered", [])]
+    def registered(self) -> list[tuple[str, float]]:
+        """(machine, when) of every registration, re-registrations included."""
+        return [(m, t) for d in self.poll() for m, t in d.get("registered", [])]
 
     def cpu_s(self) -> float:
         return sum(float(d.get("cpu_s", 0)) for d in self.poll())
@@ -201,15 +224,33 @@ async def one_size(agents: int, workers: int, window: float, settle: float) -> d
                         lambda: all(d.get("connected") for d in pool.poll()), 120)
             go = time.time()
             pool.send("go")
-            await _wait("registration", lambda: len(pool.registered()) >= agents, 600)
-            times = [t - go for t in pool.registered()]
+            await _wait("registration",
+                        lambda: len({m for m, _ in pool.registered()}) >= agents, 600)
+            first: dict[str, float] = {}
+            for machine, at in sorted(pool.registered(), key=lambda r: r[1]):
+                first.setdefault(machine, at - go)
+            times = list(first.values())
             await asyncio.sleep(settle)
             before = (etcd_counters(url), _cpu_s(pid), pool.cpu_s(), time.perf_counter())
+            w0 = time.time()
             await asyncio.sleep(window)
             after = (etcd_counters(url), _cpu_s(pid), pool.cpu_s(), time.perf_counter())
-            return _figures(agents, workers, times, before, after, pid, pool)
+            trips = [dur for at, dur in pool.refreshed if w0 <= at <= w0 + window]
+            again = len(pool.registered()) - len(first)
+            return {**_figures(agents, workers, times, before, after, pid, pool),
+                    "registrations_again": again,  # leases that expired: registered again
+                    "keepalive_round_trip_ms": _ms(trips),
+                    "keepalives_per_s_client_side": round(len(trips) / window)}
         finally:
             pool.stop()
+
+
+def _ms(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    return {"p50": round(1000 * statistics.median(values), 1),
+            "p99": round(1000 * _pct(values, 0.99), 1), "max": round(1000 * max(values), 1),
+            "count": len(values)}
 
 
 def _figures(agents: int, workers: int, times: list[float], before: Any, after: Any,
@@ -236,8 +277,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="1000,5000", help="agent counts, comma-separated")
     p.add_argument("--workers", type=int, default=5)
-    p.add_argument("--window", type=float, default=10.0, help="steady-state window (s)")
-    p.add_argument("--settle", type=float, default=5.0, help="pause after registration (s)")
+    p.add_argument("--window", type=float, default=15.0, help="steady-state window (s)")
+    p.add_argument("--settle", type=float, default=20.0, help="pause after registration (s)")
     args = p.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     runs = [asyncio.run(one_size(n, args.workers, args.window, args.settle)) for n in sizes]
