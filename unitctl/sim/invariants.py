@@ -101,7 +101,8 @@ def check_ledger(world: World) -> list[str]:
             for m, per in world.ledger.ports.items() if per}
     problems = [] if where == world.ledger.where else ["the run index disagrees with systemd"]
     if {m: {p: sorted(us) for p, us in per.items()} for m, per in ports.items()} != held:
-        problems.append("the port index disagrees with the running units' drop-ins")
+        problems.append("a running unit holds other ports than its drop-in names now "
+                        "(the drop-in changed after it started, or the index is wrong)")
     return problems
 
 
