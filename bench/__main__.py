@@ -2,7 +2,7 @@
 
 Runs each benchmark, writes ``bench/results/<name>.json`` (with the machine
 facts and the command) and prints every figure next to its goal and fleet's.
-Benchmarks: cli, scheduler, engine_round, sim, e2e, footprint, nspawn (root and
+Benchmarks: cli, scheduler, engine_round, sim, e2e, etcd_scale, footprint, nspawn (root and
 systemd-nspawn only; skipped otherwise). ``--quick`` is a smoke run (< 1 min).
 """
 
@@ -80,6 +80,13 @@ def _e2e(quick: bool) -> dict[str, Any]:
     return e2e_etcd.main(args)
 
 
+def _etcd_scale(quick: bool) -> dict[str, Any]:
+    from bench import etcd_scale
+
+    return etcd_scale.main(["--sizes", "100,500", "--workers", "2", "--window", "3",
+                            "--settle", "2"] if quick else [])
+
+
 def _footprint(quick: bool) -> dict[str, Any]:
     from bench import footprint
 
@@ -104,7 +111,7 @@ def _cli(quick: bool) -> dict[str, Any]:
 BENCHES: dict[str, Callable[[bool], dict[str, Any]]] = {
     "cli": _cli,
     "scheduler": _scheduler, "engine_round": _engine_round, "sim": _sim, "e2e": _e2e,
-    "footprint": _footprint, "nspawn": _nspawn,
+    "etcd_scale": _etcd_scale, "footprint": _footprint, "nspawn": _nspawn,
 }
 
 #: (bench, dotted path into its result, goal, fleet's figure)
@@ -122,6 +129,10 @@ TABLE = [
     ("e2e", "wakes_per_change_median", "exactly 1", "every agent"),
     ("e2e", "etcd_requests_per_s_steady", "(report)", "-"),
     ("e2e", "single_start_ms_p50", "(fake systemd)", "-"),
+    ("etcd_scale", "largest.registration_s.max", "(5,000 agents)", "-"),
+    ("etcd_scale", "largest.etcd_cpu_percent", "(report)", "-"),
+    ("etcd_scale", "largest.etcd_rss_mib", "(report)", "-"),
+    ("etcd_scale", "largest.etcd_requests_per_s", "(report)", "-"),
     ("footprint", "idle_rss_mib", "<= 40 MB", "-"),
     ("footprint", "busy_rss_mib", "(500 units)", "-"),
     ("footprint", "idle_cpu_percent", "(report)", "-"),

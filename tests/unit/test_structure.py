@@ -38,6 +38,7 @@ PURE = [
     "unitctl.generate.render", "unitctl.cli.output", "unitctl.legend", "unitctl.agent.options",
     "unitctl.sim.core", "unitctl.sim.world", "unitctl.sim.actors", "unitctl.sim.faults",
     "unitctl.sim.invariants", "unitctl.sim.systemd", "unitctl.sim.workload",
+    "unitctl.sim.ledger",
     "unitctl.api.errors", "unitctl.api.fleetschema",
     "unitctl.bundle.located", "unitctl.bundle.spec", "unitctl.bundle.render",
     "unitctl.bundle.plan", "unitctl.bundle.diff", "unitctl.registry.revisions",

@@ -34,7 +34,7 @@ def tick(world: World) -> None:
 
 def sessions(world: World) -> None:
     """Keepalives, re-registration, lease expiry (the machine key goes with it)."""
-    for mid in sorted(world.nodes):
+    for mid in world.ids:
         node = world.nodes[mid]
         if node.reachable and world.now >= node.next_refresh:
             _keepalive(world, mid, node)
@@ -84,12 +84,12 @@ def fence(world: World) -> None:
     step = max(tick_ms, ttl // 20 // tick_ms * tick_ms)
     if not world.cfg.fencing or world.now % step:
         return
-    for mid in sorted(world.nodes):
+    for mid in world.ids:
         node = world.nodes[mid]
         age = world.now - node.last_contact
         if not node.alive or node.fenced or age < FENCE_AFTER * ttl:
             continue
-        peers = [p for p in sorted(world.nodes) if p != mid]
+        peers = [p for p in world.ids if p != mid]
         reports = [] if node.partition == "isolated" else [
             PeerReport(p, (world.now - world.nodes[p].last_contact) / 1000)
             for p in peers
@@ -140,7 +140,7 @@ def _write_schedules(world: World, plan: Plan) -> list[str]:
 
 def agents(world: World) -> None:
     """Every reachable, registered agent whose schedule changed reconciles."""
-    for mid in sorted(world.nodes):
+    for mid in world.ids:
         node = world.nodes[mid]
         if (not node.reachable or mid not in world.registered
                 or node.seen_version == world.versions.get(mid, 0)):

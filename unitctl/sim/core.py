@@ -54,6 +54,12 @@ class Simulation(World):
         self.stats.virtual_ms = self.now
         return self.stats
 
+    def result(self) -> SimResult:
+        """The finished run: config, counters, digest, instances running, machines up."""
+        return SimResult(self.cfg, self.stats, self.digest(),
+                         sum(len(n.running) for n in self.nodes.values()),
+                         sum(1 for n in self.nodes.values() if n.reachable))
+
     def check(self) -> None:
         """Check every invariant now; raise :class:`InvariantViolation` if one breaks."""
         invariants.check(self)
@@ -61,7 +67,7 @@ class Simulation(World):
     def _tick(self) -> None:
         """One tick of every process, then the check that must hold at every instant."""
         actors.tick(self)
-        invariants.check_never_twice(self)
+        invariants.check_tick(self)
 
     def _stable(self) -> bool:
         if self.dirty or self.leader is None:
@@ -117,7 +123,5 @@ class SimResult:
 def simulate(cfg: SimConfig) -> SimResult:
     """Run one simulation; raise :class:`InvariantViolation` (with the seed) on failure."""
     sim = Simulation(cfg)
-    stats = sim.run()
-    return SimResult(cfg, stats, sim.digest(),
-                     sum(len(n.running) for n in sim.nodes.values()),
-                     sum(1 for n in sim.nodes.values() if n.reachable))
+    sim.run()
+    return sim.result()

@@ -18,7 +18,7 @@ from unitctl.sim.world import INACTIVE, LAUNCHED, LOADED, Node, World
 
 def fault_kinds(world: World) -> list[str]:
     """The kinds possible now, repeated by weight."""
-    ids = sorted(world.nodes)
+    ids = world.ids
     down = [m for m in ids if not world.nodes[m].reachable]
     kinds = ["desired", "update"]
     if len(down) < max(1, int(world.cfg.max_down * len(ids))):
@@ -38,7 +38,7 @@ def inject(world: World) -> None:
 
 
 def _pick(world: World, fits: Callable[[Node], bool]) -> Node:
-    return world.nodes[world.rng.choice([m for m in sorted(world.nodes)
+    return world.nodes[world.rng.choice([m for m in world.ids
                                          if fits(world.nodes[m])])]
 
 

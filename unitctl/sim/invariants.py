@@ -1,8 +1,11 @@
 """The simulator's invariants: one checked at every tick, the others once the cluster is stable.
 
-0. at every tick (every virtual instant, chaos included): no unit runs on two
-   machines at once (:func:`check_never_twice`; a global unit runs at most once
-   per machine by construction);
+0. at every tick (every virtual instant, chaos included), from what the
+   machines' systemd records say runs (:class:`~unitctl.sim.ledger.RunLedger`),
+   looking only at what the tick changed (:func:`check_tick`):
+   no unit runs on two machines at once (a global unit runs at most once per
+   machine by construction); no live machine runs more CPU or memory than its
+   capacity; no host port is held by two running units of one machine;
 
 Once stable:
 
@@ -11,7 +14,9 @@ Once stable:
    every loaded unit has its file on exactly its machine and does not run;
 2. no unit sits on a machine that breaks its rules: MachineID, metadata,
    Conflicts against every co-resident unit, MachineOf peers present;
-3. the schedule is a fixed point: scheduling it again gives no decisions.
+3. the schedule is a fixed point: scheduling it again gives no decisions;
+4. the ledger the per-tick checks read agrees with a recount of every
+   machine's records (:func:`check_ledger`).
 
 A violation raises :class:`InvariantViolation` carrying the seed.
 """
@@ -19,6 +24,7 @@ A violation raises :class:`InvariantViolation` carrying the seed.
 from __future__ import annotations
 
 from unitctl.agent.reconcile import accept
+from unitctl.resources import format_bytes, format_cpu
 from unitctl.scheduler import schedule
 from unitctl.sim.world import INACTIVE, LAUNCHED, Node, World
 from unitctl.xfleet import conflicts_between
@@ -40,26 +46,71 @@ class InvariantViolation(AssertionError):
 def check(world: World) -> None:
     """Check every invariant now; raise :class:`InvariantViolation` if one breaks."""
     world.stats.checks += 1
-    problems = check_once(world) + check_rules(world) + check_fixed_point(world)
+    problems = (check_once(world) + check_rules(world) + check_fixed_point(world)
+                + check_ledger(world))
     if problems:
         raise InvariantViolation(world.cfg.seed, world.now, problems)
 
 
-def check_never_twice(world: World) -> None:
-    """Invariant 0, at this instant: no placed unit runs on two machines."""
+def check_tick(world: World) -> None:
+    """Invariant 0, at this instant, over what changed since the last tick: no placed
+    unit runs on two machines; no live machine over its capacity or with a port twice."""
     world.stats.tick_checks += 1
-    where, _ = _where(world)
-    twice = [f"{name} runs on {ms} at once" for name, ms in sorted(where.items())
-             if len(ms) > 1 and not world.reqs[name].is_global]
-    if twice:
-        raise InvariantViolation(world.cfg.seed, world.now, twice)
+    ledger = world.ledger
+    units, machines = ledger.take_touched()
+    problems = [f"{name} runs on {sorted(m[:8] for m in ledger.where[name])} at once"
+                for name in units
+                if len(ledger.where.get(name, ())) > 1 and not world.reqs[name].is_global]
+    for mid in machines:
+        problems += _overcommit(world, mid)
+    if problems:
+        raise InvariantViolation(world.cfg.seed, world.now, problems)
+
+
+def _overcommit(world: World, mid: str) -> list[str]:
+    """What machine ``mid`` runs beyond its capacity, and the host ports it holds twice."""
+    node, ledger = world.nodes[mid], world.ledger
+    if not node.alive:
+        return []
+    problems: list[str] = []
+    cap = node.machine.capacity
+    cpu, mem = ledger.cpu.get(mid, 0), ledger.mem.get(mid, 0)
+    if cap.cpu_milli is not None and cpu > cap.cpu_milli:
+        problems.append(f"{mid[:8]} runs {format_cpu(cpu)} CPUs, capacity "
+                        f"{format_cpu(cap.cpu_milli)}")
+    if cap.mem_bytes is not None and mem > cap.mem_bytes:
+        problems.append(f"{mid[:8]} runs {format_bytes(mem)} of memory, capacity "
+                        f"{format_bytes(cap.mem_bytes)}")
+    for port, holders in ledger.twice_held(mid).items():
+        problems.append(f"port {port} held by {', '.join(holders)} at once on {mid[:8]}")
+    return problems
+
+
+def check_ledger(world: World) -> list[str]:
+    """Invariant 4: the per-tick index equals a recount of the machines' records."""
+    where: dict[str, set[str]] = {}
+    ports: dict[str, dict[int, list[str]]] = {}
+    for mid in world.ids:
+        node = world.nodes[mid]
+        for name in sorted(node.running):
+            where.setdefault(name, set()).add(mid)
+            env = node.systemd.dropins.env.get(name, ())
+            for port in (*world.reqs[name].needs.fixed_ports, *(p for _, p in env)):
+                ports.setdefault(mid, {}).setdefault(port, []).append(name)
+    held = {m: {p: sorted(us) for p, us in per.items()}
+            for m, per in world.ledger.ports.items() if per}
+    problems = [] if where == world.ledger.where else ["the run index disagrees with systemd"]
+    if {m: {p: sorted(us) for p, us in per.items()} for m, per in ports.items()} != held:
+        problems.append("a running unit holds other ports than its drop-in names now "
+                        "(the drop-in changed after it started, or the index is wrong)")
+    return problems
 
 
 def _where(world: World) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """unit -> the machines running it; unit -> the reachable machines with its file."""
     where: dict[str, list[str]] = {}
     loaded_at: dict[str, list[str]] = {}
-    for mid in sorted(world.nodes):
+    for mid in world.ids:
         node = world.nodes[mid]
         for name in node.running:
             where.setdefault(name, []).append(mid[:8])
@@ -118,7 +169,7 @@ def _check_placed(world: World, name: str, runs: list[str], files: list[str]) ->
 def check_rules(world: World) -> list[str]:
     """Invariant 2, independent of the scheduler: each machine's units against their rules."""
     problems: list[str] = []
-    for mid in sorted(world.nodes):
+    for mid in world.ids:
         node = world.nodes[mid]
         present = sorted(set(node.files) | node.running)
         for name in present:

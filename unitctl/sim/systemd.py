@@ -5,15 +5,20 @@ runs on it synchronously (:func:`run_now`).
 A machine's systemd is two sets: the unit files present (name -> hash) and the
 units running. The simulator has no unit texts: the body of hash ``h`` is a
 two-line unit whose Description is ``h`` (:data:`BODIES`), and writing it
-records ``h`` as the file's hash.
+records ``h`` as the file's hash. The ports drop-in the agent's executor
+writes (:class:`SimDropins`) is kept per unit, and a unit that starts binds its
+fixed ports and the drop-in's ports of that moment. Every start and stop is
+recorded in the world's :class:`~unitctl.sim.ledger.RunLedger`
+(:class:`RunningUnits`), so nothing can run without the checks seeing it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Iterator, Mapping
+from collections.abc import Coroutine, Iterable, Iterator, Mapping, MutableSet
 from typing import Any, TypeVar
 
 from unitctl.agent.ports import StateCallback, SystemdState
+from unitctl.sim.ledger import PortEnv, RunLedger
 
 T = TypeVar("T")
 
@@ -50,18 +55,71 @@ class SimBodies(Mapping[str, str]):
 BODIES = SimBodies()
 
 
-class SimSystemd:
-    """One machine's systemd: the files present and the units running."""
+class RunningUnits(MutableSet[str]):
+    """The units active on one machine; every start and stop goes to the ledger."""
+
+    def __init__(self, machine: str, ledger: RunLedger, dropins: Mapping[str, PortEnv]) -> None:
+        self._machine = machine
+        self._ledger = ledger
+        self._dropins = dropins
+        self._names: set[str] = set()
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def add(self, name: str) -> None:
+        if name not in self._names:
+            self._names.add(name)
+            self._ledger.started(self._machine, name, self._dropins.get(name, ()))
+
+    def discard(self, name: str) -> None:
+        if name in self._names:
+            self._names.remove(name)
+            self._ledger.stopped(self._machine, name)
+
+    def clear(self) -> None:
+        for name in sorted(self._names):
+            self.discard(name)
+
+    @classmethod
+    def _from_iterable(cls, it: Iterable[Any]) -> set[Any]:
+        return set(it)  # set operators (a | b) give plain sets, not a second record
+
+
+class SimDropins:
+    """The executor's ports sink on one machine: unit -> the ports its drop-in passes in."""
 
     def __init__(self) -> None:
+        self.env: dict[str, PortEnv] = {}
+
+    def write(self, name: str, ports: PortEnv) -> None:
+        if ports:
+            self.env[name] = ports
+        else:
+            self.env.pop(name, None)
+
+
+class SimSystemd:
+    """One machine's systemd: the files present, the drop-ins and the units running."""
+
+    def __init__(self, machine: str, ledger: RunLedger) -> None:
         #: The unit directory: name -> hash.
         self.files: dict[str, str] = {}
+        #: The ports drop-ins (in /run, like the unit files).
+        self.dropins = SimDropins()
         #: Units active.
-        self.running: set[str] = set()
+        self.running = RunningUnits(machine, ledger, self.dropins.env)
 
     def wipe(self) -> None:
         """A reboot: /run is empty, nothing runs."""
         self.files.clear()
+        self.dropins.env.clear()
         self.running.clear()
 
     async def start_manager(self, on_change: StateCallback) -> None:

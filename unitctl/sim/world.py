@@ -18,7 +18,8 @@ from unitctl.agent.executor import Executor
 from unitctl.agent.reconcile import DesiredUnit
 from unitctl.model import DesiredState, Machine, Requirements, ScheduleEntry
 from unitctl.scheduler import ClusterSnapshot, Plan, UnitInfo
-from unitctl.sim.systemd import SimSystemd
+from unitctl.sim.ledger import RunLedger
+from unitctl.sim.systemd import RunningUnits, SimSystemd
 from unitctl.sim.workload import make_machines, make_units
 
 LAUNCHED = DesiredState.LAUNCHED
@@ -40,6 +41,11 @@ class SimConfig:
         max_down: at most this fraction of machines dead or partitioned at once.
         fencing: False disables the fence (to show the checker catches it).
         globals_: include global units in the mix.
+        max_globals: at most this many global units (None: 1 % of the units); a
+            global unit runs on every machine (see :mod:`unitctl.sim.workload`).
+        resources: units need CPU, memory and host ports, machines have
+            capacities (:mod:`unitctl.sim.workload`).
+        dynamic_ports: with ``resources``, some units ask for ``@PORT`` host ports.
     """
 
     machines: int = 20
@@ -52,6 +58,9 @@ class SimConfig:
     max_down: float = 0.3
     fencing: bool = True
     globals_: bool = True
+    max_globals: int | None = 10
+    resources: bool = True
+    dynamic_ports: bool = True
 
 
 @dataclass(slots=True)
@@ -59,6 +68,7 @@ class Node:
     """One machine: its liveness, connectivity, lease, local systemd and executor."""
 
     machine: Machine
+    systemd: SimSystemd
     alive: bool = True
     #: "" = reachable; "etcd" = cut off from etcd only; "isolated" = from everything.
     partition: str = ""
@@ -67,12 +77,12 @@ class Node:
     last_contact: int = 0
     fenced: bool = False
     seen_version: int = -1
-    systemd: SimSystemd = field(default_factory=SimSystemd)
-    #: The agent's real executor, over this machine's systemd.
+    #: The agent's real executor, over this machine's systemd (and its drop-ins).
     executor: Executor = field(init=False)
 
     def __post_init__(self) -> None:
         self.executor = Executor(self.systemd)
+        self.executor.port_dropins = self.systemd.dropins
 
     @property
     def reachable(self) -> bool:
@@ -84,7 +94,7 @@ class Node:
         return self.systemd.files
 
     @property
-    def running(self) -> set[str]:
+    def running(self) -> RunningUnits:
         """Units running."""
         return self.systemd.running
 
@@ -120,9 +130,16 @@ class World:
         self.cfg = cfg
         self.rng = random.Random(cfg.seed)
         self.now = 0
-        machines = make_machines(cfg.machines)
-        self.nodes: dict[str, Node] = {mid: Node(m) for mid, m in machines.items()}
-        self.reqs: dict[str, Requirements] = make_units(cfg.units, cfg.machines, cfg.globals_)
+        machines = make_machines(cfg.machines, capacities=cfg.resources)
+        self.reqs: dict[str, Requirements] = make_units(
+            cfg.units, cfg.machines, cfg.globals_, cfg.resources, cfg.max_globals,
+            cfg.dynamic_ports)
+        #: What runs where, from every machine's systemd records.
+        self.ledger = RunLedger(lambda name: self.reqs[name].needs)
+        self.nodes: dict[str, Node] = {
+            mid: Node(m, SimSystemd(mid, self.ledger)) for mid, m in machines.items()}
+        #: The machine ids, sorted (every loop over machines goes in this order).
+        self.ids = sorted(self.nodes)
         self.unit_names = sorted(self.reqs)
         # the registry
         self.units: dict[str, UnitInfo] = {
@@ -148,9 +165,20 @@ class World:
     def snapshot(self) -> ClusterSnapshot:
         """What the engine reads: registered machines, units, placements."""
         machines = {m: self.nodes[m].machine for m in sorted(self.registered)}
-        return ClusterSnapshot(machines, self.units, dict(self.placements))
+        return ClusterSnapshot(machines, self.units, dict(self.placements),
+                               allocations=self.allocations())
+
+    def allocations(self) -> dict[str, dict[str, dict[str, int]]]:
+        """The host ports the schedule entries hold: unit -> machine -> name -> port
+        (as :func:`unitctl.engine.planned.allocations_of` reads them from the registry)."""
+        found: dict[str, dict[str, dict[str, int]]] = {}
+        for machine, entries in self.schedules.items():
+            for name, entry in entries.items():
+                if entry.ports:
+                    found.setdefault(name, {})[machine] = dict(entry.ports)
+        return found
 
     def desired_of(self, mid: str) -> dict[str, DesiredUnit]:
         """Machine ``mid``'s schedule, as its agent sees it."""
-        return {n: DesiredUnit(n, e.hash, e.desired, self.reqs[n])
+        return {n: DesiredUnit(n, e.hash, e.desired, self.reqs[n], ports=e.ports)
                 for n, e in self.schedules.get(mid, {}).items()}
