@@ -7,12 +7,19 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from unitctl.registry.etcd import EtcdConfig, EtcdKV
 from unitctl.registry.gateway import GatewayKV
 from unitctl.registry.kv import KV
 from unitctl.registry.memory import MemoryKV
 from unitctl_testing.etcd import EtcdCluster
+
+# Speed lives in benchmarks, not tests: no hypothesis deadline or "too slow"
+# health check, which fail at random on a loaded host. Every other health check stays.
+settings.register_profile(
+    "unitctl", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("unitctl")
 
 
 @pytest.fixture(scope="session")
