@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import select
 import socket
 import threading
 import urllib.parse
@@ -97,6 +98,19 @@ class _Connection:
             self.close()
         return parser.status, b"".join(pieces)
 
+    def dropped(self) -> bool:
+        """Whether etcd closed this idle connection (it restarted, or timed it out).
+
+        An idle keep-alive connection has nothing to read: readable means EOF
+        or a reset. Checked before reuse, so a request is never sent on a dead
+        connection (a failure then would leave unknown whether it applied).
+        """
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.close()
@@ -133,8 +147,14 @@ class GatewayKV:
 
     # -- transport -------------------------------------------------------------
     def _open(self) -> _Connection:
-        if self._idle:
-            return self._idle.pop()
+        while True:
+            try:
+                conn = self._idle.pop()  # several executor threads share the pool
+            except IndexError:
+                break
+            if not conn.dropped():
+                return conn
+            conn.close()
         why: Exception | None = None
         for ep in list(self._endpoints):
             try:
@@ -258,6 +278,10 @@ class GatewayKV:
             self._idle.pop().close()
 
     # -- for the watch -----------------------------------------------------------
+    def forget_token(self) -> None:
+        """etcd said the token expired: the next request or watch authenticates."""
+        self._token = ""
+
     def watch_target(self) -> tuple[Endpoint, Any, dict[str, str]]:
         """Where a watch connects, its TLS context and its headers (blocking: may
         authenticate)."""
