@@ -184,3 +184,30 @@ async def _probe(cfg: EtcdConfig) -> None:
         await kv.revision()
     finally:
         await kv.close()
+
+
+def test_a_watch_whose_endpoint_is_down_tries_the_next_member(etcd: EtcdCluster) -> None:
+    """The first endpoint is dead: the watch that could not connect moves it last, so
+    the caller's next watch reaches a live member (before, every watch went to the
+    first endpoint until some unary call happened to fail over)."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    cfg = EtcdConfig(endpoints=(dead, *etcd.endpoints), timeout=2)
+
+    async def go() -> None:
+        kv = await GatewayKV.connect(cfg)
+        writer = await GatewayKV.connect(EtcdConfig(endpoints=tuple(etcd.endpoints)))
+        try:
+            rev = await writer.put("/fo/a", b"1")
+            for attempt in range(2):
+                try:
+                    batch = await asyncio.wait_for(anext(aiter(kv.watch_prefix("/fo/", rev))),
+                                                   5)
+                except RegistryUnavailable:
+                    assert attempt == 0
+                    continue
+                assert [ev.key for ev in batch] == ["/fo/a"]
+                return
+        finally:
+            await kv.close()
+            await writer.close()
+    asyncio.run(go())

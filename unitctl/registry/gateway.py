@@ -1,17 +1,21 @@
-"""GatewayKV: the KV port on etcd's JSON gateway (HTTP/1.1, no gRPC): the CLI's adapter.
+"""GatewayKV: the KV port on etcd's JSON gateway (HTTP/1.1, no gRPC): the CLI's and the agent's.
 
 etcd 3.4 serves its v3 API as JSON on the client port (``/v3/kv/range``,
 ``/v3/kv/txn``, ``/v3/watch``, ``/v3/lease/*``, ``/v3/auth/authenticate``),
 over the same TLS. This adapter speaks it with the standard library's sockets
 (and :mod:`ssl` only for https): importing it costs a few milliseconds where
-aetcd + grpc cost ~90 ms, which is what a short-lived command pays. The agent
-keeps :class:`~unitctl.registry.etcd.EtcdKV` (one long-lived gRPC channel).
+aetcd + grpc cost ~90 ms, which is what a short-lived command pays, and ~13 MiB
+of a long-lived process's memory: the agent uses it too (docs/architecture.md,
+"etcd adapters"); :class:`~unitctl.registry.etcd.EtcdKV` (one gRPC channel that
+multiplexes every watch) stays for the API server and the benchmarks.
 
 How it runs: unary calls are blocking socket round trips (bounded by the
 configured timeout). Driven by :func:`unitctl.registry.blocking.run_blocking`
 they run inline, with no event loop; under asyncio each runs in the loop's
-default executor, on a pooled connection, so calls in flight do not block the
-loop. A watch is one streamed HTTP reply read with asyncio streams.
+default executor, on a pooled connection (at most :data:`MAX_IDLE` kept idle;
+one that etcd closed meanwhile is dropped before reuse), so calls in flight do
+not block the loop. A watch is one streamed HTTP reply read with asyncio
+streams, on a connection of its own (:mod:`unitctl.registry.gatewaywatch`).
 
 Endpoints are tried in order; one that cannot be reached is skipped. With a
 username, a token from ``/v3/auth/authenticate`` is sent on every request and
@@ -40,6 +44,11 @@ from unitctl.registry.httpwire import ResponseParser, WireError, post
 from unitctl.registry.kv import PAGE_KEYS, Compare, Event, KeyValue, Op, Range
 
 __all__ = ["GatewayKV"]
+
+#: Idle connections kept for unary calls (more are opened during a burst of calls in
+#: flight, up to the executor's threads, and closed after it): with its watches (one
+#: connection each), what a long-lived process holds open to etcd.
+MAX_IDLE = 4
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
@@ -177,7 +186,10 @@ class GatewayKV:
                 raise RegistryUnavailable(f"etcd unreachable: no answer in "
                                           f"{self._cfg.timeout:g} s") from exc
             raise RegistryUnavailable(f"etcd unreachable: {exc}") from exc
-        self._idle.append(conn)
+        if len(self._idle) < MAX_IDLE:
+            self._idle.append(conn)
+        else:  # a burst is over: keep only a few connections open to etcd
+            conn.close()
         return status, payload
 
     def _call_now(self, path: str, message: gj.Json) -> gj.Json:
@@ -278,6 +290,11 @@ class GatewayKV:
             self._idle.pop().close()
 
     # -- for the watch -----------------------------------------------------------
+    def endpoint_failed(self, ep: Endpoint) -> None:
+        """A watch could not reach ``ep``: try the next endpoint first from now on."""
+        if self._endpoints and self._endpoints[0] == ep:
+            self._endpoints.append(self._endpoints.pop(0))
+
     def forget_token(self) -> None:
         """etcd said the token expired: the next request or watch authenticates."""
         self._token = ""

@@ -58,6 +58,7 @@ async def watch(kv: GatewayKV, key: bytes, start_rev: int,
             ep.host, ep.port, ssl=tls, server_hostname=ep.host if tls is not None else None),
             timeout)
     except (OSError, TimeoutError) as exc:
+        kv.endpoint_failed(ep)  # the next watch (the caller retries) tries another member
         raise RegistryUnavailable(f"etcd unreachable: {exc or 'no answer'}") from exc
     try:
         checkpoint()  # wait_for (3.11) may have eaten a cancellation that came meanwhile
