@@ -3,8 +3,9 @@
 The child process is the real agent composition (:func:`unitctl.daemon.connect`,
 ``engine_factory``, the ``/metrics`` server and the DNS server on free loopback
 ports, so the modules loaded are those of the default agent) over the adapter
-the daemon uses (:class:`~unitctl.registry.gateway.GatewayKV`; ``--adapter
-etcd`` runs :class:`~unitctl.registry.etcd.EtcdKV` for comparison) against a
+the daemon uses (:class:`~unitctl.registry.gateway.GatewayKV`; ``gateway-lean``
+is the same with ``metrics_address = off`` and ``dns_address = off``; ``etcd``
+runs :class:`~unitctl.registry.etcd.EtcdKV` for comparison) against a
 throw-away etcd, with :class:`~unitctl.agent.fake.FakeUnitManager` standing in
 for systemd; it also imports the D-Bus adapter (``unitctl.systemd.manager``,
 dbus-fast). The machine is alone, so it also leads the engine.
@@ -67,7 +68,6 @@ print(n)
 
 
 def _child(endpoint: str, adapter: str) -> None:
-    prefix = f"{PREFIX}{adapter}/"
     import logging
 
     import unitctl.systemd.manager  # noqa: F401  (the real agent's D-Bus adapter)
@@ -78,10 +78,13 @@ def _child(endpoint: str, adapter: str) -> None:
     from unitctl.model import Machine
 
     logging.disable(logging.WARNING)
+    prefix = f"{PREFIX}{adapter}/"
+    lean = adapter.endswith("-lean")  # /metrics and DNS off
     cfg = load_config("/dev/null", env={}, flags={
         "etcd_servers": endpoint, "etcd_key_prefix": prefix, "agent_ttl": "10s",
-        "metrics_address": f"127.0.0.1:{free_port()}",
-        "dns_address": f"127.0.0.1:{free_port()}"})
+        "metrics_address": "off" if lean else f"127.0.0.1:{free_port()}",
+        "dns_address": "off" if lean else f"127.0.0.1:{free_port()}"})
+
     async def go() -> None:
         if adapter == "etcd":
             from unitctl.registry.etcd import EtcdKV
@@ -90,7 +93,7 @@ def _child(endpoint: str, adapter: str) -> None:
             reg = await daemon.connect(cfg)
         opts = AgentOptions(ttl=10, peer_port=0)
         agent = Agent(reg, FakeUnitManager(keep_history=False), Machine(MID, "127.0.0.1"),
-                      opts, engine=daemon.engine_factory(reg, MID, opts))
+                      opts, engine=daemon.engine_factory(reg, MID, opts, metered=not lean))
         async with daemon.metrics(cfg, agent), daemon.service_dns(cfg, reg):
             await agent.run(asyncio.Event())
 
@@ -208,8 +211,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--units", type=int, default=500)
     p.add_argument("--window", type=float, default=10.0)
-    p.add_argument("--adapter", default="gateway,etcd",
-                   help="comma-separated: gateway (the agent's), etcd (for comparison)")
+    p.add_argument("--adapter", default="gateway,gateway-lean,etcd",
+                   help="comma-separated: gateway (the agent's), gateway-lean (the same with"
+                        " /metrics and DNS off), etcd (EtcdKV, for comparison)")
     p.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
