@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -210,4 +211,25 @@ def test_a_watch_whose_endpoint_is_down_tries_the_next_member(etcd: EtcdCluster)
         finally:
             await kv.close()
             await writer.close()
+    asyncio.run(go())
+
+
+def test_a_keepalive_never_queues_behind_other_calls(etcd: EtcdCluster) -> None:
+    """Every thread of the loop's executor is busy (calls waiting on a slow etcd,
+    a file write...): the lease keepalive still runs, on its own thread. Before,
+    it queued behind them and the lease could expire meanwhile."""
+    async def go() -> None:
+        kv = await GatewayKV.connect(EtcdConfig(endpoints=tuple(etcd.endpoints)))
+        lease = await kv.grant_lease(10)
+        loop = asyncio.get_running_loop()
+        release = threading.Event()
+        blockers = [loop.run_in_executor(None, release.wait, 30) for _ in range(64)]
+        try:
+            assert await asyncio.wait_for(kv.refresh_lease(lease), 10) > 0
+            assert not any(b.done() for b in blockers)  # renewed while all were still busy
+        finally:
+            release.set()
+            await asyncio.gather(*blockers)
+            await kv.revoke_lease(lease)
+            await kv.close()
     asyncio.run(go())

@@ -12,7 +12,8 @@ multiplexes every watch) stays for the API server and the benchmarks.
 How it runs: unary calls are blocking socket round trips (bounded by the
 configured timeout). Driven by :func:`unitctl.registry.blocking.run_blocking`
 they run inline, with no event loop; under asyncio each runs in the loop's
-default executor, on a pooled connection (at most :data:`MAX_IDLE` kept idle;
+default executor (lease calls on a thread of their own, so a keepalive never
+queues behind other calls), on a pooled connection (at most :data:`MAX_IDLE` kept idle;
 one that etcd closed meanwhile is dropped before reuse), so calls in flight do
 not block the loop. A watch is one streamed HTTP reply read with asyncio
 streams, on a connection of its own (:mod:`unitctl.registry.gatewaywatch`).
@@ -135,6 +136,7 @@ class GatewayKV:
         self._idle: list[_Connection] = []
         self._token = ""
         self._auth_lock = threading.Lock()
+        self._lease_thread: Any = None  # a ThreadPoolExecutor, made on the first lease call
         self.page_size = PAGE_KEYS
 
     @classmethod
@@ -221,7 +223,19 @@ class GatewayKV:
         import asyncio  # under an event loop already: free
 
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, self._call_now, path, message)
+        return await loop.run_in_executor(self._executor(path), self._call_now, path, message)
+
+    def _executor(self, path: str) -> Any:
+        """Lease calls (the keepalive every TTL/8) run on a thread of their own: in
+        the loop's shared executor they would queue behind other calls, each up to
+        the request timeout while etcd is slow, and the lease would go unrenewed."""
+        if not path.startswith("/v3/lease/"):
+            return None  # the loop's default executor
+        if self._lease_thread is None:
+            from concurrent.futures import ThreadPoolExecutor  # loaded by asyncio already
+
+            self._lease_thread = ThreadPoolExecutor(1, thread_name_prefix="etcd-lease")
+        return self._lease_thread
 
     # -- the KV port -----------------------------------------------------------
     async def get(self, key: str) -> KeyValue | None:
@@ -286,6 +300,9 @@ class GatewayKV:
         return watch(self, prefix.encode(), start_rev)
 
     async def close(self) -> None:
+        if self._lease_thread is not None:
+            self._lease_thread.shutdown(wait=False)
+            self._lease_thread = None
         while self._idle:
             self._idle.pop().close()
 
