@@ -2,6 +2,8 @@
 
 from setuptools import find_packages, setup
 
+GRPC = ["aetcd==1.0.0", "grpcio==1.85.1", "protobuf==7.36.2"]
+
 setup(
     name="unitctl",
     version="0.1.0",
@@ -21,9 +23,8 @@ setup(
         "click==8.4.0",
         "jinja2==3.1.6",
         "sdnotify==0.3.2",
-        "aetcd==1.0.0",
-        "grpcio==1.85.1",
-        "protobuf==7.36.2",
+        # the agent and the CLI speak etcd's JSON gateway (registry/gateway.py):
+        # aetcd and grpcio are in the "grpc" extra (EtcdKV)
         "dbus-fast==5.2.0",
         "PyYAML==6.0.3",
         # the agent's /metrics (Prometheus exposition format and registry)
@@ -32,11 +33,16 @@ setup(
         "dnspython==2.8.0",
     ],
     extras_require={
+        # EtcdKV (registry/etcd.py, etcd's gRPC API): the API server's adapter and the
+        # benchmarks'; the agent and the CLI do not import it (docs/architecture.md)
+        "grpc": GRPC,
         # the API server (unitctl serve); the agent and the CLI do not need it
         "api": [
             "aiohttp==3.14.5",
+            *GRPC,
         ],
         "test": [
+            *GRPC,
             "pytest==9.0.3",
             "pytest-timeout==2.4.0",
             "hypothesis==6.155.2",

@@ -20,7 +20,7 @@ copied and byte-compiled as an installed one is).
   (not its return) until active elsewhere.
 
 Usage: ``sudo python -m bench.nspawn [--starts 50] [--ttls 10,30] [--failovers 3]
-[--window 10]``
+[--window 10] [--footprint-only]``
 """
 
 from __future__ import annotations
@@ -114,24 +114,55 @@ def _start_latency(c: Any, tmp: str, starts: int) -> dict[str, Any]:
 
 
 def _agent_footprint(c: Any, window: float) -> dict[str, Any]:
-    """VmRSS and CPU of each machine's unitctl-agent, idle (engine standby but one)."""
-    out: dict[str, Any] = {}
+    """VmRSS (sampled every 0.5 s: p50/p99/max), CPU and etcd connections of each
+    machine's unitctl-agent, idle (one leads the engine, the others stand by), and
+    the RSS floors measured inside a machine in the same run."""
+    from bench.footprint import CONNECTIONS_OF, RSS_OF, stats
+    from unitctl_testing.rootfs import VENV
+
     tick = os.sysconf("SC_CLK_TCK")
     pids = {n: c.exec(n, "systemctl", "show", "-p", "MainPID", "--value", AGENT).stdout.strip()
             for n in c.names}
 
-    def cpu(n: str) -> int:
-        fields = c.exec(n, "cat", f"/proc/{pids[n]}/stat").stdout.rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])
-    before = {n: cpu(n) for n in c.names}
-    time.sleep(window)
-    for n in c.names:
-        status = c.exec(n, "cat", f"/proc/{pids[n]}/status").stdout
+    def proc(n: str) -> tuple[float, int]:
+        status = c.exec(n, "cat", f"/proc/{pids[n]}/status", f"/proc/{pids[n]}/stat").stdout
         rss = next(int(ln.split()[1]) for ln in status.splitlines() if ln.startswith("VmRSS"))
-        out[n] = {"vmrss_mib": round(rss / 1024, 1),
-                  "cpu_percent": round(100 * (cpu(n) - before[n]) / tick / window, 2)}
-    return {"machines": out, "window_s": window, "goal_mib": 30,
-            "max_vmrss_mib": max(v["vmrss_mib"] for v in out.values())}
+        fields = status.rsplit(")", 1)[1].split()
+        return rss / 1024, int(fields[11]) + int(fields[12])
+    before = {n: proc(n)[1] for n in c.names}
+    samples: dict[str, list[float]] = {n: [] for n in c.names}
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < window:
+        for n in c.names:
+            samples[n].append(proc(n)[0])
+        time.sleep(0.5)
+    span = time.monotonic() - t0
+    leader = asyncio.run(_leader(c.endpoint))
+    port = str(int(c.endpoint.rsplit(":", 1)[1]))
+    out = {n: {"vmrss_mib": stats(samples[n]), "leads_engine": c.machine_id(n) == leader,
+               "cpu_percent": round(100 * (proc(n)[1] - before[n]) / tick / span, 2),
+               "etcd_connections": int(c.exec(n, f"{VENV}/bin/python", "-c", CONNECTIONS_OF,
+                                              pids[n], port).stdout)} for n in c.names}
+    floors = {name: stats([int(c.exec(c.names[0], f"{VENV}/bin/python", "-c", RSS_OF,
+                                      code).stdout) / 1024 for _ in range(5)])
+              for name, code in (("python_c_pass", "pass"),
+                                 ("import_dbus_fast_asyncio", "import dbus_fast, asyncio"))}
+    worst = max(v["vmrss_mib"]["max"] for v in out.values())
+    return {"machines": out, "window_s": window, "goal_mib": 30, "max_vmrss_mib": worst,
+            "floors": floors, "ratio_max_to_dbus_asyncio_floor": round(
+                worst / floors["import_dbus_fast_asyncio"]["p50"], 2)}
+
+
+async def _leader(endpoint: str) -> str | None:
+    from unitctl.registry.connection import EtcdConfig
+    from unitctl.registry.gateway import GatewayKV
+    from unitctl.registry.registry import Registry
+
+    reg = Registry(await GatewayKV.connect(EtcdConfig(endpoints=tuple(endpoint.split(",")))))
+    try:
+        return await reg.leader()
+    finally:
+        await reg.close()
 
 
 async def _active_on(endpoint: str, unit: str, not_on: str, timeout: float) -> str:
@@ -194,6 +225,15 @@ def _failover(c: Any, tmp: str, ttl: int, kind: str, i: int) -> float:
     return took
 
 
+def footprint_only(window: float, settle: float = 5.0) -> dict[str, Any]:
+    """Only the idle footprint part: 3 machines, TTL 10 s."""
+    from unitctl_testing.cluster import Cluster
+
+    with Cluster(3, agent_ttl="10s") as c:
+        time.sleep(settle)  # the agents register, elect and settle
+        return {"footprint_idle": _agent_footprint(c, window)}
+
+
 def run(starts: int, ttls: list[int], failovers: int, window: float) -> dict[str, Any]:
     from unitctl_testing.cluster import Cluster
 
@@ -220,9 +260,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--ttls", default="10,30")
     p.add_argument("--failovers", type=int, default=3)
     p.add_argument("--window", type=float, default=10.0, help="idle footprint window (s)")
+    p.add_argument("--footprint-only", action="store_true",
+                   help="only the idle footprint of the agents (no starts, no failovers)")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         raise SystemExit("bench.nspawn needs root (systemd-nspawn)")
+    if args.footprint_only:
+        only = footprint_only(args.window)
+        print(json.dumps(only))
+        return only
     result = run(args.starts, [int(t) for t in args.ttls.split(",")], args.failovers,
                  args.window)
     print(json.dumps(result))

@@ -32,5 +32,5 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-"$VENV/bin/python" -m pip install -q -e ".[test,api,browser]"
+"$VENV/bin/python" -m pip install -q -e ".[test,api,browser,grpc]"
 echo "install-deps: ok ($("$VENV/bin/python" --version), etcd $(etcd --version | head -1 | awk '{print $3}'))"

@@ -19,7 +19,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import NoReturn
 
 import click
@@ -27,8 +27,6 @@ import click
 from unitctl import __version__
 from unitctl.agent.agent import Agent
 from unitctl.agent.commands import ProcessCommands
-from unitctl.agent.dns import serving as dns_serving
-from unitctl.agent.dnszone import parse_domain
 from unitctl.agent.engine_runner import EngineFactory
 from unitctl.agent.measure import measure
 from unitctl.agent.options import AgentOptions
@@ -39,13 +37,10 @@ from unitctl.config import DEFAULT_CONFIG_FILE, AgentConfig, load_config
 from unitctl.engine.engine import Engine
 from unitctl.errors import RegistryError, UnitctlError, report
 from unitctl.machine_id import MACHINE_ID_FILE, read_machine_id
-from unitctl.metrics import catalog
-from unitctl.metrics.agentview import AgentCollector
-from unitctl.metrics.exposition import serving
-from unitctl.metrics.kv import MeteredKV
-from unitctl.metrics.rounds import RoundObserver
 from unitctl.model import Machine
-from unitctl.registry.etcd import EtcdKV, grpc_target
+from unitctl.registry.connection import EtcdConfig
+from unitctl.registry.gateway import Endpoint, GatewayKV
+from unitctl.registry.kv import KV
 from unitctl.registry.registry import Registry
 from unitctl.systemd.manager import SystemdUnitManager
 
@@ -65,8 +60,8 @@ def detect_public_ip(etcd_servers: tuple[str, ...]) -> str:
     host): then the source address of the default route. A UDP connect()
     only looks up a route; no packet is sent.
     """
-    host, port, _ = grpc_target(etcd_servers[:1])
-    for target in ((host, port), ("192.0.2.1", 9)):  # TEST-NET-1: a route lookup only
+    first = Endpoint.parse(etcd_servers[0] if etcd_servers else "")
+    for target in ((first.host, first.port), ("192.0.2.1", 9)):  # TEST-NET-1: a route lookup only
         with contextlib.suppress(OSError), socket.socket(socket.AF_INET,
                                                          socket.SOCK_DGRAM) as s:
             s.connect(target)
@@ -87,9 +82,21 @@ def make_notifier() -> Callable[[str], None]:
     return lambda msg: notifier.notify(msg)
 
 
-async def connect(cfg: AgentConfig) -> Registry:
-    """Connect to etcd; an etcd that is down at boot is waited for, not fatal."""
-    registry = Registry(MeteredKV(await EtcdKV.connect(cfg.etcd)), cfg.etcd_key_prefix)
+async def connect(cfg: AgentConfig,
+                  adapter: Callable[[EtcdConfig], Awaitable[KV]] = GatewayKV.connect) -> Registry:
+    """Connect to etcd; an etcd that is down at boot is waited for, not fatal.
+
+    The agent speaks etcd's JSON gateway (:class:`~unitctl.registry.gateway.GatewayKV`,
+    as the CLI does: one adapter, no grpcio in the agent's memory). Requests are
+    metered for ``/metrics`` only when it is served (prometheus_client stays
+    unloaded otherwise). ``adapter`` is for benchmarks that compare adapters.
+    """
+    kv = await adapter(cfg.etcd)
+    if cfg.metrics_address is not None:
+        from unitctl.metrics.kv import MeteredKV  # only where /metrics is served
+
+        kv = MeteredKV(kv)
+    registry = Registry(kv, cfg.etcd_key_prefix)
     while True:
         try:
             await registry.ensure_schema()
@@ -117,13 +124,19 @@ def agent_options(cfg: AgentConfig) -> AgentOptions:
                         template_dirs=cfg.template_dirs)
 
 
-def engine_factory(registry: Registry, machine_id: str,
-                   opts: AgentOptions) -> EngineFactory | None:
-    """The engine this machine runs for each of its leases (None when disabled)."""
+def engine_factory(registry: Registry, machine_id: str, opts: AgentOptions,
+                   metered: bool = True) -> EngineFactory | None:
+    """The engine this machine runs for each of its leases (None when disabled);
+    its rounds are observed for ``/metrics`` when ``metered``."""
     if not opts.engine:
         return None
+    observer = None
+    if metered:
+        from unitctl.metrics.rounds import RoundObserver  # only where /metrics is served
+
+        observer = RoundObserver()
     return lambda: Engine(registry, machine_id, resync=opts.engine_resync,
-                          grace=float(opts.ttl), on_round=RoundObserver())
+                          grace=float(opts.ttl), on_round=observer)
 
 
 def this_machine(cfg: AgentConfig) -> Machine:
@@ -165,6 +178,10 @@ async def metrics(cfg: AgentConfig, agent: Agent) -> AsyncIterator[None]:
     if cfg.metrics_address is None:
         yield
         return
+    from unitctl.metrics import catalog  # prometheus_client: only where /metrics is served
+    from unitctl.metrics.agentview import AgentCollector
+    from unitctl.metrics.exposition import serving
+
     collector = AgentCollector(agent)
     catalog.register(collector)
     try:
@@ -184,6 +201,9 @@ async def service_dns(cfg: AgentConfig, registry: Registry) -> AsyncIterator[Non
     if cfg.dns_address is None:
         yield
         return
+    from unitctl.agent.dns import serving as dns_serving  # dnspython: only where DNS is on
+    from unitctl.agent.dnszone import parse_domain
+
     async with dns_serving(registry, parse_domain(cfg.dns_domain), cfg.dns_address):
         yield
 
@@ -196,7 +216,9 @@ async def run_agent(cfg: AgentConfig) -> None:
     registry = await connect(cfg)
     opts = agent_options(cfg)
     agent = Agent(registry, SystemdUnitManager(cfg.units_directory), machine, opts,
-                  notify=notify, engine=engine_factory(registry, machine.id, opts),
+                  notify=notify,
+                  engine=engine_factory(registry, machine.id, opts,
+                                        metered=cfg.metrics_address is not None),
                   commands=ProcessCommands(), template_host=LocalHost())
     agent.executor.port_dropins = PortDropins()
     agent.executor.volumes = LocalVolumes.of(registry.volumes, machine)

@@ -270,7 +270,7 @@ def install_venv(root: Path, wheels: Path, pins: list[str]) -> None:
              "--disable-pip-version-check", "--no-cache-dir", "--find-links", "/wheels", *pins],
             env=chroot_env())
         run(["chroot", str(root), f"{VENV}/bin/python", "-c",
-             "import aetcd, dbus_fast, click, jinja2, sdnotify, yaml, grpc"], env=chroot_env())
+             "import dbus_fast, click, jinja2, sdnotify, yaml"], env=chroot_env())
     finally:
         run(["umount", str(mnt)])
         mnt.rmdir()

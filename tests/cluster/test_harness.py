@@ -29,13 +29,17 @@ CLUSTER_KWARGS = {"start_agent": False}
 VENV_PY = "/opt/unitctl/venv/bin/python"
 SHIPPED_AGENT_UNIT = Path(__file__).resolve().parents[2] / "contrib" / "unitctl-agent.service"
 
-AETCD_PUT_GET = """
-import asyncio, sys, aetcd
+# the agent's adapter (etcd's JSON gateway), from the machine's venv
+AGENT_KV_PUT_GET = """
+import asyncio, sys
+from unitctl.registry.connection import EtcdConfig
+from unitctl.registry.gateway import GatewayKV
 host, port, key, value = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 async def main():
-    async with aetcd.Client(host=host, port=port, timeout=5) as c:
-        await c.put(key.encode(), value.encode())
-        print((await c.get(key.encode())).value.decode())
+    kv = await GatewayKV.connect(EtcdConfig(endpoints=(f"http://{host}:{port}",), timeout=5))
+    await kv.put(key, value.encode())
+    print((await kv.get(key)).value.decode())
+    await kv.close()
 asyncio.run(main())
 """
 
@@ -125,7 +129,7 @@ def test_every_machine_reaches_etcd_over_the_bridge(cluster: Cluster) -> None:
     assert host == cluster.bridge_ip
     for name in cluster.names:
         key, value = f"/unitctl/test/{name}", f"hello-from-{name}"
-        out = cluster.exec(name, VENV_PY, "-c", AETCD_PUT_GET, host, str(port), key, value,
+        out = cluster.exec(name, VENV_PY, "-c", AGENT_KV_PUT_GET, host, str(port), key, value,
                            timeout=30).stdout.strip()
         assert out == value
         assert etcd_get_from_host(cluster, key) == value

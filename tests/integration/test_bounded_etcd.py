@@ -23,6 +23,7 @@ from unitctl.engine.mirror import Mirror, read_view
 from unitctl.model import DesiredState, ScheduleEntry, UnitRecord
 from unitctl.registry import codec
 from unitctl.registry.etcd import EtcdConfig, EtcdKV
+from unitctl.registry.gateway import GatewayKV
 from unitctl.registry.kv import KV, Put
 from unitctl.registry.registry import Registry
 from unitctl.unitfile import UnitFile
@@ -41,9 +42,21 @@ class Result:
     err: str
 
 
+#: The adapter the agents, the engine and the test's own registry use: GatewayKV
+#: (the daemon's) and EtcdKV (bench, API server), set per test by ``agents_adapter``.
+ADAPTER: list[type[GatewayKV] | type[EtcdKV]] = [GatewayKV]
+
+
+@pytest.fixture(autouse=True, params=["gateway", "etcd"])
+def agents_adapter(request: pytest.FixtureRequest) -> None:
+    ADAPTER[0] = GatewayKV if request.param == "gateway" else EtcdKV
+
+
 def etcd_kv(etcd: EtcdCluster) -> KVFactory:
     async def make() -> KV:
-        return await EtcdKV.connect(EtcdConfig(endpoints=tuple(etcd.endpoints), timeout=5))
+        kv: KV = await ADAPTER[0].connect(EtcdConfig(endpoints=tuple(etcd.endpoints),
+                                                     timeout=5))
+        return kv
     return make
 
 

@@ -23,6 +23,7 @@ import pytest
 from unitctl.errors import RegistryError
 from unitctl.model import DesiredState, UnitRecord
 from unitctl.registry.etcd import EtcdConfig, EtcdKV
+from unitctl.registry.gateway import GatewayKV
 from unitctl.registry.kv import KV, EventKind
 from unitctl.registry.registry import Registry
 from unitctl.unitfile import UnitFile
@@ -41,12 +42,19 @@ PREFIX = "/watch-recovery/"
 ETCD_EXPIRY_LAG = 1.0
 
 
-@pytest.fixture(params=[1, 3], ids=["1-member", "3-members"])
+#: The agents' adapter: GatewayKV is the daemon's; EtcdKV is kept covered too.
+ADAPTERS = {"gateway": GatewayKV, "etcd": EtcdKV}
+
+
+@pytest.fixture(params=[(1, "gateway"), (3, "gateway"), (3, "etcd")],
+                ids=["1-member", "3-members", "3-members-grpc"])
 def own_etcd(request: pytest.FixtureRequest) -> Iterator[EtcdCluster]:
     """A cluster of this test's own (restarting the session's etcd would disturb others)."""
     if shutil.which("etcd") is None:
         pytest.fail("etcd-server is not installed: run scripts/install-deps.sh")
-    cluster = EtcdCluster(size=int(request.param))
+    size, adapter = request.param
+    cluster = EtcdCluster(size=size)
+    setattr(cluster, "agents_adapter", ADAPTERS[adapter])  # noqa: B010  (read by run())
     cluster.start()
     try:
         yield cluster
@@ -86,7 +94,9 @@ async def submit(reg: Registry, name: str) -> None:
 def run(cluster: EtcdCluster, body: Callable[[InProcessCluster, Registry], Awaitable[None]],
         machines: int = 3) -> None:
     async def make_kv() -> KV:
-        return await EtcdKV.connect(EtcdConfig(endpoints=tuple(cluster.endpoints), timeout=2))
+        adapter = getattr(cluster, "agents_adapter", GatewayKV)
+        kv: KV = await adapter.connect(EtcdConfig(endpoints=tuple(cluster.endpoints), timeout=2))
+        return kv
 
     async def go() -> None:
         sim = InProcessCluster(make_kv, PREFIX, ttl=TTL)

@@ -1,8 +1,9 @@
 """How to reach etcd: the one connection setting of unitctl.
 
 The CLI's global flags, the agent's configuration file and the tests all build
-this one value; only :mod:`unitctl.registry.etcd` reads it. Pure: importing it
-does not load the etcd client library.
+this one value; only the etcd adapters read it (:mod:`unitctl.registry.gateway`,
+the CLI's and the agent's; :mod:`unitctl.registry.etcd`). Pure: importing it
+does not load an etcd client library.
 """
 
 from __future__ import annotations

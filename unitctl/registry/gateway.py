@@ -1,17 +1,22 @@
-"""GatewayKV: the KV port on etcd's JSON gateway (HTTP/1.1, no gRPC): the CLI's adapter.
+"""GatewayKV: the KV port on etcd's JSON gateway (HTTP/1.1, no gRPC): the CLI's and the agent's.
 
 etcd 3.4 serves its v3 API as JSON on the client port (``/v3/kv/range``,
 ``/v3/kv/txn``, ``/v3/watch``, ``/v3/lease/*``, ``/v3/auth/authenticate``),
 over the same TLS. This adapter speaks it with the standard library's sockets
 (and :mod:`ssl` only for https): importing it costs a few milliseconds where
-aetcd + grpc cost ~90 ms, which is what a short-lived command pays. The agent
-keeps :class:`~unitctl.registry.etcd.EtcdKV` (one long-lived gRPC channel).
+aetcd + grpc cost ~90 ms, which is what a short-lived command pays, and ~13 MiB
+of a long-lived process's memory: the agent uses it too (docs/architecture.md,
+"etcd adapters"); :class:`~unitctl.registry.etcd.EtcdKV` (one gRPC channel that
+multiplexes every watch) stays for the API server and the benchmarks.
 
 How it runs: unary calls are blocking socket round trips (bounded by the
 configured timeout). Driven by :func:`unitctl.registry.blocking.run_blocking`
 they run inline, with no event loop; under asyncio each runs in the loop's
-default executor, on a pooled connection, so calls in flight do not block the
-loop. A watch is one streamed HTTP reply read with asyncio streams.
+default executor (lease calls on a thread of their own, so a keepalive never
+queues behind other calls), on a pooled connection (at most :data:`MAX_IDLE` kept idle;
+one that etcd closed meanwhile is dropped before reuse), so calls in flight do
+not block the loop. A watch is one streamed HTTP reply read with asyncio
+streams, on a connection of its own (:mod:`unitctl.registry.gatewaywatch`).
 
 Endpoints are tried in order; one that cannot be reached is skipped. With a
 username, a token from ``/v3/auth/authenticate`` is sent on every request and
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import select
 import socket
 import threading
 import urllib.parse
@@ -39,6 +45,11 @@ from unitctl.registry.httpwire import ResponseParser, WireError, post
 from unitctl.registry.kv import PAGE_KEYS, Compare, Event, KeyValue, Op, Range
 
 __all__ = ["GatewayKV"]
+
+#: Idle connections kept for unary calls (more are opened during a burst of calls in
+#: flight, up to the executor's threads, and closed after it): with its watches (one
+#: connection each), what a long-lived process holds open to etcd.
+MAX_IDLE = 4
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
@@ -97,6 +108,19 @@ class _Connection:
             self.close()
         return parser.status, b"".join(pieces)
 
+    def dropped(self) -> bool:
+        """Whether etcd closed this idle connection (it restarted, or timed it out).
+
+        An idle keep-alive connection has nothing to read: readable means EOF
+        or a reset. Checked before reuse, so a request is never sent on a dead
+        connection (a failure then would leave unknown whether it applied).
+        """
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.close()
@@ -112,6 +136,7 @@ class GatewayKV:
         self._idle: list[_Connection] = []
         self._token = ""
         self._auth_lock = threading.Lock()
+        self._lease_thread: Any = None  # a ThreadPoolExecutor, made on the first lease call
         self.page_size = PAGE_KEYS
 
     @classmethod
@@ -133,8 +158,14 @@ class GatewayKV:
 
     # -- transport -------------------------------------------------------------
     def _open(self) -> _Connection:
-        if self._idle:
-            return self._idle.pop()
+        while True:
+            try:
+                conn = self._idle.pop()  # several executor threads share the pool
+            except IndexError:
+                break
+            if not conn.dropped():
+                return conn
+            conn.close()
         why: Exception | None = None
         for ep in list(self._endpoints):
             try:
@@ -157,7 +188,10 @@ class GatewayKV:
                 raise RegistryUnavailable(f"etcd unreachable: no answer in "
                                           f"{self._cfg.timeout:g} s") from exc
             raise RegistryUnavailable(f"etcd unreachable: {exc}") from exc
-        self._idle.append(conn)
+        if len(self._idle) < MAX_IDLE:
+            self._idle.append(conn)
+        else:  # a burst is over: keep only a few connections open to etcd
+            conn.close()
         return status, payload
 
     def _call_now(self, path: str, message: gj.Json) -> gj.Json:
@@ -189,7 +223,19 @@ class GatewayKV:
         import asyncio  # under an event loop already: free
 
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, self._call_now, path, message)
+        return await loop.run_in_executor(self._executor(path), self._call_now, path, message)
+
+    def _executor(self, path: str) -> Any:
+        """Lease calls (the keepalive every TTL/8) run on a thread of their own: in
+        the loop's shared executor they would queue behind other calls, each up to
+        the request timeout while etcd is slow, and the lease would go unrenewed."""
+        if not path.startswith("/v3/lease/"):
+            return None  # the loop's default executor
+        if self._lease_thread is None:
+            from concurrent.futures import ThreadPoolExecutor  # loaded by asyncio already
+
+            self._lease_thread = ThreadPoolExecutor(1, thread_name_prefix="etcd-lease")
+        return self._lease_thread
 
     # -- the KV port -----------------------------------------------------------
     async def get(self, key: str) -> KeyValue | None:
@@ -254,10 +300,22 @@ class GatewayKV:
         return watch(self, prefix.encode(), start_rev)
 
     async def close(self) -> None:
+        if self._lease_thread is not None:
+            self._lease_thread.shutdown(wait=False)
+            self._lease_thread = None
         while self._idle:
             self._idle.pop().close()
 
     # -- for the watch -----------------------------------------------------------
+    def endpoint_failed(self, ep: Endpoint) -> None:
+        """A watch could not reach ``ep``: try the next endpoint first from now on."""
+        if self._endpoints and self._endpoints[0] == ep:
+            self._endpoints.append(self._endpoints.pop(0))
+
+    def forget_token(self) -> None:
+        """etcd said the token expired: the next request or watch authenticates."""
+        self._token = ""
+
     def watch_target(self) -> tuple[Endpoint, Any, dict[str, str]]:
         """Where a watch connects, its TLS context and its headers (blocking: may
         authenticate)."""
