@@ -66,6 +66,20 @@ def allocate(names: Collection[str], port_range: tuple[int, int], taken: Collect
 DROPIN_NAME = "50-unitctl-ports.conf"
 
 
+def dropin_ports(text: str) -> tuple[tuple[str, int], ...]:
+    """The ports a drop-in written by :func:`dropin_text` passes in, sorted by name
+    (a line that is not ``NAME=PORT`` is left out)."""
+    found: list[tuple[str, int]] = []
+    for line in text.splitlines():
+        if not line.startswith("Environment="):
+            continue
+        for pair in line[len("Environment="):].split():
+            name, sep, port = pair.partition("=")
+            if sep and port.isdigit():
+                found.append((name, int(port)))
+    return tuple(sorted(found))
+
+
 def dropin_text(ports: Collection[tuple[str, int]]) -> str:
     """The drop-in passing ``ports`` in as environment variables (``PORT=31000``)."""
     pairs = " ".join(f"{name}={port}" for name, port in sorted(ports))

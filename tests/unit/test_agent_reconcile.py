@@ -9,15 +9,20 @@ section is enabled when linked; ``started`` follows start, stop and unload).
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import cast
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from unitctl.agent.executor import Executor
 from unitctl.agent.fake import FakeUnitManager
+from unitctl.agent.portenv import PortDropins
 from unitctl.agent.reconcile import CurrentUnit, DesiredUnit, accept, compute_tasks
 from unitctl.agent.tasks import Task, TaskReason, TaskType
 from unitctl.model import DesiredState, Machine, Requirements
+from unitctl.ports import DROPIN_NAME, dropin_ports, dropin_text
 from unitctl.unitfile import UnitFile
 
 LAUNCHED, LOADED, INACTIVE = DesiredState.LAUNCHED, DesiredState.LOADED, DesiredState.INACTIVE
@@ -78,6 +83,21 @@ CASES = [
                   task(LOAD, "a.service", R.HASH_DIFFERS), RELOADED,
                   task(START, "a.service", R.WANT_LAUNCHED)],
                  id="hash differs on a started unit: the new version is started again"),
+    pytest.param([DesiredUnit("a.service", "h1", LAUNCHED, Requirements(),
+                              ports=(("PORT", 31001),))],
+                 [CurrentUnit("a.service", "h1", True, (("PORT", 31000),))],
+                 [task(UNLOAD, "a.service", R.PORTS_DIFFER),
+                  task(LOAD, "a.service", R.PORTS_DIFFER), RELOADED,
+                  task(START, "a.service", R.WANT_LAUNCHED)],
+                 id="stale ports drop-in (a fence, new ports): loaded again and restarted"),
+    pytest.param([DesiredUnit("a.service", "h1", LAUNCHED, Requirements(),
+                              ports=(("PORT_B", 2), ("PORT_A", 1)))],
+                 [CurrentUnit("a.service", "h1", True, (("PORT_A", 1), ("PORT_B", 2)))], [],
+                 id="the same ports in another order: nothing to do"),
+    pytest.param([DesiredUnit("a.service", "h1", LAUNCHED, Requirements(),
+                              ports=(("PORT", 31001),))],
+                 [CurrentUnit("a.service", "h1", True, None)], [],
+                 id="ports not tracked (no ports sink): nothing to do"),
     pytest.param([want("a.service", "h2", LOADED)], [have("a.service", "h1", started=True)],
                  [task(UNLOAD, "a.service", R.HASH_DIFFERS),
                   task(LOAD, "a.service", R.HASH_DIFFERS), RELOADED],
@@ -163,3 +183,35 @@ def test_executor_enables_units_with_install_and_tracks_started() -> None:
         assert await executor.run(compute_tasks({}, executor.current()), {}, bodies) is None
         assert executor.started == set() and dict(units.present()) == {}
     asyncio.run(go())
+
+
+def test_executor_restarts_a_unit_whose_ports_drop_in_is_stale(tmp_path: Path) -> None:
+    """After a fence the engine may place a unit back with new ports while its file
+    (same hash) is still here: the agent writes the new drop-in and starts it again,
+    instead of starting it on ports given to another unit meanwhile."""
+    async def go() -> None:
+        units = FakeUnitManager()
+        await units.start_manager(lambda _n, _s: None)
+        executor = Executor(units)
+        executor.port_dropins = dropins = PortDropins(str(tmp_path))
+        first = {"a.service": DesiredUnit("a.service", HA, LAUNCHED, Requirements(),
+                                          ports=(("PORT", 31000),))}
+        assert await executor.run(compute_tasks(first, executor.current()), first,
+                                  {HA: PLAIN}) is None
+        assert dropins.read("a.service") == (("PORT", 31000),)
+        executor.forget_all()  # a fence stopped it
+        again = {"a.service": DesiredUnit("a.service", HA, LAUNCHED, Requirements(),
+                                          ports=(("PORT", 31007),))}
+        tasks = compute_tasks(again, executor.current())
+        assert [t.type for t in tasks] == [UNLOAD, LOAD, RELOAD, START]
+        assert await executor.run(tasks, again, {HA: PLAIN}) is None
+        assert dropins.read("a.service") == (("PORT", 31007),)
+        assert "Environment=PORT=31007" in (tmp_path / "a.service.d" / DROPIN_NAME).read_text()
+        assert compute_tasks(again, executor.current()) == []
+    asyncio.run(go())
+
+
+@given(st.dictionaries(st.from_regex(r"PORT(_[A-Z]{1,5})?", fullmatch=True),
+                       st.integers(1, 65535), max_size=4))
+def test_the_ports_drop_in_reads_back_what_was_written(ports: dict[str, int]) -> None:
+    assert dropin_ports(dropin_text(ports.items())) == tuple(sorted(ports.items()))

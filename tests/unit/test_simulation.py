@@ -50,11 +50,6 @@ def test_no_machine_overcommitted_and_no_fixed_port_twice_over_random_workloads(
                        dynamic_ports=False))
 
 
-@pytest.mark.xfail(strict=True, raises=InvariantViolation, reason=(
-    "agent defect (unitctl/agent/reconcile.py, executor.py): a unit whose file is still "
-    "present with the same hash (after a fence, its lease lost, its entry placed back with "
-    "new @PORT ports) is started with its old ports drop-in: the agent rewrites the drop-in "
-    "only on LOAD, so it runs on ports the engine has given to another unit"))
 @settings(max_examples=15, deadline=None)
 @example(seed=0, machines=3, units=53, ttl=2_000)
 @given(seed=st.integers(0, 2**32 - 1), machines=st.integers(3, 12),
@@ -62,7 +57,8 @@ def test_no_machine_overcommitted_and_no_fixed_port_twice_over_random_workloads(
 def test_no_dynamic_port_given_twice_over_random_workloads(seed: int, machines: int,
                                                            units: int, ttl: int) -> None:
     """Issue 13: @PORT units as well; the example is a fence, a lost lease and the unit
-    placed back on its machine with new ports (fails until the agent is fixed)."""
+    placed back on its machine with new ports: the agent loads it again with them
+    (CurrentUnit.ports; it failed before that)."""
     simulate(SimConfig(machines=machines, units=units, steps=4, seed=seed, ttl_ms=ttl))
 
 

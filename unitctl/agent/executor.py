@@ -80,6 +80,10 @@ class PortsSink(Protocol):
         """Pass ``ports`` in to unit ``name`` (none: take them away)."""
         ...
 
+    def read(self, name: str) -> tuple[tuple[str, int], ...]:
+        """The ports passed in to unit ``name`` now, sorted by name (none: ``()``)."""
+        ...
+
 
 class VolumesSink(Protocol):
     """Where a unit's local volumes are made and bound in
@@ -126,8 +130,11 @@ class Executor:
         self._fresh: frozenset[str] = frozenset()
 
     def current(self) -> dict[str, CurrentUnit]:
-        """The units present in the directory, marked when this process started them."""
-        return {n: CurrentUnit(n, h, (n, h) in self.started)
+        """The units present in the directory, marked when this process started them,
+        with the ports their drop-ins pass in (None: not tracked, no ports sink)."""
+        sink = self.port_dropins
+        return {n: CurrentUnit(n, h, (n, h) in self.started,
+                               None if sink is None else sink.read(n))
                 for n, h in self.units.present().items()}
 
     async def adopt(self) -> None:

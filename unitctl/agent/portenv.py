@@ -17,7 +17,7 @@ import os
 
 from unitctl.atomicfile import atomic_write
 from unitctl.errors import SystemdError
-from unitctl.ports import DROPIN_NAME, dropin_text
+from unitctl.ports import DROPIN_NAME, dropin_ports, dropin_text
 from unitctl.systemd.unitdir import RUNTIME_UNIT_DIR
 
 
@@ -40,6 +40,16 @@ class PortDropins:
             atomic_write(self.path(name), dropin_text(ports), mode=0o644, make_dirs=True)
         except OSError as exc:
             raise SystemdError(f"cannot write {self.path(name)}: {exc}") from exc
+
+    def read(self, name: str) -> tuple[tuple[str, int], ...]:
+        """The ports the unit's drop-in passes in now (none without a drop-in)."""
+        try:
+            with open(self.path(name), encoding="utf-8") as f:
+                return dropin_ports(f.read())
+        except FileNotFoundError:
+            return ()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SystemdError(f"cannot read {self.path(name)}: {exc}") from exc
 
     def remove(self, name: str) -> None:
         """Remove the drop-in (and its directory when that is left empty)."""

@@ -40,11 +40,16 @@ class CurrentUnit:
             unit already active when it started (adoption). Launched units that
             are not marked get a StartUnit, which systemd ignores for a unit that
             is already active (no restart).
+        ports: the host ports its drop-in passes in, sorted by name (None: not
+            known). Ports that differ from the schedule's are stale (the engine
+            gave them to another unit after this one left, say after a fence):
+            the unit is loaded again and restarted with its new ports.
     """
 
     name: str
     hash: str
     started: bool = False
+    ports: tuple[tuple[str, int], ...] | None = None
 
 
 def accept(machine: Machine, desired: Mapping[str, DesiredUnit]) -> dict[str, str]:
@@ -87,16 +92,27 @@ def compute_tasks(desired: Mapping[str, DesiredUnit],
     return sorted(tasks, key=lambda t: t.sort_key)
 
 
+def _stale(want: DesiredUnit, have: CurrentUnit | None) -> TaskReason | None:
+    """Why the present file (or its ports drop-in) is not the scheduled one, or None."""
+    if have is None:
+        return None
+    if have.hash != want.hash:
+        return TaskReason.HASH_DIFFERS
+    if have.ports is not None and have.ports != tuple(sorted(want.ports)):
+        return TaskReason.PORTS_DIFFER
+    return None
+
+
 def _unit_tasks(want: DesiredUnit | None, have: CurrentUnit | None, name: str) -> list[Task]:
     if want is None or want.desired is DesiredState.INACTIVE:
         return [Task(TaskType.UNLOAD, name, TaskReason.NOT_SCHEDULED.value)] if have else []
     out: list[Task] = []
-    started = bool(have and have.hash == want.hash and have.started)
+    stale = _stale(want, have)
+    started = bool(have and stale is None and have.started)
     if have is None:
         out.append(Task(TaskType.LOAD, name, TaskReason.NOT_LOADED.value))
-    elif have.hash != want.hash:
-        out += [Task(TaskType.UNLOAD, name, TaskReason.HASH_DIFFERS.value),
-                Task(TaskType.LOAD, name, TaskReason.HASH_DIFFERS.value)]
+    elif stale is not None:
+        out += [Task(TaskType.UNLOAD, name, stale.value), Task(TaskType.LOAD, name, stale.value)]
     if want.desired is DesiredState.LAUNCHED and not started:
         out.append(Task(TaskType.START, name, TaskReason.WANT_LAUNCHED.value))
     if want.desired is DesiredState.LOADED and started:

@@ -37,6 +37,8 @@ class TaskReason(enum.StrEnum):
     NOT_LOADED = "scheduled here but not loaded"
     #: UNLOAD then LOAD: the file here is not the scheduled version of the unit.
     HASH_DIFFERS = "loaded file differs from the scheduled one"
+    #: UNLOAD then LOAD: the ports drop-in here is not the scheduled allocation.
+    PORTS_DIFFER = "its ports drop-in differs from the ports allocated now"
     #: START: the unit should run, and this agent has not started it.
     WANT_LAUNCHED = "loaded but not started, and should run"
     #: STOP: the unit should only be loaded, and this agent started it.

@@ -104,6 +104,9 @@ class SimDropins:
         else:
             self.env.pop(name, None)
 
+    def read(self, name: str) -> PortEnv:
+        return tuple(sorted(self.env.get(name, ())))
+
 
 class SimSystemd:
     """One machine's systemd: the files present, the drop-ins and the units running."""
