@@ -118,3 +118,61 @@ def test_taken_peer_port_is_a_loud_error_and_retried(caplog: pytest.LogCaptureFi
     assert notes and notes[0].startswith("STATUS=peer_port")
     assert any("cannot bind peer_port" in r.message and r.levelno == logging.ERROR
                for r in caplog.records)
+
+
+class _CountingPeer:
+    """A peer server that counts the connections open at once."""
+
+    def __init__(self, answer: bool) -> None:
+        self.open = self.most = self.served = 0
+        self.answer = answer
+
+    async def handle(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        self.open += 1
+        self.most = max(self.most, self.open)
+        try:
+            nonce = json.loads(await r.readline())["nonce"]
+            await asyncio.sleep(0.01)
+            if not self.answer:
+                await asyncio.sleep(60)
+            w.write(json.dumps({"id": ME, "etcd_age": 0.5,
+                                "mac": mac(SECRET, nonce, ME, 0.5)}).encode() + b"\n")
+            await w.drain()
+            self.served += 1
+        finally:
+            self.open -= 1
+            w.close()
+
+
+def test_peers_are_asked_a_bounded_number_at_a_time() -> None:
+    async def go() -> tuple[int, _CountingPeer]:
+        peer = _CountingPeer(answer=True)
+        server = await asyncio.start_server(peer.handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            reports = await ask_peers([("127.0.0.1", port)] * 200, 2.0, SECRET, limit=16)
+        finally:
+            server.close()
+        return len(reports), peer
+    answered, peer = asyncio.run(go())
+    assert answered == 200 and peer.served == 200
+    assert peer.most <= 16
+
+
+def test_peers_not_heard_in_time_count_as_silent_and_the_verdict_is_fence() -> None:
+    async def go() -> tuple[list[PeerReport], float]:
+        peer = _CountingPeer(answer=False)
+        server = await asyncio.start_server(peer.handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        try:
+            reports = await ask_peers([("127.0.0.1", port)] * 50, 0.2, SECRET, limit=8)
+        finally:
+            server.close()
+        return reports, loop.time() - began
+    reports, took = asyncio.run(go())
+    assert reports == []
+    assert took < 5  # bounded by 2 x timeout (0.4 s), not 50 x: a deadline, not a speed
+    verdict, _ = decide(10.0, 10.0, 1.25, 50, reports)
+    assert verdict is Verdict.FENCE
