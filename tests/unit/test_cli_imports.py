@@ -190,3 +190,20 @@ def test_help_through_the_launcher_loads_neither_click_nor_the_cli() -> None:
                         "unitctl.cli.helptext", "unitctl.cli.startup"}, (args, sorted(ours))
         for heavy in ("shutil", "traceback", "subprocess", "dataclasses", "typing"):
             assert heavy not in loaded, (args, heavy)
+
+
+def test_the_registry_makes_its_rarely_used_stores_on_first_use() -> None:
+    """A list verb builds a Registry: the stores of the agent channel, the API,
+    bundles, templates, rollouts, services and volumes are imported only when used."""
+    lazy = ("requests", "tokens", "audit", "dynmeta", "bundles", "templates", "rollouts",
+            "services", "volumes")
+    code = ("import json, sys\nfrom unitctl.registry.registry import Registry\n"
+            "from unitctl.registry.memory import MemoryKV\nreg = Registry(MemoryKV())\n"
+            f"print(json.dumps([m for m in {lazy!r} if 'unitctl.registry.' + m in sys.modules]))\n"
+            "reg.rollouts, reg.volumes\n"
+            "print(json.dumps(['unitctl.registry.rollouts' in sys.modules, "
+            "'unitctl.registry.volumes' in sys.modules]))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       cwd=str(ROOT), check=True, timeout=60)
+    before, after = (json.loads(line) for line in r.stdout.strip().splitlines()[-2:])
+    assert before == [] and after == [True, True]

@@ -16,13 +16,12 @@ it (and never its ``kv``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from unitctl.model import DesiredState, Machine, ScheduleEntry, UnitRecord, UnitState
 from unitctl.registry import poison, schema
-from unitctl.registry.audit import AuditLog
-from unitctl.registry.bundles import BundleStore
-from unitctl.registry.dynmeta import MetadataStore
 from unitctl.registry.keys import Keys, normalize_prefix
 from unitctl.registry.keyspace import Keyspace, Record
 from unitctl.registry.kv import KV, Event, Group
@@ -30,15 +29,20 @@ from unitctl.registry.leader import LeaderElection, Leadership
 from unitctl.registry.leases import KVLeases, Leases
 from unitctl.registry.machines import MachineStore
 from unitctl.registry.poison import InvalidKey
-from unitctl.registry.requests import RequestStore
-from unitctl.registry.rollouts import RolloutStore
 from unitctl.registry.schedules import CommitResult, ScheduleStore
 from unitctl.registry.secret import load_secret
-from unitctl.registry.services import ServiceStore
-from unitctl.registry.templates import TemplateStore
-from unitctl.registry.tokens import TokenStore
 from unitctl.registry.units import UnitsRead, UnitStore
-from unitctl.registry.volumes import VolumeStore
+
+if TYPE_CHECKING:  # the stores below are imported when first used (start-up cost)
+    from unitctl.registry.audit import AuditLog
+    from unitctl.registry.bundles import BundleStore
+    from unitctl.registry.dynmeta import MetadataStore
+    from unitctl.registry.requests import RequestStore
+    from unitctl.registry.rollouts import RolloutStore
+    from unitctl.registry.services import ServiceStore
+    from unitctl.registry.templates import TemplateStore
+    from unitctl.registry.tokens import TokenStore
+    from unitctl.registry.volumes import VolumeStore
 
 __all__ = ["CommitResult", "InvalidKey", "Leadership", "Registry", "UnitsRead"]
 
@@ -58,22 +62,63 @@ class Registry:
         self.machines = MachineStore(kv, self.keyspace)
         self.election = LeaderElection(kv, self.keys)
         self.schedules = ScheduleStore(kv, self.keyspace, self.election)
-        #: the agent channel: requests to one machine's agent and its replies
-        self.requests = RequestStore(kv, self.keyspace)
-        #: the API's bearer tokens, audit log and API-set machine metadata
-        self.tokens = TokenStore(kv, self.keys)
-        self.audit = AuditLog(kv, self.keys)
-        self.metadata = MetadataStore(kv, self.keys)
-        #: bundles (``unitctl apply``): unit owners and revisions
-        self.bundles = BundleStore(kv, self.keyspace)
-        #: config templates, their per-machine statuses and the data they read
-        self.templates = TemplateStore(kv, self.keyspace)
-        #: rolling updates (``unitctl rollout``): records and the bodies they keep
-        self.rollouts = RolloutStore(kv, self.keyspace, self.election)
-        #: service records (``services/``), published by the agents
-        self.services = ServiceStore(kv, self.keyspace)
-        #: local volumes (``volumes/``): where each lives, created by the agents
-        self.volumes = VolumeStore(kv, self.keyspace)
+
+    # The stores a short-lived command rarely needs are made (and their modules
+    # imported) on first use: a list verb then loads none of them.
+
+    @functools.cached_property
+    def requests(self) -> RequestStore:
+        """The agent channel: requests to one machine's agent and its replies."""
+        from unitctl.registry.requests import RequestStore
+        return RequestStore(self.kv, self.keyspace)
+
+    @functools.cached_property
+    def tokens(self) -> TokenStore:
+        """The API's bearer tokens."""
+        from unitctl.registry.tokens import TokenStore
+        return TokenStore(self.kv, self.keys)
+
+    @functools.cached_property
+    def audit(self) -> AuditLog:
+        """The API's audit log."""
+        from unitctl.registry.audit import AuditLog
+        return AuditLog(self.kv, self.keys)
+
+    @functools.cached_property
+    def metadata(self) -> MetadataStore:
+        """Machine metadata set through the API."""
+        from unitctl.registry.dynmeta import MetadataStore
+        return MetadataStore(self.kv, self.keys)
+
+    @functools.cached_property
+    def bundles(self) -> BundleStore:
+        """Bundles (``unitctl apply``): unit owners and revisions."""
+        from unitctl.registry.bundles import BundleStore
+        return BundleStore(self.kv, self.keyspace)
+
+    @functools.cached_property
+    def templates(self) -> TemplateStore:
+        """Config templates, their per-machine statuses and the data they read."""
+        from unitctl.registry.templates import TemplateStore
+        return TemplateStore(self.kv, self.keyspace)
+
+    @functools.cached_property
+    def rollouts(self) -> RolloutStore:
+        """Rolling updates (``unitctl rollout``): records and the bodies they keep."""
+        from unitctl.registry.rollouts import RolloutStore
+        return RolloutStore(self.kv, self.keyspace, self.election)
+
+    @functools.cached_property
+    def services(self) -> ServiceStore:
+        """Service records (``services/``), published by the agents."""
+        from unitctl.registry.services import ServiceStore
+        return ServiceStore(self.kv, self.keyspace)
+
+    @functools.cached_property
+    def volumes(self) -> VolumeStore:
+        """Volumes (``volumes/``): where each lives, created by the agents."""
+        from unitctl.registry.volumes import VolumeStore
+        return VolumeStore(self.kv, self.keyspace)
 
     async def close(self) -> None:
         """Close the connection underneath; the registry is unusable afterwards."""
