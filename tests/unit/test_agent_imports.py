@@ -2,7 +2,8 @@
 
 grpcio and aetcd (EtcdKV, ~13 MiB resident) are never imported by the agent: it
 speaks etcd's JSON gateway. prometheus_client and dnspython are imported only
-when ``/metrics`` and DNS are on. Checked in a fresh interpreter each.
+when ``/metrics`` and DNS are on, jinja2 when a config template is first
+rendered. Checked in a fresh interpreter each.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def test_the_agent_never_imports_grpc_or_aetcd() -> None:
     loaded = _loaded(etcd_servers="http://127.0.0.1:2379")
     assert not loaded & {"grpc", "aetcd", "google"}
     assert "prometheus_client" in loaded  # /metrics is on by default
+    assert "jinja2" not in loaded  # imported by the first config template rendered
 
 
 def test_metrics_and_dns_off_import_neither_library() -> None:

@@ -39,7 +39,6 @@ from unitctl.registry.registry import Registry
 from unitctl.registry.templates import TemplateStore, history_lost
 from unitctl.templating.functions import Snapshot, UnitPlace, under
 from unitctl.templating.plan import Result, Status, applies
-from unitctl.templating.render import render
 from unitctl.templating.resource import TemplateResource
 
 from .template_host import TemplateHost
@@ -214,6 +213,8 @@ class TemplateRunner:
         if refusal:
             self._set(res, Result.REFUSED, refusal, rev)
             return
+        # jinja2 (~3 MiB) is imported by the first render, not by an agent with no template
+        from unitctl.templating.render import render
         out = render(res, snapshot)
         if not out.ok:
             result = Result.HELD_BACK if out.held else Result.RENDER_FAILED
