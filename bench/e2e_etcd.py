@@ -74,6 +74,21 @@ def unit_text(req: Requirements) -> str:
 
 # ---------------------------------------------------------------- worker side
 
+def _log_to(path: str) -> None:
+    """Warnings of every agent, and the engine's rounds (not its per-unit lines)."""
+    import logging
+
+    logging.disable(logging.NOTSET)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(created).3f %(name)s %(message)s"))
+    handler.addFilter(lambda r: r.levelno >= logging.WARNING or "round at" in str(r.msg)
+                      or "leader" in str(r.msg))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.getLogger("unitctl.engine").setLevel(logging.DEBUG)
+
+
 def worker(index: int, workers: int, agents: int, endpoint: str, conn: Connection) -> None:
     out = os.environ.get("UNITCTL_E2E_PROFILE", "")
     sampler = None if not out else Sampler(os.path.join(out, f"worker{index}.json"))
@@ -139,15 +154,8 @@ async def _worker(index: int, workers: int, agents: int, endpoint: str,
     from unitctl.registry.registry import Registry
 
     logging.disable(logging.WARNING)
-    if os.environ.get("UNITCTL_E2E_PROFILE") and index == 0:
-        logging.disable(logging.NOTSET)
-        handler = logging.FileHandler(os.path.join(os.environ["UNITCTL_E2E_PROFILE"],
-                                                   "engine.log"))
-        handler.setFormatter(logging.Formatter("%(created).3f %(name)s %(message)s"))
-        engine_log = logging.getLogger("unitctl.engine")
-        engine_log.addHandler(handler)
-        engine_log.setLevel(logging.DEBUG)
-        logging.getLogger().setLevel(logging.CRITICAL)
+    if os.environ.get("UNITCTL_E2E_PROFILE"):
+        _log_to(os.path.join(os.environ["UNITCTL_E2E_PROFILE"], f"worker{index}.log"))
     kv = await EtcdKV.connect(EtcdConfig(endpoints=(endpoint,), timeout=30.0))
     registry = Registry(kv, PREFIX)
     await registry.ensure_schema()
@@ -198,9 +206,14 @@ async def _worker(index: int, workers: int, agents: int, endpoint: str,
         engine = index == 0 and n < 3
         m = machines[mid]
         opts = AgentOptions(ttl=10, peer_port=0, engine=engine, engine_resync=60.0)
-        agent = Agent(reg, FakeUnitManager(keep_history=False),
+        # an engine's agent has its own connection, as in production (one agent per
+        # process): aetcd creates a channel's watches one at a time, and the engine's
+        # must not queue behind 250 agents' watches
+        own = CountingRegistry(await EtcdKV.connect(
+            EtcdConfig(endpoints=(endpoint,), timeout=30.0)), PREFIX) if engine else reg
+        agent = Agent(own, FakeUnitManager(keep_history=False),
                       Machine(mid, m.public_ip, m.metadata, "bench"), opts,
-                      engine=engine_factory(reg, mid, opts))
+                      engine=engine_factory(own, mid, opts))
         stop = asyncio.Event()
         stops.append(stop)
         tasks.append(asyncio.create_task(agent.run(stop)))
@@ -366,6 +379,25 @@ async def put_floor(url: str, units: int, keys_per_unit: int = 3) -> dict[str, A
             "units_per_s": round(units / took)}
 
 
+async def watches_settled(url: str, quiet: float = 3.0) -> int:
+    """Wait until etcd's count of watchers has not moved for ``quiet`` seconds (every
+    agent's watches are created: aetcd creates a channel's watches one at a time,
+    so 250 agents on one channel take a while); return the count."""
+    def watchers() -> int:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        m = re.search(r"^etcd_debugging_mvcc_watcher_total ([0-9.e+]+)", text, re.M)
+        return int(float(m.group(1))) if m else 0
+
+    last, since = watchers(), time.perf_counter()
+    while time.perf_counter() - since < quiet:
+        await asyncio.sleep(0.5)
+        now = watchers()
+        if now != last:
+            last, since = now, time.perf_counter()
+    return last
+
+
 async def rollout(pool: Workers, cli: Cli, url: str, units: int) -> dict[str, Any]:
     """``unitctl submit`` then ``unitctl start --no-block`` of svc@{1..units}; wait
     until every instance is reported active; time each unit from the start."""
@@ -439,10 +471,11 @@ async def run(agents: int, units: int, workers: int, window: float, probe_count:
         await pool.wait("ready", agents, 600)
         while len(await reg.list_machines()) < agents:  # every agent registered
             await asyncio.sleep(0.2)
+        watchers = await watches_settled(url)
         boot_s = time.perf_counter() - t_boot
         await asyncio.sleep(2)
         out: dict[str, Any] = {"agents": agents, "workers": workers, "units": units,
-                               "boot_s": round(boot_s, 1)}
+                               "boot_s": round(boot_s, 1), "etcd_watchers": watchers}
         out["rollout"] = await rollout(pool, cli, url, units)
         out.update(await steady(pool, url, window))
         out.update(await probes(pool, cli, probe_count))
