@@ -5,8 +5,7 @@ W worker processes, each one asyncio loop running its share of the agents:
 real :class:`~unitctl.agent.agent.Agent` code (per-agent lease, keepalives,
 schedule watch, state publishing) over ONE shared EtcdKV (one gRPC channel)
 per process, with :class:`~unitctl.agent.fake.FakeUnitManager` as systemd.
-The engine runs inside three more agents, in a process of their own (one
-leads), as in production, where an engine shares its process with one agent.
+The engine runs inside the first three agents of worker 0 (one leads).
 The units go in as a user puts them: the real ``unitctl`` command, one process
 per call, from this tree (``submit svc@{1..N}`` of a template, then
 ``start --no-block`` of the same names).
@@ -74,19 +73,6 @@ def unit_text(req: Requirements) -> str:
 
 
 # ---------------------------------------------------------------- worker side
-
-#: Agents that may run the engine: in a process of their own (worker index W), as
-#: in production, where the engine shares its process with one agent, not 250.
-ENGINES = 3
-
-
-def machines_of(index: int, workers: int, ids: list[str]) -> list[str]:
-    """The machines worker ``index`` runs: the engine worker (``index == workers``)
-    the first :data:`ENGINES`, each other worker its share of the rest."""
-    if index == workers:
-        return ids[:ENGINES]
-    return [mid for i, mid in enumerate(ids[ENGINES:]) if i % workers == index]
-
 
 def _log_to(path: str) -> None:
     """Warnings of every agent, and the engine's rounds (not its per-unit lines)."""
@@ -174,7 +160,7 @@ async def _worker(index: int, workers: int, agents: int, endpoint: str,
     registry = Registry(kv, PREFIX)
     await registry.ensure_schema()
     machines = make_machines(agents)
-    mine = machines_of(index, workers, sorted(machines))
+    mine = [mid for i, mid in enumerate(sorted(machines)) if i % workers == index]
     wakes = [0]
     active: dict[tuple[str, str], bool] = {}
     first_active: dict[str, float] = {}
@@ -217,11 +203,12 @@ async def _worker(index: int, workers: int, agents: int, endpoint: str,
     tasks = []
     t0 = time.perf_counter()
     for n, mid in enumerate(mine):
-        engine = index == workers
+        engine = index == 0 and n < 3
         m = machines[mid]
         opts = AgentOptions(ttl=10, peer_port=0, engine=engine, engine_resync=60.0)
         # an engine's agent has its own connection, as in production (one agent per
-        # process): aetcd creates a channel's watches one at a time
+        # process): aetcd creates a channel's watches one at a time, and the engine's
+        # must not queue behind 250 agents' watches
         own = CountingRegistry(await EtcdKV.connect(
             EtcdConfig(endpoints=(endpoint,), timeout=30.0)), PREFIX) if engine else reg
         agent = Agent(own, FakeUnitManager(keep_history=False),
@@ -260,8 +247,8 @@ class Workers:
         ctx = mp.get_context("spawn")
         self.conns: list[Connection] = []
         self.procs = []
-        self.last: list[dict[str, Any]] = [{} for _ in range(count + 1)]
-        for i in range(count + 1):  # the last one: the engine's agents (machines_of)
+        self.last: list[dict[str, Any]] = [{} for _ in range(count)]
+        for i in range(count):
             parent, child = ctx.Pipe()
             p = ctx.Process(target=worker, args=(i, count, agents, endpoint, child), daemon=True)
             p.start()
