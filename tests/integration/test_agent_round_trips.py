@@ -111,3 +111,32 @@ def test_requests_grow_with_changes_not_with_units(etcd: EtcdCluster) -> None:
             await asyncio.wait_for(task, 30)
             await raw.close()
     asyncio.run(scenario())
+
+
+def test_a_local_wake_is_not_a_contact_with_etcd(etcd: EtcdCluster) -> None:
+    """The schedule loop reconciles on local wake-ups too (a retry timer, a unit's
+    state); with no read any more, such a wake-up must not count as etcd having
+    answered, or an agent cut off from etcd would never fence (docs/fencing.md)."""
+    async def scenario() -> None:
+        kv = await EtcdKV.connect(EtcdConfig(endpoints=tuple(etcd.endpoints), timeout=10))
+        reg = Registry(kv, "/localwake/")
+        await reg.ensure_schema()
+        now = [1000.0]
+        agent = Agent(reg, FakeUnitManager(keep_history=False), Machine(MID, "10.0.0.1"),
+                      AgentOptions(ttl=30, peer_port=0, engine=False), clock=lambda: now[0])
+        stop = asyncio.Event()
+        task = asyncio.create_task(agent.run(stop))
+        try:
+            await asyncio.wait_for(agent.ready.wait(), 20)
+            await asyncio.sleep(0.2)
+            now[0] = 2000.0  # the next keepalive is TTL/8 = 3.75 s away
+            reconciled = len(agent.executor.started)
+            agent._wake.set()  # a local wake-up: no read, no watch event
+            await asyncio.sleep(0.3)
+            assert agent.last_contact == 1000.0
+            assert len(agent.executor.started) == reconciled
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 30)
+            await kv.close()
+    asyncio.run(scenario())

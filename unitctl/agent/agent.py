@@ -92,7 +92,7 @@ class Agent:
         self.clock = clock
         self.notify = notify or (lambda _msg: None)
         self.schedule: dict[str, ScheduleEntry] = {}
-        self.view = ScheduleView(registry, machine.id)
+        self.view = ScheduleView(registry, machine.id, lambda: self.session.contact())
         #: the last state systemd reported for each unit (read by /metrics at scrape time)
         self.unit_states: dict[str, SystemdState] = {}
         self.ready = asyncio.Event()
@@ -321,9 +321,8 @@ class Agent:
                 await self._schedule_changed()
 
     async def _schedule_changed(self) -> None:
-        """Etcd answered (a read or a watch batch): reconcile with the entries now held."""
+        """Reconcile with the entries now held (read, or kept from the watch's events)."""
         entries = self.view.entries
-        self.session.contact()
         self.schedule = entries
         self.services.poke()
         if self.templates is not None:

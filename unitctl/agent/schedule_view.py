@@ -9,7 +9,10 @@ no request per unit on the agent's side but the state it publishes:
   the watch's own events to :attr:`ScheduleView.entries` (no read per change;
   :meth:`~unitctl.registry.schedules.ScheduleStore.apply_events`), then yields
   the batch (for the loop's wake-up). :attr:`entries` is replaced, never
-  changed in place: a snapshot a caller holds stays as it was;
+  changed in place: a snapshot a caller holds stays as it was; each read and
+  each batch is a contact with etcd (``contact``, the session's), and nothing
+  else is: a wake-up from a local source (a retry timer, a unit's state)
+  reconciles with the entries held, without counting as etcd answering;
 * :meth:`ScheduleView.desired` turns the entries into
   :class:`~.reconcile.DesiredUnit`\\ s; the bodies not cached yet are read in
   one batch (:meth:`~unitctl.registry.registry.Registry.get_bodies_by_hash`),
@@ -21,7 +24,7 @@ no request per unit on the agent's side but the state it publishes:
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 
 from unitctl.dependencies import parse as parse_dependencies
 from unitctl.errors import InvalidUnitError
@@ -39,9 +42,12 @@ log = logging.getLogger("unitctl.agent")
 class ScheduleView:
     """One machine's schedule entries and the bodies they name."""
 
-    def __init__(self, registry: Registry, machine_id: str) -> None:
+    def __init__(self, registry: Registry, machine_id: str,
+                 contact: Callable[[], None] = lambda: None) -> None:
         self.registry = registry
         self.machine_id = machine_id
+        #: called on each answer from etcd (a read, a watch batch): the session's contact
+        self.contact = contact
         #: unit name -> its entry in this machine's schedule (replaced on each change)
         self.entries: dict[str, ScheduleEntry] = {}
         #: body hash -> unit text, for the hashes :attr:`entries` names
@@ -50,6 +56,7 @@ class ScheduleView:
     async def read(self) -> int:
         """Read the whole schedule; return the revision of the read."""
         self.entries, rev = await self.registry.get_schedule(self.machine_id)
+        self.contact()
         return rev
 
     async def follow(self, start_rev: int) -> AsyncIterator[list[Event]]:
@@ -57,6 +64,7 @@ class ScheduleView:
         async for batch in self.registry.watch_schedule(self.machine_id, start_rev):
             self.entries = self.registry.schedules.apply_events(self.machine_id, self.entries,
                                                                 batch)
+            self.contact()
             yield batch
 
     async def desired(self, machine: Machine,
