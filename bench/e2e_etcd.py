@@ -1,4 +1,4 @@
-"""End to end through a real etcd: many simulated agents, 10,000 units.
+"""End to end through a real etcd and the real CLI: 1,000 agents, 10,000 units.
 
 One etcd 3.4 member (unitctl_testing/etcd.py, loopback, --unsafe-no-fsync) and
 W worker processes, each one asyncio loop running its share of the agents:
@@ -6,18 +6,29 @@ real :class:`~unitctl.agent.agent.Agent` code (per-agent lease, keepalives,
 schedule watch, state publishing) over ONE shared EtcdKV (one gRPC channel)
 per process, with :class:`~unitctl.agent.fake.FakeUnitManager` as systemd.
 The engine runs inside the first three agents of worker 0 (one leads).
+The units go in as a user puts them: the real ``unitctl`` command, one process
+per call, from this tree (``submit svc@{1..N}`` of a template, then
+``start --no-block`` of the same names).
 
 Measured:
 
-* ``submit_to_active_s``: from the first submit of N units (launched) to every
-  one reported active in etcd by its agent (counted from the agents' state
-  writes), and placements/s = N / that time;
-* ``single_start_ms``: submit one more unit -> reported active, p50/p99;
-* ``wakes_per_change``: agents whose schedule watch fired, per single-unit
-  submit in steady state (goal: exactly 1);
-* ``etcd_requests_per_s``: steady state (nothing changing), from etcd's
+* ``rollout``: from the launch of ``start --no-block`` to every instance
+  reported active in etcd by its agent (counted from the agents' state
+  writes); placements/s = N / that time; each unit's time from the launch of
+  the start command to its first "active" state write (p50/p99/max); etcd
+  requests during it, per gRPC method;
+* ``etcd_requests_per_s_steady``: steady state (nothing changing), from etcd's
   Prometheus ``grpc_server_msg_received_total`` (every unary request and
-  every stream message, e.g. each lease keepalive) over a window.
+  every stream message, e.g. each lease keepalive) over a window;
+* ``single_start``: ``unitctl start --no-block`` of one more unit (CLI start-up
+  included) -> reported active; ``wakes_per_change``: agents whose schedule
+  watch fired per such start (goal: exactly 1);
+* ``floor_batched_puts``: the floor, in the same run: the rollout's minimum
+  writes (placement, schedule entry and state: 3 keys per unit) put by one
+  client in transactions of 120, one after another.
+
+``UNITCTL_E2E_PROFILE=DIR`` also writes a sampling profile of each worker
+(``DIR/worker<i>.json``) and the engine's log (``DIR/engine.log``).
 
 Usage: ``python -m bench.e2e_etcd [--agents 1000] [--units 10000] [--workers 4]``
 """
@@ -29,22 +40,28 @@ import asyncio
 import contextlib
 import json
 import multiprocessing as mp
+import os
 import re
+import shutil
 import statistics
+import sys
+import tempfile
 import time
 import urllib.request
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
-from unitctl.model import DesiredState, Machine, Requirements, UnitRecord
-from unitctl.sim.workload import make_machines, make_units
+from unitctl.model import Machine, Requirements
+from unitctl.sim.workload import make_machines
 from unitctl_testing.etcd import etcd_cluster
 
 PREFIX = "/bench/"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def unit_text(req: Requirements) -> str:
-    """A unit file carrying ``req`` in its [X-Fleet] section."""
+    """A unit file carrying ``req`` in its [X-Fleet] section (bench/engine_round.py)."""
     lines = ["[Service]", "ExecStart=/bin/sleep infinity", "[X-Fleet]"]
     for key, values in sorted(req.metadata.items()):
         lines += [f"MachineMetadata={key}={v}" for v in sorted(values)]
@@ -57,8 +74,73 @@ def unit_text(req: Requirements) -> str:
 
 # ---------------------------------------------------------------- worker side
 
+def _log_to(path: str) -> None:
+    """Warnings of every agent, and the engine's rounds (not its per-unit lines)."""
+    import logging
+
+    logging.disable(logging.NOTSET)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(created).3f %(name)s %(message)s"))
+    handler.addFilter(lambda r: r.levelno >= logging.WARNING or "round at" in str(r.msg)
+                      or "leader" in str(r.msg))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.getLogger("unitctl.engine").setLevel(logging.DEBUG)
+
+
 def worker(index: int, workers: int, agents: int, endpoint: str, conn: Connection) -> None:
-    asyncio.run(_worker(index, workers, agents, endpoint, conn))
+    out = os.environ.get("UNITCTL_E2E_PROFILE", "")
+    sampler = None if not out else Sampler(os.path.join(out, f"worker{index}.json"))
+    try:
+        asyncio.run(_worker(index, workers, agents, endpoint, conn))
+    finally:
+        if sampler is not None:
+            sampler.dump()
+
+
+class Sampler:
+    """A sampling profiler of the main thread (every 5 ms): where the time goes,
+    at a cost low enough not to move it (cProfile slows 250 agents several-fold)."""
+
+    def __init__(self, path: str, interval: float = 0.005) -> None:
+        import threading
+
+        self.path = path
+        self.self_counts: dict[str, int] = {}
+        self.total_counts: dict[str, int] = {}
+        self.samples = 0
+        self._main = threading.main_thread().ident
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            frame = sys._current_frames().get(self._main or 0)
+            if frame is None:
+                continue
+            self.samples += 1
+            seen: set[str] = set()
+            leaf = True
+            while frame is not None:
+                code = frame.f_code
+                where = f"{code.co_filename.rsplit('site-packages/', 1)[-1]}:{code.co_name}"
+                if leaf:
+                    self.self_counts[where] = self.self_counts.get(where, 0) + 1
+                    leaf = False
+                if where not in seen:
+                    seen.add(where)
+                    self.total_counts[where] = self.total_counts.get(where, 0) + 1
+                frame = frame.f_back
+
+    def dump(self) -> None:
+        self._stop.set()
+        top = {"samples": self.samples,
+               "self": sorted(self.self_counts.items(), key=lambda kv: -kv[1])[:60],
+               "total": sorted(self.total_counts.items(), key=lambda kv: -kv[1])[:120]}
+        with open(self.path, "w") as f:
+            json.dump(top, f, indent=1)
 
 
 async def _worker(index: int, workers: int, agents: int, endpoint: str,
@@ -72,6 +154,8 @@ async def _worker(index: int, workers: int, agents: int, endpoint: str,
     from unitctl.registry.registry import Registry
 
     logging.disable(logging.WARNING)
+    if os.environ.get("UNITCTL_E2E_PROFILE"):
+        _log_to(os.path.join(os.environ["UNITCTL_E2E_PROFILE"], f"worker{index}.log"))
     kv = await EtcdKV.connect(EtcdConfig(endpoints=(endpoint,), timeout=30.0))
     registry = Registry(kv, PREFIX)
     await registry.ensure_schema()
@@ -79,6 +163,12 @@ async def _worker(index: int, workers: int, agents: int, endpoint: str,
     mine = [mid for i, mid in enumerate(sorted(machines)) if i % workers == index]
     wakes = [0]
     active: dict[tuple[str, str], bool] = {}
+    first_active: dict[str, float] = {}
+
+    def seen(name: str, machine_id: str, is_active: bool) -> None:
+        active[(name, machine_id)] = is_active
+        if is_active and name not in first_active:
+            first_active[name] = time.time()
 
     class CountingRegistry(Registry):
         """The real Registry; counts schedule-watch wake-ups and published states."""
@@ -94,7 +184,7 @@ async def _worker(index: int, workers: int, agents: int, endpoint: str,
 
         async def put_state(self, state: Any, lease: int) -> None:
             await super().put_state(state, lease)
-            active[(state.name, state.machine_id)] = state.active == "active"
+            seen(state.name, state.machine_id, state.active == "active")
 
         async def delete_state(self, name: str, machine_id: str) -> None:
             active.pop((name, machine_id), None)
@@ -106,7 +196,7 @@ async def _worker(index: int, workers: int, agents: int, endpoint: str,
                 if st is None:
                     active.pop((name, machine_id), None)
                 else:
-                    active[(name, machine_id)] = st.active == "active"
+                    seen(name, machine_id, st.active == "active")
 
     reg = CountingRegistry(kv, PREFIX)
     stops = []
@@ -116,9 +206,14 @@ async def _worker(index: int, workers: int, agents: int, endpoint: str,
         engine = index == 0 and n < 3
         m = machines[mid]
         opts = AgentOptions(ttl=10, peer_port=0, engine=engine, engine_resync=60.0)
-        agent = Agent(reg, FakeUnitManager(keep_history=False),
+        # an engine's agent has its own connection, as in production (one agent per
+        # process): aetcd creates a channel's watches one at a time, and the engine's
+        # must not queue behind 250 agents' watches
+        own = CountingRegistry(await EtcdKV.connect(
+            EtcdConfig(endpoints=(endpoint,), timeout=30.0)), PREFIX) if engine else reg
+        agent = Agent(own, FakeUnitManager(keep_history=False),
                       Machine(mid, m.public_ip, m.metadata, "bench"), opts,
-                      engine=engine_factory(reg, mid, opts))
+                      engine=engine_factory(own, mid, opts))
         stop = asyncio.Event()
         stops.append(stop)
         tasks.append(asyncio.create_task(agent.run(stop)))
@@ -132,6 +227,9 @@ async def _worker(index: int, workers: int, agents: int, endpoint: str,
             msg = conn.recv()
             if msg == "stop":
                 break
+            if msg == "times":
+                conn.send({"times": dict(first_active)})
+                continue
         conn.send({"wakes": wakes[0], "active": sum(active.values()),
                    "cpu_s": time.process_time() - cpu0})
     for t in tasks:
@@ -165,13 +263,32 @@ class Workers:
         return {k: sum(float(d.get(k, 0)) for d in self.last)
                 for k in ("wakes", "active", "ready", "cpu_s")}
 
-    async def wait(self, key: str, target: float, timeout: float) -> float:
-        t0 = time.perf_counter()
+    async def wait(self, key: str, target: float, timeout: float,
+                   progress: bool = False) -> float:
+        t0 = last = time.perf_counter()
         while self.poll()[key] < target:
+            if progress and time.perf_counter() - last > 2:
+                last = time.perf_counter()
+                print(f"  {key}: {self.poll()[key]:.0f}/{target:.0f} after "
+                      f"{last - t0:.1f}s", file=sys.stderr, flush=True)
             if time.perf_counter() - t0 > timeout:
                 raise TimeoutError(f"{key} {self.poll()[key]} < {target} after {timeout}s")
             await asyncio.sleep(0.02)
         return time.perf_counter() - t0
+
+    def times(self) -> dict[str, float]:
+        """unit -> wall time its agent first published it active (every worker's)."""
+        for c in self.conns:
+            c.send("times")
+        out: dict[str, float] = {}
+        for i, c in enumerate(self.conns):
+            while True:
+                msg = c.recv()
+                if "times" in msg:
+                    out.update(msg["times"])
+                    break
+                self.last[i] = {**self.last[i], **msg}
+        return out
 
     def stop(self) -> None:
         for c in self.conns:
@@ -184,31 +301,163 @@ class Workers:
 
 
 def etcd_counters(url: str) -> dict[str, float]:
+    """etcd's request counters: every message received, every call handled, and
+    the calls handled per gRPC method (``by_method/<Service>.<Method>``)."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=5) as r:
         text = r.read().decode()
     out = {"msg_received": 0.0, "handled": 0.0}
     for line in text.splitlines():
-        m = re.match(r"grpc_server_(msg_received|handled)_total\{[^}]*\} ([0-9.e+]+)", line)
-        if m:
-            out[m.group(1)] += float(m.group(2))
+        m = re.match(r"grpc_server_(msg_received|handled)_total\{([^}]*)\} ([0-9.e+]+)", line)
+        if not m:
+            continue
+        out[m.group(1)] += float(m.group(3))
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2)))
+        if m.group(1) == "msg_received":
+            key = f"by_method/{labels.get('grpc_service', '').rsplit('.', 1)[-1]}." \
+                  f"{labels.get('grpc_method', '')}"
+            out[key] = out.get(key, 0.0) + float(m.group(3))
     return out
 
 
-async def submit_all(reg: Any, units: dict[str, Requirements], parallel: int = 8) -> None:
-    """Submit through the batch API, a few transactions in flight at once."""
-    from unitctl.unitfile import UnitFile
-
-    batch: list[tuple[UnitRecord, str]] = []
-    for name, req in units.items():
-        uf = UnitFile.parse(unit_text(req))
-        batch.append((UnitRecord(name, uf.hash(), DesiredState.LAUNCHED), uf.serialize()))
-    size = max(1, len(batch) // parallel + 1)
-    await asyncio.gather(*(reg.create_units(batch[i:i + size])
-                           for i in range(0, len(batch), size)))
+def counter_diff(a: dict[str, float], b: dict[str, float]) -> dict[str, int]:
+    """Per-method messages received between two readings (methods that moved)."""
+    return {k.split("/", 1)[1]: int(b[k] - a.get(k, 0.0)) for k in sorted(b)
+            if k.startswith("by_method/") and b[k] - a.get(k, 0.0) > 0}
 
 
-async def run(agents: int, units: int, workers: int, window: float, probes: int,
-              url: str) -> dict[str, Any]:
+TEMPLATE = "[Unit]\nDescription=bench %i\n\n[Service]\nExecStart=/bin/sleep infinity\n"
+
+
+class Cli:
+    """The real ``unitctl`` command, one process per call, from this tree."""
+
+    def __init__(self, url: str, work: str) -> None:
+        self.argv = [sys.executable, "-m", "unitctl", "--endpoint", url,
+                     "--etcd-key-prefix", PREFIX]
+        self.work = work
+        self.env = {**os.environ, "PYTHONPATH": str(REPO)}
+
+    async def __call__(self, *args: str) -> float:
+        """Run ``unitctl ARGS``; return its wall time (raise if it fails)."""
+        t0 = time.perf_counter()
+        proc = await asyncio.create_subprocess_exec(
+            *self.argv, *args, cwd=self.work, env=self.env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        _, err = await proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"unitctl {args[:2]} exited {proc.returncode}: {err[:300]!r}")
+        return time.perf_counter() - t0
+
+
+def stats_ms(samples: list[float]) -> dict[str, float]:
+    """p50 / p99 / max of ``samples`` (seconds), in ms."""
+    s = sorted(samples)
+    p99 = s[min(len(s) - 1, round(0.99 * (len(s) - 1)))]
+    return {"p50_ms": round(statistics.median(s) * 1000, 1), "p99_ms": round(p99 * 1000, 1),
+            "max_ms": round(s[-1] * 1000, 1), "count": len(s)}
+
+
+async def put_floor(url: str, units: int, keys_per_unit: int = 3) -> dict[str, Any]:
+    """etcd's own floor for the rollout's writes, in the same run: the same number
+    of keys (placement + schedule entry + state per unit) put in transactions of
+    MAX_TXN_OPS, one after another, by one client (no reads, no watches)."""
+    from unitctl.registry.etcd import EtcdConfig, EtcdKV
+    from unitctl.registry.kv import MAX_TXN_OPS, Put
+
+    kv = await EtcdKV.connect(EtcdConfig(endpoints=(url,), timeout=30.0))
+    value = b'{"hash":"' + b"0" * 64 + b'","desired":"launched"}'
+    ops = [Put(f"/floor/k{i:07d}", value) for i in range(units * keys_per_unit)]
+    try:
+        t0 = time.perf_counter()
+        for i in range(0, len(ops), MAX_TXN_OPS):
+            await kv.txn([], ops[i:i + MAX_TXN_OPS])
+        took = time.perf_counter() - t0
+        await kv.delete("/floor/", prefix=True)
+    finally:
+        await kv.close()
+    return {"keys": len(ops), "txns": -(-len(ops) // MAX_TXN_OPS), "seconds": round(took, 2),
+            "units_per_s": round(units / took)}
+
+
+async def watches_settled(url: str, quiet: float = 3.0) -> int:
+    """Wait until etcd's count of watchers has not moved for ``quiet`` seconds (every
+    agent's watches are created: aetcd creates a channel's watches one at a time,
+    so 250 agents on one channel take a while); return the count."""
+    def watchers() -> int:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        m = re.search(r"^etcd_debugging_mvcc_watcher_total ([0-9.e+]+)", text, re.M)
+        return int(float(m.group(1))) if m else 0
+
+    last, since = watchers(), time.perf_counter()
+    while time.perf_counter() - since < quiet:
+        await asyncio.sleep(0.5)
+        now = watchers()
+        if now != last:
+            last, since = now, time.perf_counter()
+    return last
+
+
+async def rollout(pool: Workers, cli: Cli, url: str, units: int) -> dict[str, Any]:
+    """``unitctl submit`` then ``unitctl start --no-block`` of svc@{1..units}; wait
+    until every instance is reported active; time each unit from the start."""
+    names = [f"svc@{i}.service" for i in range(1, units + 1)]
+    submit_s = await cli("submit", *names)
+    await asyncio.sleep(1)
+    req0 = etcd_counters(url)
+    t0_wall, t0 = time.time(), time.perf_counter()
+    start_s = await cli("start", "--no-block", *names)
+    await pool.wait("active", units, 900, progress=True)
+    total_s = time.perf_counter() - t0
+    req1 = etcd_counters(url)
+    times = pool.times()
+    to_active = [times[n] - t0_wall for n in names if n in times]
+    return {
+        "command": f"unitctl submit svc@{{1..{units}}}; unitctl start --no-block "
+                   f"svc@{{1..{units}}} (the real CLI, one process each)",
+        "submit_s": round(submit_s, 2), "start_no_block_s": round(start_s, 2),
+        "start_to_all_active_s": round(total_s, 2),
+        "placements_per_s": round(units / total_s),
+        "placements_per_s_after_start_returned": round(units / (total_s - start_s)),
+        "unit_to_active": stats_ms(to_active),
+        "etcd_requests_during_rollout": int(req1["msg_received"] - req0["msg_received"]),
+        "etcd_requests_during_rollout_by_method": counter_diff(req0, req1),
+    }
+
+
+async def steady(pool: Workers, url: str, window: float) -> dict[str, Any]:
+    """etcd requests/s and the agents' CPU with nothing changing."""
+    await asyncio.sleep(3)
+    c0, s0, t0 = etcd_counters(url), pool.poll(), time.perf_counter()
+    await asyncio.sleep(window)
+    c1, s1, t1 = etcd_counters(url), pool.poll(), time.perf_counter()
+    span = t1 - t0
+    return {
+        "etcd_requests_per_s_steady": round((c1["msg_received"] - c0["msg_received"]) / span),
+        "etcd_unary_and_streams_per_s_steady": round((c1["handled"] - c0["handled"]) / span),
+        "etcd_requests_steady_by_method": counter_diff(c0, c1),
+        "agent_cpu_percent_steady": round(100 * (s1["cpu_s"] - s0["cpu_s"]) / span, 1),
+    }
+
+
+async def probes(pool: Workers, cli: Cli, count: int) -> dict[str, Any]:
+    """One more unit at a time through ``unitctl start --no-block`` (CLI start-up
+    included) -> reported active; and the agents woken per change."""
+    lat, wakes = [], []
+    for i in range(count):
+        before = pool.poll()
+        t = time.perf_counter()
+        await cli("start", "--no-block", f"probe-{i}.service")
+        await pool.wait("active", before["active"] + 1, 60)
+        lat.append(time.perf_counter() - t)
+        await asyncio.sleep(0.3)
+        wakes.append(pool.poll()["wakes"] - before["wakes"])
+    return {"single_start": stats_ms(lat), "wakes_per_change": wakes,
+            "wakes_per_change_median": statistics.median(wakes)}
+
+
+async def run(agents: int, units: int, workers: int, window: float, probe_count: int,
+              url: str, work: str) -> dict[str, Any]:
     from unitctl.registry.etcd import EtcdConfig, EtcdKV
     from unitctl.registry.registry import Registry
 
@@ -217,66 +466,26 @@ async def run(agents: int, units: int, workers: int, window: float, probes: int,
     await reg.ensure_schema()
     t_boot = time.perf_counter()
     pool = Workers(workers, agents, url)
+    cli = Cli(url, work)
     try:
         await pool.wait("ready", agents, 600)
-        # wait until every agent registered its machine
-        while len(await reg.list_machines()) < agents:
+        while len(await reg.list_machines()) < agents:  # every agent registered
             await asyncio.sleep(0.2)
+        watchers = await watches_settled(url)
         boot_s = time.perf_counter() - t_boot
         await asyncio.sleep(2)
-        workload = make_units(units, agents, globals_=False)
-        req0 = etcd_counters(url)
-        t0 = time.perf_counter()
-        await submit_all(reg, workload)
-        submit_s = time.perf_counter() - t0
-        placeable = await _placeable(reg, len(workload))
-        await pool.wait("active", placeable, 900)
-        total_s = time.perf_counter() - t0
-        req1 = etcd_counters(url)
-        # steady state
-        await asyncio.sleep(3)
-        c0, s0, t_w = etcd_counters(url), pool.poll(), time.perf_counter()
-        await asyncio.sleep(window)
-        c1, s1, t_w1 = etcd_counters(url), pool.poll(), time.perf_counter()
-        span = t_w1 - t_w
-        # single-unit probes
-        lat, wakes = [], []
-        for i in range(probes):
-            before = pool.poll()
-            t = time.perf_counter()
-            await submit_all(reg, {f"probe-{i}.service": Requirements()})
-            await pool.wait("active", before["active"] + 1, 60)
-            lat.append(time.perf_counter() - t)
-            await asyncio.sleep(0.3)
-            wakes.append(pool.poll()["wakes"] - before["wakes"])
-        return {
-            "agents": agents, "workers": workers, "units": units, "placed_active": placeable,
-            "boot_s": round(boot_s, 1), "submit_s": round(submit_s, 2),
-            "submit_to_active_s": round(total_s, 2),
-            "placements_per_s": round(placeable / total_s),
-            "etcd_requests_during_rollout": int(req1["msg_received"] - req0["msg_received"]),
-            "etcd_requests_per_s_steady": round((c1["msg_received"] - c0["msg_received"]) / span),
-            "etcd_unary_and_streams_per_s_steady": round((c1["handled"] - c0["handled"]) / span),
-            "agent_cpu_percent_steady": round(100 * (s1["cpu_s"] - s0["cpu_s"]) / span, 1),
-            "single_start_ms_p50": round(1000 * statistics.median(lat), 1),
-            "single_start_ms_p99": round(1000 * max(lat), 1),
-            "wakes_per_change": wakes,
-            "wakes_per_change_median": statistics.median(wakes),
-        }
+        out: dict[str, Any] = {"agents": agents, "workers": workers, "units": units,
+                               "boot_s": round(boot_s, 1), "etcd_watchers": watchers}
+        out["rollout"] = await rollout(pool, cli, url, units)
+        out.update(await steady(pool, url, window))
+        out.update(await probes(pool, cli, probe_count))
+        out["floor_batched_puts"] = await put_floor(url, units)
+        out["ratio_to_floor"] = round(out["floor_batched_puts"]["units_per_s"]
+                                      / out["rollout"]["placements_per_s"], 2)
+        return out
     finally:
         pool.stop()
         await kv.close()
-
-
-async def _placeable(reg: Any, count: int) -> int:
-    """Wait for the engine to have placed (or explained) every unit; return placed count."""
-    for _ in range(3000):
-        placements = await reg.list_placements()
-        explained = await reg.list_explanations()
-        if len(placements) + len(explained) >= count:
-            return len(placements)
-        await asyncio.sleep(0.2)
-    raise TimeoutError("the engine did not place every unit")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -287,9 +496,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--window", type=float, default=10.0, help="steady-state window (s)")
     p.add_argument("--probes", type=int, default=20)
     args = p.parse_args(argv)
-    with etcd_cluster(1) as etcd:
-        result = asyncio.run(run(args.agents, args.units, args.workers, args.window,
-                                 args.probes, etcd.endpoints[0]))
+    work = tempfile.mkdtemp(prefix="unitctl-bench-e2e-")
+    Path(work, "svc@.service").write_text(TEMPLATE)
+    for i in range(args.probes):
+        Path(work, f"probe-{i}.service").write_text(TEMPLATE.replace("%i", str(i)))
+    try:
+        with etcd_cluster(1) as etcd:
+            result = asyncio.run(run(args.agents, args.units, args.workers, args.window,
+                                     args.probes, etcd.endpoints[0], work))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # a plain temp dir: no mounts
     print(json.dumps(result))
     return result
 

@@ -5,8 +5,9 @@ Tasks running side by side (one ``asyncio.TaskGroup``):
 * **session** (:mod:`.session`) — register the machine under a lease and keep
   it alive; after an expiry register again;
 * **schedule** (here) — read this machine's schedule, reconcile, then watch
-  only ``schedule/<machine>/`` and reconcile on each change (and every
-  ``resync`` seconds); the decision is :func:`.reconcile.compute_tasks`, run
+  only ``schedule/<machine>/`` and reconcile on each change, applying the
+  watch's own events (:mod:`.schedule_view`: no read per change; a full read
+  every ``resync`` seconds); the decision is :func:`.reconcile.compute_tasks`, run
   by the :mod:`.executor`; a unit whose task failed is retried on its own,
   with exponential backoff (:mod:`.backoff`), while the rest carry on; tasks
   wait for dependency order (:mod:`.ordering`), woken by systemd's signals
@@ -36,15 +37,12 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
-from unitctl.dependencies import parse as parse_dependencies
-from unitctl.errors import BusLost, InvalidUnitError, RegistryError, UnitctlError
+from unitctl.errors import BusLost, RegistryError, UnitctlError
 from unitctl.loop import checkpoint, raise_if_ended, wake_or_timeout, watch_wakes
 from unitctl.model import Machine, ScheduleEntry
 from unitctl.registry.failures import failure_store
 from unitctl.registry.registry import Registry
 from unitctl.registry.services import ServiceRecord
-from unitctl.unitfile import UnitFile
-from unitctl.xfleet import requirements
 
 from .backoff import Backoff
 from .commands import Commands
@@ -56,8 +54,9 @@ from .options import AgentOptions
 from .ports import SystemdState, UnitManager
 from .probes import Prober, RealProber
 from .publisher import StatePublisher
-from .reconcile import DesiredUnit, accept, compute_tasks
+from .reconcile import compute_tasks
 from .responder import Responder
+from .schedule_view import ScheduleView
 from .services import ServicePublisher, wanted_records
 from .session import Session
 from .stopping import stop_all
@@ -93,7 +92,7 @@ class Agent:
         self.clock = clock
         self.notify = notify or (lambda _msg: None)
         self.schedule: dict[str, ScheduleEntry] = {}
-        self.bodies: dict[str, str] = {}
+        self.view = ScheduleView(registry, machine.id, lambda: self.session.contact())
         #: the last state systemd reported for each unit (read by /metrics at scrape time)
         self.unit_states: dict[str, SystemdState] = {}
         self.ready = asyncio.Event()
@@ -132,6 +131,10 @@ class Agent:
         return responder, templates
 
     # -- views of the parts (the names tests and the harness read) -----------
+    @property
+    def bodies(self) -> dict[str, str]:
+        return self.view.bodies
+
     @property
     def lease(self) -> int:
         return self.session.lease
@@ -304,36 +307,36 @@ class Agent:
                 await asyncio.sleep(0.5)
 
     async def _watch_schedule(self) -> None:
-        rev = await self._refresh_schedule()
-        watch = self.registry.watch_schedule(self.machine.id, rev + 1)
-        async with watch_wakes(watch, self._wake) as pumped:
+        """Read the schedule, then follow it from the watch's events alone (a full
+        read again only on the resync timer, or when the watch ends)."""
+        rev = await self.view.read()
+        await self._schedule_changed()
+        async with watch_wakes(self.view.follow(rev + 1), self._wake) as pumped:
             while True:
                 checkpoint()
-                await wake_or_timeout(self._wake, self.opts.resync)
+                woken = await wake_or_timeout(self._wake, self.opts.resync)
                 raise_if_ended(pumped)
-                await self._refresh_schedule()
+                if not woken:
+                    await self.view.read()
+                await self._schedule_changed()
 
-    async def _refresh_schedule(self) -> int:
-        entries, rev = await self.registry.get_schedule(self.machine.id)
-        self.session.contact()
+    async def _schedule_changed(self) -> None:
+        """Reconcile with the entries now held (read, or kept from the watch's events)."""
+        entries = self.view.entries
         self.schedule = entries
         self.services.poke()
         if self.templates is not None:
             self.templates.schedule_changed(entries)
-        # keep only the bodies the current schedule names (the cache never outgrows it)
-        wanted = {e.hash for e in entries.values()}
-        self.bodies = {sha: text for sha, text in self.bodies.items() if sha in wanted}
         await self.reconcile()
         if self.session.lease:
             self.ready.set()
-        return rev
 
     async def reconcile(self) -> list[Task]:
         """Bring local units in line with the schedule; return the tasks it decided
         (those of units held back by their backoff wait for their retry)."""
         if self.fencer.fenced:
             return []
-        desired = await self._desired()
+        desired = await self.view.desired(self.machine, self.schedule)
         self.health.configure({n: (d.hash, self.bodies[d.hash]) for n, d in desired.items()})
         tasks = compute_tasks(desired, self.executor.current())
         started = frozenset(name for name, _ in self.executor.started)
@@ -366,30 +369,3 @@ class Agent:
         delay = self.backoff.next_retry()
         if delay is not None:
             self._retry = asyncio.get_running_loop().call_later(delay, self._wake.set)
-
-    async def _desired(self) -> dict[str, DesiredUnit]:
-        out: dict[str, DesiredUnit] = {}
-        for name, entry in self.schedule.items():
-            text = await self._body(entry.hash)
-            if text is None:
-                continue
-            try:
-                unit = UnitFile.parse(text)
-                req = requirements(name, unit)
-            except InvalidUnitError as exc:
-                log.error("agent: unit %s is invalid: %s", name, exc)
-                continue
-            out[name] = DesiredUnit(name, entry.hash, entry.desired, req,
-                                    parse_dependencies(name, unit), entry.ports)
-        for name, why in accept(self.machine, out).items():
-            log.warning("agent: not loading %s: %s", name, why)
-            del out[name]
-        return out
-
-    async def _body(self, sha: str) -> str | None:
-        if sha not in self.bodies:
-            text = await self.registry.get_body(sha)
-            if text is None:
-                return None
-            self.bodies[sha] = text
-        return self.bodies[sha]

@@ -7,7 +7,8 @@ are written under the machine's lease, so they vanish with a lost machine; a
 unit that stops, leaves the schedule or turns unhealthy has its record
 deleted at once. Every change of a state, of a health or of the schedule pokes
 the publisher (:meth:`ServicePublisher.poke`); one loop compares what should be
-published with what was, and writes only the difference. A new lease (after
+published with what was, and writes only the difference, in one transaction
+per burst (:meth:`~unitctl.registry.services.ServiceStore.write_changes`). A new lease (after
 an expiry) starts from nothing: the old records went with the old lease.
 """
 
@@ -68,6 +69,7 @@ class ServicePublisher:
         while True:
             checkpoint()
             await self._wake.wait()
+            await asyncio.sleep(0.005)  # let a burst of state changes gather into one txn
             self._wake.clear()
             try:
                 await self.sync()
@@ -84,13 +86,15 @@ class ServicePublisher:
         if lease != self._lease:  # the old records went with the old lease
             self.published, self._lease = {}, lease
         wanted = self.wanted()
-        for service in [s for s in self.published if s not in wanted]:
-            await self.store.withdraw(service, self.machine.id)
+        gone = [s for s in self.published if s not in wanted]
+        changed = {s: r for s, r in wanted.items() if self.published.get(s) != r}
+        if not gone and not changed:
+            return
+        await self.store.write_changes(self.machine.id, gone, changed.values(), lease)
+        for service in gone:
             del self.published[service]
             log.info("agent: service %s withdrawn", service)
-        for service, record in wanted.items():
-            if self.published.get(service) != record:
-                await self.store.publish(record, lease)
-                self.published[service] = record
-                log.info("agent: service %s published at %s %s", service, record.address,
-                         dict(record.ports))
+        for service, record in changed.items():
+            self.published[service] = record
+            log.info("agent: service %s published at %s %s", service, record.address,
+                     dict(record.ports))

@@ -155,6 +155,10 @@ def plan_groups(keys: Keys, view: EngineView, planned: PlannedSchedule) -> list[
     revisions and the source machines it leaves (see the module docstring);
     a unit without a placement has its schedule groups guarded by its
     revision; explanations come in unguarded groups of one op.
+
+    Placed units come machine by machine (then by name): packed in that order,
+    one machine's new units land in one transaction, so its agent sees them in
+    one watch batch and reconciles once, not once per unit.
     """
     placed = set(view.placements) | set(planned.placements)
     scheduled_on: dict[str, list[str]] = {}
@@ -163,13 +167,18 @@ def plan_groups(keys: Keys, view: EngineView, planned: PlannedSchedule) -> list[
             scheduled_on.setdefault(name, []).append(m)
     leaving = _leaving(view, planned) if planned.guarded else {}
     groups: list[Group] = []
-    for name in sorted(placed):
+    for name in sorted(placed, key=lambda n: (_machine_of(view, planned, n), n)):
         c, o = _unit_ops(keys, view, planned, name, scheduled_on, leaving)
         if o:
             groups.append((c, o))
     groups.extend(_free_groups(keys, view, planned, placed))
     groups.extend(([], [op]) for op in _explain_ops(keys, view, planned))
     return groups
+
+
+def _machine_of(view: EngineView, planned: PlannedSchedule, name: str) -> str:
+    """The machine a placed unit goes to (or, when it goes nowhere, leaves)."""
+    return planned.placements.get(name) or view.placements.get(name) or ""
 
 
 def pack(groups: list[Group], limit: int = MAX_TXN_OPS,

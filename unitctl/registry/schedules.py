@@ -6,19 +6,25 @@ agent watches) and ``explain/<unit>`` says why a unit could not be placed.
 The engine writes them with :meth:`ScheduleStore.commit`: transactions of
 guarded groups, each also conditioned on the engine still leading.
 Every read skips (and reports once) a key whose value does not decode.
+
+An agent reads its schedule once (:meth:`ScheduleStore.get_schedule`) and then
+keeps it current from its watch's own events (:meth:`ScheduleStore.apply_events`):
+no read per change. Applying the events from the read's revision on gives
+what a new read would (a put whose value does not decode leaves the entry
+out, as the read skips it).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from unitctl.errors import ConflictError
 from unitctl.model import ScheduleEntry
-from unitctl.registry import poison
+from unitctl.registry import blocking, poison
 from unitctl.registry.keys import Keys
 from unitctl.registry.keyspace import Keyspace
-from unitctl.registry.kv import KV, Compare, Event, Group, Op
+from unitctl.registry.kv import KV, Compare, Delete, Event, EventKind, Group, KeyValue, Op
 from unitctl.registry.leader import LeaderElection, Leadership
 
 
@@ -66,6 +72,31 @@ class ScheduleStore:
         """Watch only this machine's schedule prefix (one change wakes one agent)."""
         return self.kv.watch_prefix(self.keys.schedule(machine_id), start_rev)
 
+    def apply_events(self, machine_id: str, entries: Mapping[str, ScheduleEntry],
+                     events: Sequence[Event]) -> dict[str, ScheduleEntry]:
+        """``entries`` (this machine's schedule) with ``events`` of its watch applied,
+        in order, as a new dict (``entries`` is left as it was).
+
+        A delete removes the entry; a put whose value does not decode removes it
+        too (reported once, as :meth:`get_schedule` skips it); an event of
+        another machine's key is ignored.
+        """
+        out = dict(entries)
+        prefix = self.keys.schedule(machine_id)
+        for ev in events:
+            if not ev.key.startswith(prefix) or len(ev.key) == len(prefix):
+                continue
+            name = ev.key[len(prefix):]
+            if ev.kind is EventKind.DELETE:
+                out.pop(name, None)
+                continue
+            try:
+                out[name] = self.keyspace.entry(KeyValue(ev.key, ev.value, 0, ev.mod_rev, 0))[1]
+            except poison.DECODE_ERRORS as exc:
+                poison.invalid(ev.key, ev.mod_rev, exc)
+                out.pop(name, None)
+        return out
+
     async def get_explanation(self, name: str) -> dict[str, str] | None:
         kv = await self.kv.get(self.keys.explanation(name))
         good = poison.decode_each([] if kv is None else [kv], self.keyspace.explanation)[0]
@@ -84,18 +115,24 @@ class ScheduleStore:
         read). When a batch fails, its groups are committed one by one: a group
         whose compares fail is skipped (it waits for the next round).
         Raises ConflictError when we no longer lead.
+
+        Up to :data:`COMMIT_IN_FLIGHT` batches are in flight at once, but only
+        batches that touch no key another of them writes (:func:`_windows`):
+        their outcomes do not depend on their order, so the result is the one
+        of committing them one after another, without waiting for each reply.
         """
         guard = self.election.guard(lead)
         ops: list[Op] = []
         txns, skipped = 0, 0
-        for batch in batches:
-            if await self._commit_batch(guard, batch):
+        for window in _windows(batches):
+            landed = await blocking.gather(*(self._commit_batch(guard, b) for b in window))
+            failed = [b for b, ok in zip(window, landed, strict=True) if not ok]
+            for batch in (b for b, ok in zip(window, landed, strict=True) if ok):
                 txns += 1
                 ops.extend(o for g in batch for o in g[1])
-                continue
-            if not await self.election.still_leader(lead):
+            if failed and not await self.election.still_leader(lead):
                 raise ConflictError("engine leadership lost")
-            for group in batch:
+            for group in (g for b in failed for g in b):
                 if await self._commit_batch(guard, [group]):
                     txns += 1
                     ops.extend(group[1])
@@ -107,3 +144,37 @@ class ScheduleStore:
         compares = [c for g in batch for c in g[0]]
         ops = [o for g in batch for o in g[1]]
         return await self.kv.txn([*guard, *compares], ops)
+
+
+#: Commit transactions in flight at once (independent ones only: :func:`_windows`).
+COMMIT_IN_FLIGHT = 8
+
+
+def _windows(batches: Sequence[Sequence[Group]]) -> list[list[Sequence[Group]]]:
+    """Consecutive batches, in order, in windows of at most :data:`COMMIT_IN_FLIGHT`
+    where no batch compares or writes a key that another batch of its window
+    writes (nor writes a key another one compares): the batches of a window
+    commute. A prefix compare counts as every key under it; a batch with a
+    prefix delete starts a window of its own."""
+    windows: list[list[Sequence[Group]]] = []
+    writes: set[str] = set()
+    reads: set[str] = set()
+    prefixes: list[str] = []
+    alone = False
+    for batch in batches:
+        mine_w = {o.key for g in batch for o in g[1]}
+        mine_r = {c.key for g in batch for c in g[0] if not c.prefix}
+        mine_p = [c.key for g in batch for c in g[0] if c.prefix]
+        wide = any(isinstance(o, Delete) and o.prefix for g in batch for o in g[1])
+        clash = (wide or mine_w & (writes | reads) or mine_r & writes
+                 or any(k.startswith(p) for k in mine_w for p in prefixes)
+                 or any(k.startswith(p) for k in writes for p in mine_p))
+        if not windows or clash or alone or len(windows[-1]) >= COMMIT_IN_FLIGHT:
+            windows.append([])
+            writes, reads, prefixes = set(), set(), []
+        windows[-1].append(batch)
+        writes |= mine_w
+        reads |= mine_r
+        prefixes += mine_p
+        alone = wide
+    return windows

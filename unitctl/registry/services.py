@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from unitctl.errors import UsageError
 from unitctl.registry import poison
 from unitctl.registry.keyspace import Keyspace
-from unitctl.registry.kv import KV, KeyValue
+from unitctl.registry.kv import KV, MAX_TXN_OPS, Delete, KeyValue, Op, Put
 
 SUFFIX = ".service"
 
@@ -87,6 +87,16 @@ class ServiceStore:
 
     async def withdraw(self, service: str, machine: str) -> None:
         await self.kv.delete(self.key(service, machine))
+
+    async def write_changes(self, machine: str, withdrawn: Iterable[str],
+                            published: Iterable[ServiceRecord], lease: int) -> None:
+        """Withdraw ``machine``'s records of ``withdrawn`` and write ``published``
+        (under ``lease``), many per transaction: one agent's burst of changes in
+        one round trip, not one per unit."""
+        ops: list[Op] = [Delete(self.key(s, machine)) for s in withdrawn]
+        ops += [Put(self.key(r.service, r.machine), r.encode(), lease) for r in published]
+        for i in range(0, len(ops), MAX_TXN_OPS):
+            await self.kv.txn([], ops[i:i + MAX_TXN_OPS])
 
     async def all(self) -> list[ServiceRecord]:
         return self.records((await self.kv.get_prefix(self.prefix)).kvs)
