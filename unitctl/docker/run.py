@@ -169,16 +169,17 @@ class _Stopper:
             self.thread.start()
 
     def _should_stop(self) -> bool:
-        """Wait until the container runs; False when there is nothing left to stop."""
+        """Wait until the container runs; False when there is nothing left to stop
+        (it is gone, or it does not run and the attach client has ended)."""
         deadline = time.monotonic() + START_GRACE
         while time.monotonic() < deadline:
-            if self.client is not None and self.client.poll() is not None:
-                return False
             state = self.runtime.inspect(self.target)
             if state is None:
                 return False
             if state.running:
                 return True
+            if self.client is not None and self.client.poll() is not None:
+                return False
             time.sleep(0.1)
         return True
 
@@ -213,25 +214,29 @@ def attach(
 
     ``READY=1`` goes to ``notifier`` once the container is ready (see
     :class:`~unitctl.docker.ready.ReadyWatch`). SIGTERM/SIGINT received
-    meanwhile become ``STOPPING=1`` and ``stop [-t timeout] ID``. The exit
-    code comes from ``inspect`` (``wait`` if the attach ended while the
-    container still runs); if the container vanished (recreated by another
-    docker-run), the attach client's own exit code is returned. Raises
-    ContainerError when the forwarded stop failed or the engine could not
-    start the container (inspect's ``State.Error``).
+    until the exit code is known become ``STOPPING=1`` and ``stop [-t
+    timeout] ID``. The exit code comes from ``inspect`` (``wait`` if the
+    attach ended while the container still runs); if the container vanished
+    (recreated by another docker-run), the attach client's own exit code is
+    returned. A forwarded stop that failed is moot once the container ended;
+    raises ContainerError when it failed and the container still runs, or
+    when the engine could not start the container (inspect's ``State.Error``).
     """
     stopper = _Stopper(runtime, container_id, timeout, notifier)
-    with _forward_signals(stopper), ReadyWatch(runtime, container_id, notifier, time.time()):
-        stopper.client = runtime.start_attached(container_id)
-        client_code = stopper.client.wait()
-    stopper.join()
-    if stopper.error is not None:
-        raise stopper.error
-    state = runtime.inspect(container_id)
+    with _forward_signals(stopper):
+        with ReadyWatch(runtime, container_id, notifier, time.time()):
+            stopper.client = runtime.start_attached(container_id)
+            client_code = stopper.client.wait()
+        state = runtime.inspect(container_id)
+        stopper.join()
+        if state is not None and state.running:
+            if stopper.error is not None:
+                raise stopper.error
+            code = runtime.wait(container_id)
+            stopper.join()
+            return code
     if state is None:
         return client_code
-    if state.running:
-        return runtime.wait(container_id)
     if state.error:
         raise ContainerError(f"{runtime.engine} could not start the container: {state.error}")
     return state.exit_code
