@@ -23,6 +23,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import typing as t
 
 from unitctl.docker.argv import DEFAULT_ENGINE, ENGINE_ENV, SUPPORTED_ENGINES
@@ -262,15 +263,20 @@ class CliContainerRuntime:
     Only argument lists are passed to ``subprocess``; no shell is involved.
     """
 
-    def __init__(self, engine: str = DEFAULT_ENGINE) -> None:
-        """Use ``engine`` (a name on PATH or a path) as the CLI binary."""
+    def __init__(self, engine: str = DEFAULT_ENGINE,
+                 stopping: threading.Event | None = None) -> None:
+        """Use ``engine`` (a name on PATH or a path) as the CLI binary; ``stopping`` is
+        set once docker-run received its stop signal (see :meth:`_run`)."""
         self.engine = engine
+        self.stopping = stopping or threading.Event()
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run ``engine ARGS`` capturing output; raise ContainerError when it fails.
 
-        A run the stop signal ended (:func:`interrupted`) is run again, up to
-        CLI_ATTEMPTS times: see :data:`CLI_ATTEMPTS`.
+        A run the stop signal ended (:func:`interrupted`, or any failure but "no
+        such container" once ``stopping`` is set: docker's CLI ends a request that
+        SIGTERM cancelled with exit 1, ``error during connect: …``) is run again,
+        up to CLI_ATTEMPTS times: see :data:`CLI_ATTEMPTS`.
         """
         cmd = [self.engine, *args]
         for _ in range(CLI_ATTEMPTS):
@@ -281,7 +287,9 @@ class CliContainerRuntime:
                     f"container engine {self.engine!r} not found in PATH") from None
             except OSError as exc:
                 raise ContainerError(f"cannot run {self.engine}: {exc}") from exc
-            if not interrupted(proc.returncode):
+            if not (interrupted(proc.returncode) or (
+                    proc.returncode != 0 and self.stopping.is_set()
+                    and not is_missing(proc.stderr))):
                 break
         if check and proc.returncode != 0:
             raise ContainerError(
