@@ -225,7 +225,8 @@ def test_the_seeds_mgmt_service_as_generate_flags_starts_and_answers_on_its_port
     # the brick: a volume the agent made and recorded on the unit's machine
     vols = json.loads(unitctl(c, "volume", "ls", "--json", "--full").stdout)
     assert vols == [{"volume": NAME, "machine": c.machine_id(roomy), "path": BRICK_DIR,
-                     "size": 131072 * 2**20, "unit": f"{NAME}.service"}], vols
+                     "size": 131072 * 2**20, "unit": f"{NAME}.service",
+                     "store": None}], vols  # a local volume: no shared store
     assert c.exec(roomy, "test", "-d", BRICK_DIR, check=False).returncode == 0
     assert Path(BRICK_DIR, "starts").read_text() == f"start DBPORT={port}\n"  # the data
 
