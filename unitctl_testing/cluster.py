@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from unitctl_testing import (
     cgroups,
@@ -46,9 +46,15 @@ from unitctl_testing import (
 from unitctl_testing import rootfs as rootfs_cache
 from unitctl_testing.etcd import EtcdCluster, kill_etcd_pids
 from unitctl_testing.host import ClusterError, log
-from unitctl_testing.machine import Machine, check_binds
+from unitctl_testing.machine import Machine, check_agent_options, check_binds
 from unitctl_testing.machine_files import AGENT_UNIT
 from unitctl_testing.overlay import mount_root
+
+T = TypeVar("T")
+
+
+def _nth(items: list[T], i: int, empty: T) -> T:
+    return items[i] if i < len(items) else empty
 
 
 class Cluster:
@@ -65,7 +71,8 @@ class Cluster:
                  subnet: str = "10.231.77", docker_socket: bool = False,
                  start_agent: bool = True, tag: str = "", state_file: str | None = None,
                  boot_timeout: float = 120.0,
-                 binds: list[list[str]] | None = None) -> None:
+                 binds: list[list[str]] | None = None,
+                 agent_options: list[dict[str, str]] | None = None) -> None:
         if len(bridge) > 15 or len(f"uv{tag}{n_machines + 99}") > 15:
             raise ClusterError("interface names must be <= 15 characters (pitfall 4)")
         self.n_machines = n_machines
@@ -73,6 +80,8 @@ class Cluster:
         self.metadata = list(metadata or [])
         #: per machine (in order), ``HOST_DIR:MACHINE_PATH`` bind mounts (nspawn --bind)
         self.binds = list(binds or [])
+        #: per machine (in order), its own unitctl.conf options (kept across boots)
+        self.agent_options = list(agent_options or [])
         self.agent_ttl = agent_ttl
         self.docker_socket = docker_socket
         self.start_agent = start_agent
@@ -145,9 +154,9 @@ class Cluster:
             self._timed("rootfs", self._ensure_base)
             self._timed("bridge", lambda: self.lan.create(self._save_state))
             self._timed("etcd", self._start_etcd)
-            for i in range(1, self.n_machines + 1):
-                self._new_machine(i, self.metadata[i - 1] if i <= len(self.metadata) else {},
-                                  self.binds[i - 1] if i <= len(self.binds) else [])
+            for i in range(self.n_machines):
+                self._new_machine(i + 1, _nth(self.metadata, i, {}), _nth(self.binds, i, []),
+                                  _nth(self.agent_options, i, {}))
             self._save_state()
             self._timed("boot", lambda: self._boot_parallel(self.names))
         except BaseException:
@@ -201,15 +210,16 @@ class Cluster:
         self.etcd_pids = []
 
     # ------------------------------------------------------------ machines
-    def _new_machine(self, idx: int, metadata: dict[str, str],
-                     binds: list[str] | None = None) -> Machine:
+    def _new_machine(self, idx: int, metadata: dict[str, str], binds: list[str] | None = None,
+                     agent_options: dict[str, str] | None = None) -> Machine:
         name = f"m{idx}"
         full = f"{self.tag}{name}"
         m = Machine(name=name, full_name=full, idx=idx, ip=f"{self.subnet}.{10 + idx}",
                     netns=f"unitctl-{full}", veth=f"uv{self.tag}{idx}",
                     cgroup=f"{cgroups.CGROUP_PARENT}/{full}",
                     dir=os.path.join(self.workdir, name), metadata=dict(metadata),
-                    binds=check_binds(binds or []))
+                    binds=check_binds(binds or []),
+                    agent_options=check_agent_options(agent_options or {}))
         if name in self.machines:
             raise ClusterError(f"machine {name} exists")
         self.machines[name] = m
@@ -288,17 +298,32 @@ class Cluster:
         return f"unix:path=/proc/{self.machine(name).leader_pid}/root/run/dbus/system_bus_socket"
 
     def add_machine(self, metadata: dict[str, str] | None = None,
-                    binds: list[str] | None = None) -> str:
+                    binds: list[str] | None = None,
+                    agent_options: dict[str, str] | None = None) -> str:
         """Create and boot one more machine (``binds``: ``HOST_DIR:MACHINE_PATH`` bind
-        mounts); return its name."""
+        mounts; ``agent_options``: its own unitctl.conf options); return its name."""
         idx = max((m.idx for m in self.machines.values()), default=0) + 1
-        m = self._new_machine(idx, metadata or {}, binds)
+        m = self._new_machine(idx, metadata or {}, binds, agent_options)
         self._save_state()
         try:
             self._create_and_boot(m)
         finally:
             self._save_state()
         return m.name
+
+    def set_agent_options(self, name: str, options: dict[str, str],
+                          restart: bool = True) -> None:
+        """Make ``options`` machine ``name``'s own unitctl.conf options (``template_dirs``...),
+        kept in the state file and written at every boot; written now (the agent restarted
+        when it runs and ``restart``)."""
+        m = self.machine(name)
+        m.agent_options = check_agent_options(options)
+        self._save_state()
+        if os.path.isdir(os.path.join(m.root, "etc")):
+            machine_files.write_agent_config(Path(m.root), m, self.machine_endpoints,
+                                             self.agent_ttl)
+        if restart and m.running():
+            self.systemctl(name, "restart", AGENT_UNIT)
 
     # ------------------------------------------------------------ faults
     def kill(self, name: str, keep_containers: bool = False) -> None:

@@ -2,7 +2,9 @@
 
 A :class:`Machine` is plain data; the state file holds every field but the
 ``Popen`` of its systemd-nspawn (a cluster attached from the state file has
-only the pids). Commands run inside a running machine through nsenter into
+only the pids). Its agent options (beyond the etcd endpoints, address, metadata
+and TTL the harness writes) are part of it, so every boot writes them again.
+Commands run inside a running machine through nsenter into
 the namespaces of its systemd. ``name`` is also the hostname; ``full_name`` (tag + name) is
 unique on the host and names its nspawn machine, netns and cgroup.
 """
@@ -16,15 +18,34 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from unitctl.config import DEFAULTS as AGENT_OPTION_DEFAULTS
 from unitctl_testing.cgroups import cgroup_dir
 from unitctl_testing.host import ClusterError, pid_alive, sh
 
 # PATH of the commands run inside a machine (nsenter, see Cluster.exec).
 MACHINE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+AGENT_OPTION_KEYS = frozenset(AGENT_OPTION_DEFAULTS)
 
 
 def _plain(value: Any) -> Any:
     return dict(value) if isinstance(value, dict) else value
+
+
+#: unitctl.conf keys the harness writes itself at every boot (not per-machine options)
+HARNESS_AGENT_KEYS = frozenset({"etcd_servers", "public_ip", "metadata", "agent_ttl",
+                                "etcd_key_prefix"})
+
+
+def check_agent_options(options: dict[str, str]) -> dict[str, str]:
+    """``options`` when each is an agent option (unitctl.conf) the harness does not write
+    itself, with a one-line value; ClusterError naming a bad one."""
+    for key, value in options.items():
+        if key not in AGENT_OPTION_KEYS or key in HARNESS_AGENT_KEYS:
+            raise ClusterError(f"agent option {key!r} is not one a machine may set "
+                               f"(the harness writes {', '.join(sorted(HARNESS_AGENT_KEYS))})")
+        if "\n" in value or "\r" in value:
+            raise ClusterError(f"agent option {key!r}: the value must be one line")
+    return dict(options)
 
 
 def check_binds(binds: list[str]) -> list[str]:
@@ -53,6 +74,9 @@ class Machine:
     metadata: dict[str, str] = field(default_factory=dict)
     #: ``HOST_DIR:MACHINE_PATH`` bind mounts given to systemd-nspawn (``--bind=``)
     binds: list[str] = field(default_factory=list)
+    #: the machine's own options of /etc/unitctl/unitctl.conf (``template_dirs``...),
+    #: written with the harness's own at every boot (:meth:`Cluster.set_agent_options`)
+    agent_options: dict[str, str] = field(default_factory=dict)
     machine_id: str = ""
     nspawn_pid: int = 0
     leader_pid: int = 0

@@ -40,14 +40,15 @@ if __name__ == '__main__':
 
 
 def agent_config(etcd_servers: Sequence[str], public_ip: str, metadata: dict[str, str],
-                 agent_ttl: str) -> str:
-    """``/etc/unitctl/unitctl.conf`` of one machine."""
+                 agent_ttl: str, options: dict[str, str] | None = None) -> str:
+    """``/etc/unitctl/unitctl.conf`` of one machine (``options``: the machine's own)."""
     meta = ",".join(f"{k}={v}" for k, v in metadata.items())
+    own = "".join(f"{k} = {v}\n" for k, v in (options or {}).items())
     return (f"etcd_servers = {','.join(etcd_servers)}\n"
             f"public_ip = {public_ip}\n"
             f"metadata = {meta}\n"
             f"agent_ttl = {agent_ttl}\n"
-            f"etcd_key_prefix = /unitctl/\n")
+            f"etcd_key_prefix = /unitctl/\n{own}")
 
 
 def agent_exec_path(unit_text: str) -> str:
@@ -88,4 +89,4 @@ def write_agent_config(root: Path, m: Machine, etcd_servers: Sequence[str],
                        agent_ttl: str) -> None:
     (root / "etc/unitctl").mkdir(parents=True, exist_ok=True)
     (root / "etc/unitctl/unitctl.conf").write_text(
-        agent_config(etcd_servers, m.ip, m.metadata, agent_ttl))
+        agent_config(etcd_servers, m.ip, m.metadata, agent_ttl, m.agent_options))

@@ -187,6 +187,20 @@ def test_kill_and_boot_keep_identity(cluster: Cluster) -> None:
                                      within=15).stdout
 
 
+def test_boot_keeps_the_machines_agent_options(cluster: Cluster) -> None:
+    """Agent options set on a machine survive kill + boot (boot writes unitctl.conf
+    anew: it used to drop them), and the agent's own parser reads them there."""
+    cluster.set_agent_options("m3", {"template_dirs": "/etc/unitctl-demo"}, restart=False)
+    cluster.kill("m3")
+    cluster.boot("m3")
+    conf = cluster.exec("m3", "cat", "/etc/unitctl/unitctl.conf").stdout
+    assert "template_dirs = /etc/unitctl-demo" in conf
+    assert f"public_ip = {cluster.ip('m3')}" in conf
+    read = cluster.exec("m3", VENV_PY, "-c", "from unitctl.config import load_config; "
+                        "print(load_config().template_dirs)").stdout
+    assert read.strip() == "('/etc/unitctl-demo',)"
+
+
 def test_poweroff_and_boot(cluster: Cluster) -> None:
     nspawn = cluster.machine("m2").nspawn_pid
     cluster.poweroff("m2")

@@ -7,6 +7,7 @@ with PYTHONPATH set to the repository.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -284,6 +285,63 @@ def test_stop_timeout_is_respected(name: str) -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 137
         assert time.monotonic() - started < 8  # docker's default would wait 10 s
+    finally:
+        finish(proc)
+
+
+def process_tree(root: int) -> dict[int, str]:
+    """pid -> command name of ``root`` and its descendants (/proc/PID/task/*/children:
+    quick enough to see a CLI call that lives some milliseconds)."""
+    tree: dict[int, str] = {}
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            tree[pid] = Path(f"/proc/{pid}/comm").read_text().strip()
+            for children in Path(f"/proc/{pid}/task").glob("*/children"):
+                todo += [int(c) for c in children.read_text().split()]
+        except OSError:  # gone meanwhile
+            continue
+    return tree
+
+
+def stop_as_systemd_does(proc: subprocess.Popen[bytes], timeout: float = 10) -> str:
+    """SIGTERM every process of docker-run's tree at once (KillMode=control-group),
+    then the first docker CLI forked after that, as systemd's kill loop does with a
+    process forked while it runs (it kills until a pass finds no new pid). Return
+    the command name of that late victim ("" when docker-run forked none)."""
+    first = process_tree(proc.pid)
+    for pid in first:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        late = [p for p, comm in process_tree(proc.pid).items()
+                if p not in first and comm == "docker"]
+        if late:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(late[0], signal.SIGTERM)
+            return "docker"
+        time.sleep(0.0005)
+    return ""
+
+
+def test_a_stop_as_systemd_does_it_ends_with_the_containers_code(name: str) -> None:
+    """systemd stops a unit by SIGTERMing its whole cgroup, and also the processes
+    forked while it does: the docker CLI that docker-run runs for the forwarded
+    stop gets that SIGTERM too. docker-run must still stop the container and exit
+    with its code, not fail (it exited 9: "docker container inspect failed")."""
+    script = 'trap "echo stopping; exit 3" TERM; echo ready; while true; do sleep 0.1; done'
+    proc = spawn("--name", name, IMAGE, "sh", "-c", script)
+    try:
+        wait_for_output(proc, b"ready")
+        assert stop_as_systemd_does(proc) == "docker"  # the forwarded stop's inspect
+        code = proc.wait(timeout=30)
+        _out, err = proc.communicate(timeout=10)
+        assert code == 3, err.decode()
+        assert b"docker-run: error" not in err, err.decode()
+        data = inspect(name)
+        assert data is not None and data["State"]["Running"] is False
     finally:
         finish(proc)
 

@@ -153,32 +153,36 @@ class _Stopper:
     """
 
     def __init__(
-        self, runtime: ContainerRuntime, target: str, timeout: int | None, notifier: Notifier
+        self, runtime: ContainerRuntime, target: str, timeout: int | None, notifier: Notifier,
+        stopping: threading.Event | None = None,
     ) -> None:
         self.runtime, self.target, self.timeout = runtime, target, timeout
         self.notifier = notifier
+        self.stopping = stopping or threading.Event()
         self.client: AttachedClient | None = None
         self.thread: threading.Thread | None = None
         self.error: UnitctlError | None = None
 
     def __call__(self, signum: int, frame: object) -> None:
-        """Start the stop thread once; later signals are ignored."""
+        """Set ``stopping``; start the stop thread once (later signals are ignored)."""
+        self.stopping.set()
         if self.thread is None:
             self.notifier.notify("STOPPING=1")
             self.thread = threading.Thread(target=self._stop, daemon=True)
             self.thread.start()
 
     def _should_stop(self) -> bool:
-        """Wait until the container runs; False when there is nothing left to stop."""
+        """Wait until the container runs; False when there is nothing left to stop
+        (it is gone, or it does not run and the attach client has ended)."""
         deadline = time.monotonic() + START_GRACE
         while time.monotonic() < deadline:
-            if self.client is not None and self.client.poll() is not None:
-                return False
             state = self.runtime.inspect(self.target)
             if state is None:
                 return False
             if state.running:
                 return True
+            if self.client is not None and self.client.poll() is not None:
+                return False
             time.sleep(0.1)
         return True
 
@@ -207,31 +211,38 @@ def _forward_signals(stopper: _Stopper) -> Iterator[None]:
 
 
 def attach(
-    runtime: ContainerRuntime, container_id: str, timeout: int | None, notifier: Notifier
+    runtime: ContainerRuntime, container_id: str, timeout: int | None, notifier: Notifier,
+    stopping: threading.Event | None = None,
 ) -> int:
     """Start-or-attach container ``container_id`` in the foreground; return its exit code.
 
     ``READY=1`` goes to ``notifier`` once the container is ready (see
     :class:`~unitctl.docker.ready.ReadyWatch`). SIGTERM/SIGINT received
-    meanwhile become ``STOPPING=1`` and ``stop [-t timeout] ID``. The exit
-    code comes from ``inspect`` (``wait`` if the attach ended while the
-    container still runs); if the container vanished (recreated by another
-    docker-run), the attach client's own exit code is returned. Raises
-    ContainerError when the forwarded stop failed or the engine could not
-    start the container (inspect's ``State.Error``).
+    until the exit code is known become ``STOPPING=1`` and ``stop [-t
+    timeout] ID``, and set ``stopping`` (the event the CLI runtime reads: its
+    calls made during a stop are run again when the stop's SIGTERM reached
+    them too). The exit code comes from ``inspect`` (``wait`` if the
+    attach ended while the container still runs); if the container vanished
+    (recreated by another docker-run), the attach client's own exit code is
+    returned. A forwarded stop that failed is moot once the container ended;
+    raises ContainerError when it failed and the container still runs, or
+    when the engine could not start the container (inspect's ``State.Error``).
     """
-    stopper = _Stopper(runtime, container_id, timeout, notifier)
-    with _forward_signals(stopper), ReadyWatch(runtime, container_id, notifier, time.time()):
-        stopper.client = runtime.start_attached(container_id)
-        client_code = stopper.client.wait()
-    stopper.join()
-    if stopper.error is not None:
-        raise stopper.error
-    state = runtime.inspect(container_id)
+    stopper = _Stopper(runtime, container_id, timeout, notifier, stopping)
+    with _forward_signals(stopper):
+        with ReadyWatch(runtime, container_id, notifier, time.time()):
+            stopper.client = runtime.start_attached(container_id)
+            client_code = stopper.client.wait()
+        state = runtime.inspect(container_id)
+        stopper.join()
+        if state is not None and state.running:
+            if stopper.error is not None:
+                raise stopper.error
+            code = runtime.wait(container_id)
+            stopper.join()
+            return code
     if state is None:
         return client_code
-    if state.running:
-        return runtime.wait(container_id)
     if state.error:
         raise ContainerError(f"{runtime.engine} could not start the container: {state.error}")
     return state.exit_code
@@ -247,7 +258,8 @@ def run(argv: Sequence[str]) -> int:
     """
     request = parse_run_argv(argv)
     timeout = stop_timeout(request)
-    runtime = CliContainerRuntime(resolve_engine(request.engine))
+    stopping = threading.Event()
+    runtime = CliContainerRuntime(resolve_engine(request.engine), stopping)
     notifier = SdNotifier()
     machine = machine_identity()
     spec = ContainerSpec(
@@ -264,7 +276,7 @@ def run(argv: Sequence[str]) -> int:
             runtime.remove(spec.name)
         container_id = ensure_container(runtime, spec)
     try:
-        return attach(runtime, container_id, timeout, notifier)
+        return attach(runtime, container_id, timeout, notifier, stopping)
     finally:
         if request.ephemeral:
             runtime.remove(container_id)

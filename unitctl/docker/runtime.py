@@ -8,8 +8,10 @@ with its contract -- what ``None`` means, what is not an error, what raises.
 runs the container CLI (``docker`` or ``podman``; the same CLI subset is used
 for both). It passes argument lists to :mod:`subprocess`, never a shell, and
 maps every failure to :class:`~unitctl.errors.ContainerError` carrying the
-CLI's stderr. :class:`~unitctl.docker.fake.FakeContainerRuntime` is the
-in-memory implementation beside it; one contract suite
+CLI's stderr; a CLI run that SIGTERM or SIGINT ended (a unit's stop reaches
+every process of its cgroup) is run again (:data:`CLI_ATTEMPTS`), not a failure.
+:class:`~unitctl.docker.fake.FakeContainerRuntime` is the in-memory
+implementation beside it; one contract suite
 (tests/contract/test_container_runtime_contract.py) runs on both.
 """
 
@@ -18,8 +20,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import typing as t
 
 from unitctl.docker.argv import DEFAULT_ENGINE, ENGINE_ENV, SUPPORTED_ENGINES
@@ -28,8 +32,9 @@ from unitctl.docker.spec import HASH_LABEL, MACHINE_LABEL, ContainerSpec
 from unitctl.errors import ContainerError, UsageError
 
 __all__ = [
-    "AttachedClient", "CliContainerRuntime", "ContainerRuntime", "ContainerState", "EventStream",
-    "ImageNotFound", "NameInUse", "is_missing", "one_line", "resolve_engine",
+    "CLI_ATTEMPTS", "AttachedClient", "CliContainerRuntime", "ContainerRuntime", "ContainerState",
+    "EventStream", "ImageNotFound", "NameInUse", "interrupted", "is_missing", "one_line",
+    "resolve_engine",
 ]  # fmt: skip
 
 
@@ -165,6 +170,25 @@ def is_missing(stderr: str) -> bool:
     return "no such" in lowered or "not found" in lowered or "no container with name" in lowered
 
 
+#: How often one CLI call is run when the stop signal ends it. Under systemd, a
+#: unit's stop SIGTERMs every process of its cgroup, docker-run's CLI children too,
+#: also those forked while systemd's kill loop runs: the forwarded stop's own
+#: ``inspect`` or ``stop``, or the ``inspect`` that reads the exit code. docker-run
+#: handles the signal (it is the stop it forwards); its engine calls are not what
+#: was stopped, so they run again, once the kill loop is over.
+CLI_ATTEMPTS = 3
+
+#: The CLI's return codes when SIGTERM or SIGINT ended it: killed by the signal
+#: (negative), or exited 128 + signal (docker's own handler).
+_INTERRUPTED = frozenset(code for sig in (signal.SIGTERM, signal.SIGINT)
+                         for code in (-sig, 128 + sig))
+
+
+def interrupted(returncode: int) -> bool:
+    """True when a CLI run ended because SIGTERM or SIGINT reached it."""
+    return returncode in _INTERRUPTED
+
+
 def resolve_engine(flag: str | None, environ: t.Mapping[str, str] | None = None) -> str:
     """Return the engine: ``flag``, else ``$UNITCTL_CONTAINER_ENGINE``, else ``docker``.
 
@@ -239,19 +263,34 @@ class CliContainerRuntime:
     Only argument lists are passed to ``subprocess``; no shell is involved.
     """
 
-    def __init__(self, engine: str = DEFAULT_ENGINE) -> None:
-        """Use ``engine`` (a name on PATH or a path) as the CLI binary."""
+    def __init__(self, engine: str = DEFAULT_ENGINE,
+                 stopping: threading.Event | None = None) -> None:
+        """Use ``engine`` (a name on PATH or a path) as the CLI binary; ``stopping`` is
+        set once docker-run received its stop signal (see :meth:`_run`)."""
         self.engine = engine
+        self.stopping = stopping or threading.Event()
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run ``engine ARGS`` capturing output; raise ContainerError when it fails."""
+        """Run ``engine ARGS`` capturing output; raise ContainerError when it fails.
+
+        A run the stop signal ended (:func:`interrupted`, or any failure but "no
+        such container" once ``stopping`` is set: docker's CLI ends a request that
+        SIGTERM cancelled with exit 1, ``error during connect: …``) is run again,
+        up to CLI_ATTEMPTS times: see :data:`CLI_ATTEMPTS`.
+        """
         cmd = [self.engine, *args]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        except FileNotFoundError:
-            raise ContainerError(f"container engine {self.engine!r} not found in PATH") from None
-        except OSError as exc:
-            raise ContainerError(f"cannot run {self.engine}: {exc}") from exc
+        for _ in range(CLI_ATTEMPTS):
+            try:
+                proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            except FileNotFoundError:
+                raise ContainerError(
+                    f"container engine {self.engine!r} not found in PATH") from None
+            except OSError as exc:
+                raise ContainerError(f"cannot run {self.engine}: {exc}") from exc
+            if not (interrupted(proc.returncode) or (
+                    proc.returncode != 0 and self.stopping.is_set()
+                    and not is_missing(proc.stderr))):
+                break
         if check and proc.returncode != 0:
             raise ContainerError(
                 f"{self.engine} {args[0]} failed (exit {proc.returncode}): {one_line(proc.stderr)}"
