@@ -20,7 +20,9 @@ copied and byte-compiled as an installed one is).
   (not its return) until active elsewhere.
 
 Usage: ``sudo python -m bench.nspawn [--starts 50] [--ttls 10,30] [--failovers 3]
-[--window 10]``
+[--window 10] [--only-start] [--trace N]`` (``--only-start``: the start latency
+alone, one cluster; ``--trace N``: N starts traced end to end first,
+:mod:`bench.start_trace`).
 """
 
 from __future__ import annotations
@@ -194,7 +196,23 @@ def _failover(c: Any, tmp: str, ttl: int, kind: str, i: int) -> float:
     return took
 
 
-def run(starts: int, ttls: list[int], failovers: int, window: float) -> dict[str, Any]:
+def _traces(c: Any, tmp: str, count: int) -> list[dict[str, Any]]:
+    """``count`` traced starts (:mod:`bench.start_trace`), after one warm-up start."""
+    from bench.start_trace import EtcdEvents, traced_start
+
+    env = _compiled_copy(os.path.join(tmp, "traced"))
+    _cli(c.endpoint, "start", _unit_file(tmp, "trace-warm.service"), env=env)
+    events = EtcdEvents(c.endpoint)
+    try:
+        time.sleep(0.5)
+        return [traced_start(c, env, _unit_file(tmp, f"trace-{i}.service"),
+                             f"trace-{i}.service", events, tmp) for i in range(count)]
+    finally:
+        events.close()
+
+
+def run(starts: int, ttls: list[int], failovers: int, window: float,
+        only_start: bool = False, trace: int = 0) -> dict[str, Any]:
     from unitctl_testing.cluster import Cluster
 
     out: dict[str, Any] = {}
@@ -203,8 +221,13 @@ def run(starts: int, ttls: list[int], failovers: int, window: float) -> dict[str
         with Cluster(3, agent_ttl=f"{ttl}s") as c:
             if n == 0:
                 time.sleep(2)  # the agents settle
-                out["footprint_idle"] = _agent_footprint(c, window)
+                if not only_start:
+                    out["footprint_idle"] = _agent_footprint(c, window)
+                if trace:
+                    out["trace"] = _traces(c, tmp, trace)
                 out["start"] = _start_latency(c, tmp, starts)
+            if only_start:
+                break
             for kind in ("kill", "stop"):
                 took = [_failover(c, tmp, ttl, kind, i) for i in range(failovers)]
                 label = "hard_kill" if kind == "kill" else "graceful_stop"
@@ -220,11 +243,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--ttls", default="10,30")
     p.add_argument("--failovers", type=int, default=3)
     p.add_argument("--window", type=float, default=10.0, help="idle footprint window (s)")
+    p.add_argument("--only-start", action="store_true",
+                   help="only the start latency (no footprint, no failover)")
+    p.add_argument("--trace", type=int, default=0, metavar="N",
+                   help="also trace N starts end to end (bench/start_trace.py)")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         raise SystemExit("bench.nspawn needs root (systemd-nspawn)")
     result = run(args.starts, [int(t) for t in args.ttls.split(",")], args.failovers,
-                 args.window)
+                 args.window, args.only_start, args.trace)
     print(json.dumps(result))
     return result
 
