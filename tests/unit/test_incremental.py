@@ -21,7 +21,7 @@ from tests.unit.test_scheduler_resources import needs, workloads
 from unitctl.glob import matches_glob
 from unitctl.model import DesiredState, Requirements
 from unitctl.scheduler import ClusterSnapshot, Plan, UnitInfo, schedule
-from unitctl.scheduler.incremental import Standing, schedule_keeping
+from unitctl.scheduler.incremental import schedule_keeping
 
 NEW_NAMES = ["a.service", "b.service", "c.service", "db.service", "x.service", "web@1.service",
              "web@5.service", "web@6.service", "new.service", "u1.service", "u7.service",
@@ -52,7 +52,7 @@ def outside_fast_path(snap: ClusterSnapshot, changed: Mapping[str, UnitInfo]) ->
                      for g in u.req.replaces]
     for name, unit in changed.items():
         old = snap.units.get(name)
-        if old is not None and old.active or unit.req.is_global:
+        if (old is not None and old.active) or unit.req.is_global:
             return True
         if unit.active and (unit.req.replaces or any(matches_glob(g, name)
                                                       for g in replace_globs)):
@@ -130,7 +130,7 @@ def test_a_new_unit_is_placed_without_a_full_round() -> None:
     machines = {m: Machine(id=m) for m in ("a" * 32, "b" * 32)}
     units = {f"s{i}.service": UnitInfo(f"s{i}.service", "h", DesiredState.LAUNCHED,
                                        Requirements()) for i in range(3)}
-    plan, standing = schedule_keeping(ClusterSnapshot(machines, units, {}))
+    _plan, standing = schedule_keeping(ClusterSnapshot(machines, units, {}))
     assert standing is not None
     new = UnitInfo("t.service", "h", DesiredState.LAUNCHED, Requirements())
     inc = standing.place({"t.service": new})
