@@ -7,9 +7,9 @@ changed, not the size of the registry (fleet re-read everything on every
 tick); keys outside the prefixes it holds (agents' states, requests, replies,
 bodies...) are skipped before decoding and wake nothing. :meth:`Mirror.take_changes`
 tells what was applied since the engine last looked (the incremental round,
-:mod:`unitctl.engine.fastround`). The engine still rebuilds the mirror from scratch every resync period,
-as a safety net. A watch that ends (for any reason) sets :attr:`Mirror.trigger`
-at once, and :meth:`Mirror.check` then raises.
+:mod:`unitctl.engine.fastround`). The engine still rebuilds the mirror from
+scratch every resync period, as a safety net. A watch that ends (for any
+reason) sets :attr:`Mirror.trigger` at once, and :meth:`Mirror.check` then raises.
 
 Poison keys: a key whose value does not decode is reported once and skipped,
 never raised. An invalid ``units/`` key *freezes* that unit: the view leaves
