@@ -128,5 +128,35 @@ def traced_start(c: Any, env: dict[str, str], path: str, unit: str, events: Etcd
         rows += [(t, "journal", what) for t, what in _journal(c, name, unit, spawn)]
     rows.append((done, "parent", "returned"))
     rows.sort()
+    timeline = [(round(1000 * (t - spawn), 1), src, what) for t, src, what in rows]
     return {"unit": unit, "total_ms": round(1000 * (done - spawn), 1),
-            "timeline": [(round(1000 * (t - spawn), 1), src, what) for t, src, what in rows]}
+            "phases_ms": phases(timeline, unit), "timeline": timeline}
+
+
+def phases(timeline: list[tuple[float, str, str]], unit: str) -> dict[str, float | None]:
+    """The trace cut into phases (ms): interpreter, imports until the first etcd
+    request, the CLI's writes, the engine (desired state put -> placement put),
+    the agent and systemd (placement -> the state reported active: the last
+    state put), the CLI's wake on it, the CLI's reads until exit, the process's exit."""
+    def first(pred: Any) -> float | None:
+        return next((ms for ms, src, what in timeline if pred(src, what)), None)
+
+    ready = first(lambda s, w: w == "interpreter ready")
+    request = first(lambda s, w: w.startswith("etcd /v3"))
+    unit_puts = [ms for ms, s, w in timeline if s == "etcd" and w.endswith(f"/units/{unit}")]
+    placed = first(lambda s, w: s == "etcd" and w.endswith(f"/placements/{unit}"))
+    states = [ms for ms, s, w in timeline if s == "etcd" and f"/states/{unit}/" in w]
+    exited = first(lambda s, w: w == "exit")
+    returned = first(lambda s, w: w == "returned")
+    active = states[-1] if states else None
+    woke = None if active is None else next(
+        (ms for ms, _s, w in timeline if w.startswith("watch batch") and ms >= active - 0.5),
+        None)
+
+    def span(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else round(b - a, 1)
+    return {"interpreter": ready, "imports_to_first_request": span(ready, request),
+            "cli_writes": span(request, unit_puts[-1] if unit_puts else None),
+            "engine": span(unit_puts[-1] if unit_puts else None, placed),
+            "agent_and_systemd": span(placed, active), "cli_wake": span(active, woke),
+            "cli_after_wake": span(woke, exited), "process_exit": span(exited, returned)}
