@@ -20,7 +20,9 @@ copied and byte-compiled as an installed one is).
   (not its return) until active elsewhere.
 
 Usage: ``sudo python -m bench.nspawn [--starts 50] [--ttls 10,30] [--failovers 3]
-[--window 10] [--footprint-only]``
+[--window 10] [--footprint-only] [--only-start] [--trace N]`` (``--footprint-only``:
+the agents' idle footprint alone; ``--only-start``: the start latency alone, one
+cluster; ``--trace N``: N starts traced end to end first, :mod:`bench.start_trace`).
 """
 
 from __future__ import annotations
@@ -234,7 +236,23 @@ def footprint_only(window: float, settle: float = 5.0) -> dict[str, Any]:
         return {"footprint_idle": _agent_footprint(c, window)}
 
 
-def run(starts: int, ttls: list[int], failovers: int, window: float) -> dict[str, Any]:
+def _traces(c: Any, tmp: str, count: int) -> list[dict[str, Any]]:
+    """``count`` traced starts (:mod:`bench.start_trace`), after one warm-up start."""
+    from bench.start_trace import EtcdEvents, traced_start
+
+    env = _compiled_copy(os.path.join(tmp, "traced"))
+    _cli(c.endpoint, "start", _unit_file(tmp, "trace-warm.service"), env=env)
+    events = EtcdEvents(c.endpoint)
+    try:
+        time.sleep(0.5)
+        return [traced_start(c, env, _unit_file(tmp, f"trace-{i}.service"),
+                             f"trace-{i}.service", events, tmp) for i in range(count)]
+    finally:
+        events.close()
+
+
+def run(starts: int, ttls: list[int], failovers: int, window: float,
+        only_start: bool = False, trace: int = 0) -> dict[str, Any]:
     from unitctl_testing.cluster import Cluster
 
     out: dict[str, Any] = {}
@@ -243,8 +261,13 @@ def run(starts: int, ttls: list[int], failovers: int, window: float) -> dict[str
         with Cluster(3, agent_ttl=f"{ttl}s") as c:
             if n == 0:
                 time.sleep(2)  # the agents settle
-                out["footprint_idle"] = _agent_footprint(c, window)
+                if not only_start:
+                    out["footprint_idle"] = _agent_footprint(c, window)
+                if trace:
+                    out["trace"] = _traces(c, tmp, trace)
                 out["start"] = _start_latency(c, tmp, starts)
+            if only_start:
+                break
             for kind in ("kill", "stop"):
                 took = [_failover(c, tmp, ttl, kind, i) for i in range(failovers)]
                 label = "hard_kill" if kind == "kill" else "graceful_stop"
@@ -262,6 +285,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--window", type=float, default=10.0, help="idle footprint window (s)")
     p.add_argument("--footprint-only", action="store_true",
                    help="only the idle footprint of the agents (no starts, no failovers)")
+    p.add_argument("--only-start", action="store_true",
+                   help="only the start latency (no footprint, no failover)")
+    p.add_argument("--trace", type=int, default=0, metavar="N",
+                   help="also trace N starts end to end (bench/start_trace.py)")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         raise SystemExit("bench.nspawn needs root (systemd-nspawn)")
@@ -270,7 +297,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(json.dumps(only))
         return only
     result = run(args.starts, [int(t) for t in args.ttls.split(",")], args.failovers,
-                 args.window)
+                 args.window, args.only_start, args.trace)
     print(json.dumps(result))
     return result
 

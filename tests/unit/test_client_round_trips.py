@@ -137,13 +137,55 @@ def test_a_waiting_client_ignores_other_units(kv: CountingKV) -> None:
         await asyncio.wait_for(client.wait_for(["hello.service"],
                                                client.reached(DesiredState.LAUNCHED), 1), 10)
         await task
-        # one full read to start, then only the placements and states the unit's events named
-        assert kv.prefixes["/unitctl/units/"] == 1
+        # the unit's own keys to start (no other unit's), then only the keys its events named
+        assert kv.prefixes["/unitctl/units/"] == 0
+        assert kv.gets["/unitctl/units/hello.service"] == 1
         assert kv.prefixes["/unitctl/machines/"] <= 2
-        assert kv.prefixes["/unitctl/states/"] <= 3
+        assert kv.prefixes["/unitctl/states/"] == 0
+        assert kv.prefixes["/unitctl/states/hello.service/"] <= 3
 
     asyncio.run(go())
 
+
+
+def test_a_waiting_client_reads_only_its_units_keys(kv: CountingKV) -> None:
+    """With 200 other units placed and reporting, waiting for one reads no other
+    unit's record, placement or state (the old waiter read every prefix, twice)."""
+    reg = Registry(kv)
+    hello = UnitFile.parse(HELLO)
+
+    async def go() -> None:
+        await reg.register_machine(Machine(M1, "10.0.0.1"), 0)
+        for i in range(200):
+            name = f"other{i}.service"
+            await reg.create_unit(UnitRecord(name, hello.hash(), DesiredState.LAUNCHED),
+                                  hello.serialize())
+            await reg.kv.put(reg.keys.placement(name), M1.encode())
+            await reg.put_state(UnitState(name, M1, "loaded", "active", "running",
+                                          hello.hash()), 0)
+        await reg.create_unit(UnitRecord("hello.service", hello.hash(), DesiredState.LAUNCHED),
+                              hello.serialize())
+        client = Client(reg, out=lambda s: None, err=lambda s: None, attempt_seconds=30)
+
+        async def later() -> None:
+            await asyncio.sleep(0.05)
+            await reg.kv.put(reg.keys.placement("hello.service"), M1.encode())
+            await reg.put_state(UnitState("hello.service", M1, "loaded", "active", "running",
+                                          hello.hash()), 0)
+
+        task = asyncio.create_task(later())
+        kv.reset()
+        await asyncio.wait_for(client.wait_for(["hello.service"],
+                                               client.reached(DesiredState.LAUNCHED), 1), 10)
+        await task
+        whole = {p: n for p, n in kv.prefixes.items() if p in (
+            "/unitctl/units/", "/unitctl/placements/", "/unitctl/states/", "/unitctl/explain/")}
+        assert whole == {}
+        assert set(kv.prefixes) <= {"/unitctl/version", "/unitctl/machines/",
+                                    "/unitctl/placements/hello.service",
+                                    "/unitctl/states/hello.service/"}
+
+    asyncio.run(go())
 
 
 def test_a_broken_watch_is_reopened_after_a_full_read() -> None:
@@ -170,6 +212,7 @@ def test_a_broken_watch_is_reopened_after_a_full_read() -> None:
         await asyncio.wait_for(client.wait_for(["hello.service"],
                                                client.reached(DesiredState.LAUNCHED), 1), 10)
         await task
-        assert kv.prefixes["/unitctl/units/"] == 2  # the first read and the one after the break
+        # the first read and the one after the break (the unit's own key each time)
+        assert kv.gets["/unitctl/units/hello.service"] == 2
 
     asyncio.run(go())

@@ -24,6 +24,7 @@ PURE = [
     "unitctl.graphs",
     "unitctl.ports", "unitctl.volumes", "unitctl.scheduler.capacity", "unitctl.agent.dnszone",
     "unitctl.model", "unitctl.errors", "unitctl.scheduler", "unitctl.scheduler.round",
+    "unitctl.scheduler.incremental",
     "unitctl.agent.reconcile", "unitctl.agent.tasks", "unitctl.agent.fencing",
     "unitctl.registry.keys", "unitctl.registry.codec", "unitctl.registry.keyspace",
     "unitctl.registry.connection", "unitctl.registry.poison", "unitctl.agent.peerauth",

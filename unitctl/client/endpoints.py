@@ -14,10 +14,24 @@ from collections.abc import Sequence
 from unitctl.model import ScheduleEntry
 from unitctl.registry.registry import Registry
 
+#: Up to this many units, their own placement keys are read rather than every unit's.
+PER_UNIT_READS = 4
+
+
+async def _placements(registry: Registry, names: Sequence[str]) -> dict[str, str]:
+    if len(names) > PER_UNIT_READS:
+        return await registry.list_placements()
+    found: dict[str, str] = {}
+    for name in names:
+        key = registry.keys.placement(name)
+        records, _ = await registry.records(key)
+        found.update((name, r.value) for r in records if r.key == key and isinstance(r.value, str))
+    return found
+
 
 async def endpoint_lines(registry: Registry, names: Sequence[str]) -> list[str]:
     """One line per unit of ``names`` that holds host ports, naming host and ports."""
-    placements = await registry.list_placements()
+    placements = await _placements(registry, names)
     machines = {m.id: m for m in await registry.list_machines()}
     lines: list[str] = []
     schedules: dict[str, dict[str, ScheduleEntry]] = {}

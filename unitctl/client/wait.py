@@ -31,7 +31,7 @@ from unitctl.client.views import (
 from unitctl.errors import SystemdError, UnitctlError, UnschedulableError, WaitTimeout
 from unitctl.legend import format_reasons
 from unitctl.loop import wake_or_timeout, watch_wakes
-from unitctl.model import DesiredState, Machine, UnitRecord
+from unitctl.model import DesiredState, Machine, UnitRecord, UnitState
 from unitctl.registry.kv import Event
 from unitctl.registry.registry import Registry
 
@@ -133,8 +133,14 @@ class WaitView:
     machines: dict[str, Machine]
 
     @classmethod
-    async def read(cls, registry: Registry) -> WaitView:
-        """A full read (a snapshot)."""
+    async def read(cls, registry: Registry, names: Sequence[str] = (),
+                   revision: int = 0) -> WaitView:
+        """Read what a waiter on ``names`` needs: for a few units, only their own
+        keys (``revision``: read just before); else a full snapshot."""
+        if names and len(names) <= PER_UNIT_WATCHES:
+            view = cls(registry, revision, {}, {}, {}, {}, {})
+            await view.refresh(Changes(set(names), set(names), True, True), names)
+            return view
         s = await read_snapshot(registry)
         return cls(registry, s.revision, dict(s.units), dict(s.placements),
                    {n: dict(per) for n, per in s.states.items()},
@@ -145,19 +151,40 @@ class WaitView:
         return Snapshot(self.revision, self.units, self.placements, self.states,
                         self.explanations, self.machines)
 
-    async def refresh(self, changed: Changes) -> None:
-        """Re-read what ``changed`` names, and only that."""
+    async def refresh(self, changed: Changes, names: Sequence[str] = ()) -> None:
+        """Re-read what ``changed`` names, and only that: with ``names`` (a few
+        units), their own placement and state keys instead of every unit's."""
         reg = self.registry
         for name in sorted(changed.units):
             _put(self.units, name, await reg.get_unit(name))
         for name in sorted(changed.explanations):
             _put(self.explanations, name, await reg.get_explanation(name))
         if changed.placements:
-            self.placements = await reg.list_placements()
-            if not set(self.placements.values()) <= set(self.machines):
-                self.machines = {m.id: m for m in await reg.list_machines()}
+            await self._placements(names)
         if changed.states:
-            self.states = group_states(await reg.states_with_revs())
+            await self._states(names)
+        if changed.placements and not set(self.placements.values()) <= set(self.machines):
+            self.machines = {m.id: m for m in await reg.list_machines()}
+
+    async def _placements(self, names: Sequence[str]) -> None:
+        if not names:
+            self.placements = await self.registry.list_placements()
+            return
+        keys = self.registry.keys
+        for name in names:
+            records, _ = await self.registry.records(keys.placement(name))
+            found = [r.value for r in records
+                     if r.key == keys.placement(name) and isinstance(r.value, str)]
+            _put(self.placements, name, found[0] if found else None)
+
+    async def _states(self, names: Sequence[str]) -> None:
+        if not names:
+            self.states = group_states(await self.registry.states_with_revs())
+            return
+        for name in names:
+            records, _ = await self.registry.records(self.registry.keys.unit_states(name))
+            rows = [(r.mod_rev, r.value) for r in records if isinstance(r.value, UnitState)]
+            _put(self.states, name, group_states(rows).get(name))
 
 
 def _put(table: dict[str, V], name: str, value: V | None) -> None:
@@ -247,20 +274,38 @@ class Waiter:
 
     async def update(self) -> Snapshot:
         """Bring the view up to date: re-read what changed, or all if a watch broke."""
+        scope = self._scope()
         if self.view is not None and not any(t.done() for t in self._watches):
-            await self.view.refresh(self.changes.take())
+            await self.view.refresh(self.changes.take(), scope)
             return self.view.snapshot()
         if self.view is not None:  # a broken watch: re-read everything, then watch again
             await self.close()
             await asyncio.sleep(self.attempt_seconds / 4)
-        self.view = await WaitView.read(self.registry)
+        revision = await self.registry.revision()
+        await self._watch_from(revision)
+        self.view = await WaitView.read(self.registry, scope, revision)
+        return self.view.snapshot()
+
+    def _scope(self) -> list[str]:
+        """The units whose keys alone are read (none: read every unit's)."""
+        return self.pending if len(self.pending) <= PER_UNIT_WATCHES else []
+
+    async def _watch_from(self, revision: int) -> None:
+        """Watch the waited-on keys from ``revision + 1``, then (the caller) read them.
+
+        The watches open before the read, from a revision read just before:
+        etcd serves a watch that starts at its current revision at once, but one
+        that starts in the past (here: a write landed between the read and the
+        watch, e.g. the engine's placement) only on its next sync, up to 100 ms
+        later. A change after ``revision`` then shows in the read, the watch, or
+        both (a second refresh reads the same value again).
+        """
         self.changes.take()
         names = set(self.pending)
         for prefix in watch_prefixes(self.registry, self.pending):
-            stream = relevant(self.registry, prefix, self.view.revision + 1, names, self.changes)
+            stream = relevant(self.registry, prefix, revision + 1, names, self.changes)
             self._watches.append(await self._stack.enter_async_context(
                 watch_wakes(stream, self.wake)))
-        return self.view.snapshot()
 
     def check(self, snap: Snapshot) -> list[str]:
         """The units still pending; print the messages of those that are done."""

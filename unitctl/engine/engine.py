@@ -26,26 +26,28 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from unitctl.agent.fencing import LOSS_GRACE
 from unitctl.engine.commit import pack, plan_groups
+from unitctl.engine.fastround import FastPath, partial_view, restricted
 from unitctl.engine.mirror import Mirror, read_view
 from unitctl.engine.planned import build_snapshot, failure_moves, mass_loss, planned_schedule
 from unitctl.engine.rollout import driving
-from unitctl.engine.view import EngineView
+from unitctl.engine.view import EngineView, PlannedSchedule
 from unitctl.errors import ConflictError, InvalidUnitError, RegistryError
 from unitctl.failover import DEFAULT_POLICY, FailurePolicy, MovePlan, MoveRecord, appended
 from unitctl.failover import parse_policy as parse_failure_policy
 from unitctl.loop import checkpoint, raise_if_ended, wake_or_timeout, watch_wakes
-from unitctl.model import Requirements
+from unitctl.model import Requirements, UnitRecord
 from unitctl.registry.failures import failure_store
 from unitctl.registry.kv import Put
 from unitctl.registry.leader import Leadership
 from unitctl.registry.registry import Registry
 from unitctl.resources import needs
-from unitctl.scheduler import Plan, schedule
+from unitctl.scheduler import Plan
+from unitctl.scheduler.incremental import schedule_keeping
 from unitctl.unitfile import UnitFile
 from unitctl.xfleet import requirements
 
@@ -60,6 +62,8 @@ class RoundResult:
     plan: Plan | None
     batches: int
     seconds: float
+    #: the round placed only what changed (:mod:`.fastround`)
+    incremental: bool = False
 
 
 class Engine:
@@ -88,6 +92,9 @@ class Engine:
         self.leading = False
         #: the mirror missed some of this engine's own writes: read afresh
         self._stale = False
+        #: the standing schedule kept between rounds (the incremental round)
+        self._fast = FastPath()
+        self._last_txns = 0
 
     async def run(self, lease: int) -> None:
         """Campaign with ``lease`` until cancelled."""
@@ -156,11 +163,19 @@ class Engine:
         self._stale = False
 
     async def reconcile(self, lead: Leadership, mirror: Mirror | None = None) -> RoundResult:
-        """One round: read (from ``mirror`` when given), schedule, commit.
+        """One round: read (from ``mirror`` when given), schedule, commit; incremental
+        when only new units changed since the last round (:mod:`.fastround`).
 
         Raises ConflictError if no longer leader.
         """
         t0 = time.perf_counter()
+        if mirror is not None:
+            records = self._fast.records(mirror, mirror.take_changes())
+            if records is not None and self.due is None:
+                fast = await self._fast_round(lead, mirror, records, t0)
+                if fast is not None:
+                    return fast
+        self._fast.drop()
         view = mirror.view() if mirror else await read_view(self.registry)
         if self._holding(view):
             held = RoundResult(view.revision, None, 0, time.perf_counter() - t0)
@@ -172,23 +187,59 @@ class Engine:
         bad = {n: r for n, r in reqs.items() if isinstance(r, str)}
         moves = failure_moves(view, good, self._unit_policies(view), self.wall())
         self.due = moves.next_due
-        plan = schedule(build_snapshot(view, good, moves))
+        plan, standing = schedule_keeping(build_snapshot(view, good, moves))
         counted = frozenset(n for n, r in good.items() if r.needs.any)
         planned = planned_schedule(view, plan, bad, counted)
-        done = await self.registry.commit(pack(plan_groups(self.registry.keys, view, planned)),
-                                          lead)
-        expected = {op.key: op.value if isinstance(op, Put) else None for op in done.ops}
+        expected, settled = await self._commit(lead, mirror, view, plan, planned)
         if moves.leave:
             await self._record_moves(view, plan, moves, expected)
+        if self._missing_since or self._mass_since is not None or moves.next_due is not None:
+            settled = False
+        self._fast.keep(standing if settled else None, mirror, expected)
+        return self._finish(view.revision, plan, t0)
+
+    async def _fast_round(self, lead: Leadership, mirror: Mirror,
+                          records: dict[str, UnitRecord], t0: float) -> RoundResult | None:
+        """The incremental round over ``records`` (None: run a full round)."""
+        reqs = await self._requirements_of(records)
+        inc = self._fast.place(records, reqs)
+        if inc is None:
+            return None
+        view = partial_view(mirror, inc.affected)
+        counted = frozenset(n for n in inc.affected
+                            if isinstance(r := self._reqs.get((n, view.units[n].hash)),
+                                          Requirements) and r.needs.any)
+        planned = planned_schedule(view, restricted(inc.plan, inc.affected), {}, counted)
+        expected, settled = await self._commit(lead, mirror, view, inc.plan, planned)
+        self._fast.keep(self._fast.standing if settled else None, mirror, expected)
+        return self._finish(mirror.revision, inc.plan, t0, incremental=True)
+
+    async def _commit(self, lead: Leadership, mirror: Mirror | None, view: EngineView,
+                      plan: Plan, planned: PlannedSchedule
+                      ) -> tuple[dict[str, bytes | None], bool]:
+        """Commit ``planned`` against ``view``: the values written, and whether the next
+        round may be incremental (not after a skipped group, a recheck, a stale mirror)."""
+        done = await self.registry.commit(pack(plan_groups(self.registry.keys, view, planned)),
+                                          lead)
+        self._last_txns = done.txns
+        expected = {op.key: op.value if isinstance(op, Put) else None for op in done.ops}
         # the next round must see our own writes, or it would redo them; a round over
         # a view without our last placements could give their room and ports away
         # again, so then the next round reads everything afresh
+        settled = True
         if mirror and done.ops and not await mirror.settle(expected, timeout=2.0):
             log.warning("engine: own writes not seen within 2s; re-reading the registry")
             self._stale = True
+            settled = False
         if mirror and (done.skipped or plan.recheck):
             mirror.trigger.set()  # a unit changed under us, or ports were freed: look again
-        result = RoundResult(view.revision, plan, done.txns, time.perf_counter() - t0)
+            settled = False
+        return expected, settled
+
+    def _finish(self, revision: int, plan: Plan, t0: float,
+                incremental: bool = False) -> RoundResult:
+        result = RoundResult(revision, plan, self._last_txns, time.perf_counter() - t0,
+                             incremental)
         self._log(result)
         if self.on_round:
             self.on_round(result)
@@ -226,6 +277,14 @@ class Engine:
         for key in [k for k in self._reqs if k not in live]:
             del self._reqs[key]
         return {n: self._reqs[(n, u.hash)] for n, u in view.units.items()}
+
+    async def _requirements_of(self, records: Mapping[str, UnitRecord]
+                               ) -> dict[str, Requirements | str]:
+        """Parse the requirements of ``records`` only (cached like :meth:`_requirements`)."""
+        missing = [(n, r.hash) for n, r in records.items() if (n, r.hash) not in self._reqs]
+        if missing:
+            await self._load_requirements(missing)
+        return {n: self._reqs[(n, r.hash)] for n, r in records.items()}
 
     async def _load_requirements(self, missing: list[tuple[str, str]]) -> None:
         """Read only the bodies needed, a bounded batch at a time (never all in one reply)."""

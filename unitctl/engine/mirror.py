@@ -4,9 +4,12 @@
 A :class:`Mirror` reads every prefix once when the engine takes the lead,
 then applies every change as a watch event, so an engine round costs what
 changed, not the size of the registry (fleet re-read everything on every
-tick). The engine still rebuilds the mirror from scratch every resync period,
-as a safety net. A watch that ends (for any reason) sets :attr:`Mirror.trigger`
-at once, and :meth:`Mirror.check` then raises.
+tick); keys outside the prefixes it holds (agents' states, requests, replies,
+bodies...) are skipped before decoding and wake nothing. :meth:`Mirror.take_changes`
+tells what was applied since the engine last looked (the incremental round,
+:mod:`unitctl.engine.fastround`). The engine still rebuilds the mirror from
+scratch every resync period, as a safety net. A watch that ends (for any
+reason) sets :attr:`Mirror.trigger` at once, and :meth:`Mirror.check` then raises.
 
 Poison keys: a key whose value does not decode is reported once and skipped,
 never raised. An invalid ``units/`` key *freezes* that unit: the view leaves
@@ -20,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
 
 from unitctl.engine.view import EngineView
 from unitctl.failover import FailureRecord, MoveRecord
@@ -36,6 +40,25 @@ from unitctl.volumes import VolumeRecord
 
 #: entities whose change calls for an engine round
 ROUND_ENTITIES = (Entity.UNIT, Entity.MACHINE, Entity.METADATA)
+#: entities the engine itself writes
+WRITTEN_ENTITIES = (Entity.PLACEMENT, Entity.SCHEDULED, Entity.EXPLANATION)
+
+
+@dataclass
+class Changes:
+    """What the watch applied since the engine last looked (:meth:`Mirror.take_changes`).
+
+    Attributes:
+        units: the names of the units whose key changed (put, deleted).
+        written: the placement, schedule and explanation keys that changed (the
+            engine's own writes, unless someone else wrote them too).
+        other: anything else changed: machines, metadata, failures, moves,
+            volumes, a key that does not decode.
+    """
+
+    units: set[str] = field(default_factory=set)
+    written: set[str] = field(default_factory=set)
+    other: bool = False
 
 
 async def read_view(registry: Registry) -> EngineView:
@@ -93,6 +116,8 @@ class Mirror:
         self.invalid_units: dict[str, str] = {}
         #: raw values of the keys the engine itself writes (for :meth:`settle`)
         self.written: dict[str, bytes] = {}
+        #: what changed since the engine last looked (:meth:`take_changes`)
+        self.changes = Changes()
         #: set when units/ or machines/ change, or the watch ended: time for a round
         self.trigger = asyncio.Event()
         self._changed = asyncio.Event()
@@ -144,10 +169,15 @@ class Mirror:
     async def _follow(self, rev: int) -> AsyncIterator[None]:
         """Apply the watch's events; yield once per batch (the pump wakes :meth:`settle`)."""
         keyspace = self.registry.keyspace
+        wanted = self._wanted_prefixes()
         try:
             async for batch in self.registry.watch(self.registry.keys.prefix, rev):
-                for ev in batch:
+                relevant = [ev for ev in batch if ev.key.startswith(wanted)]
+                if not relevant:
+                    continue  # states/, requests/, replies/, bodies/...: not scheduling's
+                for ev in relevant:
                     if self._failure_event(ev) or self._volume_event(ev):
+                        self.changes.other = True
                         self.trigger.set()
                         continue
                     try:
@@ -161,6 +191,18 @@ class Mirror:
                 yield
         finally:
             self.trigger.set()  # a watch that ends wakes the rounds at once
+
+    def _wanted_prefixes(self) -> tuple[str, ...]:
+        """The prefixes whose keys the mirror holds (every other key is skipped undecoded)."""
+        keys = self.registry.keys
+        return (keys.units(), keys.placements(), keys.schedules(), keys.machines(),
+                keys.explanations(), keys.metadata(), self._failure_keys.failures(),
+                self._failure_keys.moves(), self.registry.volumes.prefix)
+
+    def take_changes(self) -> Changes:
+        """What changed since the last call (or since the mirror was read); starts afresh."""
+        taken, self.changes = self.changes, Changes()
+        return taken
 
     def _failure_event(self, ev: Event) -> bool:
         """Apply a change of a ``failures/`` or ``moves/`` key; True when it was one.
@@ -201,7 +243,17 @@ class Mirror:
             return False  # already in the initial read
         self._handlers[entity](record)
         self.revision = max(self.revision, record.mod_rev)
+        self._note(entity, record.ref.name, record.key)
         return entity in ROUND_ENTITIES
+
+    def _note(self, entity: Entity, name: str, key: str) -> None:
+        """Record one applied change in :attr:`changes`."""
+        if entity is Entity.UNIT:
+            self.changes.units.add(name)
+        elif entity in WRITTEN_ENTITIES:
+            self.changes.written.add(key)
+        else:
+            self.changes.other = True
 
     def _invalid(self, bad: InvalidKey) -> bool:
         """Skip a key that does not decode (see the module doc); True: time for a round."""
@@ -211,6 +263,7 @@ class Mirror:
         if bad.mod_rev <= self._read_rev.get(ref.entity, 0):
             return False  # already in the initial read
         self._handlers[ref.entity](Record(bad.key, ref, None, b"", bad.mod_rev))
+        self.changes.other = True  # the fast round leaves poison to a full one
         if ref.entity is Entity.UNIT:
             self.invalid_units[ref.name] = bad.reason
         elif ref.entity is Entity.PLACEMENT:

@@ -33,9 +33,9 @@ from unitctl.scheduler.snapshot import ClusterSnapshot, UnitInfo, WorkingState
 class Round:
     """One scheduling round: the working state plus the placement queue."""
 
-    def __init__(self, snapshot: ClusterSnapshot) -> None:
+    def __init__(self, snapshot: ClusterSnapshot, state: WorkingState | None = None) -> None:
         self.snapshot = snapshot
-        self.state = WorkingState(snapshot)
+        self.state = WorkingState(snapshot) if state is None else state  # kept: .incremental
         self.ranker: LeastLoaded | None = None
         self.events: list[Decision] = []
         self.removed: set[str] = set()
@@ -53,6 +53,10 @@ class Round:
         self._validate()
         self._place_all()
         return self._plan()
+
+    def place_only(self, names: set[str]) -> None:
+        """Phase 3 alone, for ``names``, on a state kept from an earlier round."""
+        self._place_all(names)
 
     # ------------------------------------------------------------ 1. global units
 
@@ -182,13 +186,14 @@ class Round:
 
     # -------------------------------------------------------------- 3. placement
 
-    def _place_all(self) -> None:
+    def _place_all(self, unresolved: set[str] | None = None) -> None:
+        """Place every unplaced unit (or only ``unresolved``: the incremental round)."""
         state = self.state
         self.ranker = LeastLoaded({m: state.load(m) for m in state.machine_ids})
         self.unresolved = {
             name for name, unit in state.units.items()
             if unit.active and not unit.req.is_global and name not in state.placement
-        }
+        } if unresolved is None else unresolved
         self.queue = sorted(self.unresolved)
         while self.unresolved:
             self._drain()

@@ -97,6 +97,7 @@ class Relations:
         self._by_replace_globs: dict[tuple[str, ...], frozenset[str]] = {}
         self._effective: dict[tuple[str, str], bool] = {}
         self._held: dict[str, tuple[str, str]] | None = None
+        self._replace_globs: frozenset[str] | None = None
 
     def matching(self, pattern: str) -> frozenset[str]:
         """Return the active unit names ``pattern`` matches."""
@@ -160,6 +161,30 @@ class Relations:
             self._held = replace_cycle_holds(graph)
         return self._held.get(name)
 
+    def admits(self, unit: UnitInfo) -> bool:
+        """Tell whether ``unit`` can join without changing the Replaces graph (it has
+        no Replaces and no active unit's Replaces glob matches it): :meth:`add`."""
+        if unit.req.replaces:
+            return False
+        if self._replace_globs is None:
+            self._replace_globs = frozenset(
+                g for n in self._placeable for g in self._units[n].req.replaces)
+        return not any(matches_glob(g, unit.name) for g in self._replace_globs)
+
+    def add(self, unit: UnitInfo, units: Mapping[str, UnitInfo]) -> None:
+        """Learn one more active unit that :meth:`admits` (``units`` holds it): the
+        name caches are updated, the Replaces cycles stay as they are."""
+        self._units = units
+        name = unit.name
+        bisect.insort(self._names, name)
+        if not unit.req.is_global:
+            self._placeable = self._placeable | {name}
+        for pattern, found in self._by_pattern.items():
+            if matches_glob(pattern, name):
+                self._by_pattern[pattern] = found | {name}
+        self._by_globs.clear()
+        self._by_replace_globs.clear()
+
     def first_glob(self, globs: tuple[str, ...], name: str) -> str:
         """Return the first of ``globs`` that matches ``name`` (for messages), or ``""``."""
         return next((g for g in globs if matches_glob(g, name)), "")
@@ -205,6 +230,7 @@ class WorkingState:
 
     def __init__(self, snapshot: ClusterSnapshot) -> None:
         self.units = snapshot.units
+        self._owns_units = False
         self.machines: dict[str, Machine] = {
             m.id: m for m in sorted(snapshot.machines.values(), key=lambda m: m.id)
         }
@@ -290,6 +316,24 @@ class WorkingState:
         if unit.req.conflicts:
             for machine in self.machine_ids:
                 self.conflictors[machine].add(name)
+
+    def add_unit(self, unit: UnitInfo) -> bool:
+        """Take in a unit the round did not know as active (the incremental round,
+        :mod:`unitctl.scheduler.incremental`); False, and nothing changed, when it
+        would change the Replaces graph."""
+        if unit.active and not self.relations.admits(unit):
+            return False
+        units = self.units if isinstance(self.units, dict) and self._owns_units else dict(
+            self.units)  # the snapshot's mapping is the caller's: copied once
+        units[unit.name] = unit
+        self.units, self._owns_units = units, True
+        if unit.active:
+            self.relations.add(unit, units)
+            if not unit.req.is_global:
+                for peer in set(unit.req.machine_of) - {unit.name}:
+                    self.followers_of[peer] = tuple(sorted(
+                        {*self.followers_of.get(peer, ()), unit.name}))
+        return True
 
     def victims(self, unit: UnitInfo, machine: str) -> list[str]:
         """Return the units on ``machine`` that ``unit`` would evict (Replaces), sorted."""
