@@ -155,23 +155,34 @@ class Client:
         (failed) is stopped too, else setting "launched" again would do nothing.
         """
         name = rec.name
+        stopped_failed = False  # the stop ended "failed" (docker stop killed it, say)
         if snap.current(name) is DesiredState.LAUNCHED or rec.desired is DesiredState.LAUNCHED:
             since = await self.set_states([rec], DesiredState.LOADED)
-            await self.wait_for([name], self.reached(DesiredState.LOADED, since), attempts,
-                                what="report state loaded")
+            loaded = self.reached(DesiredState.LOADED, since)
+
+            def stop_done(now: Snapshot, unit: str) -> str | None:
+                nonlocal stopped_failed
+                message = loaded(now, unit)
+                if message is not None:
+                    stored = now.placed_state(unit)[1]
+                    stopped_failed = stored is not None and stored.state.active == "failed"
+                return message
+
+            await self.wait_for([name], stop_done, attempts, what="report state loaded")
         since = await self.set_states([rec], DesiredState.LAUNCHED)
-        await self.wait_for([name], self.reached(DesiredState.LAUNCHED, since), attempts,
-                            what="report state launched")
+        await self.wait_for([name], self.reached(DesiredState.LAUNCHED, since, stopped_failed),
+                            attempts, what="report state launched")
 
     # -- waiting -------------------------------------------------------------
     # The waiting module (asyncio) is loaded by the verbs that wait, not by the
     # read-only ones, which run without an event loop (unitctl.registry.blocking).
     @staticmethod
-    def reached(target: DesiredState, since: int = 0) -> Predicate:
+    def reached(target: DesiredState, since: int = 0, failed_before: bool = False
+                ) -> Predicate:
         """See :func:`unitctl.client.wait.reached`."""
         from unitctl.client import wait as waiting
 
-        return waiting.reached(target, since)
+        return waiting.reached(target, since, failed_before)
 
     @staticmethod
     def gone(snap: Snapshot, name: str) -> str | None:

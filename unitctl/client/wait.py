@@ -45,12 +45,17 @@ V = TypeVar("V")
 PER_UNIT_WATCHES = 4
 
 
-def reached(target: DesiredState, since: int = 0) -> Predicate:
+def reached(target: DesiredState, since: int = 0, failed_before: bool = False) -> Predicate:
     """A predicate: the unit's derived state is ``target`` (with its current body);
     a launched unit that has a health check must also be healthy.
 
     Reports that failed after revision ``since`` end the wait with an error.
+    ``failed_before``: the unit was ``failed`` when the wait began (a restart
+    whose stop ended failed, say a container killed by ``docker stop``); an
+    agent may publish that state again after ``since``, so ``failed`` ends the
+    wait only once the unit was seen in another state after ``since``.
     """
+    moved: set[str] = set()  # units seen out of "failed" after since
 
     def check(snap: Snapshot, name: str) -> str | None:
         rec = snap.units.get(name)
@@ -74,7 +79,9 @@ def reached(target: DesiredState, since: int = 0) -> Predicate:
             return f"Unit {name} loaded on {legend}"
         if st.active == "active":
             return _launched(name, legend, st.health)
-        if fresh and st.active == "failed":
+        if fresh and st.active != "failed":
+            moved.add(name)
+        if fresh and st.active == "failed" and (not failed_before or name in moved):
             raise SystemdError(
                 f"Unit {name} failed on {legend}: active={st.active} sub={st.sub}")
         return None
