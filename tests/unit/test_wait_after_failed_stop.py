@@ -40,3 +40,9 @@ def test_without_a_failed_stop_a_fresh_failed_ends_the_wait_at_once() -> None:
     with pytest.raises(SystemdError, match="active=failed"):
         reached(DesiredState.LAUNCHED, since=10)(snap("failed", 11), NAME)
     assert reached(DesiredState.LAUNCHED, since=10)(snap("failed", 9), NAME) is None
+
+
+def test_a_stop_is_done_once_the_unit_stopped_not_while_it_stops() -> None:
+    check = reached(DesiredState.LOADED, since=10)
+    assert check(snap("deactivating", 11), NAME) is None
+    assert check(snap("failed", 12), NAME) == f"Unit {NAME} loaded on aaaaaaaa.../10.0.0.1"

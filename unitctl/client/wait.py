@@ -74,8 +74,8 @@ def reached(target: DesiredState, since: int = 0, failed_before: bool = False) -
         if fresh and st.load in BAD_LOAD_STATES:
             raise SystemdError(f"Unit {name} failed to load on {legend}: load={st.load}")
         if target is DesiredState.LOADED:
-            if st.active in RUNNING_STATES:
-                return None
+            if st.active in RUNNING_STATES or st.active == "deactivating":
+                return None  # still stopping: it may yet end "failed"
             return f"Unit {name} loaded on {legend}"
         if st.active == "active":
             return _launched(name, legend, st.health)
