@@ -84,7 +84,8 @@ def check_rounds(snap: ClusterSnapshot, steps: list[dict[str, UnitInfo]]) -> Non
         full = schedule(base)
         inc = standing.place(changed)
         if inc is None:
-            assert not standing.usable or outside_fast_path(before, changed)
+            assert not standing.usable or outside_fast_path(before, changed) or (
+                standing.global_refused and any(u.req.needs.any for u in changed.values()))
             event("full round")
             return
         event("incremental round")

@@ -69,10 +69,8 @@ def reached(target: DesiredState, since: int = 0, failed_before: bool = False) -
             return None  # the agent still runs the previous body
         fresh = stored.mod_rev > since
         legend = snap.legend(machine)
-        if fresh and st.error:  # the agent's task failed there; it retries with backoff
-            raise SystemdError(f"Unit {name} failed on {legend}: {st.error}")
-        if fresh and st.load in BAD_LOAD_STATES:
-            raise SystemdError(f"Unit {name} failed to load on {legend}: load={st.load}")
+        if fresh:
+            _raise_if_refused(name, legend, st)
         if target is DesiredState.LOADED:
             if st.active in RUNNING_STATES or st.active == "deactivating":
                 return None  # still stopping: it may yet end "failed"
@@ -87,6 +85,15 @@ def reached(target: DesiredState, since: int = 0, failed_before: bool = False) -
         return None
 
     return check
+
+
+def _raise_if_refused(name: str, legend: str, st: UnitState) -> None:
+    """Raise for a fresh report of a failed task (the agent retries it with
+    backoff) or of a unit systemd could not load."""
+    if st.error:
+        raise SystemdError(f"Unit {name} failed on {legend}: {st.error}")
+    if st.load in BAD_LOAD_STATES:
+        raise SystemdError(f"Unit {name} failed to load on {legend}: load={st.load}")
 
 
 def _launched(name: str, legend: str, health: str) -> str | None:

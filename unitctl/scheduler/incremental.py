@@ -14,8 +14,10 @@ retries those too). Its plan equals the plan of :func:`~unitctl.scheduler.schedu
 over the new snapshot (decisions, placements, rejections, ports:
 ``tests/unit/test_incremental.py``). Anything else returns None and the caller
 runs a full round: a unit that was active changed or went, a global unit, a
-Replaces rule, and whatever the snapshot holds besides units (machines,
-metadata, volumes, failures: the caller's to tell). A round that unscheduled a
+Replaces rule, a unit with needs while a global unit is refused somewhere (its
+refusal counts what the machine has left, held ports included), and whatever
+the snapshot holds besides units (machines, metadata, volumes, failures: the
+caller's to tell). A round that unscheduled a
 unit (an eviction by a unit that waited for a new MachineOf peer) is still
 exact, but the state it leaves is not a standing one: the next call returns None.
 """
@@ -85,6 +87,8 @@ class Standing:
             old = state.units.get(name)
             if (old is not None and old.active) or unit.req.is_global:
                 return False
+            if self.global_refused and unit.req.needs.any:
+                return False  # a global refused for room: a full round words it anew
             if unit.active and not state.relations.admits(unit):
                 return False
         return True
