@@ -33,6 +33,9 @@ class PlacementReason(enum.StrEnum):
     FOLLOWS_MOVED = "follows {unit} which moved"
     FAILING = "keeps failing on this machine: moving it ({detail})"
     NO_ROOM_NOW = "no room any more: {detail}"
+    LEFT_BEHIND = ("MOVED WITHOUT ITS VOLUME {volume}: its data stays behind on machine "
+                   "{machine}, which is gone; it starts here with an empty volume "
+                   "(MoveWithoutVolume=yes); {reason}")
 
     # -- why a unit is placed on the machine it gets
     LEAST_LOADED = "least loaded machine that passes every rule ({load} units)"
@@ -69,6 +72,15 @@ class PlacementReason(enum.StrEnum):
     def render(self, **values: object) -> str:
         """Return the reason text with its placeholders filled in."""
         return str.format(self, **values)
+
+    @classmethod
+    def placed(cls, reason: str, left_behind: tuple[str, str] | None) -> str:
+        """A placement's ``reason``, led by the loud note that the unit's data stays
+        behind when it moves without its local volume (``left_behind``: (machine, volume))."""
+        if left_behind is None:
+            return reason
+        return cls.LEFT_BEHIND.render(machine=left_behind[0], volume=left_behind[1],
+                                      reason=reason)
 
 
 @dataclass(frozen=True, slots=True)
