@@ -24,6 +24,7 @@ from unitctl.registry.keyspace import Keyspace
 from unitctl.registry.memory import MemoryKV
 from unitctl.registry.volumes import VolumeStore
 from unitctl.scheduler import ClusterSnapshot, UnitInfo, schedule
+from unitctl.scheduler.incremental import schedule_keeping
 from unitctl.unitfile import UnitFile
 from unitctl.volumes import VolumeRecord, move_problems, parse_move, split_pins
 from unitctl.xfleet import requirements, validate
@@ -200,3 +201,16 @@ def test_a_waiting_unit_leaves_the_record_as_it_is(
         asyncio.run(_sink(tmp_path, M2, store).prepare("db.service", DB))
     assert asyncio.run(store.get("pg")) == old
     assert "this copy is a different one" in caplog.text
+
+
+def test_the_incremental_round_moves_a_new_unit_without_its_volume_as_a_full_round_does(
+        ) -> None:
+    """A unit destroyed and submitted again: its record (on lost M1) outlived it."""
+    base = ClusterSnapshot({M2: Machine(M2)}, {}, {}, volume_pins={"db.service": (M1, "pg")})
+    _plan, standing = schedule_keeping(base)
+    assert standing is not None
+    new = {"db.service": _unit("db.service", True)}
+    inc = standing.place(new)
+    full = schedule(ClusterSnapshot(base.machines, new, {}, volume_pins=base.volume_pins))
+    assert inc is not None and inc.plan == full
+    assert full.placements == {"db.service": M2}

@@ -254,8 +254,9 @@ class WorkingState:
         self.ledger = Ledger(self.machines, snapshot.allocations)
         #: unit -> (machine, volume) it is pinned to by a local volume; and the units
         #: that move without theirs (MoveWithoutVolume=yes, its machine is gone)
+        self._all_pins = snapshot.volume_pins
         self.volume_pins, self.left_behind = split_pins(
-            snapshot.volume_pins, self._moves_without_volume, self.machines)
+            self._all_pins, self._moves_without_volume, self.machines)
 
     def _moves_without_volume(self, unit: str) -> bool:
         info = self.units.get(unit)
@@ -335,6 +336,13 @@ class WorkingState:
             self.units)  # the snapshot's mapping is the caller's: copied once
         units[unit.name] = unit
         self.units, self._owns_units = units, True
+        if unit.name in self._all_pins:  # its MoveWithoutVolume= may be new
+            self.volume_pins.pop(unit.name, None)
+            self.left_behind.pop(unit.name, None)
+            held, left = split_pins({unit.name: self._all_pins[unit.name]},
+                                    self._moves_without_volume, self.machines)
+            self.volume_pins.update(held)
+            self.left_behind.update(left)
         if unit.active:
             self.relations.add(unit, units)
             if not unit.req.is_global:
