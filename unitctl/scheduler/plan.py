@@ -33,9 +33,6 @@ class PlacementReason(enum.StrEnum):
     FOLLOWS_MOVED = "follows {unit} which moved"
     FAILING = "keeps failing on this machine: moving it ({detail})"
     NO_ROOM_NOW = "no room any more: {detail}"
-    LEFT_BEHIND = ("MOVED WITHOUT ITS VOLUME {volume}: its data stays behind on machine "
-                   "{machine}, which is gone; it starts here with an empty volume "
-                   "(MoveWithoutVolume=yes); {reason}")
 
     # -- why a unit is placed on the machine it gets
     LEAST_LOADED = "least loaded machine that passes every rule ({load} units)"
@@ -44,6 +41,10 @@ class PlacementReason(enum.StrEnum):
     MOST_ROOM = "most room left of the machines that pass every rule ({left:.0%} left after)"
     LEAST_ROOM = ("least room left of the machines that pass every rule, Placement=binpack "
                   "({left:.0%} left after)")
+    #: leads the reason of a unit placed without its local volume (:meth:`placed`)
+    LEFT_BEHIND = ("MOVED WITHOUT ITS VOLUME {volume}: its data stays behind on machine "
+                   "{machine}, which is gone; it starts here with an empty volume "
+                   "(MoveWithoutVolume=yes); {reason}")
 
     # -- why a machine cannot take a unit (values of Plan.unplaceable)
     NO_MACHINES = "no machines in the cluster"
