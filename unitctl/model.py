@@ -103,6 +103,8 @@ class Requirements:
         needs: cpu, memory and host ports (:mod:`unitctl.resources`).
         stores: (store, volume) for each shared volume: the machine must declare
             every store (:mod:`unitctl.volumes`).
+        moves_without_volume: ``MoveWithoutVolume=yes``: when the machine of its local
+            volume is lost, the unit moves without its data (:mod:`unitctl.volumes`).
     """
 
     machine_id: str | None = None
@@ -113,12 +115,13 @@ class Requirements:
     is_global: bool = False
     needs: Needs = NO_NEEDS
     stores: tuple[tuple[str, str], ...] = ()
+    moves_without_volume: bool = False
 
     def __hash__(self) -> int:
         items = tuple(sorted((k, tuple(sorted(v))) for k, v in self.metadata.items()))
         return hash(
             (self.machine_id, items, self.machine_of, self.conflicts, self.replaces,
-             self.is_global, self.needs, self.stores)
+             self.is_global, self.needs, self.stores, self.moves_without_volume)
         )
 
 

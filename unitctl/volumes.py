@@ -16,6 +16,15 @@ for a volume on shared storage. Contract:
   it as a :class:`VolumeRecord` naming that machine (``volumes/<name>`` in etcd,
   no lease: the record outlives the machine); the unit is then pinned to that
   machine (:func:`pins`) until ``unitctl volume rm NAME``;
+* **losing a local volume's machine**: by default the unit waits for that machine
+  (it stays pinned while the machine is not registered). With
+  ``[X-Fleet] MoveWithoutVolume=yes`` (:data:`MOVE_OPTION`, :func:`parse_move`)
+  it is unpinned while the machine holding its volume is not registered
+  (:func:`split_pins`) and placed by its other rules, **without its data** (which
+  stays on the lost machine); the agent of the new machine makes the volume there
+  and takes the record over (compare-and-swap on the record's revision, only while
+  the old machine is still not registered), so the record never names two machines
+  and the unit does not move back when the old machine returns;
 * **shared** volume: a machine declares a shared store with the metadata pair
   ``storage.STORE=/mount/point`` (:func:`stores_of`), meaning "the same storage
   is mounted there on every machine that declares STORE". The unit runs only
@@ -31,11 +40,15 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
 
 #: The ``[X-Fleet]`` option.
 OPTION = "Volume"
+
+#: The ``[X-Fleet]`` option that lets a unit with a local volume move without it when
+#: the volume's machine is lost (``yes``/``no``, as ``[X-Failover] Move=``; default no).
+MOVE_OPTION = "MoveWithoutVolume"
 
 #: Where an agent keeps the local volumes of its machine.
 VOLUMES_ROOT = "/var/lib/unitctl/volumes"
@@ -53,6 +66,8 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _SIZE = re.compile(r"([0-9]{1,15})([KMGT]?)")
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 _SHARED = "shared="
+_YES = frozenset({"yes", "true", "1", "on"})
+_NO = frozenset({"no", "false", "0", "off"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +191,24 @@ def problems(values: Iterable[str]) -> list[str]:
     return []
 
 
+def parse_move(values: Iterable[str]) -> bool:
+    """Whether ``MoveWithoutVolume=`` items ``values`` let the unit move without its
+    local volumes (the last item counts; none: no); ValueError for a non-boolean."""
+    items = list(values)
+    if not items:
+        return False
+    last = items[-1].lower()
+    if last not in _YES | _NO:
+        raise ValueError(f"{MOVE_OPTION}={items[-1]!r}: use yes or no")
+    return last in _YES
+
+
+def move_problems(values: Iterable[str]) -> list[str]:
+    """The problem with the unit's ``MoveWithoutVolume=`` items, or none."""
+    bad = [v for v in values if v.lower() not in _YES | _NO]
+    return [f"{MOVE_OPTION}={bad[0]!r}: use yes or no"] if bad else []
+
+
 def store_needs(values: Iterable[str]) -> tuple[tuple[str, str], ...]:
     """(store, volume) for each shared volume among ``values``, sorted (bad items skipped:
     validation names them)."""
@@ -242,6 +275,22 @@ def pins(records: Mapping[str, VolumeRecord]) -> dict[str, tuple[str, str]]:
         if not record.store:
             out.setdefault(record.unit, (record.machine, name))
     return out
+
+
+def split_pins(volume_pins: Mapping[str, tuple[str, str]], may_move: Callable[[str], bool],
+               alive: Container[str]
+               ) -> tuple[dict[str, tuple[str, str]], dict[str, tuple[str, str]]]:
+    """(the pins that hold, the units that move without their volume): a unit that
+    ``may_move`` (``MoveWithoutVolume=yes``) whose volume's machine is not ``alive``
+    is not pinned and leaves its (machine, volume) behind; every other pin holds."""
+    held: dict[str, tuple[str, str]] = {}
+    left: dict[str, tuple[str, str]] = {}
+    for unit, pin in volume_pins.items():
+        if pin[0] not in alive and may_move(unit):
+            left[unit] = pin
+        else:
+            held[unit] = pin
+    return held, left
 
 
 def mount_points(mountinfo: str) -> frozenset[str]:

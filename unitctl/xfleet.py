@@ -36,9 +36,9 @@ from unitctl.resources import OPTIONS as RESOURCE_OPTIONS
 from unitctl.resources import problems as resource_problems
 from unitctl.specifiers import expand, instance_dependent, machine_specifiers
 from unitctl.unitfile import UnitFile
+from unitctl.volumes import MOVE_OPTION, move_problems, parse_move, store_needs
 from unitctl.volumes import OPTION as VOLUME_OPTION
 from unitctl.volumes import problems as volume_problems
-from unitctl.volumes import store_needs
 
 __all__ = [
     "LEGACY",
@@ -185,7 +185,16 @@ def requirements(name: str, unit: UnitFile) -> Requirements:
         replaces=tuple(option_values(name, unit, "Replaces")),
         is_global=bool(global_values) and global_values[-1].lower() in _TRUTHY,
         stores=store_needs(option_values(name, unit, VOLUME_OPTION)),
+        moves_without_volume=_moves_without_volume(name, unit),
     )
+
+
+def _moves_without_volume(name: str, unit: UnitFile) -> bool:
+    """``MoveWithoutVolume=`` (a bad value reads as no: :func:`validate` names it)."""
+    try:
+        return parse_move(option_values(name, unit, MOVE_OPTION))
+    except ValueError:
+        return False
 
 
 # -- validation -------------------------------------------------------------
@@ -206,7 +215,8 @@ def validate(name: str, unit: UnitFile) -> list[str]:
     problems = [*_combination_problems(req), *_specifier_problems(unit),
                 *_value_problems(name, unit, req), *_machine_of_problems(name, unit),
                 *resource_problems(name, unit),
-                *volume_problems(option_values(name, unit, VOLUME_OPTION))]
+                *volume_problems(option_values(name, unit, VOLUME_OPTION)),
+                *move_problems(option_values(name, unit, MOVE_OPTION))]
     if problems:
         raise InvalidOptionsError(f"{name}: " + "; ".join(problems))
     return _option_warnings(unit)
@@ -291,7 +301,7 @@ def _option_warnings(unit: UnitFile) -> list[str]:
     for entry in unit.options:
         key = entry.name
         if entry.section != SECTION or key in seen or key in OPTIONS \
-                or key in RESOURCE_OPTIONS or key == VOLUME_OPTION:
+                or key in RESOURCE_OPTIONS or key in (VOLUME_OPTION, MOVE_OPTION):
             continue
         seen.add(key)
         if key in LEGACY:

@@ -10,6 +10,13 @@ Before the executor loads a unit (:class:`~unitctl.agent.executor.VolumesSink`),
   its data, and records it under ``volumes/<NAME>`` naming this machine
   (created once, no lease, :class:`~unitctl.registry.volumes.VolumeStore`): the
   engine then keeps the unit on this machine for as long as the record exists;
+  a record naming another machine is left as it is (a warning), unless the unit
+  moves without its volume (``MoveWithoutVolume=yes``): then, while that machine
+  is not registered, this agent takes the record over
+  (:meth:`~unitctl.registry.volumes.VolumeStore.take_over`, compare-and-swap on
+  the record's revision) and logs a WARNING naming the machine the data stays on;
+  while that machine is registered it refuses to start the unit with an empty
+  volume (SystemdError);
 * a **shared** volume (``shared=STORE``): looks STORE up in this machine's own
   metadata (``storage.STORE=/mount/point``, the agent's ``metadata`` option),
   refuses a mount point that is not mounted (listed in ``/proc/self/mountinfo``:
@@ -40,6 +47,7 @@ from unitctl.systemd.unitdir import RUNTIME_UNIT_DIR
 from unitctl.unitfile import UnitFile
 from unitctl.volumes import (
     DROPIN_NAME,
+    MOVE_OPTION,
     OPTION,
     STORE_KEY_PREFIX,
     VOLUMES_ROOT,
@@ -47,6 +55,7 @@ from unitctl.volumes import (
     VolumeRecord,
     dropin_text,
     mount_points,
+    parse_move,
     parse_volumes,
     shared_dir,
     stores_of,
@@ -89,7 +98,9 @@ class LocalVolumes:
     async def prepare(self, name: str, text: str) -> None:
         """Make and record every volume of unit ``name``, then write its drop-in."""
         try:
-            volumes = parse_volumes(option_values(name, UnitFile.parse(text), OPTION))
+            unit = UnitFile.parse(text)
+            volumes = parse_volumes(option_values(name, unit, OPTION))
+            may_move = parse_move(option_values(name, unit, MOVE_OPTION))
         except ValueError as exc:
             raise UnitctlError(f"{name}: {exc}") from exc
         if not volumes:
@@ -97,7 +108,7 @@ class LocalVolumes:
             return
         for volume in volumes:
             path = self._make(name, volume)
-            await self._record(name, volume, path)
+            await self._record(name, volume, path, may_move)
         try:
             atomic_write(self.dropin_path(name), dropin_text(volumes, self.root, self.stores),
                          mode=0o644, make_dirs=True)
@@ -148,17 +159,37 @@ class LocalVolumes:
                 f"machine: refusing to put volume {volume.name} on local disk")
         return mount
 
-    async def _record(self, unit: str, volume: Volume, path: str) -> None:
-        """Create the volume's record; one naming another place is left as it is."""
+    async def _record(self, unit: str, volume: Volume, path: str, may_move: bool) -> None:
+        """Create the volume's record; one naming another place is left as it is, unless
+        the unit may move without its volume (:meth:`_take_over`)."""
         machine = "" if volume.store else self.machine
         record = VolumeRecord(volume.name, machine, path, volume.size, unit, volume.store)
         if await self.store.create(record):
             return
-        stored = await self.store.get(volume.name)
-        if stored is None or (stored.store, stored.machine) == (record.store, record.machine):
+        found = await self.store.get_with_revision(volume.name)
+        if found is None:
+            return
+        stored, revision = found
+        if (stored.store, stored.machine) == (record.store, record.machine):
+            return
+        if may_move and not stored.store and not record.store:
+            await self._take_over(record, stored.machine, revision)
             return
         where = (f"on shared store {stored.store}" if stored.store
                  else f"on machine {stored.machine}")
         log.warning("agent: volume %s is recorded %s, not where this unit asks for it: "
                     "this copy is a different one (unitctl volume rm %s to re-record it)",
                     volume.name, where, volume.name)
+
+    async def _take_over(self, record: VolumeRecord, old: str, revision: int) -> None:
+        """Record the volume here in place of lost machine ``old``; SystemdError when
+        ``old`` is registered (or the record changed since it was read)."""
+        if not await self.store.take_over(record, revision, old):
+            raise SystemdError(
+                f"{record.unit}: volume {record.name} is recorded on machine {old}, which is "
+                "registered (or the record just changed): not starting it here with an "
+                "empty volume")
+        log.warning("agent: %s MOVED WITHOUT ITS VOLUME %s (MoveWithoutVolume=yes): its data "
+                    "stays behind on machine %s; this machine (%s) now owns the volume and "
+                    "starts the unit on %s, empty unless it held it before",
+                    record.unit, record.name, old, self.machine, record.path)

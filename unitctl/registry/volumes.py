@@ -3,7 +3,12 @@
 * ``volumes/<name>``: written by the agent that made the volume's directory,
   **not under a lease** (the record outlives the machine: the data is still
   there when it comes back), created once (put-if-absent: a record is never
-  overwritten by another machine), removed only by ``unitctl volume rm``.
+  overwritten by another machine), removed only by ``unitctl volume rm``;
+  **taken over** by another machine only for a unit that moves without its
+  volume (``MoveWithoutVolume=yes``, :meth:`VolumeStore.take_over`): one
+  transaction that holds only while the record is the one read (its mod
+  revision) and the machine it names is not registered (no ``machines/<id>``
+  key), so two machines never both own it.
   The value is JSON ``{"machine": ..., "path": ..., "size": ..., "unit": ...}``
   for a local volume, ``{"store": ..., "path": ..., ...}`` for a shared one.
 
@@ -28,6 +33,7 @@ class VolumeStore:
     def __init__(self, kv: KV, keyspace: Keyspace) -> None:
         self.kv = kv
         self.prefix = f"{keyspace.keys.prefix}volumes/"
+        self.keys = keyspace.keys
 
     def key(self, name: str) -> str:
         if not valid_name(name):
@@ -47,8 +53,21 @@ class VolumeStore:
         return await self.kv.txn([mod_is(key, 0)], [Put(key, record.encode())])
 
     async def get(self, name: str) -> VolumeRecord | None:
+        found = await self.get_with_revision(name)
+        return None if found is None else found[0]
+
+    async def get_with_revision(self, name: str) -> tuple[VolumeRecord, int] | None:
+        """The record of ``name`` and its mod revision, or None."""
         kv = await self.kv.get(self.key(name))
-        return None if kv is None else VolumeRecord.decode(name, kv.value)
+        return None if kv is None else (VolumeRecord.decode(name, kv.value), kv.mod_rev)
+
+    async def take_over(self, record: VolumeRecord, revision: int, old_machine: str) -> bool:
+        """Replace the record at mod ``revision``, which names ``old_machine``, by
+        ``record``, if it is still that one and ``old_machine`` is not registered;
+        True when replaced."""
+        key = self.key(record.name)
+        return await self.kv.txn([mod_is(key, revision), mod_is(self.keys.machine(old_machine), 0)],
+                                 [Put(key, record.encode())])
 
     async def remove(self, name: str) -> bool:
         """Remove the record of ``name``; True when there was one."""

@@ -41,6 +41,10 @@ class PlacementReason(enum.StrEnum):
     MOST_ROOM = "most room left of the machines that pass every rule ({left:.0%} left after)"
     LEAST_ROOM = ("least room left of the machines that pass every rule, Placement=binpack "
                   "({left:.0%} left after)")
+    #: leads the reason of a unit placed without its local volume (:meth:`placed`)
+    LEFT_BEHIND = ("MOVED WITHOUT ITS VOLUME {volume}: its data stays behind on machine "
+                   "{machine}, which is gone; it starts here with an empty volume "
+                   "(MoveWithoutVolume=yes); {reason}")
 
     # -- why a machine cannot take a unit (values of Plan.unplaceable)
     NO_MACHINES = "no machines in the cluster"
@@ -69,6 +73,15 @@ class PlacementReason(enum.StrEnum):
     def render(self, **values: object) -> str:
         """Return the reason text with its placeholders filled in."""
         return str.format(self, **values)
+
+    @classmethod
+    def placed(cls, reason: str, left_behind: tuple[str, str] | None) -> str:
+        """A placement's ``reason``, led by the loud note that the unit's data stays
+        behind when it moves without its local volume (``left_behind``: (machine, volume))."""
+        if left_behind is None:
+            return reason
+        return cls.LEFT_BEHIND.render(machine=left_behind[0], volume=left_behind[1],
+                                      reason=reason)
 
 
 @dataclass(frozen=True, slots=True)

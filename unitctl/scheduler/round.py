@@ -308,7 +308,8 @@ class Round:
         state = self.state
         victims = state.victims(unit, machine)
         displaced = state.displaced(victims, machine) if victims else []
-        self._record(Action.SCHEDULE, unit.name, machine, self._placement_reason(unit, machine))
+        self._record(Action.SCHEDULE, unit.name, machine, PlacementReason.placed(
+            self._placement_reason(unit, machine), state.left_behind.get(unit.name)))
         state.place(unit, machine)
         self._sync(machine)
         for name, leader in displaced:

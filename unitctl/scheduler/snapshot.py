@@ -19,6 +19,7 @@ from unitctl.glob import matches_glob
 from unitctl.model import DesiredState, Machine, Requirements
 from unitctl.scheduler.capacity import Allocations, Ledger
 from unitctl.scheduler.rules import replace_cycle_holds
+from unitctl.volumes import split_pins
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +62,8 @@ class ClusterSnapshot:
     leave: Mapping[str, str] = field(default_factory=dict)
     allocations: Allocations = field(default_factory=dict)
     #: unit -> (machine, volume): the machine its local volume lives on, the only
-    #: machine it may run on (:func:`unitctl.volumes.pins`)
+    #: machine it may run on (:func:`unitctl.volumes.pins`), unless the unit moves
+    #: without its volume and that machine is gone (:func:`unitctl.volumes.split_pins`)
     volume_pins: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
@@ -250,8 +252,15 @@ class WorkingState:
         self.moves: dict[str, int] = {}
         #: CPU, memory and host ports per machine (:mod:`.capacity`)
         self.ledger = Ledger(self.machines, snapshot.allocations)
-        #: unit -> (machine, volume) it is pinned to by a local volume
-        self.volume_pins = snapshot.volume_pins
+        #: unit -> (machine, volume) it is pinned to by a local volume; and the units
+        #: that move without theirs (MoveWithoutVolume=yes, its machine is gone)
+        self._all_pins = snapshot.volume_pins
+        self.volume_pins, self.left_behind = split_pins(
+            self._all_pins, self._moves_without_volume, self.machines)
+
+    def _moves_without_volume(self, unit: str) -> bool:
+        info = self.units.get(unit)
+        return info is not None and info.req.moves_without_volume
 
     def load(self, machine: str) -> int:
         """Return the unit count of a machine: placed non-global units + global units."""
@@ -327,6 +336,13 @@ class WorkingState:
             self.units)  # the snapshot's mapping is the caller's: copied once
         units[unit.name] = unit
         self.units, self._owns_units = units, True
+        if unit.name in self._all_pins:  # its MoveWithoutVolume= may be new
+            self.volume_pins.pop(unit.name, None)
+            self.left_behind.pop(unit.name, None)
+            held, left = split_pins({unit.name: self._all_pins[unit.name]},
+                                    self._moves_without_volume, self.machines)
+            self.volume_pins.update(held)
+            self.left_behind.update(left)
         if unit.active:
             self.relations.add(unit, units)
             if not unit.req.is_global:
