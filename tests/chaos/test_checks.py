@@ -78,3 +78,15 @@ def test_a_run_stopped_by_a_short_etcd_outage_is_a_violation() -> None:
     assert inv.stopped_by_outage([run], [fault], TTL, 0, {"u.service": [(0.0, 4.9)]}) == []
     run.end_lo = run.end_hi = None
     assert inv.stopped_by_outage([run], [fault], TTL, 0, wanted) == []
+
+
+def test_a_run_that_ended_before_the_outage_began_is_not_its_doing() -> None:
+    # seen in CI: a restart returned just as the snapshot was read from the poll before
+    run = _run("m1", 1.0, 4.8)
+    run.end_hi = 4.95
+    fault = Fault("etcd_member", "e1", 5.0, 10.0, outage=0.0,
+                  snapshot=[("m1", 0, "u.service", 1.0)])
+    wanted = {"u.service": [(0.0, 30.0)]}
+    assert inv.stopped_by_outage([run], [fault], TTL, 0, wanted) == []
+    run.end_hi = 5.2  # the end may fall after the start: counted
+    assert len(inv.stopped_by_outage([run], [fault], TTL, 0, wanted)) == 1

@@ -121,7 +121,12 @@ def test_start_stop_and_scale_from_the_page(cluster: Cluster, server: Server, pa
 
 
 def _unit_page(page: Any, unit: str) -> None:
-    page.find_element(_by().LINK_TEXT, unit).click()
+    def opened(d: Any) -> bool:
+        # found and clicked in one step, retried on a stale link (a live update redraws
+        # the list; seen in CI)
+        d.find_element(_by().LINK_TEXT, unit).click()
+        return True
+    until(page, opened, what=f"the link to {unit} clicked")
     until(page, lambda d: d.find_element(_by().ID, "unit").is_displayed())
     until(page, lambda d: "ExecStart" in d.find_element(_by().ID, "unit-body").text,
           what="the unit's body")

@@ -109,6 +109,7 @@ class FaultInjector:
 
     def _etcd_fault(self, kind: str, act: Callable[[], tuple[str, float]]) -> Fault:
         self.load.pause()
+        self.monitor.wait_fresh()  # the last command's effect is in the snapshot
         snap = [(r.machine, r.gen, r.unit, r.start) for r in self.monitor.running()]
         start = time.monotonic()
         target, outage = act()

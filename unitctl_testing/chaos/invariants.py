@@ -12,7 +12,8 @@
   the last fault that began before it ended.
 * ``stopped_by_outage``: every run that was active when an etcd fault with an
   outage shorter than the TTL began is still running ``TTL + 2 s`` after it ended
-  (same machine, same start, same InvocationID).
+  (same machine, same start, same InvocationID). A run of the snapshot that
+  surely ended before the fault began was stopped by something else (a command).
 
 Also per fault: the units it took down and the worst time to recover, counted
 from the fault's end and from its start.
@@ -137,7 +138,8 @@ def stopped_by_outage(runs: Sequence[Interval], faults: Sequence[Fault], ttl: fl
         for key in f.snapshot:
             run = index.get(key)
             wanted = any(p0 <= f.start and check_at <= p1 for p0, p1 in launched.get(key[2], ()))
-            if run is not None and wanted and run.sure_end() <= check_at:
+            ended_before = run is not None and run.maybe_end() < f.start
+            if run is not None and wanted and not ended_before and run.sure_end() <= check_at:
                 out.append({"invariant": "stopped_by_outage", "unit": run.unit,
                             "machines": [run.machine], "run": run.to_json(t0),
                             "faults": [f.to_json(t0)]})

@@ -71,6 +71,8 @@ class SystemdMonitor:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _rounds: int = 0
+    _round_done: threading.Condition = field(default_factory=threading.Condition)
 
     # ------------------------------------------------------------ control
     def start(self) -> None:
@@ -100,6 +102,16 @@ class SystemdMonitor:
         with self._lock:
             return [t.current for t in self.tracks.values() if t.current is not None]
 
+    def wait_fresh(self, timeout: float = 5.0) -> bool:
+        """Wait until a whole poll round that began after this call has ended.
+
+        A snapshot read after this sees every change made before the call (a
+        command that just returned), not the previous round's view.
+        """
+        with self._round_done:
+            target = self._rounds + 2
+            return self._round_done.wait_for(lambda: self._rounds >= target, timeout)
+
     def where(self, unit: str) -> set[str]:
         return {r.machine for r in self.running() if r.unit == unit}
 
@@ -113,6 +125,9 @@ class SystemdMonitor:
             t0 = time.monotonic()
             names = list(self.cluster.names)
             await asyncio.gather(*(self._poll_machine(n) for n in names))
+            with self._round_done:
+                self._rounds += 1
+                self._round_done.notify_all()
             await asyncio.sleep(max(0.0, self.period - (time.monotonic() - t0)))
         for conn in self._conns.values():
             await conn.bus.close()
