@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -22,17 +23,34 @@ settings.register_profile(
 settings.load_profile("unitctl")
 
 
-@pytest.fixture(scope="session")
-def etcd() -> Iterator[EtcdCluster]:
-    """One real single-member etcd for the whole session."""
+@contextlib.contextmanager
+def started_etcd(size: int = 1) -> Iterator[EtcdCluster]:
+    """A real etcd cluster of ``size`` members on free loopback ports, stopped after.
+
+    A missing etcd-server fails the test (never a skip)."""
     if shutil.which("etcd") is None:
         pytest.fail("etcd-server is not installed: run scripts/install-deps.sh")
-    cluster = EtcdCluster(size=1)
+    cluster = EtcdCluster(size=size)
     cluster.start()
     try:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def etcd() -> Iterator[EtcdCluster]:
+    """One real single-member etcd for the whole session."""
+    with started_etcd() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def own_etcd() -> Iterator[EtcdCluster]:
+    """A single-member etcd of this test's own, for tests that restart or stop it
+    (doing that to the session's etcd would disturb other tests)."""
+    with started_etcd() as cluster:
+        yield cluster
 
 
 @pytest.fixture

@@ -35,16 +35,6 @@ pytestmark = pytest.mark.etcd
 SERVICE = "[Service]\nExecStart=/bin/sleep infinity\n"
 
 
-@pytest.fixture
-def own_etcd() -> Iterator[EtcdCluster]:
-    cluster = EtcdCluster(size=1)
-    cluster.start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-
-
 def test_pooled_connections_closed_by_an_etcd_restart_are_not_used(
         own_etcd: EtcdCluster) -> None:
     """After a restart every idle pooled connection is dead; the first request after

@@ -6,8 +6,7 @@ on real files with real commands."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -23,18 +22,6 @@ from unitctl_testing.etcd import EtcdCluster
 
 pytestmark = pytest.mark.etcd
 PREFIX = "/templates-it/"
-
-
-@pytest.fixture
-def own_etcd() -> Iterator[EtcdCluster]:
-    if shutil.which("etcd") is None:
-        pytest.fail("etcd-server is not installed: run scripts/install-deps.sh")
-    cluster = EtcdCluster(size=1)
-    cluster.start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 async def until(cond: Callable[[], bool], timeout: float = 15.0) -> None:

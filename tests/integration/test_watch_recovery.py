@@ -15,11 +15,11 @@ resync timer (the audit measured 55 s and 54 s).
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
+from tests.conftest import started_etcd
 from unitctl.errors import RegistryError
 from unitctl.model import DesiredState, UnitRecord
 from unitctl.registry.etcd import EtcdConfig, EtcdKV
@@ -50,16 +50,10 @@ ADAPTERS = {"gateway": GatewayKV, "etcd": EtcdKV}
                 ids=["1-member", "3-members", "3-members-grpc"])
 def own_etcd(request: pytest.FixtureRequest) -> Iterator[EtcdCluster]:
     """A cluster of this test's own (restarting the session's etcd would disturb others)."""
-    if shutil.which("etcd") is None:
-        pytest.fail("etcd-server is not installed: run scripts/install-deps.sh")
     size, adapter = request.param
-    cluster = EtcdCluster(size=size)
-    setattr(cluster, "agents_adapter", ADAPTERS[adapter])  # noqa: B010  (read by run())
-    cluster.start()
-    try:
+    with started_etcd(size) as cluster:
+        setattr(cluster, "agents_adapter", ADAPTERS[adapter])  # noqa: B010  (read by run())
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def restart_all(cluster: EtcdCluster) -> None:
