@@ -10,10 +10,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from tests.integration.test_watch_recovery import restart_all, retry
 from unitctl.agent.template_host import PREVIOUS, LocalHost
 from unitctl.agent.templates import TemplateRunner
+from unitctl.cli.main import cli
+from unitctl.cli.session import Session
 from unitctl.model import Machine
 from unitctl.registry.etcd import EtcdConfig, EtcdKV
 from unitctl.registry.registry import Registry
@@ -101,3 +104,56 @@ def test_check_install_and_restore_on_real_files(own_etcd: EtcdCluster,
         assert runner.statuses["esc"].result == "refused"
         assert not Path("/etc/x.conf").exists()
     run(own_etcd, tmp_path, body)
+
+
+BUNDLE = """\
+apiVersion: unitctl.io/v1
+kind: Bundle
+metadata:
+  name: conf
+spec:
+  units:
+    - name: app.service
+      state: inactive
+      body: |
+        [Service]
+        ExecStart=/bin/sleep infinity
+  templates:
+    - name: app-conf
+      src: app.conf.j2
+      dest: {dest}
+      keys: [/app]
+"""
+
+
+def _cli(cluster: EtcdCluster, *args: str) -> tuple[int, str]:
+    res = CliRunner().invoke(cli, ["--endpoint", cluster.endpoints[0], "--etcd-key-prefix",
+                                   PREFIX, *args], obj=Session())
+    return res.exit_code, res.output
+
+
+def test_a_template_applied_from_a_clusterfile_is_rendered_and_pruned_alone(
+        own_etcd: EtcdCluster, tmp_path: Path) -> None:
+    """``unitctl apply`` of a Clusterfile with ``spec.templates`` through the real CLI:
+    an agent's runner renders it; ``--prune`` of it leaves the file in place."""
+    dest = tmp_path / "out" / "app.conf"
+    dest.parent.mkdir()
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "app.conf.j2").write_text("v={{ getv('/app/v') }}\n")
+    path = src / "Clusterfile.yaml"
+    path.write_text(BUNDLE.format(dest=dest))
+
+    async def body(reg: Registry, runner: TemplateRunner, tmp: Path) -> None:
+        await reg.templates.set_data("/app/v", "one")
+        code, out = await asyncio.to_thread(_cli, own_etcd, "apply", "-f", str(path))
+        assert code == 0 and "Template app-conf created" in out, out
+        await until(lambda: dest.exists() and dest.read_text() == "v=one\n")
+        path.write_text(BUNDLE.format(dest=dest).split("  templates:")[0])
+        code, out = await asyncio.to_thread(_cli, own_etcd, "apply", "-f", str(path),
+                                            "--prune")
+        assert code == 0 and "Template app-conf pruned" in out, out
+        assert await reg.templates.all() == []
+        await until(lambda: "app-conf" not in runner.statuses)
+        assert dest.read_text() == "v=one\n"
+    run(own_etcd, tmp_path / "out", body)

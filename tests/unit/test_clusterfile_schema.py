@@ -18,6 +18,7 @@ from unitctl.bundle import spec as bspec
 from unitctl.bundle.load import load_clusterfile
 from unitctl.bundle.located import load_documents
 from unitctl.errors import UsageError
+from unitctl.templating import resource
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "docs" / "clusterfile.schema.json").read_text())
@@ -113,6 +114,7 @@ def test_the_schema_and_the_loader_allow_the_same_keys() -> None:
     assert set(defs["metadata"]["properties"]) == bspec.METADATA_KEYS
     assert set(bundle["spec"]["properties"]) == bspec.BUNDLE_SPEC_KEYS
     assert set(defs["unit"]["properties"]) == bspec.UNIT_KEYS
+    assert set(defs["template"]["properties"]) == resource.FIELDS | {"src"}
     assert set(defs["config"]["properties"]["spec"]["properties"]) == bspec.CONFIG_SPEC_KEYS
     assert defs["unit"]["properties"]["state"]["enum"] == ["inactive", "loaded", "launched"]
     assert defs["config"]["properties"]["spec"]["properties"]["strategy"]["enum"] == \

@@ -11,15 +11,22 @@ units whose owner is this bundle.
 Ownership: a unit belongs to the bundle that created (or, with ``adopt``,
 took over) it; a unit of another bundle is refused, and so is a unit nobody
 owns unless ``adopt`` is given. Every refusal is raised before any write.
+
+Config template resources (``spec.templates``) follow the same rules with
+owner records of their own: a template whose stored resource differs is
+submitted, one the bundle owns and no longer names is destroyed with
+``prune`` (the files it rendered stay on the machines, as with
+``unitctl template destroy``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from unitctl.errors import ConflictError
 from unitctl.model import DesiredState, UnitRecord
+from unitctl.templating.resource import TemplateResource
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +41,11 @@ class DesiredUnit:
 
 @dataclass(frozen=True, slots=True)
 class Desired:
-    """A bundle's units, sorted by name (names are unique)."""
+    """A bundle's units and config templates, each sorted by name (names are unique)."""
 
     bundle: str
     units: tuple[DesiredUnit, ...]
+    templates: tuple[TemplateResource, ...] = ()
 
     def by_name(self) -> dict[str, DesiredUnit]:
         return {u.name: u for u in self.units}
@@ -45,10 +53,13 @@ class Desired:
 
 @dataclass(frozen=True, slots=True)
 class Stored:
-    """What is stored: the unit records and each owned unit's bundle."""
+    """What is stored: the unit records and each owned unit's bundle; the template
+    resources (those a plan needs) and each owned template's bundle."""
 
     units: Mapping[str, UnitRecord]
     owners: Mapping[str, str]
+    templates: Mapping[str, TemplateResource] = field(default_factory=dict)
+    template_owners: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +82,10 @@ class Plan:
         claim: units whose owner record becomes this bundle.
         prune: stored units this bundle owns and no longer names.
         release: owner records to delete (pruned units, and stale ones of units gone).
+        templates: the template resources to submit (new, or differing from the
+            stored one, which is beside it; None when there is none).
+        template_claim, template_prune, template_release: as ``claim``, ``prune``
+            and ``release``, for templates.
     """
 
     bundle: str
@@ -80,17 +95,24 @@ class Plan:
     claim: tuple[str, ...] = ()
     prune: tuple[str, ...] = ()
     release: tuple[str, ...] = ()
+    templates: tuple[tuple[TemplateResource, TemplateResource | None], ...] = ()
+    template_claim: tuple[str, ...] = ()
+    template_prune: tuple[str, ...] = ()
+    template_release: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
         return not (self.create or self.replace or self.states or self.claim or self.prune
-                    or self.release)
+                    or self.release or self.templates or self.template_claim
+                    or self.template_prune or self.template_release)
 
     def summary(self) -> str:
         """``2 created, 1 replaced, 3 state changes, 1 pruned`` (the parts that are not 0)."""
         parts = [(len(self.create), "created"), (len(self.replace), "replaced"),
                  (len(self.states), "state changes"), (len(self.prune), "pruned"),
-                 (len(set(self.claim) - {u.name for u in self.create}), "adopted")]
+                 (len(set(self.claim) - {u.name for u in self.create}), "adopted"),
+                 (len(self.templates), "templates submitted"),
+                 (len(self.template_prune), "templates pruned")]
         return ", ".join(f"{n} {what}" for n, what in parts if n) or "owner records only"
 
 
@@ -105,6 +127,35 @@ def _refuse_foreign(desired: Desired, stored: Stored, adopt: bool) -> None:
                                 f"--adopt to let bundle {desired.bundle} take it over")
 
 
+def _refuse_foreign_templates(desired: Desired, stored: Stored, adopt: bool) -> None:
+    for res in desired.templates:
+        owner = stored.template_owners.get(res.name)
+        if owner is not None and owner != desired.bundle:
+            raise ConflictError(f"template {res.name} belongs to bundle {owner}, not "
+                                f"{desired.bundle}: remove it from one of them")
+        if owner is None and res.name in stored.templates and not adopt:
+            raise ConflictError(f"template {res.name} exists and belongs to no bundle: give "
+                                f"--adopt to let bundle {desired.bundle} take it over")
+
+
+TemplatePart = tuple[tuple[tuple[TemplateResource, TemplateResource | None], ...],
+                     tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+
+
+def _template_plan(desired: Desired, stored: Stored, prune: bool) -> TemplatePart:
+    """The template part of a plan: (templates, claim, prune, release)."""
+    put = tuple((res, stored.templates.get(res.name)) for res in desired.templates
+                if stored.templates.get(res.name) != res)
+    claim = tuple(r.name for r in desired.templates
+                  if stored.template_owners.get(r.name) != desired.bundle)
+    names = {r.name for r in desired.templates}
+    gone = sorted(n for n, owner in stored.template_owners.items()
+                  if owner == desired.bundle and n not in names)
+    pruned = tuple(n for n in gone if n in stored.templates) if prune else ()
+    stale = tuple(n for n in gone if n not in stored.templates)
+    return put, claim, pruned, tuple(sorted({*pruned, *stale}))
+
+
 def owned(stored: Stored, bundle: str) -> list[str]:
     """The units whose owner record names ``bundle``, sorted."""
     return sorted(name for name, owner in stored.owners.items() if owner == bundle)
@@ -117,6 +168,7 @@ def plan(desired: Desired, stored: Stored, prune: bool = False, adopt: bool = Fa
         ConflictError: a unit of another bundle, or an unowned one without ``adopt``.
     """
     _refuse_foreign(desired, stored, adopt)
+    _refuse_foreign_templates(desired, stored, adopt)
     create: list[DesiredUnit] = []
     swap: list[tuple[DesiredUnit, UnitRecord]] = []
     states: list[StateChange] = []
@@ -136,7 +188,7 @@ def plan(desired: Desired, stored: Stored, prune: bool = False, adopt: bool = Fa
     pruned = tuple(n for n in gone if n in stored.units) if prune else ()
     stale = tuple(n for n in gone if n not in stored.units)
     return Plan(desired.bundle, tuple(create), tuple(swap), tuple(states), claim, pruned,
-                tuple(sorted({*pruned, *stale})))
+                tuple(sorted({*pruned, *stale})), *_template_plan(desired, stored, prune))
 
 
 def applied(stored: Stored, done: Plan, desired: Desired) -> Stored:
@@ -155,7 +207,20 @@ def applied(stored: Stored, done: Plan, desired: Desired) -> Stored:
         units.pop(name, None)
     for name in done.release:
         owners.pop(name, None)
-    return Stored(units, owners)
+    return Stored(units, owners, *_templates_applied(stored, done))
+
+
+def _templates_applied(stored: Stored, done: Plan) -> tuple[dict[str, TemplateResource],
+                                                            dict[str, str]]:
+    templates = dict(stored.templates)
+    owners = dict(stored.template_owners)
+    templates.update((res.name, res) for res, _ in done.templates)
+    owners.update((name, done.bundle) for name in done.template_claim)
+    for name in done.template_prune:
+        templates.pop(name, None)
+    for name in done.template_release:
+        owners.pop(name, None)
+    return templates, owners
 
 
 def state_groups(changes: Sequence[StateChange]) -> list[tuple[DesiredState, list[str]]]:

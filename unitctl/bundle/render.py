@@ -12,6 +12,11 @@ and every unit is parsed and validated like ``unitctl submit`` does
 (names, unit file syntax, ``[X-Fleet]``). The first problem is refused with
 its place in the Clusterfile; nothing here writes anything.
 
+Each entry of ``spec.templates`` becomes a config template resource: its
+``src`` file is read into its ``template`` text (not rendered here: the agents
+render it from etcd's data) and the resource is validated as ``unitctl
+template submit`` does.
+
 Render context: the env values (bundle's, then the unit's, then ``-e``
 overrides), ``bundle`` (the bundle's name), ``unit`` (the unit's name) and,
 for an instance, ``instance``.
@@ -30,11 +35,12 @@ from unitctl import names as unames
 from unitctl import xfleet
 from unitctl.bundle.located import Place, load_documents
 from unitctl.bundle.plan import Desired, DesiredUnit
-from unitctl.bundle.spec import BundleSpec, ConfigDoc, EnvValue, UnitEntry
+from unitctl.bundle.spec import BundleSpec, ConfigDoc, EnvValue, TemplateEntry, UnitEntry
 from unitctl.errors import UnitctlError
 from unitctl.generate.render import generate_units, sandboxed_environment
 from unitctl.generate.spec import parse_spec
 from unitctl.model import DesiredState
+from unitctl.templating.resource import TemplateResource, from_mapping
 from unitctl.unitfile import UnitFile
 
 #: Reads a file named relative to the Clusterfile (raises UnitctlError naming the problem).
@@ -254,4 +260,34 @@ def render_bundle(bundle: BundleSpec, read: Reader,
             raise config.place.refuse(f"Config {config.name}: no entry of bundle "
                                       f"{bundle.name} has the {target}")
     ordered = tuple(units[n] for n in sorted(units))
-    return Rendered(Desired(bundle.name, ordered), tuple(warnings))
+    templates = _desired_templates(bundle, read)
+    return Rendered(Desired(bundle.name, ordered, templates), tuple(warnings))
+
+
+def _template(entry: TemplateEntry, index: int, read: Reader) -> TemplateResource:
+    what = f"templates[{index}]"
+    fields = dict(entry.fields)
+    if isinstance(fields.get("mode"), int) and not isinstance(fields["mode"], bool):
+        raise entry.place.refuse(f"{what}.mode must be quoted octal text (mode: \"0644\"): "
+                                 "YAML reads 0644 as a number")
+    if entry.src is not None:
+        try:
+            fields["template"] = read(entry.src)
+        except UnitctlError as exc:
+            raise entry.source_place.refuse(str(exc)) from None
+    try:
+        return from_mapping(fields)
+    except UnitctlError as exc:
+        raise entry.place.refuse(f"{what}: {exc}") from None
+
+
+def _desired_templates(bundle: BundleSpec, read: Reader) -> tuple[TemplateResource, ...]:
+    """The bundle's config template resources, validated, sorted by name."""
+    out: dict[str, TemplateResource] = {}
+    for index, entry in enumerate(bundle.templates):
+        res = _template(entry, index, read)
+        if res.name in out:
+            raise entry.place.refuse(f"template {res.name} is named twice in bundle "
+                                     f"{bundle.name}")
+        out[res.name] = res
+    return tuple(out[n] for n in sorted(out))

@@ -22,7 +22,7 @@ API_VERSION = "unitctl.io/v1"
 KINDS = ("Bundle", "Config")
 DOCUMENT_KEYS = frozenset({"apiVersion", "kind", "metadata", "spec"})
 METADATA_KEYS = frozenset({"name"})
-BUNDLE_SPEC_KEYS = frozenset({"env", "units"})
+BUNDLE_SPEC_KEYS = frozenset({"env", "units", "templates"})
 UNIT_KEYS = frozenset({"name", "body", "path", "generate", "instances", "state", "env",
                        "render"})
 SOURCE_KEYS = ("body", "path", "generate")
@@ -32,6 +32,8 @@ STRATEGIES = ("overwrite", "merge")
 RESERVED_ENV = frozenset({"bundle", "instance", "unit"})
 #: The most units one bundle may hold (its revision record stays far under etcd's limit).
 MAX_UNITS = 2000
+#: The most config template resources one bundle may hold.
+MAX_TEMPLATES = 200
 
 BUNDLE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -83,14 +85,32 @@ class ConfigDoc:
 
 
 @dataclass(frozen=True, slots=True)
+class TemplateEntry:
+    """One item of ``spec.templates``: a config template resource
+    (:mod:`unitctl.templating.resource`'s fields), its text inline (``template``)
+    or in a file named relative to the Clusterfile (``src``, confd's key).
+
+    ``fields`` are the item's keys but ``src``, as plain values; the renderer
+    validates them with :func:`~unitctl.templating.resource.from_mapping`.
+    """
+
+    fields: dict[str, t.Any]
+    src: str | None
+    place: Place
+    source_place: Place
+
+
+@dataclass(frozen=True, slots=True)
 class BundleSpec:
-    """A checked Clusterfile: the bundle's name, env, unit entries and overlays."""
+    """A checked Clusterfile: the bundle's name, env, unit entries, overlays and
+    config template resources."""
 
     name: str
     env: dict[str, EnvValue]
     units: tuple[UnitEntry, ...]
     configs: tuple[ConfigDoc, ...]
     file: str
+    templates: tuple[TemplateEntry, ...] = ()
 
 
 def _keys(m: LocatedMap, allowed: frozenset[str], what: str) -> None:
@@ -199,6 +219,41 @@ def _units(spec: LocatedMap) -> tuple[UnitEntry, ...]:
     return tuple(parse_unit(item, items.item_place(i), i) for i, item in enumerate(items))
 
 
+def _plain(value: t.Any) -> t.Any:
+    """A located YAML value as plain dicts and lists."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def parse_template(raw: t.Any, place: Place, index: int) -> TemplateEntry:
+    """Check one ``spec.templates`` item's shape (its fields are checked at render)."""
+    what = f"templates[{index}]"
+    m = _map(raw, place, what)
+    given = [k for k in ("src", "template") if k in m]
+    if len(given) != 1:
+        raise m.place.refuse(f"{what} needs exactly one of src (a file next to the "
+                             f"Clusterfile) or template (inline text) (found "
+                             f"{', '.join(given) or 'none'})")
+    src = _text(m, "src", what)
+    fields = {k: _plain(v) for k, v in m.items() if k != "src"}
+    return TemplateEntry(fields, src, m.place, m.value_place(given[0]))
+
+
+def _templates(spec: LocatedMap) -> tuple[TemplateEntry, ...]:
+    if "templates" not in spec:
+        return ()
+    items = spec["templates"]
+    if not isinstance(items, LocatedList):
+        raise spec.value_place("templates").refuse("spec.templates must be a list")
+    if len(items) > MAX_TEMPLATES:
+        raise spec.value_place("templates").refuse(
+            f"a bundle holds at most {MAX_TEMPLATES} templates")
+    return tuple(parse_template(item, items.item_place(i), i) for i, item in enumerate(items))
+
+
 def _config(name: str, spec: LocatedMap) -> ConfigDoc:
     what = f"Config {name}"
     _keys(spec, CONFIG_SPEC_KEYS, f"{what} spec")
@@ -258,4 +313,5 @@ def parse_bundle(text: str, filename: str) -> BundleSpec:
         raise Place(filename).refuse("no 'kind: Bundle' document")
     name, spec, _ = bundle
     _keys(spec, BUNDLE_SPEC_KEYS, "Bundle spec")
-    return BundleSpec(name, _env(spec, "env", "spec"), _units(spec), tuple(configs), filename)
+    return BundleSpec(name, _env(spec, "env", "spec"), _units(spec), tuple(configs), filename,
+                      _templates(spec))

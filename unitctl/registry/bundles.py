@@ -2,6 +2,7 @@
 
 ``owners/<unit>`` names the bundle that owns a unit (``unitctl apply``
 created it, or took it over with ``--adopt``); only the owner may prune it.
+``template-owners/<template>`` does the same for config templates.
 ``bundles/<bundle>/<n>`` is revision ``n`` (:mod:`.revisions`), and
 ``bundlebodies/<bundle>/<sha>`` the unit texts the kept revisions name, so a
 rollback finds the text of a unit whose ``bodies/`` key went with its last
@@ -17,7 +18,7 @@ bodies are read a few at a time, never all in one reply.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from unitctl.errors import ConflictError
 from unitctl.registry import blocking, poison
@@ -75,23 +76,38 @@ class BundleStore:
         self.keyspace = keyspace
         self.keys: Keys = keyspace.keys
 
-    # -- owners --------------------------------------------------------------
+    # -- owners ------------------------------------------------------------
     async def owners(self) -> dict[str, str]:
         """Every owner record: unit -> bundle."""
-        rng = await self.kv.get_prefix(self.keys.owners())
-        return {self.keys.tail(kv.key, self.keys.owners()): kv.value.decode()
-                for kv in rng.kvs}
+        return await self._owners(self.keys.owners())
+
+    async def template_owners(self) -> dict[str, str]:
+        """Every config template's owner record: template -> bundle."""
+        return await self._owners(self.keys.template_owners())
+
+    async def _owners(self, root: str) -> dict[str, str]:
+        rng = await self.kv.get_prefix(root)
+        return {self.keys.tail(kv.key, root): kv.value.decode() for kv in rng.kvs}
 
     async def claim(self, bundle: str, names: Sequence[str], known: Mapping[str, str]) -> None:
-        """Make ``bundle`` the owner of ``names``, each of which had the owner ``known``
-        shows (absent or ``bundle``) when it was read.
+        """Make ``bundle`` the owner of units ``names``, each of which had the owner
+        ``known`` shows (absent or ``bundle``) when it was read.
 
         Raises:
             ConflictError: an owner record changed since it was read.
         """
+        await self._claim(self.keys.owner, bundle, names, known)
+
+    async def claim_templates(self, bundle: str, names: Sequence[str],
+                              known: Mapping[str, str]) -> None:
+        """:meth:`claim` for config templates."""
+        await self._claim(self.keys.template_owner, bundle, names, known)
+
+    async def _claim(self, key_of: Callable[[str], str], bundle: str, names: Sequence[str],
+                     known: Mapping[str, str]) -> None:
         groups: list[Group] = []
         for name in names:
-            key = self.keys.owner(name)
+            key = key_of(name)
             guard = value_is(key, bundle.encode()) if known.get(name) == bundle else \
                 mod_is(key, 0)
             groups.append(([guard], [Put(key, bundle.encode())]))
@@ -101,9 +117,17 @@ class BundleStore:
                                     "meanwhile (another apply?); try again")
 
     async def release(self, bundle: str, names: Sequence[str]) -> None:
-        """Delete the owner records of ``names`` that still name ``bundle``."""
+        """Delete the owner records of units ``names`` that still name ``bundle``."""
+        await self._release(self.keys.owner, bundle, names)
+
+    async def release_templates(self, bundle: str, names: Sequence[str]) -> None:
+        """:meth:`release` for config templates."""
+        await self._release(self.keys.template_owner, bundle, names)
+
+    async def _release(self, key_of: Callable[[str], str], bundle: str,
+                       names: Sequence[str]) -> None:
         for name in names:
-            key = self.keys.owner(name)
+            key = key_of(name)
             await self.kv.txn([value_is(key, bundle.encode())], [Delete(key)])
 
     # -- revisions -----------------------------------------------------------

@@ -25,6 +25,7 @@ Under the prefix (default ``/unitctl/``)::
     metadata/<machine>/<key>     machine metadata set through the API (fleet's PATCH
                                  /machines), merged over what the agent registered
     owners/<unit>                client-owned: the bundle (``unitctl apply``) owning the unit
+    template-owners/<template>   client-owned: the bundle owning the config template
     bundles/<bundle>/<n>         client-owned: revision n of a bundle, JSON
                                  (unitctl.registry.revisions); the last KEEP are kept
     bundlebodies/<bundle>/<sha1> unit texts the kept revisions of a bundle name
@@ -159,6 +160,12 @@ class Keys:
 
     def owner(self, name: str) -> str:
         return f"{self.prefix}owners/{name}"
+
+    def template_owners(self) -> str:
+        return f"{self.prefix}template-owners/"
+
+    def template_owner(self, name: str) -> str:
+        return f"{self.prefix}template-owners/{name}"
 
     def bundles(self) -> str:
         return f"{self.prefix}bundles/"

@@ -42,6 +42,7 @@ class Entity(enum.Enum):
     REQUEST = "requests"
     REPLY = "replies"
     OWNER = "owners"
+    TEMPLATE_OWNER = "template-owners"
     BUNDLE_REVISION = "bundles"
     BUNDLE_BODY = "bundlebodies"
     METADATA = "metadata"
@@ -177,6 +178,7 @@ _TAIL_PARSERS: dict[str, Callable[[str], KeyRef | None]] = {
     Entity.BODYREF.value: _bodyref, Entity.MACHINE.value: _machine,
     Entity.REQUEST.value: _request, Entity.REPLY.value: _reply,
     Entity.OWNER.value: _named(Entity.OWNER),
+    Entity.TEMPLATE_OWNER.value: _named(Entity.TEMPLATE_OWNER),
     Entity.BUNDLE_REVISION.value: _bundle_revision, Entity.BUNDLE_BODY.value: _bundle_body,
     Entity.METADATA.value: _metadata,
     Entity.TEMPLATE.value: _named(Entity.TEMPLATE),

@@ -3,7 +3,12 @@
 ``bundles/<bundle>/<n>`` holds revision ``n`` as JSON::
 
     {"revision": 3, "time": 1700000000.0, "note": "apply", "source": "Clusterfile.yaml",
-     "units": [["hello.service", "<sha1>", "launched"], ...]}
+     "units": [["hello.service", "<sha1>", "launched"], ...],
+     "templates": [["zoo", "<sha1>"], ...]}
+
+(``templates``, the bundle's config template resources, is absent when there are
+none; a template's stored form is its resource's compact JSON, kept with the
+unit texts under its sha1.)
 
 The unit texts are stored apart, content-addressed, under
 ``bundlebodies/<bundle>/<sha1>``, once for every kept revision that names
@@ -30,7 +35,8 @@ KEEP = 10
 @dataclass(frozen=True, slots=True)
 class Revision:
     """One recorded apply: its number, when, why (``apply``, ``rollback to 2``),
-    the Clusterfile it came from, and each unit's (name, body sha, desired state)."""
+    the Clusterfile it came from, each unit's (name, body sha, desired state) and
+    each config template's (name, sha of its stored form)."""
 
     bundle: str
     number: int
@@ -38,17 +44,20 @@ class Revision:
     note: str
     source: str
     units: tuple[tuple[str, str, DesiredState], ...]
+    templates: tuple[tuple[str, str], ...] = ()
 
     @property
     def shas(self) -> set[str]:
-        return {sha for _, sha, _ in self.units}
+        return {sha for _, sha, _ in self.units} | {sha for _, sha in self.templates}
 
 
 def encode_revision(rev: Revision) -> bytes:
-    return json.dumps({"revision": rev.number, "time": rev.time, "note": rev.note,
-                       "source": rev.source,
-                       "units": [[n, sha, d.value] for n, sha, d in rev.units]},
-                      separators=(",", ":")).encode()
+    raw: dict[str, t.Any] = {"revision": rev.number, "time": rev.time, "note": rev.note,
+                             "source": rev.source,
+                             "units": [[n, sha, d.value] for n, sha, d in rev.units]}
+    if rev.templates:
+        raw["templates"] = [[n, sha] for n, sha in rev.templates]
+    return json.dumps(raw, separators=(",", ":")).encode()
 
 
 def decode_revision(key: str, bundle: str, data: bytes) -> Revision:
@@ -56,8 +65,9 @@ def decode_revision(key: str, bundle: str, data: bytes) -> Revision:
     try:
         raw = json.loads(data)
         units = tuple((str(n), str(sha), DesiredState(d)) for n, sha, d in raw["units"])
+        templates = tuple((str(n), str(sha)) for n, sha in raw.get("templates", ()))
         return Revision(bundle, int(raw["revision"]), float(raw["time"]), str(raw["note"]),
-                        str(raw["source"]), units)
+                        str(raw["source"]), units, templates)
     except (ValueError, KeyError, TypeError) as exc:
         raise RegistryError(f"malformed bundle revision at {key}: {exc}") from None
 
@@ -77,4 +87,4 @@ def unused_bodies(kept: Sequence[Revision], gone: Sequence[Revision]) -> set[str
 def describe(rev: Revision) -> dict[str, t.Any]:
     """The revision as a listing's JSON row."""
     return {"bundle": rev.bundle, "revision": rev.number, "time": rev.time, "note": rev.note,
-            "source": rev.source, "units": len(rev.units)}
+            "source": rev.source, "units": len(rev.units), "templates": len(rev.templates)}
