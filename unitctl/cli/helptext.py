@@ -7,7 +7,7 @@ edit by hand. See :mod:`unitctl.cli.launch`.
 
 from __future__ import annotations
 
-FINGERPRINT = 0x2b545774
+FINGERPRINT = 0x11a77580
 
 HELP_OPTIONS = (
     '-h',
