@@ -13,13 +13,13 @@ loads its HTTP exposition: http.server, urllib, email; ~2 MiB resident):
 - :class:`Registry`: metrics and collectors, in registration order;
   :meth:`Registry.collect` is every family, :meth:`Registry.get_sample_value` one value.
 
-Updates take a lock (a value may be updated off the event loop); nothing here does I/O.
-The text format is :mod:`unitctl.metrics.textformat`.
+Pure, and not thread-safe on purpose: an agent updates and scrapes its metrics on
+its one event loop (MeteredKV, the engine's round observer, the ``/metrics``
+server all run there). The text format is :mod:`unitctl.metrics.textformat`.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -82,7 +82,6 @@ class _Child:
     """The value(s) of one label set of a metric."""
 
     def __init__(self, buckets: Sequence[float] = ()) -> None:
-        self.lock = threading.Lock()
         self.value = 0.0
         self.created = time.time()
         self.bounds = tuple(buckets)
@@ -91,20 +90,17 @@ class _Child:
     def inc(self, amount: float = 1.0) -> None:
         if amount < 0:
             raise ValueError("counters only go up")
-        with self.lock:
-            self.value += amount
+        self.value += amount
 
     def set(self, value: float) -> None:
-        with self.lock:
-            self.value = float(value)
+        self.value = float(value)
 
     def observe(self, amount: float) -> None:
-        with self.lock:
-            self.value += amount
-            for i, bound in enumerate(self.bounds):
-                if amount <= bound:
-                    self.counts[i] += 1
-                    break
+        self.value += amount
+        for i, bound in enumerate(self.bounds):
+            if amount <= bound:
+                self.counts[i] += 1
+                break
 
 
 class _Metric:
@@ -118,7 +114,6 @@ class _Metric:
         self.labelnames = tuple(labelnames)
         self.buckets = (*sorted(buckets), INF) if buckets else ()
         self.children: dict[tuple[str, ...], _Child] = {}
-        self.lock = threading.Lock()
         if not self.labelnames:
             self.children[()] = _Child(self.buckets)
         if registry is not None:
@@ -128,11 +123,10 @@ class _Metric:
         if len(values) != len(self.labelnames):
             raise ValueError(f"{self.name}: expected labels {self.labelnames}, got {values}")
         key = tuple(str(v) for v in values)
-        with self.lock:
-            child = self.children.get(key)
-            if child is None:
-                child = self.children[key] = _Child(self.buckets)
-            return child
+        child = self.children.get(key)
+        if child is None:
+            child = self.children[key] = _Child(self.buckets)
+        return child
 
     def _unlabelled(self) -> _Child:
         if self.labelnames:
@@ -142,12 +136,9 @@ class _Metric:
     def collect(self) -> Iterator[Family]:
         fam = Family(self.name, self.documentation, self.type)
         created = []
-        with self.lock:
-            children = list(self.children.items())
-        for key, child in children:
+        for key, child in list(self.children.items()):
             labels = dict(zip(self.labelnames, key, strict=True))
-            with child.lock:
-                self._samples(fam, labels, child)
+            self._samples(fam, labels, child)
             created.append(Sample(self.name + "_created", labels, child.created))
         yield fam
         if self.type != "gauge" and created:
@@ -210,22 +201,17 @@ class Registry:
 
     def __init__(self) -> None:
         self.collectors: list[Collector] = []
-        self.lock = threading.Lock()
 
     def register(self, collector: Collector) -> None:
-        with self.lock:
-            if any(c is collector for c in self.collectors):
-                raise ValueError(f"{collector!r} is registered already")
-            self.collectors.append(collector)
+        if any(c is collector for c in self.collectors):
+            raise ValueError(f"{collector!r} is registered already")
+        self.collectors.append(collector)
 
     def unregister(self, collector: Collector) -> None:
-        with self.lock:
-            self.collectors = [c for c in self.collectors if c is not collector]
+        self.collectors = [c for c in self.collectors if c is not collector]
 
     def collect(self) -> Iterator[Family]:
-        with self.lock:
-            collectors = list(self.collectors)
-        for collector in collectors:
+        for collector in list(self.collectors):
             yield from collector.collect()
 
     def get_sample_value(self, name: str, labels: dict[str, str] | None = None) -> float | None:
