@@ -32,7 +32,7 @@ from unitctl.agent.options import AgentOptions
 from unitctl.agent.portenv import PortDropins
 from unitctl.agent.template_host import LocalHost
 from unitctl.agent.volumes import LocalVolumes
-from unitctl.config import AgentConfig, load_config
+from unitctl.config import DEFAULT_CONFIG_FILE, AgentConfig, load_config
 from unitctl.daemonargs import FLAGS, Exit, parse
 from unitctl.engine.engine import Engine
 from unitctl.errors import RegistryError, UnitctlError, report
@@ -258,7 +258,8 @@ def cli(argv: list[str] | None = None) -> None:
     Flags, help and errors: :mod:`unitctl.daemonargs`.
     """
     width = max(min(shutil.get_terminal_size().columns, 80) - 2, 50)
-    got = parse(sys.argv[1:] if argv is None else argv, program_name(), __version__, width)
+    got = parse(sys.argv[1:] if argv is None else argv, program_name(), __version__,
+                DEFAULT_CONFIG_FILE, width)
     if isinstance(got, Exit):
         sys.stdout.write(got.out)
         sys.stderr.write(got.err)

@@ -18,8 +18,6 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from unitctl.config import DEFAULT_CONFIG_FILE
-
 FLAGS = ["etcd_servers", "etcd_key_prefix", "etcd_cafile", "etcd_certfile", "etcd_keyfile",
          "etcd_username", "etcd_password", "public_ip", "metadata", "agent_ttl",
          "units_directory", "peer_port", "stop_budget", "disable_engine", "verbosity",
@@ -27,8 +25,7 @@ FLAGS = ["etcd_servers", "etcd_key_prefix", "etcd_cafile", "etcd_certfile", "etc
          "dns_address", "dns_domain"]
 
 SUMMARY = "Run the unitctl agent on this machine (and the engine when elected)."
-CONFIG_HELP = ("Configuration file (key = value lines, fleet.conf option names).  "
-               f"[default: {DEFAULT_CONFIG_FILE}]")
+CONFIG_HELP = "Configuration file (key = value lines, fleet.conf option names)."
 #: long option → the configuration key it sets ("config" for --config)
 VALUED = {"--config": "config", **{f"--{n.replace('_', '-')}": n for n in FLAGS}}
 LONG = [*VALUED, "--version", "--help"]
@@ -57,16 +54,17 @@ class _Usage(Exception):
         self.message, self.with_usage = message, with_usage
 
 
-def _help_rows() -> list[tuple[str, str]]:
-    return [("--config TEXT", CONFIG_HELP), ("--version", "Show the version and exit."),
+def _help_rows(default_config: str) -> list[tuple[str, str]]:
+    return [("--config TEXT", f"{CONFIG_HELP}  [default: {default_config}]"),
+            ("--version", "Show the version and exit."),
             *((f"--{n.replace('_', '-')} TEXT",
                f"Overrides '{n}' from the config file and UNITCTL_{n.upper()}.") for n in FLAGS),
             ("-h, --help", "Show this message and exit.")]
 
 
-def help_page(prog: str, width: int = 78) -> str:
+def help_page(prog: str, default_config: str, width: int = 78) -> str:
     """The ``--help`` page (``width``: click's, the terminal's columns up to 80, minus 2)."""
-    rows = _help_rows()
+    rows = _help_rows(default_config)
     first = min(max(len(opt) for opt, _ in rows), 30) + 2
     text_width = max(width - first - 2, 10)
     lines = [f"Usage: {prog} [OPTIONS]", "",
@@ -127,12 +125,14 @@ def _scan(argv: Sequence[str]) -> tuple[dict[str, str], list[str], list[str]]:
     return seen, eager, extra
 
 
-def parse(argv: Sequence[str], prog: str, version: str, width: int = 78) -> Invocation | Exit:
-    """What the command line ``argv`` asks for (``prog``: the name shown in usage)."""
+def parse(argv: Sequence[str], prog: str, version: str, default_config: str,
+          width: int = 78) -> Invocation | Exit:
+    """What the command line ``argv`` asks for (``prog``: the name shown in usage;
+    ``default_config``: the configuration file when ``--config`` is not given)."""
     try:
         seen, eager, extra = _scan(argv)
         if eager:
-            return (Exit(0, out=help_page(prog, width)) if eager[0] == "help"
+            return (Exit(0, out=help_page(prog, default_config, width)) if eager[0] == "help"
                     else Exit(0, out=f"unitctl-agent version {version}\n"))
         if extra:
             plural = "s" if len(extra) > 1 else ""
@@ -141,5 +141,5 @@ def parse(argv: Sequence[str], prog: str, version: str, width: int = 78) -> Invo
         usage = (f"Usage: {prog} [OPTIONS]\nTry '{prog} --help' for help.\n\n"
                  if exc.with_usage else "")
         return Exit(2, err=f"{usage}Error: {exc.message}\n")
-    config = seen.pop("config", DEFAULT_CONFIG_FILE)
+    config = seen.pop("config", default_config)
     return Invocation(config, {n: seen.get(n) for n in FLAGS})

@@ -22,6 +22,7 @@ from unitctl.config import DEFAULT_CONFIG_FILE
 from unitctl.daemonargs import FLAGS, Exit, Invocation, parse
 
 REPO = Path(__file__).resolve().parents[2]
+PROG = "unitctl-agent"
 GOT: list[tuple[str, dict[str, str | None]]] = []
 
 
@@ -46,7 +47,7 @@ def old_cli(config_file: str, **flags: str | None) -> None:
 def _click(argv: list[str], capsys: pytest.CaptureFixture[str]) -> Invocation | Exit:
     GOT.clear()
     try:
-        old_cli.main(argv, prog_name="unitctl-agent")
+        old_cli.main(argv, prog_name=PROG)
     except SystemExit as done:
         out, err = capsys.readouterr()
         if GOT:  # the command ran, then click's standalone mode exited 0
@@ -67,7 +68,7 @@ CASES = [[], ["--help"], ["-h"], ["--version"], ["--foo"], ["--confi"], ["--etcd
 @pytest.mark.parametrize("argv", CASES, ids=[" ".join(c) or "none" for c in CASES])
 def test_same_as_the_click_command(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     width = max(min(shutil.get_terminal_size().columns, 80) - 2, 50)
-    assert parse(argv, "unitctl-agent", __version__, width) == _click(argv, capsys)
+    assert parse(argv, PROG, __version__, DEFAULT_CONFIG_FILE, width) == _click(argv, capsys)
 
 
 @pytest.mark.parametrize("columns", [60, 80, 200])
@@ -75,14 +76,15 @@ def test_help_wraps_as_click_did(columns: int, capsys: pytest.CaptureFixture[str
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", str(columns))
     width = max(min(shutil.get_terminal_size().columns, 80) - 2, 50)
-    assert parse(["--help"], "unitctl-agent", __version__, width) == _click(["--help"], capsys)
+    want = _click(["--help"], capsys)
+    assert parse(["--help"], PROG, __version__, DEFAULT_CONFIG_FILE, width) == want
 
 
 def test_the_entry_point_prints_help_and_usage_errors() -> None:
     for argv, code, stream in ((["--help"], 0, "stdout"), (["--nope"], 2, "stderr")):
         r = subprocess.run([sys.executable, "-m", "unitctl.daemon", *argv], cwd=str(REPO),
                            capture_output=True, text=True, timeout=60, check=False)
-        want = parse(argv, "python -m unitctl.daemon", __version__, 78)
+        want = parse(argv, "python -m unitctl.daemon", __version__, DEFAULT_CONFIG_FILE, 78)
         assert isinstance(want, Exit) and r.returncode == code
         assert getattr(r, stream) == (want.out if stream == "stdout" else want.err)
     assert daemon.FLAGS == FLAGS
