@@ -16,13 +16,12 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import NoReturn
-
-import click
 
 from unitctl import __version__
 from unitctl.agent.agent import Agent
@@ -34,6 +33,7 @@ from unitctl.agent.portenv import PortDropins
 from unitctl.agent.template_host import LocalHost
 from unitctl.agent.volumes import LocalVolumes
 from unitctl.config import DEFAULT_CONFIG_FILE, AgentConfig, load_config
+from unitctl.daemonargs import FLAGS, Exit, parse
 from unitctl.engine.engine import Engine
 from unitctl.errors import RegistryError, UnitctlError, report
 from unitctl.machine_id import MACHINE_ID_FILE, read_machine_id
@@ -44,7 +44,7 @@ from unitctl.registry.kv import KV
 from unitctl.registry.registry import Registry
 from unitctl.systemd.manager import SystemdUnitManager
 
-__all__ = ["LEASE_FILE", "MACHINE_ID_FILE", "cli", "connect", "detect_public_ip",
+__all__ = ["FLAGS", "LEASE_FILE", "MACHINE_ID_FILE", "cli", "connect", "detect_public_ip",
            "engine_factory", "main", "read_machine_id", "run_agent"]
 
 log = logging.getLogger("unitctl.daemon")
@@ -201,10 +201,10 @@ async def service_dns(cfg: AgentConfig, registry: Registry) -> AsyncIterator[Non
     if cfg.dns_address is None:
         yield
         return
-    from unitctl.agent.dns import serving as dns_serving  # dnspython: only where DNS is on
-    from unitctl.agent.dnszone import parse_domain
+    from unitctl.agent.dns import serving as dns_serving  # only where DNS is on
+    from unitctl.agent.dnslabels import parse_domain_text
 
-    async with dns_serving(registry, parse_domain(cfg.dns_domain), cfg.dns_address):
+    async with dns_serving(registry, parse_domain_text(cfg.dns_domain), cfg.dns_address):
         yield
 
 
@@ -239,30 +239,34 @@ async def run_agent(cfg: AgentConfig) -> None:
         os.execv(sys.executable, [sys.executable, "-m", "unitctl.daemon", *sys.argv[1:]])
 
 
-FLAGS = ["etcd_servers", "etcd_key_prefix", "etcd_cafile", "etcd_certfile", "etcd_keyfile",
-         "etcd_username", "etcd_password", "public_ip", "metadata", "agent_ttl",
-         "units_directory", "peer_port", "stop_budget", "disable_engine", "verbosity",
-         "reserved_cpu", "reserved_memory", "port_range", "metrics_address", "template_dirs",
-         "dns_address", "dns_domain"]
+def program_name() -> str:
+    """The name usage lines show: the script's, or ``python -m <module>`` (as click did)."""
+    main_module = sys.modules["__main__"]
+    path = sys.argv[0]
+    if getattr(main_module, "__package__", None) in {None, ""}:
+        return os.path.basename(path)
+    module = str(main_module.__package__)
+    name = os.path.splitext(os.path.basename(path))[0]
+    if name != "__main__":
+        module = f"{module}.{name}"
+    return f"python -m {module.lstrip('.')}"
 
 
-def _options(f: Callable[..., None]) -> Callable[..., None]:
-    for name in reversed(FLAGS):
-        f = click.option(f"--{name.replace('_', '-')}", name, default=None,
-                         help=f"Overrides '{name}' from the config file and UNITCTL_"
-                              f"{name.upper()}.")(f)
-    return f
+def cli(argv: list[str] | None = None) -> None:
+    """Run the unitctl agent on this machine (and the engine when elected).
 
-
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_file", default=DEFAULT_CONFIG_FILE, show_default=True,
-              help="Configuration file (key = value lines, fleet.conf option names).")
-@click.version_option(__version__, "--version", message="unitctl-agent version %(version)s")
-@_options
-def cli(config_file: str, **flags: str | None) -> None:
-    """Run the unitctl agent on this machine (and the engine when elected)."""
+    Flags, help and errors: :mod:`unitctl.daemonargs`.
+    """
+    width = max(min(shutil.get_terminal_size().columns, 80) - 2, 50)
+    got = parse(sys.argv[1:] if argv is None else argv, program_name(), __version__,
+                DEFAULT_CONFIG_FILE, width)
+    if isinstance(got, Exit):
+        sys.stdout.write(got.out)
+        sys.stderr.write(got.err)
+        sys.stdout.flush()
+        sys.exit(got.code)
     try:
-        cfg = load_config(config_file, flags=flags)
+        cfg = load_config(got.config_file, flags=got.flags)
     except UnitctlError as exc:
         fail(exc)
     logging.basicConfig(level=logging.DEBUG if cfg.verbosity > 0 else logging.INFO,
@@ -276,7 +280,7 @@ def cli(config_file: str, **flags: str | None) -> None:
 def fail(exc: UnitctlError) -> NoReturn:
     """One line on stderr and the error's exit code (:func:`unitctl.errors.report`)."""
     message, code = report(exc)
-    click.echo(f"unitctl-agent: error: {message}", err=True)
+    print(f"unitctl-agent: error: {message}", file=sys.stderr, flush=True)
     sys.exit(code)
 
 

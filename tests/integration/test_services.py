@@ -15,7 +15,7 @@ import dns.rdatatype
 from tests.conftest import KVFactory
 from tests.integration.test_engine_sim import run_sim, submit
 from unitctl.agent.dns import serving
-from unitctl.agent.dnszone import parse_domain
+from unitctl.agent.dnslabels import parse_domain_text
 from unitctl.model import DesiredState
 from unitctl.registry.registry import Registry
 from unitctl_testing.inprocess import InProcessCluster, eventually
@@ -92,7 +92,7 @@ def test_dns_answers_a_and_srv_from_the_watch_udp_and_tcp(make_kv: KVFactory,
                                                           key_prefix: str) -> None:
     async def body(sim: InProcessCluster, reg: Registry) -> None:
         port = _free_port()
-        async with serving(reg, parse_domain("unitctl"), ("127.0.0.1", port)) as zone:
+        async with serving(reg, parse_domain_text("unitctl"), ("127.0.0.1", port)) as zone:
             await submit(reg, "testdb.service", DB)
             await submit(reg, "web@1.service")
             await eventually(lambda: len(zone.mirror.kvs) == 2)

@@ -23,6 +23,8 @@ PURE = [
     "unitctl.resources",
     "unitctl.graphs",
     "unitctl.ports", "unitctl.volumes", "unitctl.scheduler.capacity", "unitctl.agent.dnszone",
+    "unitctl.agent.dnslabels", "unitctl.metrics.textformat", "unitctl.metrics.instruments",
+    "unitctl.daemonargs",
     "unitctl.model", "unitctl.errors", "unitctl.scheduler", "unitctl.scheduler.round",
     "unitctl.scheduler.incremental",
     "unitctl.agent.reconcile", "unitctl.agent.tasks", "unitctl.agent.fencing",

@@ -17,12 +17,12 @@ that is not there is NXDOMAIN; a name that is there without the type asked for
 gets an empty answer; a name outside the domain is REFUSED (the server is
 authoritative for its domain only, and recursion is not offered).
 
-Pure: records in, a :class:`dns.message.Message` out (dnspython, no I/O).
+Pure: records in, a :class:`dns.message.Message` out (dnspython, no I/O). Which
+names are DNS names is :mod:`.dnslabels` (no dnspython).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -36,10 +36,14 @@ import dns.rrset
 
 from unitctl.registry.services import ServiceRecord
 
+from .dnslabels import LABEL, parse_domain_text, service_labels
+
 RdataType = dns.rdatatype.RdataType
 
+__all__ = ["LABEL", "TTL", "Zone", "answer", "build_zone", "parse_domain", "respond",
+           "service_labels"]
+
 TTL = 5
-LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
 
 
 @dataclass(slots=True)
@@ -55,20 +59,7 @@ class Zone:
 
 def parse_domain(text: str) -> dns.name.Name:
     """``unitctl`` or ``unitctl.`` or ``cluster.example.`` → an absolute name (ValueError)."""
-    labels = text.strip().strip(".").lower().split(".")
-    if not all(LABEL.match(label) for label in labels):
-        raise ValueError(f"{text!r} is not a DNS domain such as unitctl or cluster.example")
-    return dns.name.from_text(".".join(labels) + ".")
-
-
-def service_labels(service: str) -> tuple[tuple[str, ...], ...]:
-    """The owner names (as labels, most specific first) of a service: ``testdb`` →
-    ``(("testdb",),)``; ``web@1`` → ``(("1", "web"), ("web",))``; () when not DNS-safe."""
-    name = service.lower()
-    template, at, instance = name.partition("@")
-    if not LABEL.match(template) or (at and not LABEL.match(instance)):
-        return ()
-    return ((instance, template), (template,)) if at else ((template,),)
+    return dns.name.from_text(parse_domain_text(text))
 
 
 def build_zone(domain: dns.name.Name, records: Iterable[ServiceRecord]) -> Zone:

@@ -19,9 +19,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import Protocol
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.metrics_core import Metric
-from prometheus_client.registry import Collector
+from unitctl.metrics.instruments import Family, counter_family, gauge_family
 
 
 class FenceView(Protocol):
@@ -56,41 +54,41 @@ class AgentView(Protocol):
     def etcd_age(self) -> float: ...
 
 
-class AgentCollector(Collector):
+class AgentCollector:
     """The scrape-time metrics of one agent (see the module docstring)."""
 
     def __init__(self, agent: AgentView) -> None:
         self.agent = agent
 
-    def collect(self) -> Iterator[Metric]:
+    def collect(self) -> Iterator[Family]:
         yield from self._units()
         fence = self.agent.fencer
-        yield GaugeMetricFamily("unitctl_fenced", "1 while this agent has fenced its units.",
+        yield gauge_family("unitctl_fenced", "1 while this agent has fenced its units.",
                                 value=1.0 if fence.fenced else 0.0)
-        events = CounterMetricFamily("unitctl_fence_events", "Fences applied and lifted.",
+        events = counter_family("unitctl_fence_events", "Fences applied and lifted.",
                                      labels=["event"])
         events.add_metric(["fenced"], fence.fenced_total)
         events.add_metric(["lifted"], fence.lifted_total)
         yield events
         engine = self.agent.engine
-        yield GaugeMetricFamily("unitctl_engine_leader",
+        yield gauge_family("unitctl_engine_leader",
                                 "1 while this agent's engine leads the cluster.",
                                 value=1.0 if engine is not None and engine.leading else 0.0)
-        yield GaugeMetricFamily("unitctl_etcd_contact_age_seconds",
+        yield gauge_family("unitctl_etcd_contact_age_seconds",
                                 "Seconds since etcd last answered this agent.",
                                 value=self.agent.etcd_age())
 
-    def _units(self) -> Iterator[Metric]:
+    def _units(self) -> Iterator[Family]:
         states = dict(self.agent.unit_states)
         present = list(self.agent.units.present())
         by_state = Counter(str(getattr(states.get(name), "active", "unknown"))
                            for name in present)
-        units = GaugeMetricFamily("unitctl_units", "Units with a file on this machine, by "
+        units = gauge_family("unitctl_units", "Units with a file on this machine, by "
                                   "systemd's active state.", labels=["state"])
         for state in sorted(by_state):
             units.add_metric([state], by_state[state])
         yield units
-        health = GaugeMetricFamily("unitctl_unit_health", "The last health-check result of "
+        health = gauge_family("unitctl_unit_health", "The last health-check result of "
                                    "each unit that has one.", labels=["unit", "result"])
         for name in sorted(present):
             result = getattr(states.get(name), "health", None)

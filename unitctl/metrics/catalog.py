@@ -1,6 +1,6 @@
 """The registry of unitctl's metrics: every metric an agent exports, named once.
 
-One :class:`prometheus_client.CollectorRegistry` per process (an agent is one
+One :class:`~unitctl.metrics.instruments.Registry` per process (an agent is one
 process): :data:`REGISTRY`. Metrics updated as things happen are module
 constants here; what is read from the agent at scrape time is a collector
 (:mod:`unitctl.metrics.agentview`) registered with :func:`register`.
@@ -8,10 +8,9 @@ constants here; what is read from the agent at scrape time is a collector
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.registry import Collector
+from unitctl.metrics.instruments import Collector, Counter, Gauge, Histogram, Registry
 
-REGISTRY = CollectorRegistry(auto_describe=True)
+REGISTRY = Registry()
 
 ETCD_SECONDS = Histogram(
     "unitctl_etcd_request_seconds", "Latency of etcd requests, by operation.",

@@ -3,10 +3,10 @@
 :func:`serving` listens on the agent's ``metrics_address``
 (:func:`unitctl.config.parse_address`)
 while its block runs and answers every ``GET /metrics`` (or ``/``) with
-:func:`prometheus_client.generate_latest` of the registry: the Prometheus text
+:func:`unitctl.metrics.textformat.render` of the registry: the Prometheus text
 format. Any other path is 404, any other method 405. A request has
 :data:`READ_TIMEOUT` seconds and :data:`MAX_HEADER` bytes to arrive. Serving
-from the loop (not prometheus_client's thread) means a scrape reads the
+from the loop (not a thread of its own) means a scrape reads the
 agent's state between its steps, never while one runs.
 """
 
@@ -17,7 +17,8 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from unitctl.metrics.instruments import Registry
+from unitctl.metrics.textformat import CONTENT_TYPE, render
 
 log = logging.getLogger("unitctl.metrics")
 READ_TIMEOUT = 5.0
@@ -30,7 +31,7 @@ def _response(status: str, body: bytes, ctype: str = "text/plain; charset=utf-8"
     return head.encode() + body
 
 
-def answer(request_line: bytes, registry: CollectorRegistry) -> bytes:
+def answer(request_line: bytes, registry: Registry) -> bytes:
     """The whole HTTP response to one request line."""
     parts = request_line.decode("latin-1").split()
     if len(parts) != 3 or not parts[2].startswith("HTTP/"):
@@ -40,12 +41,12 @@ def answer(request_line: bytes, registry: CollectorRegistry) -> bytes:
         return _response("404 Not Found", b"only /metrics is served here\n")
     if method not in ("GET", "HEAD"):
         return _response("405 Method Not Allowed", b"use GET\n")
-    body = generate_latest(registry)
-    whole = _response("200 OK", body, CONTENT_TYPE_LATEST)
+    body = render(registry.collect())
+    whole = _response("200 OK", body, CONTENT_TYPE)
     return whole[:len(whole) - len(body)] if method == "HEAD" else whole
 
 
-async def _handle(registry: CollectorRegistry, reader: asyncio.StreamReader,
+async def _handle(registry: Registry, reader: asyncio.StreamReader,
                   writer: asyncio.StreamWriter) -> None:
     try:
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT)
@@ -61,7 +62,7 @@ async def _handle(registry: CollectorRegistry, reader: asyncio.StreamReader,
 
 
 @contextlib.asynccontextmanager
-async def serving(address: tuple[str, int], registry: CollectorRegistry
+async def serving(address: tuple[str, int], registry: Registry
                   ) -> AsyncIterator[int]:
     """Serve ``registry`` on ``address`` while the block runs; yield the bound port."""
     server = await asyncio.start_server(

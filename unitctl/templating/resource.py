@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -215,6 +214,8 @@ def from_toml(text: str, read_src: Callable[[str], str]) -> TemplateResource:
     ``src`` names the template file (``read_src`` reads it: the CLI resolves it
     next to the resource file); ``template`` gives the text inline instead.
     """
+    import tomllib  # resource files are read by the CLI; the agent never loads tomllib
+
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
