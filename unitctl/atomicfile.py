@@ -4,14 +4,17 @@ A reader sees either the old content or the new, never a torn file: the data
 goes to a temporary file in the same directory, is flushed and fsynced, then
 renamed over the target with ``os.replace``; the directory is fsynced after
 the rename when ``durable`` is set. The temporary file never outlives a
-failure. Pure I/O on the local file system, no other dependency.
+failure. Pure I/O on the local file system, no other dependency (not even
+:mod:`tempfile`, which would load shutil and random into every agent).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+
+#: How a temporary file is opened: as :func:`tempfile.mkstemp` does (owner only).
+_TEMP_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes | str, *, mode: int = 0o644,
@@ -34,7 +37,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, *, mode: int =
         os.makedirs(directory, mode=0o755, exist_ok=True)
     payload = data.encode("utf-8") if isinstance(data, str) else data
     # A short fixed prefix: the temp name must fit NAME_MAX whatever the target's length.
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="~", dir=directory)
+    fd, tmp = _temp_file(directory)
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), mode)
@@ -48,6 +51,17 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, *, mode: int =
         raise
     if durable:
         _fsync_dir(directory)
+
+
+def _temp_file(directory: str) -> tuple[int, str]:
+    """A new file ``.tmp-<random>~`` in ``directory``, created exclusively (mode 0600)."""
+    for _ in range(100):
+        name = os.path.join(directory, f".tmp-{os.urandom(6).hex()}~")
+        try:
+            return os.open(name, _TEMP_FLAGS, 0o600), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name in {directory}")
 
 
 def _fsync_dir(directory: str) -> None:

@@ -8,7 +8,7 @@ etcd users who can read the prefix can read it.
 
 from __future__ import annotations
 
-import secrets
+import os
 
 from unitctl.errors import RegistryError
 from unitctl.registry.kv import KV, Compare, CompareField, Put
@@ -19,7 +19,7 @@ SECRET_NAME = "peer-secret"
 async def load_secret(kv: KV, prefix: str) -> bytes:
     """The cluster secret, created first if absent (create-if-absent transaction)."""
     key = f"{prefix}{SECRET_NAME}"
-    fresh = secrets.token_hex(32).encode()
+    fresh = os.urandom(32).hex().encode()  # secrets.token_hex(32), without its import
     await kv.txn([Compare(key, CompareField.CREATE, "==", 0)], [Put(key, fresh)])
     stored = await kv.get(key)
     if stored is None or not stored.value:
