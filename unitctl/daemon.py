@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import shutil
 import signal
 import socket
 import sys
@@ -252,12 +251,26 @@ def program_name() -> str:
     return f"python -m {module.lstrip('.')}"
 
 
+def _terminal_columns() -> int:
+    """What :func:`shutil.get_terminal_size` says (``COLUMNS``, the terminal, else 80),
+    without importing shutil (and its bz2 and lzma) into every agent."""
+    with contextlib.suppress(KeyError, ValueError):
+        columns = int(os.environ["COLUMNS"])
+        if columns > 0:
+            return columns
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        if columns > 0:
+            return columns
+    return 80
+
+
 def cli(argv: list[str] | None = None) -> None:
     """Run the unitctl agent on this machine (and the engine when elected).
 
     Flags, help and errors: :mod:`unitctl.daemonargs`.
     """
-    width = max(min(shutil.get_terminal_size().columns, 80) - 2, 50)
+    width = max(min(_terminal_columns(), 80) - 2, 50)
     got = parse(sys.argv[1:] if argv is None else argv, program_name(), __version__,
                 DEFAULT_CONFIG_FILE, width)
     if isinstance(got, Exit):

@@ -112,7 +112,9 @@ asyncio.run(asyncio.wait_for(go(), 60))
 #: Not loaded by an idle agent (a module, or a package and everything in it).
 NOT_IDLE = ["grpc", "aetcd", "google", "prometheus_client", "dns", "jinja2", "click",
             "tomllib", "http.server", "email", "urllib.request", "wsgiref",
-            "unitctl.agent.dnszone", "unitctl.templating.render"]
+            "unitctl.agent.dnszone", "unitctl.templating.render",
+            # atomic_write, the peer nonces and the entry point's width use os directly
+            "tempfile", "shutil", "secrets", "random", "bz2", "lzma"]
 
 
 def _loaded(**flags: str) -> set[str]:

@@ -45,7 +45,7 @@ def test_temporary_files_are_exclusive_and_owner_only(tmp_path: Path,
     assert os.stat(name).st_mode & 0o777 == 0o600
     taken = os.path.basename(name)[5:-1]
     draws = iter([bytes.fromhex(taken), b"\x01" * 6])
-    monkeypatch.setattr(atomicfile.os, "urandom", lambda n: next(draws))
+    monkeypatch.setattr(os, "urandom", lambda n: next(draws))
     fd, other = atomicfile._temp_file(str(tmp_path))  # the taken name is skipped
     os.close(fd)
     assert other.endswith(".tmp-010101010101~") and other != name
