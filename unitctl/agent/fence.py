@@ -7,9 +7,10 @@ Three parts:
   ``{"id", "etcd_age", "mac"}``; an answer without a valid MAC of the cluster
   secret counts as silent, :mod:`.peerauth`); a taken port is retried and
   reported loudly, never ignored;
-* :class:`Fence`: the loop that, once etcd has been silent for
-  ``FENCE_AFTER * ttl``, asks the peers, applies ``decide`` and, on FENCE (and
-  one last failed look at etcd), stops every local unit; :meth:`Fence.lift`
+* :class:`Fence`: the loop that, once the lease has not been renewed for
+  ``FENCE_AFTER * ttl`` (:meth:`~.session.Session.lease_age`), asks the
+  peers, applies ``decide`` and, on FENCE (and one last failed look at etcd,
+  a refresh of the lease), stops every local unit; :meth:`Fence.lift`
   ends the fence when etcd answers again;
 * :meth:`Fence.watch_peers`: the list of peers, kept from membership changes
   (a watch on the machine keys; no polling); a machine key that does not
@@ -194,19 +195,20 @@ class Fence:
         return True
 
     async def run(self) -> None:
-        """Every ttl/20: consult the peers once etcd is silent; fence or hold."""
+        """Every ttl/20: consult the peers once the lease has gone unrenewed for
+        ``FENCE_AFTER * ttl``; fence or hold."""
         step = check_interval(self.ttl)
         last_hold = ""
         while True:
             checkpoint()
             await asyncio.sleep(step)
-            age = self.session.etcd_age()
+            age = self.session.lease_age()
             if self.fenced or age < FENCE_AFTER * self.ttl:
                 last_hold = ""
                 continue
             addrs = [(ip, self.peer_port) for ip in self.peers.values()]
             reports = await ask_peers(addrs, peer_timeout(self.ttl), self.session.peer_secret)
-            verdict, why = decide(self.session.etcd_age(), self.ttl, self.session.keepalive,
+            verdict, why = decide(self.session.lease_age(), self.ttl, self.session.keepalive,
                                   len(addrs), reports)
             if verdict is Verdict.FENCE and not await self._reaches_etcd():
                 await self.fence(why)
@@ -215,13 +217,9 @@ class Fence:
             last_hold = why if verdict is Verdict.HOLD else ""
 
     async def _reaches_etcd(self) -> bool:
-        """One last quick look before fencing: etcd may have just come back."""
-        try:
-            await asyncio.wait_for(self.registry.revision(), LAST_LOOK)
-        except (TimeoutError, RegistryError):
-            return False
-        self.session.contact()
-        return True
+        """One last quick look before fencing (a refresh of the lease): etcd may have
+        just come back."""
+        return await self.session.reaches_etcd(LAST_LOOK)
 
     async def fence(self, why: str) -> None:
         """Stop every local unit now (files stay; the schedule decides later)."""
