@@ -13,8 +13,10 @@ Three parts:
   a refresh of the lease), stops every local unit; :meth:`Fence.lift`
   ends the fence when etcd answers again;
 * :meth:`Fence.watch_peers`: the list of peers, kept from membership changes
-  (a watch on the machine keys; no polling); a machine key that does not
-  decode is reported once and skipped (that machine is no peer).
+  (a watch on the machine keys from the listing's revision; no polling), in
+  a :class:`PeerBook` that decodes a key only when the fence reads the peers;
+  a machine key that does not decode is reported once and skipped (that
+  machine is no peer).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from unitctl.errors import RegistryError, UnitctlError
 from unitctl.loop import checkpoint
 from unitctl.registry import poison
 from unitctl.registry.codec import decode_machine
-from unitctl.registry.kv import EventKind
+from unitctl.registry.kv import EventKind, KeyValue
 from unitctl.registry.registry import Registry
 
 from .executor import Executor
@@ -182,8 +184,7 @@ class Fence:
         #: fences applied and lifted since the agent started (for /metrics)
         self.fenced_total = 0
         self.lifted_total = 0
-        #: Live peers: machine id -> public IP (this machine excluded).
-        self.peers: dict[str, str] = {}
+        self._book = PeerBook(session.machine.id, registry.keys.machines())
 
     def lift(self) -> bool:
         """etcd answered: end the fence. Returns True if there was one."""
@@ -233,11 +234,18 @@ class Fence:
                 await self.units.stop(name)
         self.executor.forget_all()
 
+    @property
+    def peers(self) -> dict[str, str]:
+        """Live peers: machine id -> public IP (this machine excluded)."""
+        return self._book.ips()
+
     async def watch_peers(self) -> None:
         """Keep :attr:`peers` (membership changes only; no polling).
 
-        Watch events are applied one by one: re-listing every machine on each
-        change would cost N machines x N agents reads per membership change.
+        Watch events are applied one by one, and stored undecoded
+        (:class:`PeerBook`): re-listing every machine on each change would cost N
+        machines x N agents reads per membership change, and decoding each event
+        N x N decodes when every machine registers again at once.
         """
         while True:
             checkpoint()
@@ -247,22 +255,62 @@ class Fence:
                 await asyncio.sleep(0.5)
 
     async def _follow_peers(self) -> None:
-        me = self.session.machine.id
         base = self.registry.keys.machines()
-        machines = await self.registry.list_machines()
-        self.peers = {m.id: m.public_ip for m in machines if m.id != me and m.public_ip}
-        rev = await self.registry.revision()
-        async for events in self.registry.watch(base, rev + 1):
+        listed = await self.registry.kv.get_prefix(base)
+        self._book.reset(listed.kvs)
+        # from the listing's own revision: a peer registering after the listing is
+        # in the watch (a second read of the revision would skip it)
+        async for events in self.registry.watch(base, listed.revision + 1):
             for ev in events:
-                mid = self.registry.keys.tail(ev.key, base)
-                if ev.kind is EventKind.DELETE or mid == me:
-                    self.peers.pop(mid, None)
-                    continue
-                try:
-                    m = decode_machine(ev.key, ev.value)
-                except poison.DECODE_ERRORS as exc:  # a poison key: skip it, once logged
-                    poison.invalid(ev.key, ev.mod_rev, exc)
-                    self.peers.pop(mid, None)
-                    continue
-                if m.public_ip:
-                    self.peers[m.id] = m.public_ip
+                if ev.kind is EventKind.DELETE:
+                    self._book.drop(ev.key)
+                else:
+                    self._book.put(ev.key, ev.value, ev.mod_rev)
+
+
+class PeerBook:
+    """The machine keys this agent last saw, kept raw and decoded only when read.
+
+    A membership change is one watch event at every agent; storing its bytes
+    costs a dict assignment. The fence reads the peers only when etcd is
+    silent, so decoding waits until then (each key once per change). A key
+    that does not decode is reported once and skipped (that machine is no peer).
+    """
+
+    def __init__(self, me: str, base: str) -> None:
+        self.me = me
+        self.base = base
+        self._raw: dict[str, tuple[bytes, int]] = {}
+        self._ips: dict[str, str] = {}
+        self._undecoded: set[str] = set()
+
+    def reset(self, kvs: Sequence[KeyValue]) -> None:
+        self._raw, self._ips, self._undecoded = {}, {}, set()
+        for kv in kvs:
+            self.put(kv.key, kv.value, kv.mod_rev)
+
+    def put(self, key: str, value: bytes, mod_rev: int) -> None:
+        if key.startswith(self.base) and key[len(self.base):] != self.me:
+            self._raw[key] = (value, mod_rev)
+            self._undecoded.add(key)
+
+    def drop(self, key: str) -> None:
+        self._raw.pop(key, None)
+        self._undecoded.discard(key)
+        self._ips.pop(key[len(self.base):], None)
+
+    def ips(self) -> dict[str, str]:
+        """machine id -> public IP of every peer whose key decodes and has an IP."""
+        for key in self._undecoded:
+            value, mod_rev = self._raw[key]
+            mid = key[len(self.base):]
+            self._ips.pop(mid, None)
+            try:
+                m = decode_machine(key, value)
+            except poison.DECODE_ERRORS as exc:  # a poison key: skip it, once logged
+                poison.invalid(key, mod_rev, exc)
+                continue
+            if m.public_ip and m.id != self.me:
+                self._ips[m.id] = m.public_ip
+        self._undecoded.clear()
+        return self._ips
