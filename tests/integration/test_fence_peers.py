@@ -56,7 +56,7 @@ def test_a_peer_registering_right_after_the_listing_is_known(etcd: EtcdCluster,
         late = Machine(LATE, "127.0.0.8", {}, "test")
         wrapped = RegistersAfterListing(kv, keys.machines(), keys.machine(LATE),
                                         codec.encode_machine(late))
-        registry = Registry(wrapped, key_prefix)  # type: ignore[arg-type]
+        registry = Registry(wrapped, key_prefix)
         await registry.ensure_schema()
         agent = Agent(registry, FakeUnitManager(), Machine(ME, "127.0.0.7", {}, "test"),
                       AgentOptions(ttl=4, peer_port=0, engine=False))

@@ -21,7 +21,7 @@ def _kv(mid: str, ip: str, rev: int = 1) -> KeyValue:
 def test_events_are_stored_undecoded_and_read_decoded() -> None:
     book = PeerBook(ME, BASE)
     book.reset([_kv(ME, "10.0.0.1"), _kv(A, "10.0.0.2")])
-    with mock.patch.object(fence, "decode_machine", wraps=fence.decode_machine) as decode:
+    with mock.patch.object(fence, "decode_machine", wraps=codec.decode_machine) as decode:
         for rev in range(2, 50):  # a burst of re-registrations of B
             kv = _kv(B, f"10.0.1.{rev}", rev)
             book.put(kv.key, kv.value, kv.mod_rev)
