@@ -2,15 +2,15 @@
 item 5: a keepalive interval of TTL/5 with a retry schedule).
 
 A real :class:`~unitctl.agent.agent.Agent` registers on a real etcd with a TTL
-of 2 s (keepalive every 0.4 s, retry every 0.1 s). Its lease port then loses
-the answers of three refreshes in a row (each call hangs until cancelled, as
-a request lost on a stuck connection does). etcd stays reachable throughout,
+of 4 s (keepalive every 0.8 s, retry every 0.2 s). Its lease port then loses
+the answers of three refreshes in a row (each call fails after the client's
+1 s request timeout, as a request lost on the way does). etcd stays reachable throughout,
 so the lease must not expire: the machine key keeps its create revision (an
 expiry would delete it, and the re-registration would create it again) and
 the agent keeps its lease.
 
-Before the retry schedule the session waited on the lost refresh (for the
-client's request timeout, forever here) and the lease expired.
+Before the retry schedule the session waited on each lost refresh for the
+request timeout, then one keepalive interval more, and the lease expired.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import pytest
 
 from unitctl.agent.agent import Agent, AgentOptions
 from unitctl.agent.fake import FakeUnitManager
+from unitctl.errors import RegistryUnavailable
 from unitctl.model import Machine
 from unitctl.registry.etcd import EtcdConfig, EtcdKV
 from unitctl.registry.leases import Leases
@@ -30,7 +31,9 @@ from unitctl_testing.inprocess import eventually
 
 pytestmark = pytest.mark.etcd
 MID = "c" * 32
-TTL = 2
+TTL = 4
+#: The client's request timeout: when a lost answer is given up.
+REQUEST_TIMEOUT = 1.0
 
 
 class LosingLeases:
@@ -49,7 +52,8 @@ class LosingLeases:
         self.refreshes += 1
         if self.refreshes in self.lose:
             self.lost += 1
-            await asyncio.Event().wait()  # the answer never comes
+            await asyncio.sleep(REQUEST_TIMEOUT)  # the answer never comes
+            raise RegistryUnavailable(f"etcd unreachable: no answer in {REQUEST_TIMEOUT}s")
         return await self.inner.refresh(lease)
 
     async def revoke(self, lease: int) -> None:
@@ -76,7 +80,7 @@ def test_lost_keepalive_answers_do_not_expire_the_lease(etcd: EtcdCluster,
             # the three lost answers, then the lease's whole TTL twice over
             await eventually(lambda: losing.lost == 3, timeout=10)
             refreshed = losing.refreshes
-            await eventually(lambda: losing.refreshes >= refreshed + 2 * TTL / 0.4, timeout=20)
+            await eventually(lambda: losing.refreshes >= refreshed + 2 * TTL / 0.8, timeout=30)
             now = await kv.get(key)
             assert now is not None, "the lease expired while etcd was reachable"
             assert now.create_rev == first.create_rev, "the machine registered again"

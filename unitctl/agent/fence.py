@@ -30,9 +30,11 @@ from collections.abc import Callable, Sequence
 
 from unitctl.errors import RegistryError, UnitctlError
 from unitctl.loop import checkpoint
+from unitctl.model import Machine
 from unitctl.registry import poison
 from unitctl.registry.codec import decode_machine
-from unitctl.registry.kv import EventKind, KeyValue
+from unitctl.registry.keyspace import Record
+from unitctl.registry.kv import EventKind
 from unitctl.registry.registry import Registry
 
 from .executor import Executor
@@ -256,11 +258,11 @@ class Fence:
 
     async def _follow_peers(self) -> None:
         base = self.registry.keys.machines()
-        listed = await self.registry.kv.get_prefix(base)
-        self._book.reset(listed.kvs)
+        listed, revision = await self.registry.records(base)
+        self._book.reset(listed)
         # from the listing's own revision: a peer registering after the listing is
         # in the watch (a second read of the revision would skip it)
-        async for events in self.registry.watch(base, listed.revision + 1):
+        async for events in self.registry.watch(base, revision + 1):
             for ev in events:
                 if ev.kind is EventKind.DELETE:
                     self._book.drop(ev.key)
@@ -284,10 +286,15 @@ class PeerBook:
         self._ips: dict[str, str] = {}
         self._undecoded: set[str] = set()
 
-    def reset(self, kvs: Sequence[KeyValue]) -> None:
+    def reset(self, listed: Sequence[Record]) -> None:
+        """Start again from a listing of the machine keys (decoded by the registry)."""
         self._raw, self._ips, self._undecoded = {}, {}, set()
-        for kv in kvs:
-            self.put(kv.key, kv.value, kv.mod_rev)
+        for record in listed:
+            machine = record.value
+            if isinstance(machine, Machine) and machine.id != self.me:
+                self._raw[record.key] = (record.data, record.mod_rev)
+                if machine.public_ip:
+                    self._ips[machine.id] = machine.public_ip
 
     def put(self, key: str, value: bytes, mod_rev: int) -> None:
         if key.startswith(self.base) and key[len(self.base):] != self.me:

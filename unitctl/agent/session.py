@@ -44,8 +44,10 @@ from .fencing import keepalive_interval, retry_interval
 
 log = logging.getLogger("unitctl.agent")
 
-#: The most refreshes of the lease in flight at once.
-MAX_ATTEMPTS = 4
+#: The most refreshes of the lease in flight at once: one slow or lost answer
+#: does not hold the next attempt back, and a saturated client or etcd gets at
+#: most twice its keepalives.
+MAX_ATTEMPTS = 2
 
 
 class Session:
