@@ -94,7 +94,7 @@ def test_a_fake_peer_without_the_secret_is_ignored(answer: dict[str, object]) ->
             await fake.wait_closed()
     reports = asyncio.run(go())
     assert reports == []
-    assert decide(6.0, 10, 1.25, 1, reports)[0] is Verdict.FENCE
+    assert decide(7.0, 10, 2.0, 1, reports)[0] is Verdict.FENCE
 
 
 def test_taken_peer_port_is_a_loud_error_and_retried(caplog: pytest.LogCaptureFixture) -> None:

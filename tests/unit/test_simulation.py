@@ -222,8 +222,8 @@ def test_the_resource_workload_fills_machines_and_hands_out_ports() -> None:
 
 
 def test_sessions_keep_alive_at_the_agents_interval() -> None:
-    """The model's keepalive is the agent's own (TTL/8), not a copy of it."""
-    assert actors.keepalive_ms(10_000) == round(keepalive_interval(10) * 1000) == 1250
+    """The model's keepalive is the agent's own (TTL/5), not a copy of it."""
+    assert actors.keepalive_ms(10_000) == round(keepalive_interval(10) * 1000) == 2000
     assert actors.keepalive_ms(1_000) == 200
 
 

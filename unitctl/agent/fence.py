@@ -7,13 +7,16 @@ Three parts:
   ``{"id", "etcd_age", "mac"}``; an answer without a valid MAC of the cluster
   secret counts as silent, :mod:`.peerauth`); a taken port is retried and
   reported loudly, never ignored;
-* :class:`Fence`: the loop that, once etcd has been silent for
-  ``FENCE_AFTER * ttl``, asks the peers, applies ``decide`` and, on FENCE (and
-  one last failed look at etcd), stops every local unit; :meth:`Fence.lift`
+* :class:`Fence`: the loop that, once the lease has not been renewed for
+  ``FENCE_AFTER * ttl`` (:meth:`~.session.Session.lease_age`), asks the
+  peers, applies ``decide`` and, on FENCE (and one last failed look at etcd,
+  a refresh of the lease), stops every local unit; :meth:`Fence.lift`
   ends the fence when etcd answers again;
 * :meth:`Fence.watch_peers`: the list of peers, kept from membership changes
-  (a watch on the machine keys; no polling); a machine key that does not
-  decode is reported once and skipped (that machine is no peer).
+  (a watch on the machine keys from the listing's revision; no polling), in
+  a :class:`PeerBook` that decodes a key only when the fence reads the peers;
+  a machine key that does not decode is reported once and skipped (that
+  machine is no peer).
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ from collections.abc import Callable, Sequence
 
 from unitctl.errors import RegistryError, UnitctlError
 from unitctl.loop import checkpoint
+from unitctl.model import Machine
 from unitctl.registry import poison
 from unitctl.registry.codec import decode_machine
+from unitctl.registry.keyspace import Record
 from unitctl.registry.kv import EventKind
 from unitctl.registry.registry import Registry
 
@@ -181,8 +186,7 @@ class Fence:
         #: fences applied and lifted since the agent started (for /metrics)
         self.fenced_total = 0
         self.lifted_total = 0
-        #: Live peers: machine id -> public IP (this machine excluded).
-        self.peers: dict[str, str] = {}
+        self._book = PeerBook(session.machine.id, registry.keys.machines())
 
     def lift(self) -> bool:
         """etcd answered: end the fence. Returns True if there was one."""
@@ -194,19 +198,20 @@ class Fence:
         return True
 
     async def run(self) -> None:
-        """Every ttl/20: consult the peers once etcd is silent; fence or hold."""
+        """Every ttl/20: consult the peers once the lease has gone unrenewed for
+        ``FENCE_AFTER * ttl``; fence or hold."""
         step = check_interval(self.ttl)
         last_hold = ""
         while True:
             checkpoint()
             await asyncio.sleep(step)
-            age = self.session.etcd_age()
+            age = self.session.lease_age()
             if self.fenced or age < FENCE_AFTER * self.ttl:
                 last_hold = ""
                 continue
             addrs = [(ip, self.peer_port) for ip in self.peers.values()]
             reports = await ask_peers(addrs, peer_timeout(self.ttl), self.session.peer_secret)
-            verdict, why = decide(self.session.etcd_age(), self.ttl, self.session.keepalive,
+            verdict, why = decide(self.session.lease_age(), self.ttl, self.session.keepalive,
                                   len(addrs), reports)
             if verdict is Verdict.FENCE and not await self._reaches_etcd():
                 await self.fence(why)
@@ -215,13 +220,9 @@ class Fence:
             last_hold = why if verdict is Verdict.HOLD else ""
 
     async def _reaches_etcd(self) -> bool:
-        """One last quick look before fencing: etcd may have just come back."""
-        try:
-            await asyncio.wait_for(self.registry.revision(), LAST_LOOK)
-        except (TimeoutError, RegistryError):
-            return False
-        self.session.contact()
-        return True
+        """One last quick look before fencing (a refresh of the lease): etcd may have
+        just come back."""
+        return await self.session.reaches_etcd(LAST_LOOK)
 
     async def fence(self, why: str) -> None:
         """Stop every local unit now (files stay; the schedule decides later)."""
@@ -235,11 +236,18 @@ class Fence:
                 await self.units.stop(name)
         self.executor.forget_all()
 
+    @property
+    def peers(self) -> dict[str, str]:
+        """Live peers: machine id -> public IP (this machine excluded)."""
+        return self._book.ips()
+
     async def watch_peers(self) -> None:
         """Keep :attr:`peers` (membership changes only; no polling).
 
-        Watch events are applied one by one: re-listing every machine on each
-        change would cost N machines x N agents reads per membership change.
+        Watch events are applied one by one, and stored undecoded
+        (:class:`PeerBook`): re-listing every machine on each change would cost N
+        machines x N agents reads per membership change, and decoding each event
+        N x N decodes when every machine registers again at once.
         """
         while True:
             checkpoint()
@@ -249,22 +257,67 @@ class Fence:
                 await asyncio.sleep(0.5)
 
     async def _follow_peers(self) -> None:
-        me = self.session.machine.id
         base = self.registry.keys.machines()
-        machines = await self.registry.list_machines()
-        self.peers = {m.id: m.public_ip for m in machines if m.id != me and m.public_ip}
-        rev = await self.registry.revision()
-        async for events in self.registry.watch(base, rev + 1):
+        listed, revision = await self.registry.records(base)
+        self._book.reset(listed)
+        # from the listing's own revision: a peer registering after the listing is
+        # in the watch (a second read of the revision would skip it)
+        async for events in self.registry.watch(base, revision + 1):
             for ev in events:
-                mid = self.registry.keys.tail(ev.key, base)
-                if ev.kind is EventKind.DELETE or mid == me:
-                    self.peers.pop(mid, None)
-                    continue
-                try:
-                    m = decode_machine(ev.key, ev.value)
-                except poison.DECODE_ERRORS as exc:  # a poison key: skip it, once logged
-                    poison.invalid(ev.key, ev.mod_rev, exc)
-                    self.peers.pop(mid, None)
-                    continue
-                if m.public_ip:
-                    self.peers[m.id] = m.public_ip
+                if ev.kind is EventKind.DELETE:
+                    self._book.drop(ev.key)
+                else:
+                    self._book.put(ev.key, ev.value, ev.mod_rev)
+
+
+class PeerBook:
+    """The machine keys this agent last saw, kept raw and decoded only when read.
+
+    A membership change is one watch event at every agent; storing its bytes
+    costs a dict assignment. The fence reads the peers only when etcd is
+    silent, so decoding waits until then (each key once per change). A key
+    that does not decode is reported once and skipped (that machine is no peer).
+    """
+
+    def __init__(self, me: str, base: str) -> None:
+        self.me = me
+        self.base = base
+        self._raw: dict[str, tuple[bytes, int]] = {}
+        self._ips: dict[str, str] = {}
+        self._undecoded: set[str] = set()
+
+    def reset(self, listed: Sequence[Record]) -> None:
+        """Start again from a listing of the machine keys (decoded by the registry)."""
+        self._raw, self._ips, self._undecoded = {}, {}, set()
+        for record in listed:
+            machine = record.value
+            if isinstance(machine, Machine) and machine.id != self.me:
+                self._raw[record.key] = (record.data, record.mod_rev)
+                if machine.public_ip:
+                    self._ips[machine.id] = machine.public_ip
+
+    def put(self, key: str, value: bytes, mod_rev: int) -> None:
+        if key.startswith(self.base) and key[len(self.base):] != self.me:
+            self._raw[key] = (value, mod_rev)
+            self._undecoded.add(key)
+
+    def drop(self, key: str) -> None:
+        self._raw.pop(key, None)
+        self._undecoded.discard(key)
+        self._ips.pop(key[len(self.base):], None)
+
+    def ips(self) -> dict[str, str]:
+        """machine id -> public IP of every peer whose key decodes and has an IP."""
+        for key in self._undecoded:
+            value, mod_rev = self._raw[key]
+            mid = key[len(self.base):]
+            self._ips.pop(mid, None)
+            try:
+                m = decode_machine(key, value)
+            except poison.DECODE_ERRORS as exc:  # a poison key: skip it, once logged
+                poison.invalid(key, mod_rev, exc)
+                continue
+            if m.public_ip and m.id != self.me:
+                self._ips[m.id] = m.public_ip
+        self._undecoded.clear()
+        return self._ips

@@ -4,8 +4,10 @@ The rule (documented in docs/fencing.md):
 
 * The engine re-places a machine's units only after the machine's lease has
   expired, i.e. ``agent_ttl`` after the agent's last successful keepalive.
-* An agent that has not reached etcd for ``FENCE_AFTER * ttl`` asks its peers
-  (the other live machines it last saw) how long ago *they* last reached etcd.
+* An agent whose lease has not been renewed for ``FENCE_AFTER * ttl`` (counted
+  from the *sending* of the last keepalive that etcd answered: the lease cannot
+  expire earlier than ``ttl`` after it) asks its peers (the other live machines
+  it last saw) how long ago *they* last reached etcd.
   A peer "reaches etcd" when its last contact is more recent than this
   machine's first failed keepalive (``peer_age < own_age - keepalive - SLACK``):
   ages are relative, so no clock needs to agree with another.
@@ -30,8 +32,11 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-#: Fraction of the TTL without etcd contact after which peers are consulted.
-FENCE_AFTER = 0.5
+#: Fraction of the TTL since the last renewal of the lease after which peers are
+#: consulted: 1/2 + 1/8, where the fence acted at the latest before (half the TTL
+#: after a contact that could come one TTL/8 keepalive after the renewal). Counted
+#: from the renewal itself, the margins no longer depend on the keepalive interval.
+FENCE_AFTER = 0.625
 #: Allowance for round trips when comparing a peer's age with ours (seconds).
 SLACK = 0.1
 #: The last look at etcd before fencing (seconds).
@@ -42,10 +47,18 @@ LOSS_GRACE = 0.5
 
 
 def keepalive_interval(ttl: float) -> float:
-    """Seconds between keepalives of a lease of ``ttl`` seconds (TTL/8, at least 0.2 s):
-    an etcd outage shorter than ``ttl - keepalive_interval(ttl)`` never expires it.
-    The agent's session uses it, and the simulator models the same interval."""
-    return max(0.2, ttl / 8)
+    """Seconds between keepalives of a lease of ``ttl`` seconds (TTL/5, at least 0.2 s):
+    an etcd outage shorter than ``ttl - keepalive_interval(ttl)`` never expires it
+    (docs/fencing.md, "Why the keepalive is agent_ttl/5"). The agent's session
+    uses it, and the simulator models the same interval."""
+    return max(0.2, ttl / 5)
+
+
+def retry_interval(ttl: float) -> float:
+    """Seconds between two attempts to renew the lease while none has answered
+    (TTL/20, at least 0.05 s): a keepalive that fails, or whose answer is slow or
+    lost, is followed by another this soon, and not one keepalive interval later."""
+    return max(0.05, ttl / 20)
 
 
 def check_interval(ttl: float) -> float:
@@ -62,14 +75,13 @@ def fence_margin(ttl: float) -> float:
     """Worst-case seconds from "the fence queued the stops here" to "the units may
     start elsewhere": the time a unit has to stop (docs/fencing.md, "Timing").
 
-    The lease expires ``ttl`` after the last keepalive, and the engine waits
-    ``LOSS_GRACE`` more. The fence acts ``FENCE_AFTER * ttl`` after the last
-    *contact*, which may be one keepalive interval after the last keepalive,
-    plus up to one check interval, the peer query (connect + read) and the
-    last look at etcd.
+    The lease expires ``ttl`` after the last keepalive etcd answered (at the
+    earliest: counted from its sending), and the engine waits ``LOSS_GRACE``
+    more. The fence acts ``FENCE_AFTER * ttl`` after that same sending, plus up
+    to one check interval, the peer query (connect + read) and the last look at
+    etcd.
     """
-    fenced = (FENCE_AFTER * ttl + keepalive_interval(ttl) + check_interval(ttl)
-              + 2 * peer_timeout(ttl) + LAST_LOOK)
+    fenced = FENCE_AFTER * ttl + check_interval(ttl) + 2 * peer_timeout(ttl) + LAST_LOOK
     return ttl + LOSS_GRACE - fenced
 
 
@@ -94,8 +106,10 @@ def decide(since_contact: float, ttl: float, keepalive: float, peers_known: int,
     """Decide whether to fence, and why.
 
     Args:
-        since_contact: seconds since this agent last reached etcd.
-        ttl: the lease TTL; keepalive: seconds between this agent's keepalives.
+        since_contact: seconds since this agent's lease was last renewed (since
+            the sending of the last keepalive that etcd answered).
+        ttl: the lease TTL; keepalive: seconds between this agent's keepalives
+            (``since_contact - keepalive`` is the age of its first missed one).
         peers_known: how many peers were asked; reports: the answers.
     """
     if since_contact < FENCE_AFTER * ttl:

@@ -6,6 +6,13 @@ Contract:
   :class:`~unitctl.registry.leases.Leases` port), refreshed every
   :attr:`Session.keepalive` seconds, so an etcd outage shorter than
   ``ttl - keepalive`` never expires it;
+* a refresh that fails, or is not answered within :attr:`Session.retry`
+  seconds, is followed by another that soon (earlier attempts keep running, at
+  most :data:`MAX_ATTEMPTS`: a slow answer still counts), so while etcd answers
+  one refresh in ``ttl - keepalive`` the lease never expires;
+* :meth:`Session.lease_age` counts from the *sending* of the last refresh etcd
+  answered (the lease cannot expire sooner than ``ttl`` after it): the fence's
+  clock;
 * a refresh that reports the lease expired (TTL <= 0) registers again, under
   a new lease; a previous agent process's live lease (kept in the lease file)
   is adopted instead of granted, so a restart does not wait for an expiry;
@@ -33,9 +40,14 @@ from unitctl.loop import checkpoint
 from unitctl.model import Machine
 from unitctl.registry.registry import Registry
 
-from .fencing import keepalive_interval
+from .fencing import keepalive_interval, retry_interval
 
 log = logging.getLogger("unitctl.agent")
+
+#: The most refreshes of the lease in flight at once: one slow or lost answer
+#: does not hold the next attempt back, and a saturated client or etcd gets at
+#: most twice its keepalives.
+MAX_ATTEMPTS = 2
 
 
 class Session:
@@ -57,6 +69,8 @@ class Session:
         #: The current lease id; 0 while unregistered.
         self.lease = 0
         self.last_contact = clock()
+        #: When the last refresh that etcd answered with a live lease (or the grant) was sent.
+        self.last_renewal = self.last_contact
         #: The cluster's peer secret (:mod:`.peerauth`), read at each registration;
         #: empty until the first one.
         self.peer_secret = b""
@@ -67,9 +81,23 @@ class Session:
         can never expire the lease."""
         return keepalive_interval(self.ttl)
 
+    @property
+    def retry(self) -> float:
+        """Seconds between attempts to refresh the lease while none has answered."""
+        return retry_interval(self.ttl)
+
     def etcd_age(self) -> float:
         """Seconds since this agent last reached etcd."""
         return self.clock() - self.last_contact
+
+    def lease_age(self) -> float:
+        """Seconds since the sending of the last refresh etcd answered (or of the grant)."""
+        return self.clock() - self.last_renewal
+
+    def renewed(self, sent: float) -> None:
+        """etcd answered a refresh (or grant) sent at ``sent``: the lease lives on."""
+        self.last_renewal = max(self.last_renewal, sent)
+        self.contact()
 
     def contact(self) -> None:
         """Record that etcd answered just now."""
@@ -83,26 +111,83 @@ class Session:
             try:
                 if not self.lease:
                     await self._register()
-                ttl = await self.registry.leases.refresh(self.lease)
-                if ttl <= 0:
+                if await self.renew() <= 0:
                     log.warning("agent: lease %x expired; registering again", self.lease)
                     self.lease = 0
                     continue
-                self.contact()
             except ConflictError as exc:
                 log.error("agent: %s", exc)
                 self.notify(f"STATUS={exc}")
             except RegistryError as exc:
-                log.warning("agent: keepalive failed: %s", exc)
+                log.warning("agent: registration failed: %s", exc)
+                await asyncio.sleep(self.retry)
+                continue
             await asyncio.sleep(self.keepalive)
 
+    async def renew(self) -> int:
+        """Refresh the lease until etcd answers; its TTL (``<= 0``: it expired).
+
+        A new attempt goes out every :attr:`retry` seconds while none has
+        answered; the earlier ones keep running (at most :data:`MAX_ATTEMPTS`).
+        """
+        running: dict[asyncio.Task[int], float] = {}
+        failures = 0
+        try:
+            while True:
+                if len(running) < MAX_ATTEMPTS:
+                    attempt = asyncio.create_task(self.registry.leases.refresh(self.lease))
+                    running[attempt] = self.clock()
+                done, _ = await asyncio.wait(running, timeout=self.retry,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                for attempt in done:
+                    sent = running.pop(attempt)
+                    exc = attempt.exception()
+                    if exc is None:
+                        return self._answered(attempt.result(), sent)
+                    if not isinstance(exc, RegistryError):
+                        raise exc
+                    failures += 1
+                    if failures == 1:
+                        log.warning("agent: keepalive failed: %s; retrying every %gs", exc,
+                                    self.retry)
+                if done:  # a quick failure: wait out the retry interval before the next
+                    await asyncio.sleep(self.retry)
+        finally:
+            for attempt in running:
+                if attempt.done() and not attempt.cancelled():
+                    attempt.exception()  # retrieved: a late failure is no news
+                attempt.cancel()
+
+    def _answered(self, ttl: int, sent: float) -> int:
+        if ttl > 0:
+            self.renewed(sent)
+        else:
+            self.contact()
+        return ttl
+
+    async def reaches_etcd(self, timeout: float) -> bool:
+        """One quick look at etcd within ``timeout``: a refresh of the lease (or, with no
+        lease, a read). True if etcd answered."""
+        sent = self.clock()
+        try:
+            if self.lease:
+                self._answered(await asyncio.wait_for(
+                    self.registry.leases.refresh(self.lease), timeout), sent)
+            else:
+                await asyncio.wait_for(self.registry.revision(), timeout)
+                self.contact()
+        except (TimeoutError, RegistryError):
+            return False
+        return True
+
     async def _register(self) -> None:
+        sent = self.clock()
         self.peer_secret = await self.registry.peer_secret()
         lease = await self._previous_lease() or await self.registry.leases.grant(self.ttl)
         await self.registry.register_machine(self.machine, lease)
         self.lease = lease
         self._save_lease(lease)
-        self.contact()
+        self.renewed(sent)
         log.info("agent: registered machine %s (lease %x, ttl %ds)", self.machine.id, lease,
                  self.ttl)
         await self.on_registered(lease)
@@ -133,14 +218,9 @@ class Session:
         """
         while self.lease:
             checkpoint()
-            try:
-                if await self.registry.leases.refresh(self.lease) <= 0:
-                    log.error("agent: lease %x expired while the units were stopping",
-                              self.lease)
-                    return
-                self.contact()
-            except RegistryError as exc:
-                log.warning("agent: keepalive failed while stopping: %s", exc)
+            if await self.renew() <= 0:
+                log.error("agent: lease %x expired while the units were stopping", self.lease)
+                return
             await asyncio.sleep(self.keepalive)
 
     async def end(self) -> None:
