@@ -15,9 +15,9 @@ import socket
 
 import pytest
 
-from unitctl.agent.fence import PeerServer, ask_peer, ask_peers
+from unitctl.agent.fence import PeerServer, ask_peer, ask_peers, new_nonce
 from unitctl.agent.fencing import PeerReport, Verdict, decide
-from unitctl.agent.peerauth import mac, new_nonce, verify
+from unitctl.agent.peerauth import mac, verify
 from unitctl.registry.memory import MemoryKV
 from unitctl.registry.secret import load_secret
 

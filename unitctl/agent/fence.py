@@ -26,6 +26,7 @@ import contextlib
 import itertools
 import json
 import logging
+import os
 from collections.abc import Callable, Sequence
 
 from unitctl.errors import RegistryError, UnitctlError
@@ -47,11 +48,17 @@ from .fencing import (
     decide,
     peer_timeout,
 )
-from .peerauth import mac, new_nonce, valid_nonce, verify
+from .peerauth import mac, valid_nonce, verify
 from .ports import UnitManager
 from .session import Session
 
 log = logging.getLogger("unitctl.agent")
+
+def new_nonce() -> str:
+    """A fresh random nonce, 32 hex digits (``secrets.token_hex(16)``, without the
+    secrets module's import of random into every agent)."""
+    return os.urandom(16).hex()
+
 
 #: Seconds the server waits for the asker's nonce line.
 NONCE_WAIT = 1.0

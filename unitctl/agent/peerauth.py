@@ -22,17 +22,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 
 #: Tells this MAC from any other use of the secret.
 DOMAIN = "unitctl-peer-1"
 _NONCE_RE = re.compile(r"^[0-9a-f]{16,128}$")
-
-
-def new_nonce() -> str:
-    """A fresh random nonce (hex)."""
-    return os.urandom(16).hex()  # secrets.token_hex(16), without its import (random)
 
 
 def valid_nonce(nonce: object) -> bool:
