@@ -16,14 +16,16 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeAlias
 
-from unitctl import channel
-from unitctl.channel import Reply, Request
 from unitctl.errors import RegistryError
 from unitctl.model import Machine, ScheduleEntry, UnitRecord, UnitState
 from unitctl.registry import codec
 from unitctl.registry.keys import Keys
 from unitctl.registry.kv import Event, EventKind, KeyValue
+
+if TYPE_CHECKING:  # the agent channel's module is imported where its keys are decoded
+    from unitctl.channel import Reply, Request
 
 
 class Entity(enum.Enum):
@@ -76,8 +78,8 @@ class KeyRef:
 
 #: What a value decodes to: the entity's model object, a plain string
 #: (placements, bodies, leader, version, body refs), or None (a deleted key).
-Value = (UnitRecord | ScheduleEntry | Machine | UnitState | Request | Reply | dict[str, str]
-         | str | None)
+Value: TypeAlias = ("UnitRecord | ScheduleEntry | Machine | UnitState | Request | Reply"
+                    " | dict[str, str] | str | None")
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,9 +200,11 @@ def decode_value(ref: KeyRef, key: str, data: bytes) -> Value:
         return codec.decode_state(key, ref.name, ref.machine, data)
     if entity is Entity.EXPLANATION:
         return codec.decode_explanation(key, data)
-    if entity is Entity.REQUEST:
-        return channel.decode_request(key, data)
-    if entity is Entity.REPLY:
+    if entity in (Entity.REQUEST, Entity.REPLY):
+        from unitctl import channel  # only the agent channel's keys need it (start-up cost)
+
+        if entity is Entity.REQUEST:
+            return channel.decode_request(key, data)
         return channel.decode_reply(key, data)
     return data.decode()
 
@@ -274,10 +278,14 @@ class Keyspace:
 
     def request(self, kv: KeyValue) -> tuple[str, Request]:
         """(request id, request) of a ``requests/<machine>/<id>`` key."""
+        from unitctl import channel  # see decode_value
+
         return self.ref(kv.key, Entity.REQUEST).name, channel.decode_request(kv.key, kv.value)
 
     def reply(self, kv: KeyValue) -> tuple[int, Reply]:
         """(sequence number, reply) of a ``replies/<id>/<seq>`` key."""
+        from unitctl import channel  # see decode_value
+
         return self.ref(kv.key, Entity.REPLY).seq, channel.decode_reply(kv.key, kv.value)
 
     def body(self, kv: KeyValue) -> tuple[str, str]:

@@ -13,7 +13,6 @@ decoded values and the :class:`InvalidKey` of each key it skipped.
 
 from __future__ import annotations
 
-import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -22,7 +21,8 @@ from typing import TypeVar
 from unitctl.errors import RegistryError
 from unitctl.registry.kv import KeyValue
 
-log = logging.getLogger("unitctl.registry")
+#: The logger the reports go to (logging is imported at the first report: start-up cost).
+LOGGER = "unitctl.registry"
 
 T = TypeVar("T")
 
@@ -51,7 +51,10 @@ def report(bad: InvalidKey) -> None:
     _reported[mark] = None
     while len(_reported) > _REMEMBERED:
         _reported.popitem(last=False)
-    log.warning("skipping invalid key %s (rev %d): %s", bad.key, bad.mod_rev, bad.reason)
+    import logging
+
+    logging.getLogger(LOGGER).warning("skipping invalid key %s (rev %d): %s", bad.key,
+                                      bad.mod_rev, bad.reason)
 
 
 def invalid(key: str, mod_rev: int, exc: BaseException) -> InvalidKey:
