@@ -7,7 +7,7 @@ edit by hand. See :mod:`unitctl.cli.launch`.
 
 from __future__ import annotations
 
-FINGERPRINT = 0x2b545774
+FINGERPRINT = 0xc3df5119
 
 HELP_OPTIONS = (
     '-h',

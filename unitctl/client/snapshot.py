@@ -19,10 +19,10 @@ verbs do not import the unit-file and [X-Fleet] modules.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from unitctl.legend import machine_legend
 from unitctl.model import DesiredState, Machine, UnitRecord, UnitState
+from unitctl.record import Frozen, init
 from unitctl.registry.registry import Registry
 
 #: systemd active states that mean "started" (fleet's ``launched``).
@@ -32,18 +32,22 @@ RUNNING_STATES = frozenset({"active", "activating", "reloading"})
 BAD_LOAD_STATES = frozenset({"error", "bad-setting", "not-found", "masked"})
 
 
-@dataclass(frozen=True, slots=True)
-class StoredState:
+class StoredState(Frozen):
     """An agent's report together with the revision it was written at."""
 
+    __slots__ = ("mod_rev", "state")
     state: UnitState
     mod_rev: int
 
+    def __init__(self, state: UnitState, mod_rev: int) -> None:
+        init(self, state, mod_rev)
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
+
+class Snapshot(Frozen):
     """Everything the client reads to describe the cluster, at one moment."""
 
+    __slots__ = ("explanations", "invalid", "machines", "placements", "revision", "states",
+                 "units")
     revision: int
     units: Mapping[str, UnitRecord]
     placements: Mapping[str, str]
@@ -51,7 +55,14 @@ class Snapshot:
     explanations: Mapping[str, Mapping[str, str]]
     machines: Mapping[str, Machine]
     #: unit keys whose value does not decode: name -> why
-    invalid: Mapping[str, str] = field(default_factory=dict)
+    invalid: Mapping[str, str]
+
+    def __init__(self, revision: int, units: Mapping[str, UnitRecord],
+                 placements: Mapping[str, str], states: Mapping[str, Mapping[str, StoredState]],
+                 explanations: Mapping[str, Mapping[str, str]], machines: Mapping[str, Machine],
+                 invalid: Mapping[str, str] | None = None) -> None:
+        init(self, revision, units, placements, states, explanations, machines,
+             {} if invalid is None else invalid)
 
     def placed_state(self, name: str) -> tuple[str | None, StoredState | None]:
         """Return (placed machine, that machine's report) for a unit."""
@@ -109,10 +120,11 @@ def reported_states(snap: Snapshot) -> list[UnitState]:
     return rows
 
 
-@dataclass(frozen=True, slots=True)
-class UnitFileInfo:
+class UnitFileInfo(Frozen):
     """One row of ``list-unit-files``."""
 
+    __slots__ = ("description", "desired", "hash", "is_global", "name", "reason", "state",
+                 "target", "target_machine")
     name: str
     hash: str
     desired: DesiredState
@@ -122,3 +134,9 @@ class UnitFileInfo:
     target_machine: Machine | None
     description: str
     reason: str  # "" when placed or not wanted anywhere
+
+    def __init__(self, name: str, hash: str, desired: DesiredState, state: DesiredState | None,
+                 is_global: bool, target: str | None, target_machine: Machine | None,
+                 description: str, reason: str) -> None:
+        init(self, name, hash, desired, state, is_global, target, target_machine, description,
+             reason)

@@ -4,12 +4,13 @@ The :class:`~unitctl.client.snapshot.Snapshot` (units, placements, reports,
 explanations, machines, and fleet's derived *current* state) lives in
 :mod:`unitctl.client.snapshot` and is re-exported here. :class:`Bodies` reads
 the stored unit texts, and caches per body hash whether a unit is global.
-Reads only: nothing here writes.
+Reads only: nothing here writes. ``explain`` is :mod:`unitctl.client.explain`
+(it reads the failure policy's records too).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from unitctl import xfleet
@@ -24,15 +25,13 @@ from unitctl.client.snapshot import (
     reported_states,
 )
 from unitctl.errors import InvalidUnitError, NotFoundError
-from unitctl.failover import FailureRecord, MoveRecord
 from unitctl.legend import short_reason
-from unitctl.model import DesiredState, Machine, Requirements, UnitRecord, UnitState
-from unitctl.registry.failures import failure_store
+from unitctl.model import Requirements, UnitRecord
 from unitctl.registry.registry import Registry
 from unitctl.unitfile import UnitFile
 
-__all__ = ["BAD_LOAD_STATES", "RUNNING_STATES", "Bodies", "Explanation", "Predicate", "Snapshot",
-           "StoredState", "UnitFileInfo", "cat", "explain", "group_states", "parse_or_none",
+__all__ = ["BAD_LOAD_STATES", "RUNNING_STATES", "Bodies", "Predicate", "Snapshot",
+           "StoredState", "UnitFileInfo", "cat", "group_states", "parse_or_none",
            "read_snapshot", "reported_states", "unit_file_rows"]
 
 
@@ -112,47 +111,6 @@ async def unit_file_rows(registry: Registry, bodies: Bodies,
             target=target, target_machine=snap.machines.get(target) if target else None,
             description=desc, reason="" if reasons is None else short_reason(reasons)))
     return rows
-
-
-# ------------------------------------------------------------------ explain
-
-
-@dataclass(frozen=True, slots=True)
-class Explanation:
-    """What ``explain`` tells about one unit."""
-
-    record: UnitRecord
-    is_global: bool
-    state: DesiredState | None
-    placement: str | None
-    placement_machine: Machine | None
-    reported: tuple[UnitState, ...]
-    reasons: Mapping[str, str] | None
-    requirements: Requirements | None
-    #: machine -> the unit's failure record there (the failure policy)
-    failures: Mapping[str, FailureRecord] = field(default_factory=dict)
-    #: the unit's moves off failing machines, oldest first
-    moves: tuple[MoveRecord, ...] = ()
-
-
-async def explain(registry: Registry, bodies: Bodies, name: str) -> Explanation:
-    """Where a unit is placed, or why it cannot be."""
-    snap = await read_snapshot(registry)
-    rec = snap.units.get(name)
-    if rec is None:
-        raise NotFoundError(f"Unit {name} not found")
-    req = await bodies.requirements(rec)
-    is_global = req is not None and req.is_global
-    placement = None if is_global else snap.placements.get(name)
-    reported = tuple(sorted((s.state for s in snap.states.get(name, {}).values()),
-                            key=lambda s: s.machine_id))
-    return Explanation(
-        record=rec, is_global=is_global, state=None if is_global else snap.current(name),
-        placement=placement,
-        placement_machine=snap.machines.get(placement) if placement else None,
-        reported=reported, reasons=None if is_global else snap.unplaceable(name),
-        requirements=req, failures=await failure_store(registry).failures_of(name),
-        moves=await failure_store(registry).moves_of(name))
 
 
 #: Tells why a unit has not reached what a command waits for (None: it has);

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias
 
 from unitctl.errors import RegistryError
 from unitctl.model import Machine, ScheduleEntry, UnitRecord, UnitState
+from unitctl.record import Frozen, init
 from unitctl.registry import codec
 from unitctl.registry.keys import Keys
 from unitctl.registry.kv import Event, EventKind, KeyValue
@@ -54,8 +54,7 @@ class Entity(enum.Enum):
     ROLLOUT_BODY = "rolloutbodies"
 
 
-@dataclass(frozen=True, slots=True)
-class KeyRef:
+class KeyRef(Frozen):
     """What one key names.
 
     ``name`` is the unit for unit-scoped entities, the body's sha for
@@ -69,11 +68,16 @@ class KeyRef:
     machine, ``DATA`` the data path (``/hosts/zk1``). Their values stay text.
     """
 
+    __slots__ = ("body", "entity", "machine", "name", "seq")
     entity: Entity
-    name: str = ""
-    machine: str = ""
-    body: str = ""
-    seq: int = -1
+    name: str
+    machine: str
+    body: str
+    seq: int
+
+    def __init__(self, entity: Entity, name: str = "", machine: str = "", body: str = "",
+                 seq: int = -1) -> None:
+        init(self, entity, name, machine, body, seq)
 
 
 #: What a value decodes to: the entity's model object, a plain string
@@ -82,15 +86,18 @@ Value: TypeAlias = ("UnitRecord | ScheduleEntry | Machine | UnitState | Request 
                     " | dict[str, str] | str | None")
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(Frozen):
     """One decoded key: what it names, its decoded value, its raw bytes and mod revision."""
 
+    __slots__ = ("data", "key", "mod_rev", "ref", "value")
     key: str
     ref: KeyRef
     value: Value
     data: bytes
     mod_rev: int
+
+    def __init__(self, key: str, ref: KeyRef, value: Value, data: bytes, mod_rev: int) -> None:
+        init(self, key, ref, value, data, mod_rev)
 
 
 def _named(entity: Entity) -> Callable[[str], KeyRef]:
@@ -209,11 +216,14 @@ def decode_value(ref: KeyRef, key: str, data: bytes) -> Value:
     return data.decode()
 
 
-@dataclass(frozen=True, slots=True)
-class Keyspace:
+class Keyspace(Frozen):
     """Parses and decodes the keys under one prefix."""
 
+    __slots__ = ("keys",)
     keys: Keys
+
+    def __init__(self, keys: Keys) -> None:
+        init(self, keys)
 
     def parse(self, key: str) -> KeyRef | None:
         """What ``key`` names, or None when it is not part of the layout."""

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import TypeVar
 
 from unitctl.errors import RegistryError
+from unitctl.record import Frozen, init
 from unitctl.registry.kv import KeyValue
 
 #: The logger the reports go to (logging is imported at the first report: start-up cost).
@@ -34,13 +34,16 @@ _reported: OrderedDict[tuple[str, int], None] = OrderedDict()
 DECODE_ERRORS = (RegistryError, ValueError, TypeError)
 
 
-@dataclass(frozen=True, slots=True)
-class InvalidKey:
+class InvalidKey(Frozen):
     """A key whose value does not decode, and why."""
 
+    __slots__ = ("key", "mod_rev", "reason")
     key: str
     mod_rev: int
     reason: str
+
+    def __init__(self, key: str, mod_rev: int, reason: str) -> None:
+        init(self, key, mod_rev, reason)
 
 
 def report(bad: InvalidKey) -> None:
