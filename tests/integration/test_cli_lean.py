@@ -32,7 +32,8 @@ PREFIX = "/lean/"
 MID = "c" * 32
 OTHER = "d" * 32
 UNIT = "[Unit]\nDescription=web %i\n\n[Service]\nExecStart=/bin/sleep 1d\n"
-GLOBAL = "[Unit]\nDescription=everywhere\n\n[Service]\nExecStart=/bin/true\n\n[X-Fleet]\nGlobal=true\n"
+GLOBAL = ("[Unit]\nDescription=everywhere\n\n[Service]\nExecStart=/bin/true\n\n"
+          "[X-Fleet]\nGlobal=true\n")
 
 #: The launcher, with a probe: on exit it says whether click was loaded.
 LAUNCHER = ("import atexit, runpy, sys\n"
