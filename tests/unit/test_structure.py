@@ -23,7 +23,7 @@ PURE = [
     "unitctl.resources",
     "unitctl.graphs",
     "unitctl.ports", "unitctl.volumes", "unitctl.scheduler.capacity", "unitctl.agent.dnszone",
-    "unitctl.model", "unitctl.errors", "unitctl.scheduler", "unitctl.scheduler.round",
+    "unitctl.model", "unitctl.record", "unitctl.errors", "unitctl.scheduler", "unitctl.scheduler.round",
     "unitctl.scheduler.incremental",
     "unitctl.agent.reconcile", "unitctl.agent.tasks", "unitctl.agent.fencing",
     "unitctl.registry.keys", "unitctl.registry.codec", "unitctl.registry.keyspace",
