@@ -134,7 +134,8 @@ def test_the_fixture_shows_every_column_and_warning(cluster: EtcdCluster) -> Non
 
 def test_the_environment_sets_the_flags_as_click_reads_them(cluster: EtcdCluster) -> None:
     env = {"UNITCTL_ENDPOINT": cluster.endpoint, "UNITCTL_REQUEST_TIMEOUT": "4",
-           "UNITCTL_USERNAME": ""}
+           "UNITCTL_USERNAME": "", "UNITCTL_DEBUG": "", "UNITCTL_ETCD_BIN": "etcd",
+           "UNITCTL_LIST_UNIT_FILES_JSON": "1"}  # not this verb's: no option of list-units
     lean = _run([sys.executable, "-c", LAUNCHER, "--etcd-key-prefix", PREFIX, "list-units"],
                 env=env)
     full = _run([sys.executable, "-c", CLICK, "--etcd-key-prefix", PREFIX, "list-units"],
@@ -155,6 +156,8 @@ def test_the_environment_sets_the_flags_as_click_reads_them(cluster: EtcdCluster
     (["list-units", "--fields"], None),
     (["list-units"], {"UNITCTL_LIST_UNITS_FIELDS": "unit,sub"}),
     (["list-units"], {"UNITCTL_DEBUG": "1"}),
+    (["list-units"], {"UNITCTL_HELP": "1"}),
+    (["list-unit-files"], {"UNITCTL_LIST_UNIT_FILES_JSON": "1"}),
     (["--driver", "API", "list-units"], None),
 ], ids=lambda v: " ".join(v) if isinstance(v, list) else str(v))
 def test_what_the_lean_path_leaves_to_click_is_clicks(cluster: EtcdCluster, args: list[str],

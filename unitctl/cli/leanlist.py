@@ -13,9 +13,10 @@ which click then runs, with click's own messages:
   not used) and the ssh ones that take any text; not ``--debug``, ``--driver``,
   ``--help``, ``--version``, the ssh timeout or host key flags; an option value
   that starts with ``-`` is left to click too;
-* ``UNITCTL_<FLAG>`` variables of those same options (used when the flag is
-  absent, an empty one ignored, as click does); any other non-empty
-  ``UNITCTL_*`` variable of the group or of the verb leaves the run to click;
+* ``UNITCTL_<PARAM>`` variables of those same options (used when the flag is
+  absent, an empty one ignored, as click does); a non-empty variable of the
+  group's other options (``UNITCTL_DEBUG``, ``UNITCTL_HELP`` ...) or of the
+  verb's (``UNITCTL_LIST_UNITS_FIELDS`` ...) leaves the run to click;
 * the verb by its whole name, then only ``--fields X``, ``--full`` (``-l`` for
   ``list-units``), ``--no-legend`` and ``--json``, fields that
   :func:`~unitctl.cli.output.parse_fields` accepts, an endpoint that is etcd's
@@ -41,6 +42,11 @@ GLOBAL_OPTIONS = {
     "--request-timeout": "request_timeout", "--tunnel": "tunnel",
     "--ssh-username": "ssh_username", "--known-hosts-file": "known_hosts_file",
 }
+
+#: The group's parameters the lean path leaves to click (``UNITCTL_DEBUG=1`` ...):
+#: flags click converts, ``--help`` and ``--version`` (eager: click acts on them first).
+CLICK_ONLY_PARAMS = frozenset({"debug", "ssh_timeout", "strict_host_key_checking", "no_strict",
+                               "driver", "version", "help"})
 
 #: Each list verb's flags (flag -> parameter name); ``--fields`` takes a value.
 VERB_FLAGS = {
@@ -97,16 +103,19 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, Any] | N
 
 
 def _environment(params: dict[str, Any], environ: Mapping[str, str], verb: str) -> bool:
-    """Fill the group's absent options from ``UNITCTL_*`` (False: a variable the lean
-    path does not take is set, or the verb's)."""
-    ours = {f"{ENV_PREFIX}{p.upper()}": p for p in GLOBAL_OPTIONS.values()}
-    for key, value in environ.items():
-        if not key.startswith(ENV_PREFIX) or not value:
-            continue
-        name = ours.get(key)
-        if name is None:
-            return False
-        params.setdefault(name, value)
+    """Fill the group's absent options from ``UNITCTL_<PARAM>`` as click does (an empty
+    value is none). False: a variable click would read and the lean path does not take
+    is set (one of :data:`CLICK_ONLY_PARAMS`, or any of the verb's own,
+    ``UNITCTL_LIST_UNITS_*``); other ``UNITCTL_*`` variables are no option's."""
+    verb_prefix = f"{ENV_PREFIX}{verb.upper().replace('-', '_')}_"
+    clicks = {f"{ENV_PREFIX}{param.upper()}" for param in CLICK_ONLY_PARAMS}
+    if any(value and (key in clicks or key.startswith(verb_prefix))
+           for key, value in environ.items()):
+        return False
+    for param in GLOBAL_OPTIONS.values():
+        value = environ.get(f"{ENV_PREFIX}{param.upper()}")
+        if value:
+            params.setdefault(param, value)
     return True
 
 
