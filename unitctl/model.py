@@ -15,6 +15,8 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from unitctl.record import Frozen, init
+
 
 class DesiredState(enum.Enum):
     """A unit's desired state, as fleet's ``JobState``."""
@@ -36,8 +38,7 @@ _RANK = {DesiredState.INACTIVE: 0, DesiredState.LOADED: 1, DesiredState.LAUNCHED
 DEFAULT_PORT_RANGE = (31000, 31999)
 
 
-@dataclass(frozen=True, slots=True)
-class Needs:
+class Needs(Frozen):
     """What a unit takes from its machine (:mod:`unitctl.resources` parses it).
 
     Attributes:
@@ -51,11 +52,17 @@ class Needs:
             most (spread, the default).
     """
 
-    cpu_milli: int = 0
-    mem_bytes: int = 0
-    dynamic_ports: tuple[str, ...] = ()
-    fixed_ports: tuple[int, ...] = ()
-    binpack: bool = False
+    __slots__ = ("binpack", "cpu_milli", "dynamic_ports", "fixed_ports", "mem_bytes")
+    cpu_milli: int
+    mem_bytes: int
+    dynamic_ports: tuple[str, ...]
+    fixed_ports: tuple[int, ...]
+    binpack: bool
+
+    def __init__(self, cpu_milli: int = 0, mem_bytes: int = 0,
+                 dynamic_ports: tuple[str, ...] = (), fixed_ports: tuple[int, ...] = (),
+                 binpack: bool = False) -> None:
+        init(self, cpu_milli, mem_bytes, dynamic_ports, fixed_ports, binpack)
 
     @property
     def any(self) -> bool:
@@ -66,8 +73,7 @@ class Needs:
 NO_NEEDS = Needs()
 
 
-@dataclass(frozen=True, slots=True)
-class Capacity:
+class Capacity(Frozen):
     """What a machine offers to units, as its agent measured it (less its reserve).
 
     Attributes:
@@ -76,9 +82,14 @@ class Capacity:
         port_range: the inclusive range dynamic host ports come from.
     """
 
-    cpu_milli: int | None = None
-    mem_bytes: int | None = None
-    port_range: tuple[int, int] = DEFAULT_PORT_RANGE
+    __slots__ = ("cpu_milli", "mem_bytes", "port_range")
+    cpu_milli: int | None
+    mem_bytes: int | None
+    port_range: tuple[int, int]
+
+    def __init__(self, cpu_milli: int | None = None, mem_bytes: int | None = None,
+                 port_range: tuple[int, int] = DEFAULT_PORT_RANGE) -> None:
+        init(self, cpu_milli, mem_bytes, port_range)
 
 
 #: A machine that reported no capacity (an old agent): nothing is counted.
@@ -125,8 +136,7 @@ class Requirements:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Machine:
+class Machine(Frozen):
     """A live machine, as its agent registered it.
 
     Attributes:
@@ -138,11 +148,17 @@ class Machine:
             agent reported none (an old agent: nothing is counted there).
     """
 
+    __slots__ = ("capacity", "id", "metadata", "public_ip", "version")
     id: str
-    public_ip: str = ""
-    metadata: Mapping[str, str] = field(default_factory=dict)
-    version: str = ""
-    capacity: Capacity = UNLIMITED
+    public_ip: str
+    metadata: Mapping[str, str]
+    version: str
+    capacity: Capacity
+
+    def __init__(self, id: str, public_ip: str = "",
+                 metadata: Mapping[str, str] | None = None, version: str = "",
+                 capacity: Capacity = UNLIMITED) -> None:
+        init(self, id, public_ip, {} if metadata is None else metadata, version, capacity)
 
     @property
     def short_id(self) -> str:
@@ -163,8 +179,7 @@ class UnitRecord:
     desired: DesiredState
 
 
-@dataclass(frozen=True, slots=True)
-class UnitState:
+class UnitState(Frozen):
     """systemd's view of a unit on one machine, as its agent reported it.
 
     Attributes:
@@ -177,20 +192,36 @@ class UnitState:
             ``healthy`` or ``unhealthy``; "" when it has no check or is not active.
     """
 
+    __slots__ = (
+        "active",
+        "error",
+        "hash",
+        "health",
+        "load",
+        "machine_id",
+        "name",
+        "retry_at",
+        "sub",
+        "waiting",
+    )
     name: str
     machine_id: str
     load: str
     active: str
     sub: str
     hash: str
-    error: str = ""
-    retry_at: float = 0.0
-    waiting: str = ""
-    health: str = ""
+    error: str
+    retry_at: float
+    waiting: str
+    health: str
+
+    def __init__(self, name: str, machine_id: str, load: str, active: str, sub: str,
+                 hash: str, error: str = "", retry_at: float = 0.0,
+                 waiting: str = "", health: str = "") -> None:
+        init(self, name, machine_id, load, active, sub, hash, error, retry_at, waiting, health)
 
 
-@dataclass(frozen=True, slots=True)
-class ScheduleEntry:
+class ScheduleEntry(Frozen):
     """One unit in one machine's schedule: what the agent must make true.
 
     Attributes:
@@ -199,7 +230,12 @@ class ScheduleEntry:
             passes each in as an environment variable of that name.
     """
 
+    __slots__ = ("desired", "hash", "name", "ports")
     name: str
     hash: str
     desired: DesiredState
-    ports: tuple[tuple[str, int], ...] = ()
+    ports: tuple[tuple[str, int], ...]
+
+    def __init__(self, name: str, hash: str, desired: DesiredState,
+                 ports: tuple[tuple[str, int], ...] = ()) -> None:
+        init(self, name, hash, desired, ports)

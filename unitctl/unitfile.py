@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from unitctl.errors import InvalidUnitError
+from unitctl.record import Frozen, init
 
 __all__ = ["MAX_UNIT_SIZE", "UnitFile", "UnitOption"]
 
@@ -84,13 +85,16 @@ class UnitOption:
             )
 
 
-@dataclass(frozen=True, slots=True)
-class UnitFile:
+class UnitFile(Frozen):
     """A parsed unit file: its options in file order."""
 
+    __slots__ = ("options",)
     options: tuple[UnitOption, ...]
 
     # -- construction -----------------------------------------------------
+
+    def __init__(self, options: tuple[UnitOption, ...]) -> None:
+        init(self, options)
 
     @classmethod
     def parse(cls, text: str) -> UnitFile:

@@ -41,7 +41,8 @@ import json
 import posixpath
 import re
 from collections.abc import Callable, Container, Iterable, Mapping
-from dataclasses import dataclass
+
+from unitctl.record import Frozen, init
 
 #: The ``[X-Fleet]`` option.
 OPTION = "Volume"
@@ -70,28 +71,35 @@ _YES = frozenset({"yes", "true", "1", "on"})
 _NO = frozenset({"no", "false", "0", "off"})
 
 
-@dataclass(frozen=True, slots=True)
-class Volume:
+class Volume(Frozen):
     """One volume a unit asks for: its name, size in bytes, mount path and shared
     store (``""``: a local volume)."""
 
+    __slots__ = ("name", "path", "size", "store")
     name: str
     size: int
     path: str
-    store: str = ""
+    store: str
+
+    def __init__(self, name: str, size: int, path: str, store: str = "") -> None:
+        init(self, name, size, path, store)
 
 
-@dataclass(frozen=True, slots=True)
-class VolumeRecord:
+class VolumeRecord(Frozen):
     """Where a volume lives: its machine (local) or its store (shared, machine ``""``),
     the directory there, its recorded size and its owning unit."""
 
+    __slots__ = ("machine", "name", "path", "size", "store", "unit")
     name: str
     machine: str
     path: str
     size: int
     unit: str
-    store: str = ""
+    store: str
+
+    def __init__(self, name: str, machine: str, path: str, size: int, unit: str, store: str = ""
+                 ) -> None:
+        init(self, name, machine, path, size, unit, store)
 
     def encode(self) -> bytes:
         where = {"store": self.store} if self.store else {"machine": self.machine}

@@ -207,3 +207,44 @@ def test_the_registry_makes_its_rarely_used_stores_on_first_use() -> None:
                        cwd=str(ROOT), check=True, timeout=60)
     before, after = (json.loads(line) for line in r.stdout.strip().splitlines()[-2:])
     assert before == [] and after == [True, True]
+
+
+#: What ``list-units`` does not use, and so must not load: click and the group, the
+#: session and the facade (the write path), the unit-file and [X-Fleet] modules, the
+#: failure policy and the agent channel.
+NOT_ON_THE_LIST_PATH = ("click", "unitctl.cli.main", "unitctl.cli.session", "unitctl.cli.lists",
+                        "unitctl.client.facade", "unitctl.client.views", "unitctl.xfleet",
+                        "unitctl.unitfile", "unitctl.failover", "unitctl.health",
+                        "unitctl.channel", "unitctl.registry.failures", "logging", "asyncio",
+                        "secrets")
+
+
+def test_list_units_through_the_launcher_loads_neither_click_nor_the_write_path() -> None:
+    # an unreachable endpoint: the verb's modules are loaded before it connects
+    for args in (["list-units"], ["--request-timeout", "1", "list-units", "--json", "-l"]):
+        loaded = set(_modules_after(["--endpoint", "http://127.0.0.1:1", *args]))
+        assert "unitctl.cli.leanread" in loaded, args
+        assert not loaded & set(NOT_ON_THE_LIST_PATH), (args, sorted(loaded
+                                                                    & set(NOT_ON_THE_LIST_PATH)))
+
+
+def _dataclass_modules(args: list[str]) -> list[str]:
+    """The modules whose dataclasses ``python -m unitctl ARGS`` creates."""
+    code = ("import atexit, dataclasses, json, runpy, sys\n"
+            "made = []\ncreate = dataclasses._process_class\n"
+            "def counted(cls, *a, **k):\n    made.append(cls.__module__)\n"
+            "    return create(cls, *a, **k)\n"
+            "dataclasses._process_class = counted\n"
+            "atexit.register(lambda: print('\\nDATACLASSES ' + json.dumps(sorted(set(made)))))\n"
+            f"sys.argv = ['unitctl', *{args!r}]\n"
+            "runpy.run_module('unitctl', run_name='__main__', alter_sys=True)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       cwd=str(ROOT), check=False, timeout=60)
+    return list(json.loads(r.stdout.rsplit("\nDATACLASSES ", 1)[-1]))
+
+
+def test_the_list_path_defines_its_records_without_dataclasses() -> None:
+    # the read path's records are unitctl.record.Frozen; what is left is named here
+    made = _dataclass_modules(["--endpoint", "http://127.0.0.1:1", "list-units"])
+    assert set(made) <= {"unitctl.model", "unitctl.registry.gateway",
+                         "unitctl.registry.leader"}, made

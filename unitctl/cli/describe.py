@@ -13,7 +13,7 @@ from unitctl import names as unames
 from unitctl.cli.complete import complete_units
 from unitctl.cli.output import failure_note, iso_time
 from unitctl.cli.session import Session, pass_session
-from unitctl.client.views import Explanation
+from unitctl.client.explain import Explanation
 from unitctl.legend import format_reasons, machine_legend, short_id
 
 

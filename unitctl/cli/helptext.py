@@ -7,7 +7,7 @@ edit by hand. See :mod:`unitctl.cli.launch`.
 
 from __future__ import annotations
 
-FINGERPRINT = 0x11a77580
+FINGERPRINT = 0xd29fa041
 
 HELP_OPTIONS = (
     '-h',

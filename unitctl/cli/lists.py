@@ -6,65 +6,34 @@ Each prints fleetctl's table (or ``--json``) of the fields asked for with
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import click
 
 from unitctl import xfleet
-from unitctl.cli.output import failure_note, iso_time, parse_fields, render_json, render_table
+from unitctl.cli import listfields as lf
+from unitctl.cli.listfields import (
+    UNIT_DEFAULT,
+    UNIT_FIELDS,
+    UNIT_FILE_DEFAULT,
+    UNIT_FILE_FIELDS,
+    Cell,
+)
+from unitctl.cli.output import parse_fields, render_json, render_table
 from unitctl.cli.session import Session, pass_session
 from unitctl.client import views
 from unitctl.client.facade import Client
 from unitctl.client.usage import Usage, machine_usage
 from unitctl.client.views import Snapshot, UnitFileInfo
 from unitctl.errors import ConfigError
-from unitctl.legend import machine_legend, short_id
-from unitctl.model import Machine, UnitState
+from unitctl.legend import short_id
+from unitctl.model import Machine
 from unitctl.resources import format_bytes, format_cpu
 
-Cell = str | None
-
-# ------------------------------------------------------------------ fields
-
-UnitStateField = Callable[[UnitState, Mapping[str, Machine], bool], Cell]
-
-UNIT_FIELDS: dict[str, UnitStateField] = {
-    "unit": lambda s, ms, full: s.name,
-    "load": lambda s, ms, full: s.load,
-    "active": lambda s, ms, full: s.active,
-    "sub": lambda s, ms, full: s.sub,
-    "machine": lambda s, ms, full: machine_legend(s.machine_id, ms.get(s.machine_id), full),
-    "hash": lambda s, ms, full: s.hash if full else s.hash[:7],
-    "error": lambda s, ms, full: failure_note(s, time.time()),
-    "retry_at": lambda s, ms, full: iso_time(s.retry_at),
-    "waiting": lambda s, ms, full: s.waiting or None,
-    "health": lambda s, ms, full: s.health or None,
-}
-UNIT_DEFAULT = "unit,machine,active,sub"
-
-UnitFileField = Callable[[UnitFileInfo, bool], Cell]
-
-
-def _target(u: UnitFileInfo, full: bool) -> Cell:
-    if u.is_global:
-        return "global"
-    return machine_legend(u.target, u.target_machine, full) if u.target else None
-
-
-UNIT_FILE_FIELDS: dict[str, UnitFileField] = {
-    "unit": lambda u, full: u.name,
-    "global": lambda u, full: "true" if u.is_global else "false",
-    "dstate": lambda u, full: u.desired.value,
-    "target": _target,
-    "tmachine": _target,
-    "state": lambda u, full: None if u.state is None else u.state.value,
-    "hash": lambda u, full: u.hash if full else u.hash[:7],
-    "desc": lambda u, full: u.description,
-    "reason": lambda u, full: u.reason,
-}
-UNIT_FILE_DEFAULT = "unit,hash,dstate,state,target"
+__all__ = ["COMMANDS", "MACHINE_DEFAULT", "MACHINE_FIELDS", "UNIT_DEFAULT", "UNIT_FIELDS",
+           "UNIT_FILE_DEFAULT", "UNIT_FILE_FIELDS", "list_machines", "list_unit_files",
+           "list_units"]
 
 MachineField = Callable[[Machine, bool], Cell]
 
@@ -119,9 +88,8 @@ async def _machines(c: Client, usage: bool) -> tuple[list[Machine], dict[str, Us
 
 def _warn_invalid(invalid: Mapping[str, str]) -> None:
     """One stderr line per unit key that does not decode (the list still succeeds)."""
-    for name in sorted(invalid):
-        click.echo(f"WARNING: unit {name} is invalid ({invalid[name]}); "
-                   f"'unitctl destroy {name}' removes it", err=True)
+    for line in lf.invalid_warnings(invalid):
+        click.echo(line, err=True)
 
 
 async def _unit_files(c: Client) -> tuple[list[UnitFileInfo], Snapshot]:
@@ -165,15 +133,9 @@ def list_units(sess: Session, fields: str, full: bool, no_legend: bool, as_json:
     cols = parse_fields(fields, list(UNIT_FIELDS))
     snap = sess.read(lambda c: c.snapshot())
     _warn_invalid(snap.invalid)
-    states, machines = views.reported_states(snap), snap.machines
-    if fields == UNIT_DEFAULT and any(s.error for s in states):
-        cols.append("error")  # fleetctl's columns, plus why a unit is failing
-    if fields == UNIT_DEFAULT and any(s.waiting for s in states):
-        cols.append("waiting")  # and why it waits for a dependency
-    if fields == UNIT_DEFAULT and any(s.health for s in states):
-        cols.append("health")  # and what its health check says
-    table = [{f: UNIT_FIELDS[f](s, machines, full) for f in cols} for s in states]
-    js = [{f: UNIT_FIELDS[f](s, machines, True) for f in cols} for s in states]
+    states = views.reported_states(snap)
+    cols = lf.unit_columns(fields, cols, states)
+    table, js = lf.rows(cols, states, lf.unit_cell(snap.machines), full)
     _emit(cols, table, as_json, js, not no_legend)
 
 
@@ -185,11 +147,10 @@ def list_unit_files(sess: Session, fields: str, full: bool, no_legend: bool,
     """List the units in the registry with their desired and current states."""
     cols = parse_fields(fields, list(UNIT_FILE_FIELDS))
     if "tmachine" in cols:
-        click.echo("WARNING: the tmachine field is deprecated, use target", err=True)
+        click.echo(lf.TMACHINE_WARNING, err=True)
     infos, snap = sess.read(_unit_files)
     _warn_invalid(snap.invalid)
-    table = [{f: UNIT_FILE_FIELDS[f](u, full) for f in cols} for u in infos]
-    js = [{f: UNIT_FILE_FIELDS[f](u, True) for f in cols} for u in infos]
+    table, js = lf.rows(cols, infos, lf.unit_file_cell, full)
     _emit(cols, table, as_json, js, not no_legend)
 
 

@@ -3,7 +3,9 @@
 - :mod:`~unitctl.client.connect`: how a client reaches the registry.
 - :mod:`~unitctl.client.resolve`: command-line arguments to unit files.
 - :mod:`~unitctl.client.intent`: writes of units and desired states.
-- :mod:`~unitctl.client.views`: the read models (snapshot, list rows, explain).
+- :mod:`~unitctl.client.snapshot`: the snapshot of the cluster (``list-units``).
+- :mod:`~unitctl.client.views`: the read models (list rows, bodies, cat).
+- :mod:`~unitctl.client.explain`: what ``explain`` tells.
 - :mod:`~unitctl.client.wait`: waiting for reported states, on watches of the waited keys.
 - :mod:`~unitctl.client.facade`: :class:`Client`, the verbs' operations over one registry.
 """
@@ -20,7 +22,7 @@ _HOMES = {
     "config_from_params": "connect", "open_registry": "connect", "Client": "facade",
     "REPLACE_ALLOWED": "intent", "LocalUnit": "resolve", "read_unit_file": "resolve",
     "refuse_template": "resolve", "BAD_LOAD_STATES": "views", "RUNNING_STATES": "views",
-    "Explanation": "views", "Snapshot": "views", "StoredState": "views",
+    "Explanation": "explain", "Snapshot": "views", "StoredState": "views",
     "UnitFileInfo": "views", "Predicate": "wait", "format_reasons": "legend",
     "machine_legend": "legend", "short_id": "legend", "short_reason": "legend",
 }

@@ -14,10 +14,10 @@ import, more than a whole read-only command; the agent keeps them). Under
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from unitctl.errors import RegistryUnavailable
+from unitctl.record import Frozen, init
 from unitctl.registry.connection import DEFAULT_ENDPOINT, EtcdConfig
 from unitctl.registry.gateway import GatewayKV
 from unitctl.registry.keys import DEFAULT_PREFIX
@@ -29,12 +29,15 @@ __all__ = ["DEFAULT_ENDPOINT", "DEFAULT_PREFIX", "ApiEndpoint", "ClientConfig",
            "api_from_params", "config_from_params", "open_registry"]
 
 
-@dataclass(frozen=True, slots=True)
-class ClientConfig:
+class ClientConfig(Frozen):
     """How the client reaches etcd (the global flags of ``unitctl``)."""
 
-    prefix: str = DEFAULT_PREFIX
-    etcd: EtcdConfig = field(default_factory=lambda: EtcdConfig(endpoints=(DEFAULT_ENDPOINT,)))
+    __slots__ = ("etcd", "prefix")
+    prefix: str
+    etcd: EtcdConfig
+
+    def __init__(self, prefix: str = DEFAULT_PREFIX, etcd: EtcdConfig | None = None) -> None:
+        init(self, prefix, EtcdConfig(endpoints=(DEFAULT_ENDPOINT,)) if etcd is None else etcd)
 
     @property
     def endpoint(self) -> str:
@@ -69,16 +72,20 @@ def config_from_params(params: Mapping[str, Any]) -> ClientConfig:
             timeout=DEFAULT_TIMEOUT if timeout is None else float(timeout)))
 
 
-@dataclass(frozen=True, slots=True)
-class ApiEndpoint:
+class ApiEndpoint(Frozen):
     """unitctl's HTTP API as the CLI reaches it (``--endpoint`` an API URL)."""
 
+    __slots__ = ("ca_file", "cert_file", "key_file", "timeout", "token", "url")
     url: str
-    token: str = ""
-    ca_file: str = ""
-    cert_file: str = ""
-    key_file: str = ""
-    timeout: float = DEFAULT_TIMEOUT
+    token: str
+    ca_file: str
+    cert_file: str
+    key_file: str
+    timeout: float
+
+    def __init__(self, url: str, token: str = "", ca_file: str = "", cert_file: str = "",
+                 key_file: str = "", timeout: float = DEFAULT_TIMEOUT) -> None:
+        init(self, url, token, ca_file, cert_file, key_file, timeout)
 
 
 def is_api_url(endpoint: str) -> bool:

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from unitctl.errors import RegistryError
-from unitctl.failover import FailureRecord, MoveRecord
 from unitctl.model import (
     DEFAULT_PORT_RANGE,
     UNLIMITED,
@@ -22,6 +21,9 @@ from unitctl.model import (
     UnitRecord,
     UnitState,
 )
+
+if TYPE_CHECKING:  # imported where decoded: the failure policy's module is not on the read path
+    from unitctl.failover import FailureRecord, MoveRecord
 
 
 def _dump(obj: Mapping[str, Any]) -> bytes:
@@ -176,6 +178,8 @@ def encode_failure(rec: FailureRecord) -> bytes:
 
 
 def decode_failure(key: str, unit: str, machine: str, data: bytes) -> FailureRecord:
+    from unitctl.failover import FailureRecord  # only failure records need it (start-up cost)
+
     obj = _load(key, data)
     return FailureRecord(unit, machine, int(_num(key, obj, "count")), _num(key, obj, "first"),
                          _num(key, obj, "last"), _str(key, obj, "why", ""))
@@ -186,6 +190,8 @@ def encode_moves(history: tuple[MoveRecord, ...]) -> bytes:
 
 
 def decode_moves(key: str, data: bytes) -> tuple[MoveRecord, ...]:
+    from unitctl.failover import MoveRecord  # only move records need it (start-up cost)
+
     moves = _load(key, data).get("moves")
     if not isinstance(moves, list) or not all(isinstance(m, dict) for m in moves):
         raise RegistryError(f"corrupt value at {key}: field 'moves' is not a list of objects")

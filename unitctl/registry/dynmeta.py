@@ -10,12 +10,12 @@ deletes only what the API set (the agent's configured metadata stays), and
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Iterable, Mapping
 
 from unitctl.errors import UsageError
 from unitctl.model import Machine
+from unitctl.record import replace
 from unitctl.registry.keys import Keys
 from unitctl.registry.kv import KV
 
@@ -39,7 +39,7 @@ def check(machine: str, key: str, value: str | None = None) -> None:
 def merged(machines: Iterable[Machine],
            overrides: Mapping[str, Mapping[str, str]]) -> list[Machine]:
     """Each machine with the API-set metadata laid over its own."""
-    return [dataclasses.replace(m, metadata={**m.metadata, **overrides[m.id]})
+    return [replace(m, metadata={**m.metadata, **overrides[m.id]})
             if m.id in overrides else m for m in machines]
 
 

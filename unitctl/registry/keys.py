@@ -41,7 +41,7 @@ Under the prefix (default ``/unitctl/``)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from unitctl.record import Frozen, init
 
 SCHEMA_VERSION = 1
 DEFAULT_PREFIX = "/unitctl/"
@@ -52,11 +52,14 @@ def normalize_prefix(prefix: str) -> str:
     return "/" + prefix.strip("/") + "/" if prefix.strip("/") else "/"
 
 
-@dataclass(frozen=True, slots=True)
-class Keys:
+class Keys(Frozen):
     """Builds and parses keys under one prefix."""
 
-    prefix: str = DEFAULT_PREFIX
+    __slots__ = ("prefix",)
+    prefix: str
+
+    def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
+        init(self, prefix)
 
     @property
     def version(self) -> str:

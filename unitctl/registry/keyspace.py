@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeAlias
 
-from unitctl import channel
-from unitctl.channel import Reply, Request
 from unitctl.errors import RegistryError
 from unitctl.model import Machine, ScheduleEntry, UnitRecord, UnitState
+from unitctl.record import Frozen, init
 from unitctl.registry import codec
 from unitctl.registry.keys import Keys
 from unitctl.registry.kv import Event, EventKind, KeyValue
+
+if TYPE_CHECKING:  # the agent channel's module is imported where its keys are decoded
+    from unitctl.channel import Reply, Request
 
 
 class Entity(enum.Enum):
@@ -53,8 +55,7 @@ class Entity(enum.Enum):
     ROLLOUT_BODY = "rolloutbodies"
 
 
-@dataclass(frozen=True, slots=True)
-class KeyRef:
+class KeyRef(Frozen):
     """What one key names.
 
     ``name`` is the unit for unit-scoped entities, the body's sha for
@@ -68,28 +69,36 @@ class KeyRef:
     machine, ``DATA`` the data path (``/hosts/zk1``). Their values stay text.
     """
 
+    __slots__ = ("body", "entity", "machine", "name", "seq")
     entity: Entity
-    name: str = ""
-    machine: str = ""
-    body: str = ""
-    seq: int = -1
+    name: str
+    machine: str
+    body: str
+    seq: int
+
+    def __init__(self, entity: Entity, name: str = "", machine: str = "", body: str = "",
+                 seq: int = -1) -> None:
+        init(self, entity, name, machine, body, seq)
 
 
 #: What a value decodes to: the entity's model object, a plain string
 #: (placements, bodies, leader, version, body refs), or None (a deleted key).
-Value = (UnitRecord | ScheduleEntry | Machine | UnitState | Request | Reply | dict[str, str]
-         | str | None)
+Value: TypeAlias = ("UnitRecord | ScheduleEntry | Machine | UnitState | Request | Reply"
+                    " | dict[str, str] | str | None")
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(Frozen):
     """One decoded key: what it names, its decoded value, its raw bytes and mod revision."""
 
+    __slots__ = ("data", "key", "mod_rev", "ref", "value")
     key: str
     ref: KeyRef
     value: Value
     data: bytes
     mod_rev: int
+
+    def __init__(self, key: str, ref: KeyRef, value: Value, data: bytes, mod_rev: int) -> None:
+        init(self, key, ref, value, data, mod_rev)
 
 
 def _named(entity: Entity) -> Callable[[str], KeyRef]:
@@ -200,18 +209,23 @@ def decode_value(ref: KeyRef, key: str, data: bytes) -> Value:
         return codec.decode_state(key, ref.name, ref.machine, data)
     if entity is Entity.EXPLANATION:
         return codec.decode_explanation(key, data)
-    if entity is Entity.REQUEST:
-        return channel.decode_request(key, data)
-    if entity is Entity.REPLY:
+    if entity in (Entity.REQUEST, Entity.REPLY):
+        from unitctl import channel  # only the agent channel's keys need it (start-up cost)
+
+        if entity is Entity.REQUEST:
+            return channel.decode_request(key, data)
         return channel.decode_reply(key, data)
     return data.decode()
 
 
-@dataclass(frozen=True, slots=True)
-class Keyspace:
+class Keyspace(Frozen):
     """Parses and decodes the keys under one prefix."""
 
+    __slots__ = ("keys",)
     keys: Keys
+
+    def __init__(self, keys: Keys) -> None:
+        init(self, keys)
 
     def parse(self, key: str) -> KeyRef | None:
         """What ``key`` names, or None when it is not part of the layout."""
@@ -276,10 +290,14 @@ class Keyspace:
 
     def request(self, kv: KeyValue) -> tuple[str, Request]:
         """(request id, request) of a ``requests/<machine>/<id>`` key."""
+        from unitctl import channel  # see decode_value
+
         return self.ref(kv.key, Entity.REQUEST).name, channel.decode_request(kv.key, kv.value)
 
     def reply(self, kv: KeyValue) -> tuple[int, Reply]:
         """(sequence number, reply) of a ``replies/<id>/<seq>`` key."""
+        from unitctl import channel  # see decode_value
+
         return self.ref(kv.key, Entity.REPLY).seq, channel.decode_reply(kv.key, kv.value)
 
     def body(self, kv: KeyValue) -> tuple[str, str]:

@@ -26,26 +26,34 @@ transactions with :func:`request_bytes` under :data:`MAX_TXN_BYTES`.
 Errors: ``RegistryUnavailable`` when the store cannot be reached,
 ``RegistryError`` for anything else. A failed compare is not an error:
 ``txn`` returns False.
+
+The records here are :class:`~unitctl.record.Frozen` (frozen dataclasses'
+behaviour without their start-up cost: every CLI command imports this module).
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
+from unitctl.record import Frozen, init
 
-@dataclass(frozen=True, slots=True)
-class KeyValue:
+
+class KeyValue(Frozen):
     """A stored key with its revisions."""
 
+    __slots__ = ("create_rev", "key", "lease", "mod_rev", "value", "version")
     key: str
     value: bytes
     create_rev: int
     mod_rev: int
     version: int
-    lease: int = 0
+    lease: int
+
+    def __init__(self, key: str, value: bytes, create_rev: int, mod_rev: int, version: int,
+                 lease: int = 0) -> None:
+        init(self, key, value, create_rev, mod_rev, version, lease)
 
 
 class CompareField(enum.Enum):
@@ -57,28 +65,42 @@ class CompareField(enum.Enum):
     MOD = "mod"
 
 
-@dataclass(frozen=True, slots=True)
-class Compare:
+class Compare(Frozen):
     """``field(key) op operand``; ``prefix=True`` compares every key under ``key``."""
 
+    __slots__ = ("field", "key", "op", "operand", "prefix")
     key: str
     field: CompareField
     op: str  # one of == != < >
     operand: int | bytes
-    prefix: bool = False
+    prefix: bool
+
+    def __init__(self, key: str, field: CompareField, op: str, operand: int | bytes,
+                 prefix: bool = False) -> None:
+        init(self, key, field, op, operand, prefix)
 
 
-@dataclass(frozen=True, slots=True)
-class Put:
+class Put(Frozen):
+    """Write ``value`` at ``key`` (under ``lease``, 0: none)."""
+
+    __slots__ = ("key", "lease", "value")
     key: str
     value: bytes
-    lease: int = 0
+    lease: int
+
+    def __init__(self, key: str, value: bytes, lease: int = 0) -> None:
+        init(self, key, value, lease)
 
 
-@dataclass(frozen=True, slots=True)
-class Delete:
+class Delete(Frozen):
+    """Delete ``key`` (``prefix=True``: every key under it)."""
+
+    __slots__ = ("key", "prefix")
     key: str
-    prefix: bool = False
+    prefix: bool
+
+    def __init__(self, key: str, prefix: bool = False) -> None:
+        init(self, key, prefix)
 
 
 Op = Put | Delete
@@ -106,22 +128,28 @@ class EventKind(enum.Enum):
     DELETE = "delete"
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(Frozen):
     """One change seen by a watch."""
 
+    __slots__ = ("key", "kind", "mod_rev", "value")
     kind: EventKind
     key: str
     value: bytes
     mod_rev: int
 
+    def __init__(self, kind: EventKind, key: str, value: bytes, mod_rev: int) -> None:
+        init(self, kind, key, value, mod_rev)
 
-@dataclass(frozen=True, slots=True)
-class Range:
+
+class Range(Frozen):
     """The result of a prefix read: the keys and the store revision of the read."""
 
+    __slots__ = ("kvs", "revision")
     kvs: tuple[KeyValue, ...]
     revision: int
+
+    def __init__(self, kvs: tuple[KeyValue, ...], revision: int) -> None:
+        init(self, kvs, revision)
 
 
 def request_bytes(compares: Sequence[Compare], ops: Sequence[Op]) -> int:

@@ -13,7 +13,7 @@ import bisect
 import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from unitctl.errors import RegistryError, RegistryUnavailable
 from unitctl.registry.kv import (
@@ -120,8 +120,7 @@ class MemoryKV:
         else:
             if old.lease and old.lease in self._leases:
                 self._leases[old.lease].keys.discard(key)
-            kv = replace(old, value=value, mod_rev=self._rev, version=old.version + 1,
-                         lease=lease)
+            kv = KeyValue(key, value, old.create_rev, self._rev, old.version + 1, lease)
         if lease:
             self._leases[lease].keys.add(key)
         self._data[key] = kv

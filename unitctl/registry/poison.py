@@ -13,16 +13,16 @@ decoded values and the :class:`InvalidKey` of each key it skipped.
 
 from __future__ import annotations
 
-import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import TypeVar
 
 from unitctl.errors import RegistryError
+from unitctl.record import Frozen, init
 from unitctl.registry.kv import KeyValue
 
-log = logging.getLogger("unitctl.registry")
+#: The logger the reports go to (logging is imported at the first report: start-up cost).
+LOGGER = "unitctl.registry"
 
 T = TypeVar("T")
 
@@ -34,13 +34,16 @@ _reported: OrderedDict[tuple[str, int], None] = OrderedDict()
 DECODE_ERRORS = (RegistryError, ValueError, TypeError)
 
 
-@dataclass(frozen=True, slots=True)
-class InvalidKey:
+class InvalidKey(Frozen):
     """A key whose value does not decode, and why."""
 
+    __slots__ = ("key", "mod_rev", "reason")
     key: str
     mod_rev: int
     reason: str
+
+    def __init__(self, key: str, mod_rev: int, reason: str) -> None:
+        init(self, key, mod_rev, reason)
 
 
 def report(bad: InvalidKey) -> None:
@@ -51,7 +54,10 @@ def report(bad: InvalidKey) -> None:
     _reported[mark] = None
     while len(_reported) > _REMEMBERED:
         _reported.popitem(last=False)
-    log.warning("skipping invalid key %s (rev %d): %s", bad.key, bad.mod_rev, bad.reason)
+    import logging
+
+    logging.getLogger(LOGGER).warning("skipping invalid key %s (rev %d): %s", bad.key,
+                                      bad.mod_rev, bad.reason)
 
 
 def invalid(key: str, mod_rev: int, exc: BaseException) -> InvalidKey:

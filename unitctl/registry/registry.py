@@ -30,7 +30,6 @@ from unitctl.registry.leases import KVLeases, Leases
 from unitctl.registry.machines import MachineStore
 from unitctl.registry.poison import InvalidKey
 from unitctl.registry.schedules import CommitResult, ScheduleStore
-from unitctl.registry.secret import load_secret
 from unitctl.registry.units import UnitsRead, UnitStore
 
 if TYPE_CHECKING:  # the stores below are imported when first used (start-up cost)
@@ -126,6 +125,8 @@ class Registry:
 
     async def peer_secret(self) -> bytes:
         """The cluster's peer secret, created on first use (:mod:`.secret`)."""
+        from unitctl.registry.secret import load_secret  # the agent's (imports secrets)
+
         return await load_secret(self.kv, self.keys.prefix)
 
     # -- the store -----------------------------------------------------------

@@ -17,10 +17,10 @@ out, as the read skips it).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
 
 from unitctl.errors import ConflictError
 from unitctl.model import ScheduleEntry
+from unitctl.record import Frozen, init
 from unitctl.registry import blocking, poison
 from unitctl.registry.keys import Keys
 from unitctl.registry.keyspace import Keyspace
@@ -28,13 +28,16 @@ from unitctl.registry.kv import KV, Compare, Delete, Event, EventKind, Group, Ke
 from unitctl.registry.leader import LeaderElection, Leadership
 
 
-@dataclass(frozen=True, slots=True)
-class CommitResult:
+class CommitResult(Frozen):
     """What :meth:`ScheduleStore.commit` wrote: transactions and the ops they applied."""
 
-    txns: int = 0
-    ops: list[Op] = field(default_factory=list)
-    skipped: int = 0
+    __slots__ = ("ops", "skipped", "txns")
+    txns: int
+    ops: list[Op]
+    skipped: int
+
+    def __init__(self, txns: int = 0, ops: list[Op] | None = None, skipped: int = 0) -> None:
+        init(self, txns, [] if ops is None else ops, skipped)
 
 
 class ScheduleStore:

@@ -20,10 +20,10 @@ other write re-reads the key strictly and refuses.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 
 from unitctl.errors import ConflictError, NotFoundError
 from unitctl.model import DesiredState, UnitRecord
+from unitctl.record import Frozen, init
 from unitctl.registry import blocking, codec, poison
 from unitctl.registry.keys import Keys
 from unitctl.registry.keyspace import Keyspace
@@ -68,15 +68,19 @@ def _cas_chunks(names: list[str], cas: Callable[[str], tuple[Compare, Op]],
         yield chunk
 
 
-@dataclass(frozen=True, slots=True)
-class UnitsRead:
+class UnitsRead(Frozen):
     """The units prefix read: the units that decode, their revisions, the read
     revision, and the keys that do not decode (unit name -> why)."""
 
+    __slots__ = ("invalid", "revision", "revs", "units")
     units: dict[str, UnitRecord]
     revs: dict[str, int]
     revision: int
-    invalid: dict[str, str] = field(default_factory=dict)
+    invalid: dict[str, str]
+
+    def __init__(self, units: dict[str, UnitRecord], revs: dict[str, int], revision: int,
+                 invalid: dict[str, str] | None = None) -> None:
+        init(self, units, revs, revision, {} if invalid is None else invalid)
 
 
 class UnitStore:
