@@ -87,24 +87,28 @@ class Volume(Frozen):
 
 class VolumeRecord(Frozen):
     """Where a volume lives: its machine (local) or its store (shared, machine ``""``),
-    the directory there, its recorded size and its owning unit."""
+    the directory there, its recorded size and its owning unit; ``left_on`` names
+    the machine where an older copy of its data stayed when the unit moved without
+    it (``MoveWithoutVolume=yes``; ``""`` when none)."""
 
-    __slots__ = ("machine", "name", "path", "size", "store", "unit")
+    __slots__ = ("left_on", "machine", "name", "path", "size", "store", "unit")
     name: str
     machine: str
     path: str
     size: int
     unit: str
     store: str
+    left_on: str
 
-    def __init__(self, name: str, machine: str, path: str, size: int, unit: str, store: str = ""
-                 ) -> None:
-        init(self, name, machine, path, size, unit, store)
+    def __init__(self, name: str, machine: str, path: str, size: int, unit: str, store: str = "",
+                 left_on: str = "") -> None:
+        init(self, name, machine, path, size, unit, store, left_on)
 
     def encode(self) -> bytes:
         where = {"store": self.store} if self.store else {"machine": self.machine}
-        return json.dumps({**where, "path": self.path, "size": self.size, "unit": self.unit},
-                          separators=(",", ":")).encode()
+        left = {"left_on": self.left_on} if self.left_on else {}
+        return json.dumps({**where, "path": self.path, "size": self.size, "unit": self.unit,
+                           **left}, separators=(",", ":")).encode()
 
     @classmethod
     def decode(cls, name: str, data: bytes) -> VolumeRecord:
@@ -114,13 +118,14 @@ class VolumeRecord(Frozen):
             raise ValueError("not a volume record")
         machine, store = raw.get("machine", ""), raw.get("store", "")
         path, size, unit = (raw.get(k) for k in ("path", "size", "unit"))
+        left_on = raw.get("left_on", "")
         if not (isinstance(machine, str) and isinstance(store, str)
                 and bool(machine) != bool(store) and (not store or valid_name(store))
                 and isinstance(path, str)
                 and isinstance(size, int) and not isinstance(size, bool) and size > 0
-                and isinstance(unit, str) and unit):
+                and isinstance(unit, str) and unit and isinstance(left_on, str)):
             raise ValueError("bad fields in a volume record")
-        return cls(name, machine, path, size, unit, store)
+        return cls(name, machine, path, size, unit, store, left_on)
 
 
 def valid_name(name: str) -> bool:

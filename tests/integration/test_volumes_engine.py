@@ -23,6 +23,10 @@ import pytest
 from tests.conftest import KVFactory
 from tests.integration.test_engine_sim import run_sim, submit
 from unitctl.agent.volumes import LocalVolumes
+from unitctl.cli.describe import explain_lines
+from unitctl.client.explain import explain
+from unitctl.client.views import Bodies
+from unitctl.legend import short_id
 from unitctl.registry.registry import Registry
 from unitctl.volumes import VolumeRecord
 from unitctl_testing.inprocess import InProcessCluster, InProcessMachine, eventually
@@ -120,6 +124,12 @@ def test_a_unit_that_moves_without_its_volume_takes_the_record_over_and_stays(
         assert (f"MOVED WITHOUT ITS VOLUME pg: its data stays behind on machine {host}"
                 in caplog.text)
         assert f"its data stays behind on machine {host}; this machine ({new})" in caplog.text
+        record = await reg.volumes.get("pg")
+        assert record is not None and record.left_on == host
+        text = "\n".join(explain_lines(await explain(reg, Bodies(reg), "db.service")))
+        assert f"Volume pg: local on {short_id(new)} at " in text
+        assert (f"MOVED WITHOUT ITS VOLUME: the data it had before stays behind on "
+                f"{short_id(host)}") in text
         before = (await reg.placements_with_revs())[1].get("db.service")
         # the old machine comes back; a probe pinned to it proves the engine saw it
         _give_volumes(await sim.add(int(host[:8], 16)), tmp_path)

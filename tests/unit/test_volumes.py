@@ -86,7 +86,11 @@ def test_dropin_binds_each_volume() -> None:
 def test_record_round_trips_and_bad_values_are_refused() -> None:
     rec = VolumeRecord("a", M1, "/var/lib/unitctl/volumes/a", 5, "a.service")
     assert VolumeRecord.decode("a", rec.encode()) == rec
-    for bad in (b"[]", b'{"machine":"m"}', b'{"machine":"m","path":"/p","size":true,"unit":"u"}'):
+    moved = VolumeRecord("a", M2, "/p", 5, "a.service", left_on=M1)
+    assert VolumeRecord.decode("a", moved.encode()) == moved and b"left_on" in moved.encode()
+    assert b"left_on" not in rec.encode()  # records written before the field read the same
+    for bad in (b"[]", b'{"machine":"m"}', b'{"machine":"m","path":"/p","size":true,"unit":"u"}',
+                b'{"machine":"m","path":"/p","size":1,"unit":"u","left_on":7}'):
         with pytest.raises(ValueError):
             VolumeRecord.decode("a", bad)
 

@@ -42,6 +42,7 @@ from collections.abc import Mapping
 from unitctl.atomicfile import atomic_write
 from unitctl.errors import SystemdError, UnitctlError
 from unitctl.model import Machine
+from unitctl.record import replace
 from unitctl.registry.volumes import VolumeStore
 from unitctl.systemd.unitdir import RUNTIME_UNIT_DIR
 from unitctl.unitfile import UnitFile
@@ -173,7 +174,8 @@ class LocalVolumes:
         if (stored.store, stored.machine) == (record.store, record.machine):
             return
         if may_move and not stored.store and not record.store:
-            await self._take_over(record, stored.machine, revision)
+            await self._take_over(replace(record, left_on=stored.machine), stored.machine,
+                                  revision)
             return
         where = (f"on shared store {stored.store}" if stored.store
                  else f"on machine {stored.machine}")

@@ -15,6 +15,7 @@ from unitctl.cli.output import failure_note, iso_time
 from unitctl.cli.session import Session, pass_session
 from unitctl.client.explain import Explanation
 from unitctl.legend import format_reasons, machine_legend, short_id
+from unitctl.volumes import format_size
 
 
 @click.command("cat")
@@ -58,6 +59,11 @@ def explain_json(e: Explanation) -> dict[str, object]:
                       "last": iso_time(f.last), "why": f.why}
                      for _, f in sorted(e.failures.items())],
         "moves": [{"from": m.source, "at": iso_time(m.at), "why": m.why} for m in e.moves],
+        "volumes": [{"name": v.name, "machine": v.machine or None, "store": v.store or None,
+                     "path": v.path, "size": v.size,
+                     "here": v.store != "" or e.placement in (None, v.machine),
+                     "left_on": v.left_on or None}
+                    for v in e.volumes],
     }
 
 
@@ -92,7 +98,28 @@ def explain_lines(e: Explanation) -> list[str]:
             lines.append(f"  Waiting on {short_id(s.machine_id)}: {s.waiting}")
         if s.health:
             lines.append(f"  Health on {short_id(s.machine_id)}: {s.health}")
-    return lines + failure_lines(e)
+    return lines + volume_lines(e) + failure_lines(e)
+
+
+def volume_lines(e: Explanation) -> list[str]:
+    """Where each of the unit's volumes keeps its data, loudly when it is not where the
+    unit is placed (it moved without it: ``MoveWithoutVolume=yes``)."""
+    lines = []
+    for v in e.volumes:
+        size = format_size(v.size)
+        if v.store:
+            lines.append(f"Volume {v.name}: on shared store {v.store} ({size}), moves with "
+                         "the unit")
+        elif e.placement is None or e.placement == v.machine:
+            lines.append(f"Volume {v.name}: local on {short_id(v.machine)} at {v.path} "
+                         f"({size})")
+        else:
+            lines.append(f"Volume {v.name}: local on {short_id(v.machine)}, NOT where the unit "
+                         f"is placed ({short_id(e.placement)}): its data stays behind there")
+        if v.left_on:
+            lines.append(f"  MOVED WITHOUT ITS VOLUME: the data it had before stays behind on "
+                         f"{short_id(v.left_on)} (MoveWithoutVolume=yes)")
+    return lines
 
 
 def failure_lines(e: Explanation) -> list[str]:

@@ -1,8 +1,9 @@
 """What ``explain`` tells about one unit: where it is placed, or why it cannot be.
 
 Reads the snapshot (:mod:`unitctl.client.snapshot`), the unit's
-``[X-Fleet]`` requirements (:class:`~unitctl.client.views.Bodies`) and its
-records of the failure policy (failures per machine, moves). Reads only.
+``[X-Fleet]`` requirements (:class:`~unitctl.client.views.Bodies`), its
+records of the failure policy (failures per machine, moves) and the records of
+its volumes (where each one's data is). Reads only.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from unitctl.failover import FailureRecord, MoveRecord
 from unitctl.model import DesiredState, Machine, Requirements, UnitRecord, UnitState
 from unitctl.registry.failures import failure_store
 from unitctl.registry.registry import Registry
+from unitctl.volumes import VolumeRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,8 @@ class Explanation:
     failures: Mapping[str, FailureRecord] = field(default_factory=dict)
     #: the unit's moves off failing machines, oldest first
     moves: tuple[MoveRecord, ...] = ()
+    #: the records of the unit's volumes (where each one's data lives), by name
+    volumes: tuple[VolumeRecord, ...] = ()
 
 
 async def explain(registry: Registry, bodies: Bodies, name: str) -> Explanation:
@@ -54,4 +58,6 @@ async def explain(registry: Registry, bodies: Bodies, name: str) -> Explanation:
         placement_machine=snap.machines.get(placement) if placement else None,
         reported=reported, reasons=None if is_global else snap.unplaceable(name),
         requirements=req, failures=await failure_store(registry).failures_of(name),
-        moves=await failure_store(registry).moves_of(name))
+        moves=await failure_store(registry).moves_of(name),
+        volumes=tuple(sorted((v for v in (await registry.volumes.all()).values()
+                              if v.unit == name), key=lambda v: v.name)))
