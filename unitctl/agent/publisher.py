@@ -6,7 +6,10 @@ Contract:
   are called from systemd's signal callback and from the executor, never block);
 * :meth:`StatePublisher.run` writes the queue in one transaction per burst,
   under the machine's lease, so the states vanish with the machine; within a
-  burst the latest state of a unit wins (coalescing);
+  burst the latest state of a unit wins (coalescing); a lone settled report
+  (one unit, not activating/deactivating/reloading, after a quiet spell: a
+  started unit's ``active``) is written at once, anything else waits
+  :data:`GATHER` for the rest of its burst (:func:`gathers`);
 * a removal goes through the same queue (``None``), so a late report can never
   overwrite the removal of an unloaded unit's state; a unit whose file is gone
   by the time its batch is written is removed, whatever was queued;
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from unitctl.errors import RegistryError
 from unitctl.loop import checkpoint
@@ -36,6 +39,25 @@ from .backoff import UnitFailure
 from .ports import SystemdState, UnitManager
 
 log = logging.getLogger("unitctl.agent")
+
+#: Seconds a burst of reports gathers before its transaction.
+GATHER = 0.005
+#: ActiveStates that are about to change again (the next report follows soon).
+TRANSITIONAL = frozenset({"activating", "deactivating", "reloading"})
+
+
+def gathers(pending: Mapping[str, UnitState | None], quiet: float) -> bool:
+    """Whether ``pending`` waits :data:`GATHER` for more reports before its write.
+
+    ``quiet``: seconds since the last write ended when the first of them came.
+    One settled state (or one removal) after a quiet spell goes at once; a
+    report that follows a write closely (a burst under way), several reports,
+    or a transitional state wait.
+    """
+    if quiet < GATHER or len(pending) != 1:
+        return True
+    state = next(iter(pending.values()))
+    return state is not None and state.active in TRANSITIONAL
 
 
 class StatePublisher:
@@ -81,10 +103,13 @@ class StatePublisher:
 
     async def run(self) -> None:
         """Write queued states forever, one transaction per burst."""
+        loop = asyncio.get_running_loop()
         while True:
             checkpoint()
+            ended = loop.time()
             await self._wake.wait()
-            await asyncio.sleep(0.005)  # let a burst of signals gather into one txn
+            if gathers(self._pending, loop.time() - ended):
+                await asyncio.sleep(GATHER)  # let a burst of signals gather into one txn
             self._wake.clear()
             batch, self._pending = self._pending, {}
             present = self.units.present()

@@ -7,8 +7,9 @@ follower watches the key, nothing polls).
 
 While leading, the engine reconciles once, then again on every change under
 ``units/`` and ``machines/`` (watch events: a lone change at once, a burst
-gathered, :func:`gathering`), and every ``resync`` seconds as a safety net. A round reads the registry, runs the pure scheduler,
-and commits the difference in transactions conditioned on what it read.
+gathered, :func:`gathering`), and every ``resync`` seconds as a safety net.
+A round reads the registry, runs the pure scheduler, and commits the difference
+in transactions conditioned on what it read.
 
 Outage guards (fleet stopped units when etcd blinked, issues 1289 and 1690):
 
