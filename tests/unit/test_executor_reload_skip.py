@@ -82,3 +82,48 @@ def test_a_failed_reload_is_never_skipped() -> None:
         await _run(units, executor, _want(a=H2), ok=False)  # changed file: the reload fails
         assert "reload" in await _run(units, executor, _want(a=H2, b=H1))
     asyncio.run(go())
+
+
+class Reports:
+    """A StateSink that keeps every report, in order."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    def report(self, name: str, state: SystemdState) -> None:
+        self.seen.append((name, state.active))
+
+    def drop(self, name: str) -> None:
+        self.seen.append((name, "dropped"))
+
+
+def test_a_new_unit_that_starts_is_not_reported_inactive_first() -> None:
+    """Its state is systemd's to report as it starts: the executor writes no
+    "loaded, inactive" state of it just before its StartUnit (a second state write
+    on the start path), and after a skipped reload reports no other unit."""
+    async def go() -> None:
+        units = LoadsOnDemand()
+        await units.start_manager(lambda _n, _s: None)
+        sink = Reports()
+        executor = Executor(units, sink)
+        await _run(units, executor, _want(a=H1))
+        sink.seen.clear()
+        history = await _run(units, executor, _want(a=H1, b=H1))
+        assert "reload" not in history and "start" in history
+        assert sink.seen == []
+    asyncio.run(go())
+
+
+def test_after_a_real_reload_the_units_not_started_are_reported() -> None:
+    """A reload may change any loaded unit's state: those this run does not start
+    are reported after it (the started one is left to systemd's signals)."""
+    async def go() -> None:
+        units = FakeUnitManager()
+        await units.start_manager(lambda _n, _s: None)
+        sink = Reports()
+        executor = Executor(units, sink)
+        await _run(units, executor, _want(a=H1))
+        sink.seen.clear()
+        assert "reload" in await _run(units, executor, _want(a=H1, b=H1))
+        assert [n for n, _ in sink.seen] == ["a.service"]
+    asyncio.run(go())
