@@ -95,7 +95,7 @@ def test_a_watch_from_now_names_its_revision_and_misses_nothing_after_it(
 def test_the_wake_that_ends_a_wait_costs_no_read(etcd: EtcdCluster, key_prefix: str) -> None:
     async def scenario() -> None:
         kv = CountingKV(await _gateway(etcd))
-        reg = Registry(kv, key_prefix)  # type: ignore[arg-type]
+        reg = Registry(kv, key_prefix)
         hello = UnitFile.parse(HELLO)
         await reg.register_machine(Machine(M1, "10.0.0.1"), 0)
         await reg.create_unit(UnitRecord("hello.service", hello.hash(), DesiredState.LAUNCHED),

@@ -13,7 +13,7 @@ import asyncio
 
 from unitctl.agent.executor import Executor
 from unitctl.agent.fake import LOADED, FakeUnitManager
-from unitctl.agent.ports import SystemdState
+from unitctl.agent.ports import HostUnitError, SystemdState
 from unitctl.agent.reconcile import DesiredUnit, compute_tasks
 from unitctl.model import DesiredState, Requirements
 from unitctl.unitfile import UnitFile
@@ -126,4 +126,23 @@ def test_after_a_real_reload_the_units_not_started_are_reported() -> None:
         sink.seen.clear()
         assert "reload" in await _run(units, executor, _want(a=H1, b=H1))
         assert [n for n, _ in sink.seen] == ["a.service"]
+    asyncio.run(go())
+
+
+def test_the_host_unit_check_is_not_asked_again_for_a_name_systemd_just_found_missing(
+        ) -> None:
+    """The state read before the loads loads a new name (``not-found``: no file of
+    that name anywhere); asking whether the host has it costs three more D-Bus calls
+    (LoadUnit, two properties) for the same answer. A host unit is still refused."""
+    async def go() -> None:
+        units = LoadsOnDemand()
+        await units.start_manager(lambda _n, _s: None)
+        units.add_foreign_unit("host.service")
+        executor = Executor(units)
+        history = await _run(units, executor, _want(a=H1))
+        assert "host_unit" not in history and "start" in history
+        desired = _want(host=H1)
+        error = await executor.run(compute_tasks(desired, executor.current()), desired, BODIES)
+        assert isinstance(error, HostUnitError)
+        assert "host.service" not in units.files
     asyncio.run(go())

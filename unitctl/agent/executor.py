@@ -128,6 +128,8 @@ class Executor:
         self.volumes: VolumesSink | None = None
         #: The names of this run's LOADs when its daemon-reload may be skipped.
         self._fresh: frozenset[str] = frozenset()
+        #: The names this run's LOADs found ``not-found`` in systemd just before.
+        self._absent: set[str] = set()
         #: The names this run starts (their states come from systemd's signals).
         self._starting: frozenset[str] = frozenset()
 
@@ -177,6 +179,7 @@ class Executor:
         await self._forget_changed(desired)
         held = self.held()
         todo = self.runnable(tasks, held)
+        self._absent = set()
         self._fresh = await self.reload_skippable(todo)
         self._starting = frozenset(t.name for t in todo if t.type is TaskType.START)
         loaded = {t.name for t in todo if t.type is TaskType.LOAD}
@@ -310,6 +313,7 @@ class Executor:
                     return frozenset()
             except UnitctlError:
                 return frozenset()
+            self._absent.add(name)
         return names
 
     async def _loaded_without_reload(self, fresh: frozenset[str]) -> bool:
@@ -324,10 +328,13 @@ class Executor:
         return True
 
     async def _load(self, name: str, text: str) -> None:
-        """Write and link the unit's file, unless the name is one of the host's units."""
-        fragment = await self.units.host_unit(name)
-        if fragment is not None:
-            raise HostUnitError(name, fragment)
+        """Write and link the unit's file, unless the name is one of the host's units
+        (not asked again when systemd just found no file of that name: ``not-found``,
+        :meth:`reload_skippable`, the load that would find the host's file)."""
+        if name not in self._absent:
+            fragment = await self.units.host_unit(name)
+            if fragment is not None:
+                raise HostUnitError(name, fragment)
         await self.units.write(name, text)
         await self.units.link(name, UnitFile.parse(text).has_section("Install"))
 

@@ -101,6 +101,10 @@ class StatePublisher:
         for name in self.units.present():
             self.report(name, await self.units.state(name))
 
+    async def _gather(self) -> None:
+        """Let a burst of signals gather into one transaction."""
+        await asyncio.sleep(GATHER)
+
     async def run(self) -> None:
         """Write queued states forever, one transaction per burst."""
         loop = asyncio.get_running_loop()
@@ -109,7 +113,7 @@ class StatePublisher:
             ended = loop.time()
             await self._wake.wait()
             if gathers(self._pending, loop.time() - ended):
-                await asyncio.sleep(GATHER)  # let a burst of signals gather into one txn
+                await self._gather()
             self._wake.clear()
             batch, self._pending = self._pending, {}
             present = self.units.present()

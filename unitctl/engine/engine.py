@@ -153,9 +153,11 @@ class Engine:
             wait = 0.1 if result.plan is None else until - loop.time()
             if self.due is not None:
                 wait = min(wait, max(0.05, self.due - self.wall()))
-            ended = loop.time()
+            ended, during = loop.time(), mirror.trigger.is_set()  # changed while it ran
             await wake_or_timeout(mirror.trigger, wait)
-            await self._gather(gathering(loop.time() - ended, self.debounce, result.seconds))
+            quiet = 0.0 if during else loop.time() - ended
+            await self._gather(gathering(quiet, self.debounce, result.seconds,
+                                         result.batches > 0))
             mirror.trigger.clear()
             mirror.check()
             result = await self.reconcile(lead, mirror)
@@ -323,19 +325,23 @@ class Engine:
                 log.warning("engine: cannot record the move of %s: %s", unit, exc)
 
 
-def gathering(quiet: float, debounce: float, last_round: float) -> float:
+def gathering(quiet: float, debounce: float, last_round: float, committed: bool = True
+              ) -> float:
     """How long a round waits after its trigger for more changes to gather.
 
     ``quiet``: how long the engine waited for the trigger since its last round
-    ended. A change that finds the engine idle for at least the gathering time
-    (a lone change) runs at once: 0. A change that comes while changes keep
-    coming (a burst: the last round had just ended) waits ``debounce`` for the
-    rest of the burst, and under load as long as the last round took (up to a
-    second), so rounds take at most about half of the time and a huge rollout
-    never delays the next change for long.
+    ended (0: a change came while it ran); ``committed``: that round wrote
+    something. A change that finds the engine idle for at least the gathering
+    time (a lone change), or that came after a round which wrote nothing had
+    ended (``unitctl start`` creates the unit, then sets it launched: the first
+    round has nothing to place), runs at once: 0. A change that came during a
+    round, or soon after one that wrote (a burst), waits ``debounce`` for the
+    rest of it, and under load as long as the last round took (up to a second),
+    so rounds take at most about half of the time and a huge rollout never
+    delays the next change for long.
     """
     wait = min(max(debounce, last_round), 1.0)
-    return 0.0 if quiet >= wait else wait
+    return 0.0 if quiet >= wait or (not committed and quiet > 0) else wait
 
 
 def parse_policy(body: str | None) -> FailurePolicy:
