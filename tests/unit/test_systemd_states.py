@@ -288,3 +288,44 @@ def test_tracker_modules_are_pure(module: str) -> None:
     allowed = {"__future__", "collections.abc", "dataclasses", "typing",
                "unitctl.agent.ports", "unitctl.systemd.api"}
     assert imported <= allowed, imported - allowed
+
+
+def _signal(tracker: StateTracker, s: Signal) -> Update:
+    return tracker.signal(s.path, s.interface, s.member, s.body)
+
+
+def test_a_read_teaches_the_load_state_so_the_start_is_reported_without_a_fetch() -> None:
+    """The agent reads a unit's state right after linking its file (the read loads
+    it); the start's first signal (``active``) is then reported at once, not after
+    one more ListUnitsByNames for a LoadState that read already answered."""
+    tracker = StateTracker()
+    tracker.wrote(OK)
+    mark = tracker.read_started(OK)
+    _signal(tracker, manager("UnitNew", OK, unit_object_path(OK)))  # the read loads it
+    assert tracker.read_done(OK, mark, st("loaded", "inactive", "dead")) == \
+        st("loaded", "inactive", "dead")
+    update = _signal(tracker, props(OK, ActiveState="active", SubState="running"))
+    assert update == Update(changed=[(OK, st("loaded", "active", "running"))])
+
+
+def test_a_read_does_not_teach_a_load_state_that_went_stale_while_in_flight() -> None:
+    """A daemon-reload (or the file's removal) while the read was in flight: the
+    reply's LoadState may be the old one, so the first signal fetches it."""
+    for stale in (manager("Reloading", True), None):
+        tracker = StateTracker()
+        tracker.wrote(OK)
+        mark = tracker.read_started(OK)
+        if stale is None:
+            tracker.forget(OK)
+            tracker.wrote(OK)
+        else:
+            _signal(tracker, stale)
+        tracker.read_done(OK, mark, st("loaded", "inactive", "dead"))
+        update = _signal(tracker, props(OK, ActiveState="active", SubState="running"))
+        assert update == Update(fetch=[OK])
+    # a unit systemd did not find teaches nothing either
+    tracker = StateTracker()
+    tracker.wrote(OK)
+    tracker.read_done(OK, tracker.read_started(OK), st("not-found", "inactive", "dead"))
+    assert _signal(tracker, props(OK, ActiveState="active", SubState="running")) == \
+        Update(fetch=[OK])
