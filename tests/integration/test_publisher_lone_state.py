@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -80,3 +81,47 @@ def test_only_one_settled_report_after_a_quiet_spell_goes_at_once(
     lone = (quiet >= GATHER and len(pending) == 1
             and all(s is None or s.active not in TRANSITIONAL for s in pending.values()))
     assert gathers(pending, quiet) is not lone
+
+
+class ReportingDuringWrite(Registry):
+    """The real registry; the first state write brings one more report meanwhile
+    (a start's ``active`` signalled while its ``inactive`` is being written)."""
+
+    publisher: StatePublisher | None = None
+
+    async def publish_states(self, machine_id: str, states: Mapping[str, UnitState | None],
+                             lease: int) -> None:
+        if self.publisher is not None:
+            self.publisher.report("a.service", SystemdState("loaded", "active", "running"))
+            self.publisher = None
+        await super().publish_states(machine_id, states, lease)
+
+
+class CountingRetries(RecordingPublisher):
+    retries = 0
+
+    async def _retry_wait(self) -> None:
+        self.retries += 1
+        await super()._retry_wait()
+
+
+def test_a_report_during_a_successful_write_is_not_held_for_the_retry_wait(
+        make_kv: KVFactory, key_prefix: str) -> None:
+    async def scenario() -> None:
+        reg = ReportingDuringWrite(await make_kv(), key_prefix)
+        units = FakeUnitManager()
+        await units.write("a.service", TEXT)
+        lease = await reg.leases.grant(30)
+        publisher = CountingRetries(reg, units, MID, lambda: lease)
+        reg.publisher = publisher
+        task = asyncio.create_task(publisher.run())
+        try:
+            publisher.report("a.service", SystemdState("loaded", "inactive", "dead"))
+            await eventually(lambda: _active(reg, "a.service", "active"))
+            assert publisher.retries == 0
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await reg.close()
+    asyncio.run(asyncio.wait_for(scenario(), 60))

@@ -329,3 +329,38 @@ def test_a_read_does_not_teach_a_load_state_that_went_stale_while_in_flight() ->
     tracker.read_done(OK, tracker.read_started(OK), st("not-found", "inactive", "dead"))
     assert _signal(tracker, props(OK, ActiveState="active", SubState="running")) == \
         Update(fetch=[OK])
+
+
+def test_a_stopped_unit_with_a_job_queued_is_not_reported_until_the_job_moves_it() -> None:
+    """StartUnit queues a job: systemd signals the unit still ``inactive`` (its Job
+    set), then ``active``, then the job's end. The ``inactive`` of the moment the
+    job was queued is not reported (it was a state write, and a wake of the
+    waiting client, for nothing); a job that ends with the unit stopped (canceled,
+    failed) brings one more signal with Job cleared, which is reported."""
+    def job(n: int) -> Variant:
+        return Variant("(uo)", [n, f"/org/freedesktop/systemd1/job/{n}" if n else "/"])
+
+    def unit(active: str, sub: str, n: int) -> Signal:
+        changed = {"ActiveState": Variant("s", active), "SubState": Variant("s", sub),
+                   "Job": job(n)}
+        return Signal(unit_object_path(OK), PROPS, "PropertiesChanged",
+                      [UNIT_IFACE, changed, []])
+
+    replay = Replay(OK, answer={OK: ("loaded", "inactive", "dead")})
+    tracker = replay.tracker
+    tracker.wrote(OK)  # a new unit: the agent's read after the link loads it
+    tracker.read_done(OK, tracker.read_started(OK), st("loaded", "inactive", "dead"))
+    replay.feed([unit("inactive", "dead", 72)])
+    assert replay.reports == [] and replay.fetched == []
+    replay.feed([unit("active", "running", 72), unit("active", "running", 0)])
+    assert replay.reports == [(OK, st("loaded", "active", "running"))]
+    # a stop: deactivating is reported, the queued-job inactive is not until Job clears
+    replay.reports.clear()
+    replay.feed([unit("deactivating", "stop-sigterm", 73), unit("inactive", "dead", 73)])
+    assert replay.reports == [(OK, st("loaded", "deactivating", "stop-sigterm"))]
+    replay.feed([unit("inactive", "dead", 0)])
+    assert replay.reports[-1] == (OK, st("loaded", "inactive", "dead"))
+    # a start that is canceled: the state it left is reported once Job clears
+    replay.reports.clear()
+    replay.feed([unit("inactive", "dead", 74), unit("inactive", "dead", 0)])
+    assert replay.reports == []  # inactive again: the same state as last reported

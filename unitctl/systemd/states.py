@@ -25,6 +25,9 @@ The rules (systemd 252):
   over the fetched ActiveState/SubState (systemd emits the final state after
   any reply);
 * ``JobRemoved(id, job, unit, result)`` reports ``(job, result)``;
+* a stopped unit's state signalled while a job is queued for it (the
+  ``inactive`` of a start just queued) is not reported: the job changes it,
+  and its end brings one more signal with the state it left;
 * a read of a unit's state for the owner (:meth:`StateTracker.read_started`,
   :meth:`StateTracker.read_done`) is never older than what the tracker
   learned while it was in flight: the owner may already have reported that;
@@ -71,6 +74,17 @@ class Update:
     changed: list[tuple[str, SystemdState]] = field(default_factory=list)
     #: Units whose state to fetch: pass them to :meth:`StateTracker.request_fetch`.
     fetch: list[str] = field(default_factory=list)
+
+
+def _queued(changed: Mapping[str, Any], active: str) -> bool:
+    """A stopped unit with a job queued (``Job`` is not ``(0, "/")``): the state of
+    the moment the job was queued, about to change (not reported; the job's end
+    always brings one more ``PropertiesChanged``, with the state it left)."""
+    job = changed.get("Job")
+    if job is None or active not in ("inactive", "failed"):
+        return False
+    value = job.value
+    return isinstance(value, (list, tuple)) and bool(value) and value[0] != 0
 
 
 class StateTracker:
@@ -135,6 +149,8 @@ class StateTracker:
         self._active[name] = (str(active.value), str(sub.value))
         self._signals[name] = self._signals.get(name, 0) + 1
         self._learned[name] = self._learned.get(name, 0) + 1
+        if _queued(changed, self._active[name][0]):
+            return update  # a start (or stop) job will change it: the next signal tells
         load = self._load.get(name)
         if load is None:
             if name not in self._fetching:  # a fetch in flight uses the new values
