@@ -15,7 +15,9 @@ it):
   watches start after it.
 
 A watch that ends before etcd created it ends its pump (its wake is set, as
-every ending watch's is): the waiter sees a finished watch and reads again.
+every ending watch's is): the waiter sees a finished watch and reads again. A
+watch etcd neither creates nor ends within :data:`CREATED_TIMEOUT` raises
+RegistryUnavailable (the command's error, never a hang).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 
+from unitctl.errors import RegistryUnavailable
 from unitctl.loop import watch_wakes
 from unitctl.registry.kv import Event
 from unitctl.registry.registry import Registry
@@ -32,6 +35,9 @@ from unitctl.registry.registry import Registry
 Relevant = Callable[[list[Event]], bool]
 
 Opened = tuple[list[asyncio.Task[None]], int]
+
+#: Seconds etcd has to create the watches (then it counts as unreachable).
+CREATED_TIMEOUT = 10.0
 
 
 async def open_watches(registry: Registry, prefixes: Sequence[str], relevant: Relevant,
@@ -48,7 +54,11 @@ async def open_watches(registry: Registry, prefixes: Sequence[str], relevant: Re
         return await _pumps(past, relevant, wake, stack), revision
     made = [_until_created(s, fut) for s, fut in zip(streams, created, strict=True) if s]
     tasks = await _pumps(made, relevant, wake, stack)
-    revisions = await asyncio.gather(*created)
+    try:
+        revisions = await asyncio.wait_for(asyncio.gather(*created), CREATED_TIMEOUT)
+    except TimeoutError as exc:
+        raise RegistryUnavailable(
+            f"etcd did not create the watches within {CREATED_TIMEOUT:g}s") from exc
     return tasks, max(revisions, default=0)
 
 
