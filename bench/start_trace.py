@@ -43,9 +43,13 @@ def _traced(self, path, message):
         EV.append((t, "cli", f"etcd {path} ({1000 * (time.time() - t):.1f} ms)"))
 g.GatewayKV._call_now = _traced
 _watch = gw.watch
-async def _watched(kv, key, start_rev, timeout=5.0):
+async def _watched(kv, key, start_rev, timeout=5.0, created=None):
     EV.append((time.time(), "cli", f"watch open {key.decode()[-40:]}"))
-    async for batch in _watch(kv, key, start_rev, timeout):
+    def _created(rev):
+        EV.append((time.time(), "cli", f"watch created {key.decode()[-40:]}"))
+        if created is not None:
+            created(rev)
+    async for batch in _watch(kv, key, start_rev, timeout, _created):
         EV.append((time.time(), "cli", f"watch batch {[e.key[-40:] for e in batch]}"))
         yield batch
 gw.watch = _watched

@@ -13,7 +13,7 @@ import asyncio
 
 from unitctl.agent.executor import Executor
 from unitctl.agent.fake import LOADED, FakeUnitManager
-from unitctl.agent.ports import SystemdState
+from unitctl.agent.ports import HostUnitError, SystemdState
 from unitctl.agent.reconcile import DesiredUnit, compute_tasks
 from unitctl.model import DesiredState, Requirements
 from unitctl.unitfile import UnitFile
@@ -81,4 +81,68 @@ def test_a_failed_reload_is_never_skipped() -> None:
         units.fail_next("reload")
         await _run(units, executor, _want(a=H2), ok=False)  # changed file: the reload fails
         assert "reload" in await _run(units, executor, _want(a=H2, b=H1))
+    asyncio.run(go())
+
+
+class Reports:
+    """A StateSink that keeps every report, in order."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    def report(self, name: str, state: SystemdState) -> None:
+        self.seen.append((name, state.active))
+
+    def drop(self, name: str) -> None:
+        self.seen.append((name, "dropped"))
+
+
+def test_a_new_unit_that_starts_is_not_reported_inactive_first() -> None:
+    """Its state is systemd's to report as it starts: the executor writes no
+    "loaded, inactive" state of it just before its StartUnit (a second state write
+    on the start path), and after a skipped reload reports no other unit."""
+    async def go() -> None:
+        units = LoadsOnDemand()
+        await units.start_manager(lambda _n, _s: None)
+        sink = Reports()
+        executor = Executor(units, sink)
+        await _run(units, executor, _want(a=H1))
+        sink.seen.clear()
+        history = await _run(units, executor, _want(a=H1, b=H1))
+        assert "reload" not in history and "start" in history
+        assert sink.seen == []
+    asyncio.run(go())
+
+
+def test_after_a_real_reload_the_units_not_started_are_reported() -> None:
+    """A reload may change any loaded unit's state: those this run does not start
+    are reported after it (the started one is left to systemd's signals)."""
+    async def go() -> None:
+        units = FakeUnitManager()
+        await units.start_manager(lambda _n, _s: None)
+        sink = Reports()
+        executor = Executor(units, sink)
+        await _run(units, executor, _want(a=H1))
+        sink.seen.clear()
+        assert "reload" in await _run(units, executor, _want(a=H1, b=H1))
+        assert [n for n, _ in sink.seen] == ["a.service"]
+    asyncio.run(go())
+
+
+def test_the_host_unit_check_is_not_asked_again_for_a_name_systemd_just_found_missing(
+        ) -> None:
+    """The state read before the loads loads a new name (``not-found``: no file of
+    that name anywhere); asking whether the host has it costs three more D-Bus calls
+    (LoadUnit, two properties) for the same answer. A host unit is still refused."""
+    async def go() -> None:
+        units = LoadsOnDemand()
+        await units.start_manager(lambda _n, _s: None)
+        units.add_foreign_unit("host.service")
+        executor = Executor(units)
+        history = await _run(units, executor, _want(a=H1))
+        assert "host_unit" not in history and "start" in history
+        desired = _want(host=H1)
+        error = await executor.run(compute_tasks(desired, executor.current()), desired, BODIES)
+        assert isinstance(error, HostUnitError)
+        assert "host.service" not in units.files
     asyncio.run(go())

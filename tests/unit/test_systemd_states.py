@@ -288,3 +288,79 @@ def test_tracker_modules_are_pure(module: str) -> None:
     allowed = {"__future__", "collections.abc", "dataclasses", "typing",
                "unitctl.agent.ports", "unitctl.systemd.api"}
     assert imported <= allowed, imported - allowed
+
+
+def _signal(tracker: StateTracker, s: Signal) -> Update:
+    return tracker.signal(s.path, s.interface, s.member, s.body)
+
+
+def test_a_read_teaches_the_load_state_so_the_start_is_reported_without_a_fetch() -> None:
+    """The agent reads a unit's state right after linking its file (the read loads
+    it); the start's first signal (``active``) is then reported at once, not after
+    one more ListUnitsByNames for a LoadState that read already answered."""
+    tracker = StateTracker()
+    tracker.wrote(OK)
+    mark = tracker.read_started(OK)
+    _signal(tracker, manager("UnitNew", OK, unit_object_path(OK)))  # the read loads it
+    assert tracker.read_done(OK, mark, st("loaded", "inactive", "dead")) == \
+        st("loaded", "inactive", "dead")
+    update = _signal(tracker, props(OK, ActiveState="active", SubState="running"))
+    assert update == Update(changed=[(OK, st("loaded", "active", "running"))])
+
+
+def test_a_read_does_not_teach_a_load_state_that_went_stale_while_in_flight() -> None:
+    """A daemon-reload (or the file's removal) while the read was in flight: the
+    reply's LoadState may be the old one, so the first signal fetches it."""
+    for stale in (manager("Reloading", True), None):
+        tracker = StateTracker()
+        tracker.wrote(OK)
+        mark = tracker.read_started(OK)
+        if stale is None:
+            tracker.forget(OK)
+            tracker.wrote(OK)
+        else:
+            _signal(tracker, stale)
+        tracker.read_done(OK, mark, st("loaded", "inactive", "dead"))
+        update = _signal(tracker, props(OK, ActiveState="active", SubState="running"))
+        assert update == Update(fetch=[OK])
+    # a unit systemd did not find teaches nothing either
+    tracker = StateTracker()
+    tracker.wrote(OK)
+    tracker.read_done(OK, tracker.read_started(OK), st("not-found", "inactive", "dead"))
+    assert _signal(tracker, props(OK, ActiveState="active", SubState="running")) == \
+        Update(fetch=[OK])
+
+
+def test_a_stopped_unit_with_a_job_queued_is_not_reported_until_the_job_moves_it() -> None:
+    """StartUnit queues a job: systemd signals the unit still ``inactive`` (its Job
+    set), then ``active``, then the job's end. The ``inactive`` of the moment the
+    job was queued is not reported (it was a state write, and a wake of the
+    waiting client, for nothing); a job that ends with the unit stopped (canceled,
+    failed) brings one more signal with Job cleared, which is reported."""
+    def job(n: int) -> Variant:
+        return Variant("(uo)", [n, f"/org/freedesktop/systemd1/job/{n}" if n else "/"])
+
+    def unit(active: str, sub: str, n: int) -> Signal:
+        changed = {"ActiveState": Variant("s", active), "SubState": Variant("s", sub),
+                   "Job": job(n)}
+        return Signal(unit_object_path(OK), PROPS, "PropertiesChanged",
+                      [UNIT_IFACE, changed, []])
+
+    replay = Replay(OK, answer={OK: ("loaded", "inactive", "dead")})
+    tracker = replay.tracker
+    tracker.wrote(OK)  # a new unit: the agent's read after the link loads it
+    tracker.read_done(OK, tracker.read_started(OK), st("loaded", "inactive", "dead"))
+    replay.feed([unit("inactive", "dead", 72)])
+    assert replay.reports == [] and replay.fetched == []
+    replay.feed([unit("active", "running", 72), unit("active", "running", 0)])
+    assert replay.reports == [(OK, st("loaded", "active", "running"))]
+    # a stop: deactivating is reported, the queued-job inactive is not until Job clears
+    replay.reports.clear()
+    replay.feed([unit("deactivating", "stop-sigterm", 73), unit("inactive", "dead", 73)])
+    assert replay.reports == [(OK, st("loaded", "deactivating", "stop-sigterm"))]
+    replay.feed([unit("inactive", "dead", 0)])
+    assert replay.reports[-1] == (OK, st("loaded", "inactive", "dead"))
+    # a start that is canceled: the state it left is reported once Job clears
+    replay.reports.clear()
+    replay.feed([unit("inactive", "dead", 74), unit("inactive", "dead", 0)])
+    assert replay.reports == []  # inactive again: the same state as last reported

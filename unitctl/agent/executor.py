@@ -128,6 +128,10 @@ class Executor:
         self.volumes: VolumesSink | None = None
         #: The names of this run's LOADs when its daemon-reload may be skipped.
         self._fresh: frozenset[str] = frozenset()
+        #: The names this run's LOADs found ``not-found`` in systemd just before.
+        self._absent: set[str] = set()
+        #: The names this run starts (their states come from systemd's signals).
+        self._starting: frozenset[str] = frozenset()
 
     def current(self) -> dict[str, CurrentUnit]:
         """The units present in the directory, marked when this process started them,
@@ -175,7 +179,9 @@ class Executor:
         await self._forget_changed(desired)
         held = self.held()
         todo = self.runnable(tasks, held)
+        self._absent = set()
         self._fresh = await self.reload_skippable(todo)
+        self._starting = frozenset(t.name for t in todo if t.type is TaskType.START)
         loaded = {t.name for t in todo if t.type is TaskType.LOAD}
         blocked: set[str] = set()
         first: UnitctlError | None = None
@@ -263,20 +269,30 @@ class Executor:
                 await self.volumes.prepare(name, bodies[desired[name].hash])
             await self._load(name, bodies[desired[name].hash])
         elif task.type is TaskType.RELOAD:
-            fresh, self._fresh = self._fresh, frozenset()
-            if not await self._loaded_without_reload(fresh):
-                await self.units.reload()
-            self._reload_pending = False
-            present = self.units.present()
-            for loaded in desired:
-                if loaded in present:
-                    self.sink.report(loaded, await self.units.state(loaded))
+            await self._reload(desired)
         elif task.type is TaskType.STOP:
             self._forget(name)
             await self.units.stop(name)
         else:
             await self.units.start(name, self.ignore_requirements(name))
             self.started.add((name, desired[name].hash))
+
+    async def _reload(self, desired: Mapping[str, DesiredUnit]) -> None:
+        """The daemon-reload (skipped when systemd loaded the new names by itself), then
+        the states it may have changed: every loaded unit's after a reload, the new
+        names' only after a skipped one. A unit this run starts next is reported by
+        systemd's signals as it starts (or, when its start fails, with its failure):
+        its state is not written twice."""
+        fresh, self._fresh = self._fresh, frozenset()
+        skipped = await self._loaded_without_reload(fresh)
+        if not skipped:
+            await self.units.reload()
+        self._reload_pending = False
+        present = self.units.present()
+        for loaded in desired:
+            if loaded in present and loaded not in self._starting and (
+                    not skipped or loaded in fresh):
+                self.sink.report(loaded, await self.units.state(loaded))
 
     async def reload_skippable(self, todo: list[Task]) -> frozenset[str]:
         """The names of ``todo``'s LOADs when its daemon-reload is there for them alone
@@ -297,6 +313,7 @@ class Executor:
                     return frozenset()
             except UnitctlError:
                 return frozenset()
+            self._absent.add(name)
         return names
 
     async def _loaded_without_reload(self, fresh: frozenset[str]) -> bool:
@@ -311,10 +328,13 @@ class Executor:
         return True
 
     async def _load(self, name: str, text: str) -> None:
-        """Write and link the unit's file, unless the name is one of the host's units."""
-        fragment = await self.units.host_unit(name)
-        if fragment is not None:
-            raise HostUnitError(name, fragment)
+        """Write and link the unit's file, unless the name is one of the host's units
+        (not asked again when systemd just found no file of that name: ``not-found``,
+        :meth:`reload_skippable`, the load that would find the host's file)."""
+        if name not in self._absent:
+            fragment = await self.units.host_unit(name)
+            if fragment is not None:
+                raise HostUnitError(name, fragment)
         await self.units.write(name, text)
         await self.units.link(name, UnitFile.parse(text).has_section("Install"))
 

@@ -6,11 +6,17 @@ Contract:
   are called from systemd's signal callback and from the executor, never block);
 * :meth:`StatePublisher.run` writes the queue in one transaction per burst,
   under the machine's lease, so the states vanish with the machine; within a
-  burst the latest state of a unit wins (coalescing);
+  burst the latest state of a unit wins (coalescing); a lone settled report
+  (one unit, not activating/deactivating/reloading, after a quiet spell: a
+  started unit's ``active``) is written at once, anything else waits
+  :data:`GATHER` for the rest of its burst (:func:`gathers`);
 * a removal goes through the same queue (``None``), so a late report can never
   overwrite the removal of an unloaded unit's state; a unit whose file is gone
   by the time its batch is written is removed, whatever was queued;
 * a failed write keeps the batch (newer reports win) and retries after 0.5 s;
+  a report that comes while a write succeeds is written right after it (it
+  used to wait those 0.5 s too: a start's ``active`` that came during the
+  write of its ``inactive`` reached etcd half a second late);
 * a unit with a failed task (``failures``) is reported with its error and retry
   time, even when it has no file here (a load that failed);
 * a unit held back by dependency order is reported with why it waits
@@ -25,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from unitctl.errors import RegistryError
 from unitctl.loop import checkpoint
@@ -36,6 +42,25 @@ from .backoff import UnitFailure
 from .ports import SystemdState, UnitManager
 
 log = logging.getLogger("unitctl.agent")
+
+#: Seconds a burst of reports gathers before its transaction.
+GATHER = 0.005
+#: ActiveStates that are about to change again (the next report follows soon).
+TRANSITIONAL = frozenset({"activating", "deactivating", "reloading"})
+
+
+def gathers(pending: Mapping[str, UnitState | None], quiet: float) -> bool:
+    """Whether ``pending`` waits :data:`GATHER` for more reports before its write.
+
+    ``quiet``: seconds since the last write ended when the first of them came.
+    One settled state (or one removal) after a quiet spell goes at once; a
+    report that follows a write closely (a burst under way), several reports,
+    or a transitional state wait.
+    """
+    if quiet < GATHER or len(pending) != 1:
+        return True
+    state = next(iter(pending.values()))
+    return state is not None and state.active in TRANSITIONAL
 
 
 class StatePublisher:
@@ -79,12 +104,23 @@ class StatePublisher:
         for name in self.units.present():
             self.report(name, await self.units.state(name))
 
+    async def _retry_wait(self) -> None:
+        """After a failed write: wait before the next try (only then)."""
+        await asyncio.sleep(0.5)
+
+    async def _gather(self) -> None:
+        """Let a burst of signals gather into one transaction."""
+        await asyncio.sleep(GATHER)
+
     async def run(self) -> None:
         """Write queued states forever, one transaction per burst."""
+        loop = asyncio.get_running_loop()
         while True:
             checkpoint()
+            ended = loop.time()
             await self._wake.wait()
-            await asyncio.sleep(0.005)  # let a burst of signals gather into one txn
+            if gathers(self._pending, loop.time() - ended):
+                await self._gather()
             self._wake.clear()
             batch, self._pending = self._pending, {}
             present = self.units.present()
@@ -95,6 +131,5 @@ class StatePublisher:
             except RegistryError as exc:
                 log.warning("agent: cannot report %d unit states: %s", len(batch), exc)
                 self._pending = {**batch, **self._pending}
-            if self._pending:
-                await asyncio.sleep(0.5)
+                await self._retry_wait()
                 self._wake.set()

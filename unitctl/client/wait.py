@@ -2,23 +2,27 @@
 
 A :data:`Predicate` tells, from a :class:`~unitctl.client.views.Snapshot`,
 whether a unit reached the state waited for (:func:`reached`, :func:`gone`).
-:class:`Waiter` reads the cluster once, then watches **only the keys it waits
-on** (each unit's record, placement, states and explanation: per-unit
-prefixes for a few units, those four prefixes for many) and, on a change to
-one of them, re-reads only what changed. A watch that breaks is reopened
-after a full re-read. One ``--block-attempts`` attempt lasts
-``attempt_seconds``; while a unit waits for a machine and the engine explained
-why it cannot have one, the reasons are shown (again only when they change).
+:class:`Waiter` watches **only the keys it waits on** (each unit's record,
+placement, states and explanation: per-unit prefixes for a few units, those
+four prefixes for many; opened as :mod:`.watchopen` says, so no change falls
+between the watches and the read), reads the cluster once, and on a change to
+one of them: for a few units, takes the new values from the watch's events
+(:mod:`.unitkeys`: no read after a wake); for many, re-reads only what
+changed. A watch that breaks is reopened after a full re-read. One
+``--block-attempts`` attempt lasts ``attempt_seconds``; while a unit waits for
+a machine and the engine explained why it cannot have one, the reasons are
+shown (again only when they change).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from unitctl.client.unitkeys import UnitKeys, unit_keys
 from unitctl.client.views import (
     BAD_LOAD_STATES,
     RUNNING_STATES,
@@ -28,9 +32,10 @@ from unitctl.client.views import (
     group_states,
     read_snapshot,
 )
+from unitctl.client.watchopen import open_watches
 from unitctl.errors import SystemdError, UnitctlError, UnschedulableError, WaitTimeout
 from unitctl.legend import format_reasons
-from unitctl.loop import wake_or_timeout, watch_wakes
+from unitctl.loop import wake_or_timeout
 from unitctl.model import DesiredState, Machine, UnitRecord, UnitState
 from unitctl.registry.kv import Event
 from unitctl.registry.registry import Registry
@@ -120,6 +125,8 @@ class Changes:
     explanations: set[str] = field(default_factory=set)
     placements: bool = False
     states: bool = False
+    #: the events behind them, in order (a view of a few units applies them)
+    events: list[Event] = field(default_factory=list)
 
     def take(self) -> Changes:
         """A copy of the changes noted so far; this one starts empty again.
@@ -127,9 +134,11 @@ class Changes:
         The watches keep noting into this same object, so it is emptied in
         place, never replaced.
         """
-        taken = Changes(set(self.units), set(self.explanations), self.placements, self.states)
+        taken = Changes(set(self.units), set(self.explanations), self.placements, self.states,
+                        list(self.events))
         self.units.clear()
         self.explanations.clear()
+        self.events.clear()
         self.placements = self.states = False
         return taken
 
@@ -145,15 +154,18 @@ class WaitView:
     states: dict[str, dict[str, StoredState]]
     explanations: dict[str, dict[str, str]]
     machines: dict[str, Machine]
+    #: a few units' own keys, kept from the watches' events (:mod:`.unitkeys`)
+    keys: UnitKeys | None = None
 
     @classmethod
     async def read(cls, registry: Registry, names: Sequence[str] = (),
                    revision: int = 0) -> WaitView:
         """Read what a waiter on ``names`` needs: for a few units, only their own
-        keys (``revision``: read just before); else a full snapshot."""
+        keys (``revision``: read just before), kept from then on from the watches'
+        events; else a full snapshot."""
         if names and len(names) <= PER_UNIT_WATCHES:
-            view = cls(registry, revision, {}, {}, {}, {}, {})
-            await view.refresh(Changes(set(names), set(names), True, True), names)
+            view = cls(registry, revision, {}, {}, {}, {}, {}, unit_keys(registry, names))
+            await view.refresh(Changes(), names)
             return view
         s = await read_snapshot(registry)
         return cls(registry, s.revision, dict(s.units), dict(s.placements),
@@ -166,9 +178,12 @@ class WaitView:
                         self.explanations, self.machines)
 
     async def refresh(self, changed: Changes, names: Sequence[str] = ()) -> None:
-        """Re-read what ``changed`` names, and only that: with ``names`` (a few
-        units), their own placement and state keys instead of every unit's."""
+        """Re-read what ``changed`` names, and only that (for a few units, read
+        nothing after the first read: take the events ``changed`` holds)."""
         reg = self.registry
+        if self.keys is not None:
+            await self._apply(self.keys, changed)
+            return
         for name in sorted(changed.units):
             _put(self.units, name, await reg.get_unit(name))
         for name in sorted(changed.explanations):
@@ -179,6 +194,15 @@ class WaitView:
             await self._states(names)
         if changed.placements and not set(self.placements.values()) <= set(self.machines):
             self.machines = {m.id: m for m in await reg.list_machines()}
+
+    async def _apply(self, keys: UnitKeys, changed: Changes) -> None:
+        """A few units' view: read once, then the watches' events; machines read
+        when a placement names one not known yet."""
+        await keys.refresh(changed.events)
+        self.units, self.placements = keys.units(), keys.placements()
+        self.states, self.explanations = keys.states(), keys.explanations()
+        if not set(self.placements.values()) <= set(self.machines):
+            self.machines = {m.id: m for m in await self.registry.list_machines()}
 
     async def _placements(self, names: Sequence[str]) -> None:
         if not names:
@@ -233,6 +257,7 @@ def note(registry: Registry, names: set[str], changes: Changes, event: Event) ->
         tail = tail.rpartition("/")[0]
     if tail not in names:
         return False
+    changes.events.append(event)
     if base == keys.units():
         changes.units.add(tail)
     elif base == keys.explanations():
@@ -242,14 +267,6 @@ def note(registry: Registry, names: set[str], changes: Changes, event: Event) ->
     else:
         changes.states = True
     return True
-
-
-async def relevant(registry: Registry, prefix: str, start_rev: int, names: set[str],
-                   changes: Changes) -> AsyncIterator[None]:
-    """Watch ``prefix``; yield once per batch that changed a waited-on key."""
-    async for batch in registry.watch(prefix, start_rev):
-        if [e for e in batch if note(registry, names, changes, e)]:
-            yield None
 
 
 # ------------------------------------------------------------------ the waiter
@@ -295,31 +312,18 @@ class Waiter:
         if self.view is not None:  # a broken watch: re-read everything, then watch again
             await self.close()
             await asyncio.sleep(self.attempt_seconds / 4)
-        revision = await self.registry.revision()
-        await self._watch_from(revision)
+        self.changes.take()
+        names = set(self.pending)
+        self._watches, revision = await open_watches(
+            self.registry, watch_prefixes(self.registry, self.pending),
+            lambda batch: bool([e for e in batch if note(self.registry, names, self.changes, e)]),
+            self.wake, self._stack)
         self.view = await WaitView.read(self.registry, scope, revision)
         return self.view.snapshot()
 
     def _scope(self) -> list[str]:
         """The units whose keys alone are read (none: read every unit's)."""
         return self.pending if len(self.pending) <= PER_UNIT_WATCHES else []
-
-    async def _watch_from(self, revision: int) -> None:
-        """Watch the waited-on keys from ``revision + 1``, then (the caller) read them.
-
-        The watches open before the read, from a revision read just before:
-        etcd serves a watch that starts at its current revision at once, but one
-        that starts in the past (here: a write landed between the read and the
-        watch, e.g. the engine's placement) only on its next sync, up to 100 ms
-        later. A change after ``revision`` then shows in the read, the watch, or
-        both (a second refresh reads the same value again).
-        """
-        self.changes.take()
-        names = set(self.pending)
-        for prefix in watch_prefixes(self.registry, self.pending):
-            stream = relevant(self.registry, prefix, revision + 1, names, self.changes)
-            self._watches.append(await self._stack.enter_async_context(
-                watch_wakes(stream, self.wake)))
 
     def check(self, snap: Snapshot) -> list[str]:
         """The units still pending; print the messages of those that are done."""

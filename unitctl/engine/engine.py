@@ -6,9 +6,10 @@ and the key goes with it, and a campaigning agent takes over at once (each
 follower watches the key, nothing polls).
 
 While leading, the engine reconciles once, then again on every change under
-``units/`` and ``machines/`` (watch events, debounced), and every ``resync``
-seconds as a safety net. A round reads the registry, runs the pure scheduler,
-and commits the difference in transactions conditioned on what it read.
+``units/`` and ``machines/`` (watch events: a lone change at once, a burst
+gathered, :func:`gathering`), and every ``resync`` seconds as a safety net.
+A round reads the registry, runs the pure scheduler, and commits the difference
+in transactions conditioned on what it read.
 
 Outage guards (fleet stopped units when etcd blinked, issues 1289 and 1690):
 
@@ -152,15 +153,20 @@ class Engine:
             wait = 0.1 if result.plan is None else until - loop.time()
             if self.due is not None:
                 wait = min(wait, max(0.05, self.due - self.wall()))
+            ended, during = loop.time(), mirror.trigger.is_set()  # changed while it ran
             await wake_or_timeout(mirror.trigger, wait)
-            # Let a burst of changes gather, and under load spend at most half
-            # of the time in rounds (wait as long as the last round took, up
-            # to a second: a huge rollout must not delay the next change).
-            await asyncio.sleep(min(max(self.debounce, result.seconds), 1.0))
+            quiet = 0.0 if during else loop.time() - ended
+            await self._gather(gathering(quiet, self.debounce, result.seconds,
+                                         result.batches > 0))
             mirror.trigger.clear()
             mirror.check()
             result = await self.reconcile(lead, mirror)
         self._stale = False
+
+    async def _gather(self, seconds: float) -> None:
+        """Let the changes of a burst gather for ``seconds`` before a round (0: none)."""
+        if seconds > 0:
+            await asyncio.sleep(seconds)
 
     async def reconcile(self, lead: Leadership, mirror: Mirror | None = None) -> RoundResult:
         """One round: read (from ``mirror`` when given), schedule, commit; incremental
@@ -317,6 +323,25 @@ class Engine:
                 await store.record_moves(unit, history, policies[unit].avoid_for)
             except RegistryError as exc:
                 log.warning("engine: cannot record the move of %s: %s", unit, exc)
+
+
+def gathering(quiet: float, debounce: float, last_round: float, committed: bool = True
+              ) -> float:
+    """How long a round waits after its trigger for more changes to gather.
+
+    ``quiet``: how long the engine waited for the trigger since its last round
+    ended (0: a change came while it ran); ``committed``: that round wrote
+    something. A change that finds the engine idle for at least the gathering
+    time (a lone change), or that came after a round which wrote nothing had
+    ended (``unitctl start`` creates the unit, then sets it launched: the first
+    round has nothing to place), runs at once: 0. A change that came during a
+    round, or soon after one that wrote (a burst), waits ``debounce`` for the
+    rest of it, and under load as long as the last round took (up to a second),
+    so rounds take at most about half of the time and a huge rollout never
+    delays the next change for long.
+    """
+    wait = min(max(debounce, last_round), 1.0)
+    return 0.0 if quiet >= wait or (not committed and quiet > 0) else wait
 
 
 def parse_policy(body: str | None) -> FailurePolicy:

@@ -33,7 +33,7 @@ import select
 import socket
 import threading
 import urllib.parse
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -298,6 +298,16 @@ class GatewayKV:
         from unitctl.registry.gatewaywatch import watch  # asyncio: only where watched
 
         return watch(self, prefix.encode(), start_rev)
+
+    def watch_prefix_now(self, prefix: str,
+                         created: Callable[[int], None]) -> AsyncIterator[list[Event]]:
+        """A watch from etcd's current revision, which ``created`` is told once etcd
+        created the watch: every change after it comes on the watch, and a read that
+        starts after that call sees every change up to it (no gap, no past watch:
+        etcd serves a watch from a past revision only on its next sync, up to 100 ms)."""
+        from unitctl.registry.gatewaywatch import watch  # asyncio: only where watched
+
+        return watch(self, prefix.encode(), 0, created=created)
 
     async def close(self) -> None:
         if self._lease_thread is not None:

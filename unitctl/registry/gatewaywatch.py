@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import json
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from unitctl.errors import RegistryUnavailable
@@ -48,9 +48,10 @@ def keep_alive(sock: socket.socket | None) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
 
 
-async def watch(kv: GatewayKV, key: bytes, start_rev: int,
-                timeout: float = 5.0) -> AsyncIterator[list[Event]]:
-    """Yield the event batches of a watch of every key under ``key``."""
+async def watch(kv: GatewayKV, key: bytes, start_rev: int, timeout: float = 5.0,
+                created: Callable[[int], None] | None = None) -> AsyncIterator[list[Event]]:
+    """Yield the event batches of a watch of every key under ``key``; ``created`` gets
+    etcd's "created" revision (``start_rev`` 0: a synced watch from there on)."""
     loop = asyncio.get_running_loop()
     ep, tls, headers = await loop.run_in_executor(None, kv.watch_target)
     try:
@@ -77,7 +78,7 @@ async def watch(kv: GatewayKV, key: bytes, start_rev: int,
                 if parser.done:
                     raise _refused(kv, parser.status, bytes(pending))
                 continue
-            for batch in _messages(kv, pending):
+            for batch in _messages(kv, pending, created):
                 yield batch
             if parser.done:
                 raise RegistryUnavailable("etcd unreachable: the watch ended")
@@ -109,8 +110,10 @@ def _refused(kv: GatewayKV, status: int, payload: bytes) -> Exception:
     return gj.reply_error(status, payload)
 
 
-def _messages(kv: GatewayKV, pending: bytearray) -> list[list[Event]]:
-    """Take every complete message off ``pending``; return their event batches."""
+def _messages(kv: GatewayKV, pending: bytearray,
+              created: Callable[[int], None] | None = None) -> list[list[Event]]:
+    """Take every complete message off ``pending``; return their event batches (and
+    pass the revision of a "created" reply to ``created``)."""
     batches = []
     while (end := pending.find(b"\n")) >= 0:
         line = bytes(pending[:end]).strip()
@@ -123,6 +126,8 @@ def _messages(kv: GatewayKV, pending: bytearray) -> list[list[Event]]:
         result = msg.get("result") or {}
         if result.get("canceled") or gj.integer(result, "compact_revision"):
             raise _cancelled(kv, result)
+        if result.get("created") and created is not None:
+            created(gj.revision(result))
         events = gj.events(result)
         if events:
             batches.append(events)

@@ -17,7 +17,7 @@ it (and never its ``kv``).
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from unitctl.model import DesiredState, Machine, ScheduleEntry, UnitRecord, UnitState
@@ -153,9 +153,22 @@ class Registry:
         decoded, bad = poison.decode_each(rng.kvs, self.keyspace.decode)
         return [r for r in decoded if r is not None], bad, rng.revision
 
+    async def record(self, key: str) -> Record | None:
+        """One key built with :attr:`keys`, decoded (None: absent, foreign, undecodable)."""
+        kv = await self.kv.get(key)
+        decoded = poison.decode_each([] if kv is None else [kv], self.keyspace.decode)[0]
+        return decoded[0] if decoded else None
+
     def watch(self, prefix: str, start_rev: int) -> AsyncIterator[list[Event]]:
         """Watch any prefix built with :attr:`keys` (decode events with :attr:`keyspace`)."""
         return self.kv.watch_prefix(prefix, start_rev)
+
+    def watch_now(self, prefix: str,
+                  created: Callable[[int], None]) -> AsyncIterator[list[Event]] | None:
+        """A watch from now that tells ``created`` etcd's revision when etcd created it
+        (GatewayKV's ``watch_prefix_now``); None when the store cannot tell."""
+        now = getattr(self.kv, "watch_prefix_now", None)
+        return None if now is None else now(prefix, created)
 
     # -- units and bodies (client side) --------------------------------------
     async def get_unit(self, name: str) -> UnitRecord | None:

@@ -25,16 +25,22 @@ The rules (systemd 252):
   over the fetched ActiveState/SubState (systemd emits the final state after
   any reply);
 * ``JobRemoved(id, job, unit, result)`` reports ``(job, result)``;
+* a stopped unit's state signalled while a job is queued for it (the
+  ``inactive`` of a start just queued) is not reported: the job changes it,
+  and its end brings one more signal with the state it left;
 * a read of a unit's state for the owner (:meth:`StateTracker.read_started`,
   :meth:`StateTracker.read_done`) is never older than what the tracker
-  learned while it was in flight: the owner may already have reported that.
+  learned while it was in flight: the owner may already have reported that;
+  its LoadState is kept when the tracker has none (no daemon-reload or file
+  removal came in meanwhile), so the first signal of a unit the agent just
+  loaded (its start's ``active``) is reported without a fetch first.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from unitctl.agent.ports import SystemdState
 from unitctl.systemd.api import (
@@ -51,6 +57,13 @@ __all__ = ["FetchedRow", "StateTracker", "Update"]
 FetchedRow = tuple[str, str, str, str]
 
 
+class ReadMark(NamedTuple):
+    """Where a read of the owner's began: the unit's learned count, the load epoch."""
+
+    learned: int
+    epoch: int
+
+
 @dataclass
 class Update:
     """What one feed of the tracker asks of its owner, in this order."""
@@ -61,6 +74,17 @@ class Update:
     changed: list[tuple[str, SystemdState]] = field(default_factory=list)
     #: Units whose state to fetch: pass them to :meth:`StateTracker.request_fetch`.
     fetch: list[str] = field(default_factory=list)
+
+
+def _queued(changed: Mapping[str, Any], active: str) -> bool:
+    """A stopped unit with a job queued (``Job`` is not ``(0, "/")``): the state of
+    the moment the job was queued, about to change (not reported; the job's end
+    always brings one more ``PropertiesChanged``, with the state it left)."""
+    job = changed.get("Job")
+    if job is None or active not in ("inactive", "failed"):
+        return False
+    value = job.value
+    return isinstance(value, (list, tuple)) and bool(value) and value[0] != 0
 
 
 class StateTracker:
@@ -77,6 +101,8 @@ class StateTracker:
         self._dirty: set[str] = set()
         self._fetching: set[str] = set()
         self._fetch_again: set[str] = set()
+        #: bumped when cached LoadStates go stale (a daemon-reload, a file removed)
+        self._epoch = 0
 
     # ------------------------------------------------------------ ownership
     def own(self, names: Iterable[str]) -> None:
@@ -92,6 +118,7 @@ class StateTracker:
         """``name``'s file is gone: drop everything known about it."""
         self._owned.discard(name)
         self._dirty.discard(name)
+        self._epoch += 1
         for cache in (self._load, self._active, self._signals, self._learned, self._reported):
             cache.pop(name, None)
 
@@ -122,6 +149,8 @@ class StateTracker:
         self._active[name] = (str(active.value), str(sub.value))
         self._signals[name] = self._signals.get(name, 0) + 1
         self._learned[name] = self._learned.get(name, 0) + 1
+        if _queued(changed, self._active[name][0]):
+            return update  # a start (or stop) job will change it: the next signal tells
         load = self._load.get(name)
         if load is None:
             if name not in self._fetching:  # a fetch in flight uses the new values
@@ -140,6 +169,7 @@ class StateTracker:
             self._load.pop(str(body[0]), None)
         elif member == "Reloading" and body:
             if body[0]:
+                self._epoch += 1
                 self._dirty.clear()
                 for name in self._owned:
                     self._load.pop(name, None)
@@ -188,12 +218,12 @@ class StateTracker:
         return update
 
     # ------------------------------------------------------------ reads
-    def read_started(self, name: str) -> int:
+    def read_started(self, name: str) -> ReadMark:
         """A read of ``name``'s state for the owner (not a fetch of the tracker's
         own) is sent now: a mark to hand to :meth:`read_done`."""
-        return self._learned.get(name, 0)
+        return ReadMark(self._learned.get(name, 0), self._epoch)
 
-    def read_done(self, name: str, mark: int, fetched: SystemdState) -> SystemdState:
+    def read_done(self, name: str, mark: ReadMark, fetched: SystemdState) -> SystemdState:
         """What that read returns: ``fetched``, unless the tracker learned
         ``name``'s state while it was in flight; then the tracker's state.
 
@@ -201,9 +231,13 @@ class StateTracker:
         caller already got through ``on_change`` (systemd emits the final
         state after any reply); returning the older reply would let the caller
         put it over the newer state for good, as that change is never
-        reported again.
+        reported again. The reply's LoadState is kept for an owned unit that
+        has none cached, unless cached LoadStates went stale meanwhile.
         """
-        if self._learned.get(name, 0) == mark or name not in self._active:
+        if (name in self._owned and name not in self._load and mark.epoch == self._epoch
+                and fetched.load != "not-found"):
+            self._load[name] = fetched.load
+        if self._learned.get(name, 0) == mark.learned or name not in self._active:
             return fetched
         return SystemdState(self._load.get(name, fetched.load), *self._active[name])
 
