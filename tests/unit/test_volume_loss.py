@@ -164,7 +164,8 @@ def test_the_agent_takes_the_record_over_from_a_lost_machine_with_a_warning(
         asyncio.run(sink.prepare("db.service", DB + "MoveWithoutVolume=yes\n"))
     path = tmp_path / "vol-2" / "pg"
     assert path.is_dir() and not any(path.iterdir())
-    assert asyncio.run(store.get("pg")) == VolumeRecord("pg", M2, str(path), 2**30, "db.service")
+    assert asyncio.run(store.get("pg")) == VolumeRecord("pg", M2, str(path), 2**30, "db.service",
+                                                        left_on=M1)
     assert "MOVED WITHOUT ITS VOLUME pg" in caplog.text
     assert f"its data stays behind on machine {M1}" in caplog.text
     caplog.clear()
