@@ -69,3 +69,24 @@ def test_list_machines_and_engine_view_merge_patched_metadata(
         machines = {m.id: m for m in await Client(api.registry).list_machines()}
         assert machines[m0].metadata == {"role": "web"}
     run(etcd, key_prefix, body)
+
+
+def test_a_global_unit_runs_where_patched_metadata_matches(etcd: EtcdCluster,
+                                                          key_prefix: str) -> None:
+    """The engine places a global unit with the API-set metadata; the agent's own check
+    must agree (it refused it, checking only its configured metadata)."""
+    async def body(api: Api) -> None:
+        m0, m1 = sorted(api.sim.machines)
+        unit = [*DB_UNIT, {"section": "X-Fleet", "name": "Global", "value": "true"}]
+        status, _, _ = await api.call("PUT", "/fleet/v1/units/dbg.service",
+                                      body={"desiredState": "launched", "options": unit})
+        assert status == 201
+        status, _, _ = await api.call("PATCH", "/fleet/v1/machines",
+                                      body=[_op("replace", m1, "role", "db")])
+        assert status == 204
+        await eventually(lambda: api.sim.running().get("dbg.service") == {m1})
+        await api.call("PATCH", "/fleet/v1/machines", body=[_op("replace", m0, "role", "db")])
+        await eventually(lambda: api.sim.running().get("dbg.service") == {m0, m1})
+        await api.call("PATCH", "/fleet/v1/machines", body=[_op("remove", m1, "role")])
+        await eventually(lambda: api.sim.running().get("dbg.service") == {m0})
+    run(etcd, key_prefix, body)

@@ -74,10 +74,14 @@ def accept(machine: Machine, desired: Mapping[str, DesiredUnit]) -> dict[str, st
     return refused
 
 
+#: How a refusal for missing metadata begins.
+LACKS_METADATA = "lacks metadata"
+
+
 def _metadata_miss(machine: Machine, req: Requirements) -> str | None:
     for key, values in sorted(req.metadata.items()):
         if machine.metadata.get(key) not in values:
-            return f"lacks metadata {key}={'|'.join(sorted(values))}"
+            return f"{LACKS_METADATA} {key}={'|'.join(sorted(values))}"
     return None
 
 

@@ -19,6 +19,9 @@ no request per unit on the agent's side but the state it publishes:
   and the cache (:attr:`ScheduleView.bodies`) keeps only the bodies the current
   schedule names. A unit whose body is missing or does not parse is left out
   (logged), and so is one this machine refuses (:func:`.reconcile.accept`).
+  A global unit refused for lacking metadata is checked once more against the
+  metadata set through the API (``metadata/<machine>/``, read only then): the
+  engine places with those values laid over the agent's, so the agent must too.
 """
 
 from __future__ import annotations
@@ -29,12 +32,13 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from unitctl.dependencies import parse as parse_dependencies
 from unitctl.errors import InvalidUnitError
 from unitctl.model import Machine, ScheduleEntry
+from unitctl.registry.dynmeta import merged
 from unitctl.registry.kv import Event
 from unitctl.registry.registry import Registry
 from unitctl.unitfile import UnitFile
 from unitctl.xfleet import requirements
 
-from .reconcile import DesiredUnit, accept
+from .reconcile import LACKS_METADATA, DesiredUnit, accept
 
 log = logging.getLogger("unitctl.agent")
 
@@ -84,10 +88,22 @@ class ScheduleView:
                 continue
             out[name] = DesiredUnit(name, entry.hash, entry.desired, req,
                                     parse_dependencies(name, unit), entry.ports)
-        for name, why in accept(machine, out).items():
+        for name, why in (await self._refused(machine, out)).items():
             log.warning("agent: not loading %s: %s", name, why)
             del out[name]
         return out
+
+    async def _refused(self, machine: Machine, units: Mapping[str, DesiredUnit]
+                       ) -> dict[str, str]:
+        """:func:`.reconcile.accept`'s refusals, with the API-set metadata laid over the
+        machine's own when a unit lacks metadata (the engine's view of this machine)."""
+        refused = accept(machine, units)
+        if not any(why.startswith(LACKS_METADATA) for why in refused.values()):
+            return refused
+        patched = await self.registry.metadata.of(machine.id)
+        if not patched:
+            return refused
+        return accept(merged([machine], {machine.id: patched})[0], units)
 
     async def _fetch(self, entries: Mapping[str, ScheduleEntry]) -> None:
         """Drop the bodies ``entries`` no longer name; read the missing ones in one batch."""

@@ -58,6 +58,21 @@ class MetadataStore:
         check(machine, key)
         await self.kv.delete(self.keys.metadata_value(machine, key))
 
+    async def of(self, machine: str) -> dict[str, str]:
+        """key -> value of what the API set on ``machine`` (one range read of its own
+        keys; a value that is not text, or a key fleet's syntax refuses, is skipped)."""
+        base = self.keys.machine_metadata(machine)
+        out: dict[str, str] = {}
+        for kv in (await self.kv.get_prefix(base)).kvs:
+            key = kv.key[len(base):]
+            try:
+                value = kv.value.decode()
+            except UnicodeDecodeError:
+                continue
+            if KEY_PATTERN.fullmatch(key):
+                out[key] = value
+        return out
+
     async def all(self) -> dict[str, dict[str, str]]:
         """machine -> key -> value of everything the API set."""
         base = self.keys.metadata()
