@@ -123,6 +123,8 @@ def test_a_unit_that_moves_without_its_volume_takes_the_record_over_and_stays(
         assert (tmp_path / new[:8] / "volumes" / "pg").is_dir()
         assert (f"MOVED WITHOUT ITS VOLUME pg: its data stays behind on machine {host}"
                 in caplog.text)
+        assert any(r.levelno == logging.WARNING and r.getMessage().startswith("engine:")
+                   and "MOVED WITHOUT ITS VOLUME" in r.getMessage() for r in caplog.records)
         assert f"its data stays behind on machine {host}; this machine ({new})" in caplog.text
         record = await reg.volumes.get("pg")
         assert record is not None and record.left_on == host

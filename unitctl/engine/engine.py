@@ -49,6 +49,7 @@ from unitctl.registry.registry import Registry
 from unitctl.resources import needs
 from unitctl.scheduler import Plan
 from unitctl.scheduler.incremental import schedule_keeping
+from unitctl.scheduler.plan import LEFT_BEHIND_MARK
 from unitctl.unitfile import UnitFile
 from unitctl.xfleet import requirements
 
@@ -269,7 +270,10 @@ class Engine:
 
     def _log(self, r: RoundResult) -> None:
         for d in r.plan.decisions if r.plan else ():
-            log.info("engine: %s %s on %s: %s", d.action.value, d.unit, d.machine[:8], d.reason)
+            # a move that leaves data behind is a WARNING: an operator must see it
+            level = logging.WARNING if LEFT_BEHIND_MARK in d.reason else logging.INFO
+            log.log(level, "engine: %s %s on %s: %s", d.action.value, d.unit, d.machine[:8],
+                    d.reason)
         if r.batches:
             log.debug("engine: round at rev %d: %d txns in %.3fs", r.revision, r.batches,
                       r.seconds)

@@ -12,6 +12,9 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+#: The words that begin the reason of a placement that leaves a volume's data behind.
+LEFT_BEHIND_MARK = "MOVED WITHOUT ITS VOLUME"
+
 
 class Action(enum.Enum):
     """What the engine must write for one unit."""
@@ -42,7 +45,7 @@ class PlacementReason(enum.StrEnum):
     LEAST_ROOM = ("least room left of the machines that pass every rule, Placement=binpack "
                   "({left:.0%} left after)")
     #: leads the reason of a unit placed without its local volume (:meth:`placed`)
-    LEFT_BEHIND = ("MOVED WITHOUT ITS VOLUME {volume}: its data stays behind on machine "
+    LEFT_BEHIND = (LEFT_BEHIND_MARK + " {volume}: its data stays behind on machine "
                    "{machine}, which is gone; it starts here with an empty volume "
                    "(MoveWithoutVolume=yes); {reason}")
 
