@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 import pytest
@@ -148,6 +148,23 @@ def test_a_waiting_client_ignores_other_units(kv: CountingKV) -> None:
 
 
 
+async def _placed_and_active(reg: Registry, name: str, unit: UnitFile) -> None:
+    """What the engine and M1's agent write once ``name`` runs: its placement, then
+    its active state."""
+    await reg.kv.put(reg.keys.placement(name), M1.encode())
+    await reg.put_state(UnitState(name, M1, "loaded", "active", "running", unit.hash()), 0)
+
+
+async def _wait_launched(kv: CountingKV, client: Client, later: Coroutine[Any, Any, None]
+                         ) -> None:
+    """Count from now, run ``later`` beside a wait for hello.service to be launched."""
+    task = asyncio.create_task(later)
+    kv.reset()
+    await asyncio.wait_for(client.wait_for(["hello.service"],
+                                           client.reached(DesiredState.LAUNCHED), 1), 10)
+    await task
+
+
 def test_a_waiting_client_reads_only_its_units_keys(kv: CountingKV) -> None:
     """With 200 other units placed and reporting, waiting for one reads no other
     unit's record, placement or state (the old waiter read every prefix, twice)."""
@@ -160,24 +177,16 @@ def test_a_waiting_client_reads_only_its_units_keys(kv: CountingKV) -> None:
             name = f"other{i}.service"
             await reg.create_unit(UnitRecord(name, hello.hash(), DesiredState.LAUNCHED),
                                   hello.serialize())
-            await reg.kv.put(reg.keys.placement(name), M1.encode())
-            await reg.put_state(UnitState(name, M1, "loaded", "active", "running",
-                                          hello.hash()), 0)
+            await _placed_and_active(reg, name, hello)
         await reg.create_unit(UnitRecord("hello.service", hello.hash(), DesiredState.LAUNCHED),
                               hello.serialize())
         client = Client(reg, out=lambda s: None, err=lambda s: None, attempt_seconds=30)
 
         async def later() -> None:
             await asyncio.sleep(0.05)
-            await reg.kv.put(reg.keys.placement("hello.service"), M1.encode())
-            await reg.put_state(UnitState("hello.service", M1, "loaded", "active", "running",
-                                          hello.hash()), 0)
+            await _placed_and_active(reg, "hello.service", hello)
 
-        task = asyncio.create_task(later())
-        kv.reset()
-        await asyncio.wait_for(client.wait_for(["hello.service"],
-                                               client.reached(DesiredState.LAUNCHED), 1), 10)
-        await task
+        await _wait_launched(kv, client, later())
         whole = {p: n for p, n in kv.prefixes.items() if p in (
             "/unitctl/units/", "/unitctl/placements/", "/unitctl/states/", "/unitctl/explain/")}
         assert whole == {}
@@ -203,15 +212,9 @@ def test_a_broken_watch_is_reopened_after_a_full_read() -> None:
             await asyncio.sleep(0.05)
             kv.break_watches()
             await asyncio.sleep(0.7)  # the waiter waits attempt_seconds / 4, then re-reads
-            await reg.kv.put(reg.keys.placement("hello.service"), M1.encode())
-            await reg.put_state(UnitState("hello.service", M1, "loaded", "active", "running",
-                                          hello.hash()), 0)
+            await _placed_and_active(reg, "hello.service", hello)
 
-        task = asyncio.create_task(later())
-        kv.reset()
-        await asyncio.wait_for(client.wait_for(["hello.service"],
-                                               client.reached(DesiredState.LAUNCHED), 1), 10)
-        await task
+        await _wait_launched(kv, client, later())
         # the first read and the one after the break (the unit's own key each time)
         assert kv.gets["/unitctl/units/hello.service"] == 2
 

@@ -21,7 +21,7 @@ submitted, one the bundle owns and no longer names is destroyed with
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from unitctl.errors import ConflictError
@@ -116,26 +116,18 @@ class Plan:
         return ", ".join(f"{n} {what}" for n, what in parts if n) or "owner records only"
 
 
-def _refuse_foreign(desired: Desired, stored: Stored, adopt: bool) -> None:
-    for unit in desired.units:
-        owner = stored.owners.get(unit.name)
-        if owner is not None and owner != desired.bundle:
-            raise ConflictError(f"unit {unit.name} belongs to bundle {owner}, not "
-                                f"{desired.bundle}: remove it from one of them")
-        if owner is None and unit.name in stored.units and not adopt:
-            raise ConflictError(f"unit {unit.name} exists and belongs to no bundle: give "
-                                f"--adopt to let bundle {desired.bundle} take it over")
-
-
-def _refuse_foreign_templates(desired: Desired, stored: Stored, adopt: bool) -> None:
-    for res in desired.templates:
-        owner = stored.template_owners.get(res.name)
-        if owner is not None and owner != desired.bundle:
-            raise ConflictError(f"template {res.name} belongs to bundle {owner}, not "
-                                f"{desired.bundle}: remove it from one of them")
-        if owner is None and res.name in stored.templates and not adopt:
-            raise ConflictError(f"template {res.name} exists and belongs to no bundle: give "
-                                f"--adopt to let bundle {desired.bundle} take it over")
+def _refuse_foreign(what: str, names: Sequence[str], owners: Mapping[str, str],
+                    stored: Container[str], bundle: str, adopt: bool) -> None:
+    """Refuse a ``what`` (unit, template) of another bundle, or an unowned stored one
+    without ``adopt``."""
+    for name in names:
+        owner = owners.get(name)
+        if owner is not None and owner != bundle:
+            raise ConflictError(f"{what} {name} belongs to bundle {owner}, not "
+                                f"{bundle}: remove it from one of them")
+        if owner is None and name in stored and not adopt:
+            raise ConflictError(f"{what} {name} exists and belongs to no bundle: give "
+                                f"--adopt to let bundle {bundle} take it over")
 
 
 TemplatePart = tuple[tuple[tuple[TemplateResource, TemplateResource | None], ...],
@@ -167,8 +159,10 @@ def plan(desired: Desired, stored: Stored, prune: bool = False, adopt: bool = Fa
     Raises:
         ConflictError: a unit of another bundle, or an unowned one without ``adopt``.
     """
-    _refuse_foreign(desired, stored, adopt)
-    _refuse_foreign_templates(desired, stored, adopt)
+    _refuse_foreign("unit", [u.name for u in desired.units], stored.owners, stored.units,
+                    desired.bundle, adopt)
+    _refuse_foreign("template", [r.name for r in desired.templates], stored.template_owners,
+                    stored.templates, desired.bundle, adopt)
     create: list[DesiredUnit] = []
     swap: list[tuple[DesiredUnit, UnitRecord]] = []
     states: list[StateChange] = []
