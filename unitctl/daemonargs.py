@@ -13,7 +13,6 @@ runs both on the same command lines): the agent does not import click (~1.4 MiB)
 
 from __future__ import annotations
 
-import difflib
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -85,6 +84,8 @@ def _long(arg: str, rest: list[str], seen: dict[str, str]) -> str | None:
     """One ``--name[=value]``: its value stored in ``seen``; "help"/"version" returned."""
     name, eq, value = arg.partition("=")
     if name not in LONG:
+        import difflib  # by the first unknown flag only: not in the running agent
+
         close = difflib.get_close_matches(name, LONG)
         hint = (f" Did you mean {close[0]!r}?" if len(close) == 1 else
                 f" (Did you mean one of: {', '.join(repr(c) for c in sorted(close))}?)"

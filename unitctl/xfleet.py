@@ -21,7 +21,6 @@ Semantics follow fleet (``job/job.go``, ``unit/unit.go``, ``api/units.go``):
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import re
 from collections.abc import Collection, Mapping
@@ -315,6 +314,8 @@ def _option_warnings(unit: UnitFile) -> list[str]:
 
 def _suggest(key: str) -> str | None:
     """The modern option ``key`` is probably a misspelling of, if any."""
+    import difflib  # by the first misspelling only: an idle agent never loads it
+
     lowered = {option.lower(): option for option in OPTIONS}
     close = difflib.get_close_matches(key.lower(), list(lowered), n=1)
     return lowered[close[0]] if close else None

@@ -114,7 +114,9 @@ NOT_IDLE = ["grpc", "aetcd", "google", "prometheus_client", "dns", "jinja2", "cl
             "tomllib", "http.server", "email", "urllib.request", "wsgiref",
             "unitctl.agent.dnszone", "unitctl.templating.render",
             # atomic_write, the peer nonces and the entry point's width use os directly
-            "tempfile", "shutil", "secrets", "random", "bz2", "lzma"]
+            "tempfile", "shutil", "secrets", "random", "bz2", "lzma",
+            # read by the first unit's needs / the first misspelled option or flag
+            "decimal", "_decimal", "difflib"]
 
 
 def _loaded(**flags: str) -> set[str]:
