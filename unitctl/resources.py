@@ -59,8 +59,8 @@ _ENGINES = ("docker", "podman")
 def _decimal(text: str) -> Decimal | None:
     """``text`` as a Decimal, None if it is not one (``NaN``/``Infinity`` parse).
 
-    decimal is imported by the first unit file whose needs are read, not at
-    import: an idle agent never reads one (~0.4 MiB resident, issue 12 item 5).
+    decimal is imported by the first fraction read, not at import: an idle agent
+    reads none (~0.4 MiB resident, issue 12 item 5).
     """
     from decimal import Decimal, InvalidOperation
 
@@ -73,10 +73,13 @@ def _decimal(text: str) -> Decimal | None:
 def parse_size(text: str) -> int | None:
     """Bytes of a systemd size (``512M``, ``1.5G``, ``1048576``); None if it is none."""
     match = _SIZE.fullmatch(text)
-    number = None if match is None else _decimal(match[1])
-    if match is None or number is None:
+    if match is None:
         return None
-    return int(number * (1024 ** _SUFFIX[match[2].upper()]))
+    scale = 1024 ** _SUFFIX[match[2].upper()]
+    if match[1].isdigit():  # whole (the config's reserved_memory=0): no decimal needed
+        return int(match[1]) * scale
+    number = _decimal(match[1])
+    return None if number is None else int(number * scale)
 
 
 def parse_cpu_quota(text: str) -> int | None:
