@@ -75,7 +75,7 @@ def parse_size(text: str) -> int | None:
     match = _SIZE.fullmatch(text)
     if match is None:
         return None
-    scale = 1024 ** _SUFFIX[match[2].upper()]
+    scale: int = 1024 ** _SUFFIX[match[2].upper()]
     if match[1].isdigit():  # whole (the config's reserved_memory=0): no decimal needed
         return int(match[1]) * scale
     number = _decimal(match[1])
