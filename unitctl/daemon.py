@@ -20,7 +20,7 @@ import signal
 import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from unitctl import __version__
 from unitctl.agent.agent import Agent
@@ -29,7 +29,6 @@ from unitctl.agent.engine_runner import EngineFactory
 from unitctl.agent.measure import measure
 from unitctl.agent.options import AgentOptions
 from unitctl.agent.portenv import PortDropins
-from unitctl.agent.template_host import LocalHost
 from unitctl.agent.volumes import LocalVolumes
 from unitctl.config import DEFAULT_CONFIG_FILE, AgentConfig, load_config
 from unitctl.daemonargs import FLAGS, Exit, parse
@@ -42,6 +41,9 @@ from unitctl.registry.gateway import Endpoint, GatewayKV
 from unitctl.registry.kv import KV
 from unitctl.registry.registry import Registry
 from unitctl.systemd.manager import SystemdUnitManager
+
+if TYPE_CHECKING:
+    from unitctl.agent.template_host import LocalHost
 
 __all__ = ["FLAGS", "LEASE_FILE", "MACHINE_ID_FILE", "cli", "connect", "detect_public_ip",
            "engine_factory", "main", "read_machine_id", "run_agent"]
@@ -121,6 +123,17 @@ def agent_options(cfg: AgentConfig) -> AgentOptions:
                         engine=not cfg.disable_engine, engine_resync=cfg.engine_resync,
                         lease_file=LEASE_FILE, stop_budget=cfg.stop_budget,
                         template_dirs=cfg.template_dirs)
+
+
+def template_host(cfg: AgentConfig) -> LocalHost | None:
+    """The host the config templates are written on; None without ``template_dirs``
+    (the agent renders none then), so that such an agent never imports the
+    template modules (issue 12 item 5, the idle footprint)."""
+    if not cfg.template_dirs:
+        return None
+    from unitctl.agent.template_host import LocalHost
+
+    return LocalHost()
 
 
 def engine_factory(registry: Registry, machine_id: str, opts: AgentOptions,
@@ -218,7 +231,7 @@ async def run_agent(cfg: AgentConfig) -> None:
                   notify=notify,
                   engine=engine_factory(registry, machine.id, opts,
                                         metered=cfg.metrics_address is not None),
-                  commands=ProcessCommands(), template_host=LocalHost())
+                  commands=ProcessCommands(), template_host=template_host(cfg))
     agent.executor.port_dropins = PortDropins()
     agent.executor.volumes = LocalVolumes.of(registry.volumes, machine)
     stop = asyncio.Event()

@@ -116,7 +116,10 @@ NOT_IDLE = ["grpc", "aetcd", "google", "prometheus_client", "dns", "jinja2", "cl
             # atomic_write, the peer nonces and the entry point's width use os directly
             "tempfile", "shutil", "secrets", "random", "bz2", "lzma",
             # read by the first unit's needs / the first misspelled option or flag
-            "decimal", "_decimal", "difflib"]
+            "decimal", "_decimal", "difflib",
+            # the template runner: only an agent with template_dirs (unset here) loads it
+            "unitctl.agent.templates", "unitctl.agent.template_host",
+            "grp", "pwd"]
 
 
 def _loaded(**flags: str) -> set[str]:
@@ -153,3 +156,14 @@ def test_the_idle_agent_loads_the_lean_set_and_dnspython_at_the_first_query() ->
     assert got["id"] == "abcd" and got["rcode"] == 3  # NXDOMAIN: web.unitctl. has no unit
     assert "dns.message" in got["used"] and "unitctl.agent.dnszone" in got["used"]
     assert _hits(got["used"], ["prometheus_client", "click", "jinja2", "grpc"]) == []
+
+
+def test_the_daemon_gives_a_template_host_only_with_template_dirs() -> None:
+    from unitctl import daemon
+    from unitctl.agent.template_host import LocalHost
+    from unitctl.config import load_config
+
+    servers = {"etcd_servers": "http://127.0.0.1:2379"}
+    assert daemon.template_host(load_config("/dev/null", env={}, flags=servers)) is None
+    with_dirs = load_config("/dev/null", env={}, flags={**servers, "template_dirs": "/etc/app"})
+    assert isinstance(daemon.template_host(with_dirs), LocalHost)

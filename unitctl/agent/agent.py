@@ -36,6 +36,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 
 from unitctl.errors import BusLost, RegistryError, UnitctlError
 from unitctl.loop import checkpoint, raise_if_ended, wake_or_timeout, watch_wakes
@@ -61,9 +62,11 @@ from .services import ServicePublisher, wanted_records
 from .session import Session
 from .stopping import stop_all
 from .tasks import Task
-from .template_host import TemplateHost
-from .templates import TemplateRunner
 from .unit_health import UnitHealth
+
+if TYPE_CHECKING:  # imported by the first agent with template_dirs (not an idle default one)
+    from .template_host import TemplateHost
+    from .templates import TemplateRunner
 
 __all__ = ["ACTIVE_STATES", "Agent", "AgentOptions"]
 
@@ -125,10 +128,13 @@ class Agent:
         responder = None if commands is None else Responder(
             self.registry, self.machine.id, commands, lambda: self.schedule,
             lambda: self.units.present())
-        templates = None if template_host is None or not self.opts.template_dirs else \
-            TemplateRunner(self.registry, self.machine, self.opts.template_dirs, template_host,
-                           lambda: self.session.lease, lambda: self.schedule.keys())
-        return responder, templates
+        if template_host is None or not self.opts.template_dirs:
+            return responder, None
+        from .templates import TemplateRunner  # ~0.3 MiB the agents without templates skip
+
+        return responder, TemplateRunner(self.registry, self.machine, self.opts.template_dirs,
+                                         template_host, lambda: self.session.lease,
+                                         lambda: self.schedule.keys())
 
     # -- views of the parts (the names tests and the harness read) -----------
     @property

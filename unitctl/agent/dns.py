@@ -1,6 +1,6 @@
 """The agent's DNS server for the cluster domain, answering from a mirror of ``services/``.
 
-The mirror is the templates' :class:`~.templates.RootMirror` over
+The mirror is a :class:`~.rootmirror.RootMirror` (as the templates') over
 ``<prefix>services/``: read once, then watched from the revision after the
 last event seen; a watch that ends wakes the loop and is resumed from
 ``last + 1`` (read again only when etcd compacted that revision). Each change
@@ -30,7 +30,7 @@ from unitctl.loop import checkpoint
 from unitctl.registry.registry import Registry
 from unitctl.registry.services import ServiceRecord
 
-from .templates import RootMirror
+from .rootmirror import RootMirror
 
 if TYPE_CHECKING:  # dnspython is imported by the first query (start-up cost)
     from .dnszone import Zone

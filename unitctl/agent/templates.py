@@ -34,60 +34,15 @@ from collections.abc import Callable, Collection, Iterable
 from unitctl.errors import RegistryError, UnitctlError
 from unitctl.loop import checkpoint, wake_or_timeout
 from unitctl.model import Machine
-from unitctl.registry.kv import EventKind, KeyValue
 from unitctl.registry.registry import Registry
-from unitctl.registry.templates import TemplateStore, history_lost
 from unitctl.templating.functions import Snapshot, UnitPlace, under
 from unitctl.templating.plan import Result, Status, applies
 from unitctl.templating.resource import TemplateResource
 
+from .rootmirror import RootMirror
 from .template_host import TemplateHost
 
 log = logging.getLogger("unitctl.agent.templates")
-
-
-class RootMirror:
-    """One root prefix, kept live: ``kvs`` and ``last`` (the last revision applied)."""
-
-    def __init__(self, store: TemplateStore, prefix: str, wake: asyncio.Event) -> None:
-        self.store = store
-        self.prefix = prefix
-        self.wake = wake
-        self.kvs: dict[str, KeyValue] = {}
-        self.last = 0
-        self.ready = False
-        #: how the watch started each time: "read" or "resume" (tests read it)
-        self.starts: list[str] = []
-
-    async def run(self) -> None:
-        reread = True
-        while True:
-            checkpoint()
-            try:
-                if reread:
-                    self.kvs, self.last = await self.store.read_root(self.prefix)
-                    self.ready = True
-                    self.wake.set()
-                self.starts.append("read" if reread else "resume")
-                reread = False
-                await self._follow()
-            except RegistryError as exc:
-                reread = not self.ready or history_lost(exc)
-                log.info("templates: watch of %s ended (%s): %s from revision %d", self.prefix,
-                         exc, "reading again" if reread else "resuming", self.last + 1)
-                self.wake.set()
-                await asyncio.sleep(0.5)
-
-    async def _follow(self) -> None:
-        async for batch in self.store.watch_root(self.prefix, self.last + 1):
-            for ev in batch:
-                if ev.kind is EventKind.PUT:
-                    self.kvs[ev.key] = KeyValue(ev.key, ev.value, 0, ev.mod_rev, 1)
-                else:
-                    self.kvs.pop(ev.key, None)
-                self.last = max(self.last, ev.mod_rev)
-            self.wake.set()
-        raise RegistryError("the watch ended")
 
 
 def _digest(res: TemplateResource, data: bytes) -> str:
