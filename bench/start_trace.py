@@ -59,7 +59,7 @@ def _dump():
         json.dump(EV, f)
 atexit.register(_dump)
 sys.argv = ["unitctl", *sys.argv[1:]]
-from unitctl.cli.main import main
+from unitctl.cli.launch import main  # the entry point `unitctl` and `python -m unitctl` run
 main()
 """
 
