@@ -4,7 +4,7 @@
 registry as :class:`~unitctl.cli.session.Session` does
 (:func:`~unitctl.client.connect.open_registry`, closed at the end), runs
 :func:`unitctl.client.activate.activate` on a fresh event loop with a client
-that writes as ``click.echo`` does (:func:`unitctl.cli.leanread.echo`), and
+that writes as ``click.echo`` does (:func:`unitctl.cli.leanio.echo`), and
 one ``--block-attempts`` attempt of a second, as the group's session.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from unitctl.cli import startup
-from unitctl.cli.leanread import echo
+from unitctl.cli.leanio import echo
 from unitctl.client.activate import activate as activate_units
 from unitctl.client.connect import ClientConfig, config_from_params, open_registry
 from unitctl.client.facade import Client
@@ -31,10 +31,8 @@ def _err(text: str) -> None:
 
 def activate(params: Mapping[str, Any]) -> None:
     """Run the verb of ``params`` (:func:`unitctl.cli.leanstart.parse`); errors raise."""
-    from unitctl.cli.leanstart import VERBS
-
     startup.resume()  # the modules are loaded (unitctl.cli.startup)
-    target = DesiredState(VERBS[params["verb"]])
+    target = DesiredState(params["target"])
     asyncio.run(_run(config_from_params(params), params, target))
 
 

@@ -15,7 +15,7 @@ for everything else, which click then runs with its own messages:
 * the verb by its whole name; ``--block-attempts`` with a value of digits only;
   any other argument that starts with ``-`` (``--``, ``-h``, ``--help`` ...)
   is click's, and so is a command line without units (click says so);
-* what :func:`unitctl.cli.leanread.usable` accepts (a numeric timeout, an etcd
+* what :func:`unitctl.cli.leanio.usable` accepts (a numeric timeout, an etcd
   endpoint, a stdout encoding click keeps).
 
 Contract: for what it takes, stdout, stderr and the exit code are those of the
@@ -38,8 +38,8 @@ FLAGS = {"--no-block": "no_block", "--replace": "replace"}
 
 
 def parse(argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, Any] | None:
-    """The parameters of a ``start``/``load`` run (``verb`` and ``units`` among them),
-    or None: click's to run."""
+    """The parameters of a ``start``/``load`` run (``verb``, ``target``, the desired
+    state's value, and ``units`` among them), or None: click's to run."""
     params: dict[str, Any] = {}
     i = 0
     while i < len(argv) and argv[i] not in VERBS:
@@ -50,7 +50,8 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, Any] | N
         i = got[2]
     if i >= len(argv) or not _environment(params, environ, argv[i]):
         return None
-    params.update(verb=argv[i], no_block=False, replace=False, block_attempts=0)
+    params.update(verb=argv[i], target=VERBS[argv[i]], no_block=False, replace=False,
+                  block_attempts=0)
     units = _verb_args(argv[i + 1:], params)
     if not units:
         return None
@@ -89,10 +90,10 @@ def run(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int | 
     params = parse(argv, os.environ if environ is None else environ)
     if params is None:
         return None
-    from unitctl.cli import leanread  # the checks, the writing, the group's errors
+    from unitctl.cli import leanio  # the checks, the writing, the group's errors
 
-    if not leanread.usable(params):
+    if not leanio.usable(params):
         return None
     from unitctl.cli import leanactivate  # the client and asyncio, loaded once taken
 
-    return leanread.guarded(lambda: leanactivate.activate(params))
+    return leanio.guarded(lambda: leanactivate.activate(params))
