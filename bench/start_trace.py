@@ -59,7 +59,7 @@ def _dump():
         json.dump(EV, f)
 atexit.register(_dump)
 sys.argv = ["unitctl", *sys.argv[1:]]
-from unitctl.cli.main import main
+from unitctl.cli.launch import main  # the entry point `unitctl` and `python -m unitctl` run
 main()
 """
 
@@ -122,7 +122,7 @@ def traced_start(c: Any, env: dict[str, str], path: str, unit: str, events: Etcd
     subprocess.run([sys.executable, "-c", WRAPPER, "--endpoint", c.endpoint, "start", path],
                    check=True, capture_output=True, timeout=120,
                    env={**env, "UNITCTL_TRACE_OUT": out_file},
-                   cwd=str(Path(__file__).resolve().parents[1]))
+                   cwd=env.get("PYTHONPATH", str(Path(__file__).resolve().parents[1])))
     done = time.time()
     time.sleep(0.3)  # the etcdctl watch's last lines, the journals
     rows: list[tuple[float, str, str]] = [(spawn, "parent", "spawn")]

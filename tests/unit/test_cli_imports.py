@@ -248,3 +248,22 @@ def test_the_list_path_defines_its_records_without_dataclasses() -> None:
     made = _dataclass_modules(["--endpoint", "http://127.0.0.1:1", "list-units"])
     assert set(made) <= {"unitctl.model", "unitctl.registry.gateway",
                          "unitctl.registry.leader"}, made
+
+
+#: What ``start`` does not use, and so must not load: click, the group, the session,
+#: the completion and ssh modules, the command modules and the list verbs' modules.
+NOT_ON_THE_START_PATH = ("click", "unitctl.cli.main", "unitctl.cli.session",
+                         "unitctl.cli.complete", "unitctl.cli.units", "unitctl.cli.ssh",
+                         "unitctl.cli.reach", "unitctl.cli.leanread", "unitctl.cli.listfields",
+                         "unitctl.cli.output")
+
+
+def test_start_through_the_launcher_loads_neither_click_nor_the_group() -> None:
+    # an unreachable endpoint: the verb's modules are loaded before it connects
+    for args in (["start", "--no-block", "x.service"],
+                 ["load", "--block-attempts", "1", "--replace", "x.service"]):
+        loaded = set(_modules_after(["--endpoint", "http://127.0.0.1:1",
+                                     "--request-timeout", "0.2", *args]))
+        assert "unitctl.cli.leanactivate" in loaded, args
+        assert not loaded & set(NOT_ON_THE_START_PATH), (args, sorted(loaded
+                                                                      & set(NOT_ON_THE_START_PATH)))

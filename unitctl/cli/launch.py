@@ -15,7 +15,8 @@ was rendered from. The launcher prints the kept text when
   so any terminal (or ``COLUMNS``) of at least 80 columns.
 
 The common forms of ``list-units`` and ``list-unit-files`` run without click
-(:mod:`unitctl.cli.leanlist`); everything else runs :func:`unitctl.cli.main.main`.
+(:mod:`unitctl.cli.leanlist`), and so do those of ``start`` and ``load``
+(:mod:`unitctl.cli.leanstart`); everything else runs :func:`unitctl.cli.main.main`.
 Either way the cyclic collector is off until the verb's module is loaded
 (:mod:`unitctl.cli.startup`).
 
@@ -184,6 +185,10 @@ def run(args: list[str]) -> None:
     from unitctl.cli import leanlist  # the list verbs' common forms, without click
 
     code = leanlist.run(args)
+    if code is None:
+        from unitctl.cli import leanstart  # start's and load's common forms, without click
+
+        code = leanstart.run(args)
     if code is not None:
         raise SystemExit(code)
     from unitctl.cli.main import main as run_click  # click and the verb table

@@ -15,67 +15,17 @@ terminal). An error is the group's ``Error: <message>`` with the exit code of
 
 from __future__ import annotations
 
-import codecs
-import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from unitctl.cli import listfields as lf
 from unitctl.cli import startup
+from unitctl.cli.leanio import echo, guarded, usable
 from unitctl.cli.output import parse_fields, render_json, render_table
-from unitctl.client.connect import ClientConfig, config_from_params, is_api_url, open_registry
+from unitctl.client.connect import ClientConfig, config_from_params, open_registry
 from unitctl.client.snapshot import Snapshot, UnitFileInfo, read_snapshot, reported_states
-from unitctl.errors import UsageError, report
+from unitctl.errors import UsageError
 from unitctl.registry import blocking
-from unitctl.registry.connection import DEFAULT_ENDPOINT
-
-#: click.echo's ANSI escape sequence (stripped when writing to no terminal).
-ANSI = r"\033\[[;?0-9]*[a-zA-Z]"
-
-
-def usable(params: Mapping[str, Any]) -> bool:
-    """The parameters are ones click would accept as they are, for etcd."""
-    timeout = params.get("request_timeout")
-    if timeout is not None:
-        try:
-            float(timeout)
-        except ValueError:
-            return False
-    stdout = sys.stdout
-    if stdout is not None and _is_ascii(getattr(stdout, "encoding", None)):
-        return False  # click writes through a UTF-8 wrapper then
-    return not is_api_url(str(params.get("endpoint") or DEFAULT_ENDPOINT))
-
-
-def _is_ascii(encoding: str | None) -> bool:
-    try:
-        return encoding is not None and codecs.lookup(encoding).name == "ascii"
-    except LookupError:
-        return False
-
-
-def echo(text: str, err: bool = False, nl: bool = True) -> None:
-    """Write as ``click.echo`` does: flushed, ANSI stripped when not a terminal."""
-    stream = sys.stderr if err else sys.stdout
-    if stream is None:
-        return
-    out = text + "\n" if nl else text
-    if not out:
-        stream.flush()
-        return
-    if "\x1b" in out and not _isatty(stream):
-        import re  # only for text that holds an escape character
-
-        out = re.sub(ANSI, "", out)
-    stream.write(out)
-    stream.flush()
-
-
-def _isatty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except Exception:  # click's isatty: any failure is "no terminal"
-        return False
 
 
 def run(params: dict[str, Any]) -> int | None:
@@ -95,22 +45,6 @@ def run(params: dict[str, Any]) -> int | None:
     if unit_files:
         return guarded(lambda: _list_unit_files(params, cols))
     return guarded(lambda: _list_units(params, cols))
-
-
-def guarded(body: Callable[[], None]) -> int:
-    """Run ``body`` as the group runs a command: an error is ``Error: <message>`` and
-    its exit code (:func:`unitctl.errors.report`), an interrupt ``Aborted!``, exit 1."""
-    try:
-        body()
-    except KeyboardInterrupt:
-        echo("", err=True)
-        echo("Aborted!", err=True)
-        return 1
-    except Exception as exc:  # the group's one place errors become exit codes
-        message, code = report(exc)
-        echo(f"Error: {message}", err=True)
-        return code
-    return 0
 
 
 def _list_units(params: Mapping[str, Any], cols: list[str]) -> None:

@@ -18,7 +18,7 @@ from unitctl.cli.complete import complete_units
 from unitctl.cli.reach import agent_options, via_ssh
 from unitctl.cli.session import Session, pass_session
 from unitctl.cli.ssh import command_argv
-from unitctl.client.endpoints import endpoint_lines
+from unitctl.client.activate import activate
 from unitctl.client.facade import Client
 from unitctl.client.resolve import existing
 from unitctl.client.views import Snapshot
@@ -87,27 +87,7 @@ def _activate(sess: Session, units: Sequence[str], target: DesiredState, verb: s
         return
 
     async def go(c: Client) -> None:
-        resolved = await c.resolve(units, verb)
-        written = await c.submit(resolved, replace, verb)
-        if not no_block:
-            for rec in written:
-                if rec.desired is DesiredState.INACTIVE:
-                    c.out(f"Unit {rec.name} inactive")
-        records = await c.submitted(resolved, written)
-        texts = {lu.name: lu.unit for lu in resolved if lu.unit is not None}
-        local, glob = await c.split_global(records, texts)
-        since = await c.set_states(records, target)
-        for name in glob:
-            c.out(f"Triggered global unit {name} {verb}")
-        if no_block:
-            for name in local:
-                c.out(f"Triggered unit {name} {verb}")
-            return
-        await c.wait_for(local, c.reached(target, since), block_attempts,
-                         what=f"report state {target.value}")
-        if target is DesiredState.LAUNCHED:
-            for line in await endpoint_lines(c.registry, local):
-                c.out(line)
+        await activate(c, units, target, verb, no_block, block_attempts, replace)
 
     sess.run(go)
 

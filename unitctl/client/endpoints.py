@@ -29,22 +29,37 @@ async def _placements(registry: Registry, names: Sequence[str]) -> dict[str, str
     return found
 
 
-async def endpoint_lines(registry: Registry, names: Sequence[str]) -> list[str]:
-    """One line per unit of ``names`` that holds host ports, naming host and ports."""
-    placements = await _placements(registry, names)
-    machines = {m.id: m for m in await registry.list_machines()}
-    lines: list[str] = []
+async def _ported(registry: Registry, names: Sequence[str], placements: dict[str, str],
+                  ) -> list[tuple[str, str, tuple[tuple[str, int], ...]]]:
+    """(unit, machine, ports) of the units of ``names`` whose schedule entry holds ports,
+    each machine's schedule read once."""
     schedules: dict[str, dict[str, ScheduleEntry]] = {}
+    found: list[tuple[str, str, tuple[tuple[str, int], ...]]] = []
     for name in names:
         machine_id = placements.get(name)
-        if machine_id is None or machine_id not in machines:
+        if machine_id is None:
             continue
         if machine_id not in schedules:
             schedules[machine_id] = dict((await registry.get_schedule(machine_id))[0])
         entry = schedules[machine_id].get(name)
-        ports = entry.ports if entry is not None else ()
-        if ports:
-            host = machines[machine_id].public_ip or machine_id[:8]
-            pairs = " ".join(f"{var}={port}" for var, port in ports)
-            lines.append(f"Unit {name} on {host}: {pairs}")
+        if entry is not None and entry.ports:
+            found.append((name, machine_id, tuple(entry.ports)))
+    return found
+
+
+async def endpoint_lines(registry: Registry, names: Sequence[str]) -> list[str]:
+    """One line per unit of ``names`` that holds host ports on a registered machine,
+    naming host and ports. The machines are read only when some unit holds ports
+    (a start of units without ports reads placements and schedules alone)."""
+    ported = await _ported(registry, names, await _placements(registry, names))
+    if not ported:
+        return []
+    machines = {m.id: m for m in await registry.list_machines()}
+    lines: list[str] = []
+    for name, machine_id, ports in ported:
+        if machine_id not in machines:
+            continue
+        host = machines[machine_id].public_ip or machine_id[:8]
+        pairs = " ".join(f"{var}={port}" for var, port in ports)
+        lines.append(f"Unit {name} on {host}: {pairs}")
     return lines

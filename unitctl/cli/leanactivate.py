@@ -1,0 +1,46 @@
+"""The lean path's run of ``start`` and ``load``: the click command's coroutine, no click.
+
+:mod:`unitctl.cli.leanstart` takes the arguments; :func:`activate` opens the
+registry as :class:`~unitctl.cli.session.Session` does
+(:func:`~unitctl.client.connect.open_registry`, closed at the end), runs
+:func:`unitctl.client.activate.activate` on a fresh event loop with a client
+that writes as ``click.echo`` does (:func:`unitctl.cli.leanio.echo`), and
+one ``--block-attempts`` attempt of a second, as the group's session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from unitctl.cli import startup
+from unitctl.cli.leanio import echo
+from unitctl.client.activate import activate as activate_units
+from unitctl.client.connect import ClientConfig, config_from_params, open_registry
+from unitctl.client.facade import Client
+from unitctl.model import DesiredState
+
+#: The length of one ``--block-attempts`` attempt (the session's default).
+ATTEMPT_SECONDS = 1.0
+
+
+def _err(text: str) -> None:
+    echo(text, err=True)
+
+
+def activate(params: Mapping[str, Any]) -> None:
+    """Run the verb of ``params`` (:func:`unitctl.cli.leanstart.parse`); errors raise."""
+    startup.resume()  # the modules are loaded (unitctl.cli.startup)
+    target = DesiredState(params["target"])
+    asyncio.run(_run(config_from_params(params), params, target))
+
+
+async def _run(cfg: ClientConfig, params: Mapping[str, Any], target: DesiredState) -> None:
+    registry = await open_registry(cfg)
+    try:
+        client = Client(registry, out=echo, err=_err, attempt_seconds=ATTEMPT_SECONDS)
+        await activate_units(client, params["units"], target, params["verb"],
+                             params["no_block"], params["block_attempts"], params["replace"])
+    finally:
+        await registry.close()
