@@ -136,10 +136,37 @@ class EtcdCluster:
         """Comma-separated client URLs, as ``--endpoint`` takes them."""
         return ",".join(self.endpoints)
 
+    #: First starts tried when a port picked free was taken before etcd bound it.
+    START_TRIES = 3
+
     def start(self, timeout: float = 30.0) -> None:
+        """Start every member and wait until all are healthy.
+
+        :func:`free_port` closes the port it found, so another process (any
+        outgoing connection's ephemeral port) can take it before etcd binds it
+        (seen in CI: "bind: address already in use"). Then the members are
+        killed, their new data dirs removed, new ports picked and the start
+        tried again, up to :data:`START_TRIES` times; any other failure raises.
+        """
+        for attempt in range(self.START_TRIES):
+            for m in self.members:
+                m.start(self.initial_cluster, token=self.token)
+            try:
+                self.wait_healthy(timeout)
+                return
+            except RuntimeError as exc:
+                if "address already in use" not in str(exc) or attempt + 1 == self.START_TRIES:
+                    raise
+            self._new_ports()
+
+    def _new_ports(self) -> None:
+        """Kill the members of a failed first start and give each fresh ports."""
         for m in self.members:
-            m.start(self.initial_cluster, token=self.token)
-        self.wait_healthy(timeout)
+            m.kill()
+            shutil.rmtree(m.data_dir, ignore_errors=True)  # etcd's own files, no mounts
+            with contextlib.suppress(OSError):
+                os.remove(m.log_path)  # the next failure's log is its own
+            m.client_port, m.peer_port = free_port(), free_port()
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
