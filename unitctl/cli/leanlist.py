@@ -30,7 +30,7 @@ click command (tests/integration/test_cli_lean.py runs both against etcd).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from typing import Any
 
 #: The group's options the lean path takes (flag -> parameter name); any other
@@ -76,16 +76,10 @@ def _option(args: Sequence[str], i: int, known: Mapping[str, str],
 
 def parse(argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, Any] | None:
     """The parameters of a list verb's run (``verb`` among them), or None: click's."""
-    params: dict[str, Any] = {}
-    i = 0
-    while i < len(argv) and argv[i] not in VERB_FLAGS:
-        got = _option(argv, i, GLOBAL_OPTIONS)
-        if got is None:
-            return None
-        params[got[0]] = got[1]
-        i = got[2]
-    if i >= len(argv) or not _environment(params, environ, argv[i]):
+    found = global_options(argv, environ, VERB_FLAGS)
+    if found is None:
         return None
+    params, i = found
     verb = argv[i]
     params.update(verb=verb, fields=None, full=False, no_legend=False, as_json=False)
     flags = VERB_FLAGS[verb]
@@ -100,6 +94,23 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, Any] | N
             return None
         params["fields"], i = got[1], got[2]
     return params
+
+
+def global_options(argv: Sequence[str], environ: Mapping[str, str], verbs: Container[str],
+                   ) -> tuple[dict[str, Any], int] | None:
+    """The group's options before the verb (filled from ``UNITCTL_*`` as click does)
+    and the verb's index in ``argv``; None: no verb of ``verbs``, or a form for click."""
+    params: dict[str, Any] = {}
+    i = 0
+    while i < len(argv) and argv[i] not in verbs:
+        got = _option(argv, i, GLOBAL_OPTIONS)
+        if got is None:
+            return None
+        params[got[0]] = got[1]
+        i = got[2]
+    if i >= len(argv) or not _environment(params, environ, argv[i]):
+        return None
+    return params, i
 
 
 def _environment(params: dict[str, Any], environ: Mapping[str, str], verb: str) -> bool:

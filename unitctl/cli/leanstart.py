@@ -28,7 +28,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from unitctl.cli.leanlist import GLOBAL_OPTIONS, _environment, _option
+from unitctl.cli.leanlist import _option, global_options
 
 #: The verbs taken, and the desired state each sets (a ``DesiredState`` value).
 VERBS = {"start": "launched", "load": "loaded"}
@@ -40,16 +40,10 @@ FLAGS = {"--no-block": "no_block", "--replace": "replace"}
 def parse(argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, Any] | None:
     """The parameters of a ``start``/``load`` run (``verb``, ``target``, the desired
     state's value, and ``units`` among them), or None: click's to run."""
-    params: dict[str, Any] = {}
-    i = 0
-    while i < len(argv) and argv[i] not in VERBS:
-        got = _option(argv, i, GLOBAL_OPTIONS)
-        if got is None:
-            return None
-        params[got[0]] = got[1]
-        i = got[2]
-    if i >= len(argv) or not _environment(params, environ, argv[i]):
+    found = global_options(argv, environ, VERBS)
+    if found is None:
         return None
+    params, i = found
     params.update(verb=argv[i], target=VERBS[argv[i]], no_block=False, replace=False,
                   block_attempts=0)
     units = _verb_args(argv[i + 1:], params)
