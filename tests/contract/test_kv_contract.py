@@ -8,11 +8,12 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from tests.conftest import KVFactory
-from unitctl.errors import RegistryUnavailable
+from unitctl.errors import RegistryError, RegistryUnavailable
 from unitctl.registry.etcd import EtcdConfig, EtcdKV
 from unitctl.registry.gateway import GatewayKV
 from unitctl.registry.kv import (
     KV,
+    MAX_TXN_OPS,
     Compare,
     CompareField,
     Delete,
@@ -169,6 +170,21 @@ def test_a_value_near_the_request_limit_round_trips(make_kv: KVFactory, key_pref
         assert [x.value for x in (await kv.get_prefix(key_prefix)).kvs] == [big, b""]
     run(make_kv, body)
 
+
+def test_a_transaction_at_the_op_limit_is_accepted(make_kv: KVFactory, key_prefix: str) -> None:
+    """MAX_TXN_OPS compares and MAX_TXN_OPS puts in one transaction: etcd's
+    --max-txn-ops (128) bounds each list on its own, which pack relies on."""
+    async def body(kv: KV) -> None:
+        keys = [f"{key_prefix}op/{i:03}" for i in range(MAX_TXN_OPS)]
+        assert await kv.txn([mod_is(k, 0) for k in keys], [Put(k, b"v") for k in keys])
+        assert len((await kv.get_prefix(key_prefix + "op/")).kvs) == MAX_TXN_OPS
+        over = [f"{key_prefix}over/{i:03}" for i in range(129)]
+        with pytest.raises(RegistryError, match="too many operations"):
+            await kv.txn([mod_is(k, 0) for k in over], [Put(over[0], b"v")])
+        with pytest.raises(RegistryError, match="too many operations"):
+            await kv.txn([], [Put(k, b"v") for k in over])
+        assert not (await kv.get_prefix(key_prefix + "over/")).kvs  # nothing applied
+    run(make_kv, body)
 
 
 def test_get_prefix_pages_form_one_snapshot(make_kv: KVFactory, key_prefix: str) -> None:

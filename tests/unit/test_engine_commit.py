@@ -126,3 +126,13 @@ def test_pack_keeps_groups_whole_under_the_limit() -> None:
     batches = pack(groups, limit=5)
     assert [len(b) for b in batches] == [2, 2, 1]
     assert [g for b in batches for g in b] == groups
+
+
+def test_pack_counts_compares_and_ops_each_against_the_limit() -> None:
+    """etcd bounds a transaction's compares and its ops separately: 5 guarded
+    puts (5 compares, 5 ops) fit a limit of 5; a sixth starts a new batch."""
+    groups: list[Group] = [([unit_is(f"u{i}", 0)], [Delete(f"k{i}")]) for i in range(6)]
+    assert [len(b) for b in pack(groups, limit=5)] == [5, 1]
+    lopsided: list[Group] = [([unit_is(f"u{i}", 0), unit_is(f"v{i}", 0)], [Delete(f"k{i}")])
+                             for i in range(3)]
+    assert [len(b) for b in pack(lopsided, limit=5)] == [2, 1]  # 4 compares, then 6 > 5

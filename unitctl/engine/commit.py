@@ -183,18 +183,20 @@ def _machine_of(view: EngineView, planned: PlannedSchedule, name: str) -> str:
 
 def pack(groups: list[Group], limit: int = MAX_TXN_OPS,
          byte_limit: int = MAX_TXN_BYTES) -> list[list[Group]]:
-    """Pack groups into transactions of at most ``limit`` compares plus ops and
-    ``byte_limit`` key and value bytes (etcd's request limit, with a margin)."""
+    """Pack groups into transactions of at most ``limit`` compares and at most
+    ``limit`` ops (etcd's ``--max-txn-ops`` bounds each list of a transaction
+    on its own, not their sum) and ``byte_limit`` key and value bytes (etcd's
+    request limit, with a margin). Groups stay whole and in order."""
     batches: list[list[Group]] = []
     cur: list[Group] = []
-    count = size = 0
+    compares = ops = size = 0
     for g in groups:
-        n, b = len(g[0]) + len(g[1]), request_bytes(g[0], g[1])
-        if cur and (count + n > limit or size + b > byte_limit):
+        c, o, b = len(g[0]), len(g[1]), request_bytes(g[0], g[1])
+        if cur and (compares + c > limit or ops + o > limit or size + b > byte_limit):
             batches.append(cur)
-            cur, count, size = [], 0, 0
+            cur, compares, ops, size = [], 0, 0, 0
         cur.append(g)
-        count, size = count + n, size + b
+        compares, ops, size = compares + c, ops + o, size + b
     if cur:
         batches.append(cur)
     return batches

@@ -105,7 +105,8 @@ class Delete(Frozen):
 
 Op = Put | Delete
 
-#: etcd refuses transactions with more than 128 operations by default.
+#: etcd refuses a transaction with more than 128 compares, or more than 128
+#: ops in one branch (``--max-txn-ops``, each list counted on its own).
 MAX_TXN_OPS = 120
 
 #: The most key and value bytes one transaction may carry: etcd refuses

@@ -29,6 +29,10 @@ from unitctl.registry.kv import (
     Range,
 )
 
+#: etcd's default ``--max-txn-ops``: the most compares, or ops in one branch,
+#: a transaction may hold (refused like etcd refuses them).
+ETCD_TXN_OPS = 128
+
 
 @dataclass
 class _Lease:
@@ -195,6 +199,8 @@ class MemoryKV:
     async def txn(self, compares: Sequence[Compare], success: Sequence[Op],
                   failure: Sequence[Op] = ()) -> bool:
         self._check()
+        if max(len(compares), len(success), len(failure)) > ETCD_TXN_OPS:
+            raise RegistryError("etcd error: too many operations in txn request")
         for ops in (success, failure):
             keys = [op.key for op in ops]
             if len(keys) != len(set(keys)):

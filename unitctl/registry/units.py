@@ -53,13 +53,14 @@ BATCH_GETS = 8
 def _cas_chunks(names: list[str], cas: Callable[[str], tuple[Compare, Op]],
                 ) -> Iterator[list[str]]:
     """Consecutive names whose compare-and-swap pairs fit one transaction
-    (:data:`MAX_TXN_OPS` compares plus ops, :data:`MAX_TXN_BYTES` bytes)."""
+    (at most :data:`MAX_TXN_OPS` compares and as many ops: etcd bounds each
+    list on its own; :data:`MAX_TXN_BYTES` bytes)."""
     chunk: list[str] = []
     size = 0
     for name in names:
         cmp, op = cas(name)
         b = request_bytes([cmp], [op])
-        if chunk and (2 * (len(chunk) + 1) > MAX_TXN_OPS or size + b > MAX_TXN_BYTES):
+        if chunk and (len(chunk) + 1 > MAX_TXN_OPS or size + b > MAX_TXN_BYTES):
             yield chunk
             chunk, size = [], 0
         chunk.append(name)
