@@ -69,6 +69,7 @@ async def _scrape(sm: object, sim: InProcessCluster) -> None:
         got = samples(body)
         assert got[("unitctl_fenced", ())] == 0
         assert got[("unitctl_fence_events_total", (("event", "fenced"),))] == 0
+        assert got[("unitctl_fence_peer_queries_total", ())] == 0  # etcd never went silent
         assert ("unitctl_engine_unplaceable_units", ()) in got
         assert ("unitctl_engine_placements", ()) in got
         assert any(name == "unitctl_etcd_request_seconds_count" and dict(labels)["op"] == "txn"

@@ -46,6 +46,7 @@ from .fencing import (
     Verdict,
     check_interval,
     decide,
+    hold_pause,
     peer_timeout,
 )
 from .peerauth import mac, valid_nonce, verify
@@ -66,6 +67,13 @@ NONCE_WAIT = 1.0
 NONCE_LINE_LIMIT = 1024
 #: Seconds between two attempts to bind a taken peer_port.
 BIND_RETRY = 5.0
+#: The largest fraction of a hold's pause taken off at random (spreads the questions).
+HOLD_JITTER = 0.2
+
+
+def _unit_random() -> float:
+    """A uniform float in [0, 1) from os.urandom (no import of random)."""
+    return int.from_bytes(os.urandom(4), "big") / 2**32
 
 
 class PeerServer:
@@ -193,6 +201,8 @@ class Fence:
         #: fences applied and lifted since the agent started (for /metrics)
         self.fenced_total = 0
         self.lifted_total = 0
+        #: rounds of questions to the peers since the agent started (for /metrics)
+        self.asks_total = 0
         self._book = PeerBook(session.machine.id, registry.keys.machines())
 
     def lift(self) -> bool:
@@ -206,25 +216,37 @@ class Fence:
 
     async def run(self) -> None:
         """Every ttl/20: consult the peers once the lease has gone unrenewed for
-        ``FENCE_AFTER * ttl``; fence or hold."""
+        ``FENCE_AFTER * ttl``; fence or hold. While holding, the questions back off
+        (:func:`~.fencing.hold_pause`, with up to :data:`HOLD_JITTER` of it taken
+        off at random so that the agents' questions spread out)."""
         step = check_interval(self.ttl)
-        last_hold = ""
+        pause, backoff, last_hold = step, 0.0, ""
         while True:
             checkpoint()
-            await asyncio.sleep(step)
-            age = self.session.lease_age()
-            if self.fenced or age < FENCE_AFTER * self.ttl:
-                last_hold = ""
+            await asyncio.sleep(pause)
+            pause = step
+            if self.fenced or self.session.lease_age() < FENCE_AFTER * self.ttl:
+                backoff, last_hold = 0.0, ""
                 continue
-            addrs = [(ip, self.peer_port) for ip in self.peers.values()]
-            reports = await ask_peers(addrs, peer_timeout(self.ttl), self.session.peer_secret)
-            verdict, why = decide(self.session.lease_age(), self.ttl, self.session.keepalive,
-                                  len(addrs), reports)
+            verdict, why = await self._consult()
             if verdict is Verdict.FENCE and not await self._reaches_etcd():
                 await self.fence(why)
             elif verdict is Verdict.HOLD and why != last_hold:
                 log.warning("agent: etcd silent for %.1fs: %s", self.session.etcd_age(), why)
+            if verdict is Verdict.HOLD:
+                backoff = hold_pause(self.ttl, self.session.lease_age(), backoff)
+                pause = backoff * (1 - HOLD_JITTER * _unit_random())
+            else:
+                backoff = 0.0
             last_hold = why if verdict is Verdict.HOLD else ""
+            self.asks_total += 1
+
+    async def _consult(self) -> tuple[Verdict, str]:
+        """Ask every known peer once and apply :func:`~.fencing.decide`."""
+        addrs = [(ip, self.peer_port) for ip in self.peers.values()]
+        reports = await ask_peers(addrs, peer_timeout(self.ttl), self.session.peer_secret)
+        return decide(self.session.lease_age(), self.ttl, self.session.keepalive,
+                      len(addrs), reports)
 
     async def _reaches_etcd(self) -> bool:
         """One last quick look before fencing (a refresh of the lease): etcd may have

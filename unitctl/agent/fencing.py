@@ -85,6 +85,40 @@ def fence_margin(ttl: float) -> float:
     return ttl + LOSS_GRACE - fenced
 
 
+def hold_backoff_cap(ttl: float) -> float:
+    """The longest pause between two questions to the peers while holding (etcd
+    down for everyone): ``FENCE_AFTER * ttl + check - 2 * peer_timeout - retry``
+    (5.25 s at TTL 10, at least one check interval).
+
+    Why this bound keeps :func:`fence_margin`: when etcd comes back (restarted or
+    re-elected, every lease renewed for ``ttl``) for some peer but not for this
+    machine, that peer answers "fresh" within one retry of its keepalive. The
+    round then running here may have heard it stale; the next one starts at most
+    one peer query plus this pause later, hears it fresh, and fences after one
+    more query and the last look. That is no later after etcd's return than the
+    normal fence is after the last renewal, so the units have the same margin
+    before the lease (renewed at etcd's return) can expire.
+    """
+    cap = FENCE_AFTER * ttl + check_interval(ttl) - 2 * peer_timeout(ttl) - retry_interval(ttl)
+    return max(check_interval(ttl), cap)
+
+
+def hold_pause(ttl: float, lease_age: float, previous: float) -> float:
+    """Seconds until the next question to the peers after a HOLD verdict.
+
+    While the lease may still be alive without etcd having renewed it
+    (``lease_age < ttl + LOSS_GRACE``), every check interval, as before the
+    hold: a peer whose etcd came back before this lease expires must be heard at
+    once. After that, doubling from ``previous`` up to :func:`hold_backoff_cap`:
+    N agents asking N peers every ttl/20 for the whole of a long etcd outage was
+    N x N connections per half second (the "fence storm").
+    """
+    step = check_interval(ttl)
+    if lease_age < ttl + LOSS_GRACE:
+        return step
+    return min(hold_backoff_cap(ttl), max(step, 2 * previous))
+
+
 class Verdict(enum.Enum):
     """What the fence loop does: nothing (OK), stop the local units (FENCE) or wait (HOLD)."""
 

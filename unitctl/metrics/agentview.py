@@ -9,6 +9,7 @@ attributes (plain dicts and flags) on the event loop, between its steps.
   result, where the unit's state carries one (a ``health`` attribute);
 - ``unitctl_fenced``: 1 while this agent has its units fenced; ``unitctl_fence``
   ``_events_total{event="fenced"|"lifted"}``: fences applied and lifted;
+  ``unitctl_fence_peer_queries_total``: rounds of questions to the peers;
 - ``unitctl_engine_leader``: 1 while this agent's engine leads the cluster;
 - ``unitctl_etcd_contact_age_seconds``: since etcd last answered this agent.
 """
@@ -26,6 +27,7 @@ class FenceView(Protocol):
     fenced: bool
     fenced_total: int
     lifted_total: int
+    asks_total: int
 
 
 class EngineView(Protocol):
@@ -70,6 +72,10 @@ class AgentCollector:
         events.add_metric(["fenced"], fence.fenced_total)
         events.add_metric(["lifted"], fence.lifted_total)
         yield events
+        queries = counter_family("unitctl_fence_peer_queries", "Rounds of questions to "
+                                 "the peers while etcd was silent.")
+        queries.add_metric([], fence.asks_total)
+        yield queries
         engine = self.agent.engine
         yield gauge_family("unitctl_engine_leader",
                                 "1 while this agent's engine leads the cluster.",

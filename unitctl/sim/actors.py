@@ -15,7 +15,14 @@
 
 from __future__ import annotations
 
-from unitctl.agent.fencing import FENCE_AFTER, PeerReport, Verdict, decide, keepalive_interval
+from unitctl.agent.fencing import (
+    FENCE_AFTER,
+    PeerReport,
+    Verdict,
+    decide,
+    hold_pause,
+    keepalive_interval,
+)
 from unitctl.agent.reconcile import accept, compute_tasks
 from unitctl.engine.planned import schedules_of
 from unitctl.scheduler import Plan, schedule
@@ -79,7 +86,8 @@ def _elect(world: World) -> None:
 
 
 def fence(world: World) -> None:
-    """The fence loop of every live agent cut off from etcd (every TTL/20)."""
+    """The fence loop of every live agent cut off from etcd (every TTL/20; while
+    holding, at the real :func:`~unitctl.agent.fencing.hold_pause`)."""
     ttl, tick_ms = world.cfg.ttl_ms, world.cfg.tick_ms
     step = max(tick_ms, ttl // 20 // tick_ms * tick_ms)
     if not world.cfg.fencing or world.now % step:
@@ -88,19 +96,33 @@ def fence(world: World) -> None:
         node = world.nodes[mid]
         age = world.now - node.last_contact
         if not node.alive or node.fenced or age < FENCE_AFTER * ttl:
+            node.next_ask, node.hold_ms = 0, 0
             continue
-        peers = [p for p in world.ids if p != mid]
-        reports = [] if node.partition == "isolated" else [
-            PeerReport(p, (world.now - world.nodes[p].last_contact) / 1000)
-            for p in peers
-            if world.nodes[p].alive and world.nodes[p].partition != "isolated"]
-        verdict, _why = decide(age / 1000, ttl / 1000, keepalive_ms(ttl) / 1000, len(peers),
-                               reports)
+        if world.now < node.next_ask:
+            continue
+        verdict = _decide(world, node, age)
+        if verdict is Verdict.HOLD:
+            pause = hold_pause(ttl / 1000, age / 1000, node.hold_ms / 1000)
+            node.hold_ms = int(pause * 1000) // step * step
+            node.next_ask = world.now + node.hold_ms
         if verdict is Verdict.FENCE:
             node.fenced = True
             node.stop_everything()
             world.stats.fences += 1
             world.log("fence", mid[:8])
+
+
+def _decide(world: World, node: Node, age: int) -> Verdict:
+    """The real rule over what this node's peers would answer now."""
+    mid, ttl = node.machine.id, world.cfg.ttl_ms
+    peers = [p for p in world.ids if p != mid]
+    reports = [] if node.partition == "isolated" else [
+        PeerReport(p, (world.now - world.nodes[p].last_contact) / 1000)
+        for p in peers
+        if world.nodes[p].alive and world.nodes[p].partition != "isolated"]
+    verdict, _why = decide(age / 1000, ttl / 1000, keepalive_ms(ttl) / 1000, len(peers),
+                           reports)
+    return verdict
 
 
 def engine(world: World) -> None:

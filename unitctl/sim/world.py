@@ -76,6 +76,9 @@ class Node:
     next_refresh: int = 0
     last_contact: int = 0
     fenced: bool = False
+    #: While holding: the fence's next question to the peers, and its pause (ms).
+    next_ask: int = 0
+    hold_ms: int = 0
     seen_version: int = -1
     #: The agent's real executor, over this machine's systemd (and its drop-ins).
     executor: Executor = field(init=False)
