@@ -18,6 +18,7 @@ from unitctl.api.context import client_for, ctx, principal_of
 from unitctl.api.jsonbody import bounded_int
 from unitctl.api.routes import ADMIN, READ, Route
 from unitctl.cli.describe import explain_json
+from unitctl.client import explain as explaining
 from unitctl.client import views
 from unitctl.registry.dynmeta import merged
 
@@ -47,7 +48,8 @@ async def get_unit(request: web.Request) -> web.Response:
 
 async def explain(request: web.Request) -> web.Response:
     c = client_for(request)
-    return web.json_response(explain_json(await c.explain(_name(request))))
+    return web.json_response(explain_json(await explaining.explain(c.registry, c.bodies,
+                                                                  _name(request))))
 
 
 async def list_states(request: web.Request) -> web.Response:

@@ -13,6 +13,7 @@ from unitctl import names as unames
 from unitctl.cli.complete import complete_units
 from unitctl.cli.output import failure_note, iso_time
 from unitctl.cli.session import Session, pass_session
+from unitctl.client import explain as explaining
 from unitctl.client.explain import Explanation
 from unitctl.legend import format_reasons, machine_legend, short_id
 from unitctl.volumes import format_size
@@ -34,7 +35,7 @@ def cat(sess: Session, unit: str) -> None:
 def explain(sess: Session, unit: str, as_json: bool) -> None:
     """Tell where a unit is placed, or which rule keeps it off each machine."""
     name = unames.mangle(unit)
-    info = sess.read(lambda c: c.explain(name))
+    info = sess.read(lambda c: explaining.explain(c.registry, c.bodies, name))
     if as_json:
         click.echo(json.dumps(explain_json(info), indent=2, sort_keys=True))
         return

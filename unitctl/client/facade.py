@@ -19,9 +19,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from unitctl.client import explain as explaining
 from unitctl.client import intent, views
-from unitctl.client.explain import Explanation
 from unitctl.client.resolve import LocalUnit, Resolver, require_records
 from unitctl.client.views import Bodies, Predicate, Snapshot, UnitFileInfo
 from unitctl.model import DesiredState, Machine, UnitRecord, UnitState
@@ -145,10 +143,6 @@ class Client:
     async def cat(self, name: str) -> str:
         """The stored (serialised) text of a unit."""
         return await views.cat(self.registry, name)
-
-    async def explain(self, name: str) -> Explanation:
-        """Where a unit is placed, or why it cannot be."""
-        return await explaining.explain(self.registry, self.bodies, name)
 
     async def restart(self, snap: Snapshot, rec: UnitRecord, attempts: int) -> None:
         """Stop (when it runs or should) then start one non-global unit, waiting for each.
