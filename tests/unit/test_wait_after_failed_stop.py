@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from unitctl.client.predicates import reached
 from unitctl.client.views import Snapshot, StoredState
-from unitctl.client.wait import reached
 from unitctl.errors import SystemdError
 from unitctl.model import DesiredState, Machine, UnitRecord, UnitState
 

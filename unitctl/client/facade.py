@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from unitctl.client import intent, views
+from unitctl.client import intent, predicates, views
 from unitctl.client.resolve import LocalUnit, Resolver, require_records
 from unitctl.client.views import Bodies, Predicate, Snapshot, UnitFileInfo
 from unitctl.model import DesiredState, Machine, UnitRecord, UnitState
@@ -175,17 +175,13 @@ class Client:
     @staticmethod
     def reached(target: DesiredState, since: int = 0, failed_before: bool = False
                 ) -> Predicate:
-        """See :func:`unitctl.client.wait.reached`."""
-        from unitctl.client import wait as waiting
-
-        return waiting.reached(target, since, failed_before)
+        """See :func:`unitctl.client.predicates.reached`."""
+        return predicates.reached(target, since, failed_before)
 
     @staticmethod
     def gone(snap: Snapshot, name: str) -> str | None:
-        """See :func:`unitctl.client.wait.gone`."""
-        from unitctl.client import wait as waiting
-
-        return waiting.gone(snap, name)
+        """See :func:`unitctl.client.predicates.gone`."""
+        return predicates.gone(snap, name)
 
     async def wait_for(self, names: Sequence[str], predicate: Predicate, attempts: int,
                        what: str = "the requested state") -> None:

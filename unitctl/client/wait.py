@@ -1,7 +1,7 @@
 """Waiting until the cluster reports what a command asked for.
 
 A :data:`Predicate` tells, from a :class:`~unitctl.client.views.Snapshot`,
-whether a unit reached the state waited for (:func:`reached`, :func:`gone`).
+whether a unit reached the state waited for (:mod:`.predicates`).
 :class:`Waiter` watches **only the keys it waits on** (each unit's record,
 placement, states and explanation: per-unit prefixes for a few units, those
 four prefixes for many; opened as :mod:`.watchopen` says, so no change falls
@@ -24,8 +24,6 @@ from typing import TypeVar
 
 from unitctl.client.unitkeys import UnitKeys, unit_keys
 from unitctl.client.views import (
-    BAD_LOAD_STATES,
-    RUNNING_STATES,
     Predicate,
     Snapshot,
     StoredState,
@@ -33,85 +31,18 @@ from unitctl.client.views import (
     read_snapshot,
 )
 from unitctl.client.watchopen import open_watches
-from unitctl.errors import SystemdError, UnitctlError, UnschedulableError, WaitTimeout
+from unitctl.errors import RegistryUnavailable, UnitctlError, UnschedulableError, WaitTimeout
 from unitctl.legend import format_reasons
 from unitctl.loop import wake_or_timeout
-from unitctl.model import DesiredState, Machine, UnitRecord, UnitState
+from unitctl.model import Machine, UnitRecord, UnitState
 from unitctl.registry.kv import Event
 from unitctl.registry.registry import Registry
-
-#: A wait predicate: the message to print once the unit reached the state
-#: ("" to print nothing), or None to keep waiting. It may raise a UnitctlError.
 
 Say = Callable[[str], None]
 V = TypeVar("V")
 
 #: Up to this many units, the waiter watches each unit's own keys; above, the prefixes.
 PER_UNIT_WATCHES = 4
-
-
-def reached(target: DesiredState, since: int = 0, failed_before: bool = False) -> Predicate:
-    """A predicate: the unit's derived state is ``target`` (with its current body);
-    a launched unit that has a health check must also be healthy.
-
-    Reports that failed after revision ``since`` end the wait with an error.
-    ``failed_before``: the unit was ``failed`` when the wait began (a restart
-    whose stop ended failed, say a container killed by ``docker stop``); an
-    agent may publish that state again after ``since``, so ``failed`` ends the
-    wait only once the unit was seen in another state after ``since``.
-    """
-    moved: set[str] = set()  # units seen out of "failed" after since
-
-    def check(snap: Snapshot, name: str) -> str | None:
-        rec = snap.units.get(name)
-        machine, stored = snap.placed_state(name)
-        if target is DesiredState.INACTIVE:
-            return f"Unit {name} inactive" if stored is None else None
-        if rec is None or machine is None or stored is None:
-            return None
-        st = stored.state
-        if st.hash and st.hash != rec.hash:
-            return None  # the agent still runs the previous body
-        fresh = stored.mod_rev > since
-        legend = snap.legend(machine)
-        if fresh:
-            _raise_if_refused(name, legend, st)
-        if target is DesiredState.LOADED:
-            if st.active in RUNNING_STATES or st.active == "deactivating":
-                return None  # still stopping: it may yet end "failed"
-            return f"Unit {name} loaded on {legend}"
-        if st.active == "active":
-            return _launched(name, legend, st.health)
-        if fresh and st.active != "failed":
-            moved.add(name)
-        if fresh and st.active == "failed" and (not failed_before or name in moved):
-            raise SystemdError(
-                f"Unit {name} failed on {legend}: active={st.active} sub={st.sub}")
-        return None
-
-    return check
-
-
-def _raise_if_refused(name: str, legend: str, st: UnitState) -> None:
-    """Raise for a fresh report of a failed task (the agent retries it with
-    backoff) or of a unit systemd could not load."""
-    if st.error:
-        raise SystemdError(f"Unit {name} failed on {legend}: {st.error}")
-    if st.load in BAD_LOAD_STATES:
-        raise SystemdError(f"Unit {name} failed to load on {legend}: load={st.load}")
-
-
-def _launched(name: str, legend: str, health: str) -> str | None:
-    """Launched, once its health check (if it has one) passed: the agent reports
-    ``starting`` until then, and ``unhealthy`` while it fails."""
-    if health in ("starting", "unhealthy"):
-        return None
-    return f"Unit {name} launched on {legend}" + (" (healthy)" if health else "")
-
-
-def gone(snap: Snapshot, name: str) -> str | None:
-    """A predicate: no machine reports the unit any more (prints nothing)."""
-    return None if snap.states.get(name) else ""
 
 
 # ------------------------------------------------------------------ the view
@@ -286,22 +217,48 @@ class Waiter:
     changes: Changes = field(default_factory=Changes)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     shown: dict[str, Mapping[str, str]] = field(default_factory=dict)
+    #: The error of an etcd outage the wait is riding out ("" while etcd answers).
+    outage: str = ""
     _watches: list[asyncio.Task[None]] = field(default_factory=list)
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     async def attempt(self) -> bool:
-        """Wait one attempt; return True once no unit is pending."""
+        """Wait one attempt; return True once no unit is pending.
+
+        etcd unreachable (a restart, a lost leader) does not end the wait: what
+        the command wrote is stored, and fleetctl too waits through errors until
+        its attempts run out. It is said once on stderr, and the view is read
+        afresh (watches reopened) once etcd answers again."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.attempt_seconds
         while True:
-            snap = await self.update()
-            self.pending = self.check(snap)
-            if not self.pending:
-                return True
+            try:
+                snap = await self.update()
+            except RegistryUnavailable as exc:
+                await self._unreachable(exc)
+            else:
+                if self.outage:
+                    self.err("etcd answers again; still waiting")
+                    self.outage = ""
+                self.pending = self.check(snap)
+                if not self.pending:
+                    return True
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return False
-            await wake_or_timeout(self.wake, remaining)
+            if self.outage:
+                await asyncio.sleep(min(remaining, self.attempt_seconds / 4))
+            else:
+                await wake_or_timeout(self.wake, remaining)
+
+    async def _unreachable(self, exc: RegistryUnavailable) -> None:
+        """Drop the view and the watches (the next update reads and watches afresh);
+        say so, once per outage."""
+        await self.close()
+        self.view = None
+        if not self.outage:
+            self.err(f"{exc}; still waiting (what was written is stored)")
+        self.outage = str(exc)
 
     async def update(self) -> Snapshot:
         """Bring the view up to date: re-read what changed, or all if a watch broke."""
