@@ -117,3 +117,25 @@ def test_what_the_lean_path_leaves_to_click_is_clicks(cluster: EtcdCluster, work
                                                       env: dict[str, str] | None) -> None:
     _, clicked = _both(cluster, work, args, env)
     assert clicked
+
+
+MODULES_PROBE = ("import atexit, runpy, sys\n"
+                 "atexit.register(lambda: sys.stderr.write("
+                 "'LOADED %s\\n' % sorted(m for m in ('asyncio', 'click', 'concurrent.futures') "
+                 "if m in sys.modules)))\n"
+                 "sys.argv = ['unitctl', *sys.argv[1:]]\n"
+                 "runpy.run_module('unitctl', run_name='__main__', alter_sys=True)\n")
+
+
+@pytest.mark.parametrize("args", [["start", "--block-attempts", "1", "one.service"],
+                                  ["load", "--block-attempts", "1", "web@7.service"]],
+                         ids=" ".join)
+def test_a_blocking_start_waits_without_asyncio(cluster: EtcdCluster, work: Path,
+                                                args: list[str]) -> None:
+    """The lean path runs without an event loop: its requests and its wait's watches
+    block (unitctl.client.blockwatch), so neither asyncio nor its executor is loaded."""
+    base = ["--endpoint", cluster.endpoint, "--etcd-key-prefix", f"/ls{next(PREFIXES)}/"]
+    r = _run([sys.executable, "-c", MODULES_PROBE, *base, *args], work, None)
+    stderr, _, loaded = r.stderr.rpartition("LOADED ")
+    assert loaded == "[]\n", loaded
+    assert r.returncode == 6 and "timed out waiting for unit" in stderr, (r.returncode, stderr)

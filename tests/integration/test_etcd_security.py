@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from unitctl.registry.connection import EtcdConfig
 from unitctl_testing.etcd import free_port
 
 pytestmark = pytest.mark.etcd
@@ -48,9 +50,11 @@ def _wait_ok(*args: str) -> subprocess.CompletedProcess[str]:
     return r
 
 
-@pytest.fixture
-def tls_etcd() -> Iterator[tuple[str, Path]]:
-    tmp = Path(tempfile.mkdtemp(prefix="unitctl-tls-"))
+@contextlib.contextmanager
+def started_tls_etcd(prefix: str = "unitctl-tls-") -> Iterator[tuple[str, Path]]:
+    """A one-member etcd serving TLS and asking for client certificates (made by
+    contrib/etcd-tls/gen-certs.sh): its endpoint and the certificates' directory."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
     certs = tmp / "certs"
     subprocess.run(["bash", str(REPO / "contrib/etcd-tls/gen-certs.sh"), str(certs),
                     "IP:127.0.0.1"], check=True, capture_output=True)
@@ -64,6 +68,19 @@ def tls_etcd() -> Iterator[tuple[str, Path]]:
         proc.kill()
         proc.wait()
         subprocess.run(["rm", "-rf", "--one-file-system", str(tmp)], check=False)
+
+
+def tls_config(endpoint: str, certs: Path, timeout: float = 3) -> EtcdConfig:
+    """The client's configuration for :func:`started_tls_etcd`'s etcd."""
+    return EtcdConfig(endpoints=(endpoint,), ca_file=str(certs / "ca.pem"),
+                      cert_file=str(certs / "client.pem"),
+                      key_file=str(certs / "client-key.pem"), timeout=timeout)
+
+
+@pytest.fixture
+def tls_etcd() -> Iterator[tuple[str, Path]]:
+    with started_tls_etcd() as started:
+        yield started
 
 
 def test_tls_with_client_certificates(tls_etcd: tuple[str, Path]) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_etcd_security import REPO, _start_etcd
+from tests.integration.test_etcd_security import _start_etcd, started_tls_etcd, tls_config
 from unitctl.errors import RegistryUnavailable
 from unitctl.model import DesiredState, UnitRecord
 from unitctl.registry.connection import EtcdConfig
@@ -141,21 +140,11 @@ def test_agents_over_the_gateway_with_auth(auth_etcd: str) -> None:
 
 
 def test_agents_over_the_gateway_with_tls_client_certificates() -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="unitctl-gw-tls-"))
-    certs = tmp / "certs"
-    subprocess.run(["bash", str(REPO / "contrib/etcd-tls/gen-certs.sh"), str(certs),
-                    "IP:127.0.0.1"], check=True, capture_output=True)
-    port = free_port()
-    proc = _start_etcd(tmp, port, "--cert-file", str(certs / "server.pem"), "--key-file",
-                       str(certs / "server-key.pem"), "--trusted-ca-file",
-                       str(certs / "ca.pem"), "--client-cert-auth")
-    cfg = EtcdConfig(endpoints=(f"https://127.0.0.1:{port}",), ca_file=str(certs / "ca.pem"),
-                     cert_file=str(certs / "client.pem"),
-                     key_file=str(certs / "client-key.pem"), timeout=3)
+    with started_tls_etcd("unitctl-gw-tls-") as (endpoint, certs):
+        cfg = tls_config(endpoint, certs)
 
-    async def make() -> KV:
-        return await GatewayKV.connect(cfg)
-    try:
+        async def make() -> KV:
+            return await GatewayKV.connect(cfg)
         for _ in range(100):  # etcd comes up
             try:
                 asyncio.run(_probe(cfg))
@@ -163,10 +152,6 @@ def test_agents_over_the_gateway_with_tls_client_certificates() -> None:
             except RegistryUnavailable:
                 time.sleep(0.1)
         _run_agents(make, "/tls/")
-    finally:
-        proc.kill()
-        proc.wait()
-        subprocess.run(["rm", "-rf", "--one-file-system", str(tmp)], check=False)
 
 
 async def _probe(cfg: EtcdConfig) -> None:

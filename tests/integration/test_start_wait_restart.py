@@ -99,3 +99,29 @@ def test_a_blocking_start_waits_across_an_etcd_restart(own_etcd: EtcdCluster, ke
     assert said[0].endswith("; still waiting (what was written is stored)"), err
     assert said[1] == "etcd answers again; still waiting", err
     assert out.splitlines()[-1].startswith("Unit web.service launched on 00000001"), out
+
+
+def test_a_blocking_start_of_many_units_sees_each_launch(own_etcd: EtcdCluster, key_prefix: str,
+                                                        tmp_path: Path) -> None:
+    """Six units: more than the waiter watches one by one (the prefix watches, and a
+    re-read of what changed on each wake), through the lean path's blocking watches."""
+    (tmp_path / "w@.service").write_text(UNIT)
+    names = [f"w@{i}.service" for i in range(1, 7)]
+
+    async def go() -> subprocess.CompletedProcess[str]:
+        done = asyncio.Event()
+        agent = asyncio.create_task(_run_agent(own_etcd, key_prefix, done))
+        try:
+            argv = [sys.executable, "-m", "unitctl", "--endpoint", own_etcd.endpoint,
+                    "--etcd-key-prefix", key_prefix, "start", "--block-attempts", "30", *names]
+            return await asyncio.to_thread(
+                subprocess.run, argv, cwd=str(tmp_path), capture_output=True, text=True,
+                timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
+        finally:
+            done.set()
+            await asyncio.wait_for(agent, 20)
+
+    r = asyncio.run(go())
+    assert (r.returncode, r.stderr) == (0, ""), (r.stdout, r.stderr)
+    launched = sorted(line.split()[1] for line in r.stdout.splitlines() if " launched on " in line)
+    assert launched == sorted(names), r.stdout

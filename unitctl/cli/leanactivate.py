@@ -3,14 +3,18 @@
 :mod:`unitctl.cli.leanstart` takes the arguments; :func:`activate` opens the
 registry as :class:`~unitctl.cli.session.Session` does
 (:func:`~unitctl.client.connect.open_registry`, closed at the end), runs
-:func:`unitctl.client.activate.activate` on a fresh event loop with a client
-that writes as ``click.echo`` does (:func:`unitctl.cli.leanio.echo`), and
-one ``--block-attempts`` attempt of a second, as the group's session.
+:func:`unitctl.client.activate.activate` with a client that writes as
+``click.echo`` does (:func:`unitctl.cli.leanio.echo`), and one
+``--block-attempts`` attempt of a second, as the group's session.
+
+It runs without an event loop (:func:`unitctl.registry.blocking.run_blocking`):
+the gateway's requests are blocking round trips and the wait's watches
+blocking sockets (:mod:`unitctl.client.blockwatch`), so a ``start`` never
+imports asyncio, which cost about as much as the rest of its imports.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +24,7 @@ from unitctl.client.activate import activate as activate_units
 from unitctl.client.connect import ClientConfig, config_from_params, open_registry
 from unitctl.client.facade import Client
 from unitctl.model import DesiredState
+from unitctl.registry.blocking import run_blocking
 
 #: The length of one ``--block-attempts`` attempt (the session's default).
 ATTEMPT_SECONDS = 1.0
@@ -33,7 +38,7 @@ def activate(params: Mapping[str, Any]) -> None:
     """Run the verb of ``params`` (:func:`unitctl.cli.leanstart.parse`); errors raise."""
     startup.resume()  # the modules are loaded (unitctl.cli.startup)
     target = DesiredState(params["target"])
-    asyncio.run(_run(config_from_params(params), params, target))
+    run_blocking(_run(config_from_params(params), params, target))
 
 
 async def _run(cfg: ClientConfig, params: Mapping[str, Any], target: DesiredState) -> None:

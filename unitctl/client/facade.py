@@ -20,9 +20,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from unitctl.client import intent, predicates, views
+from unitctl.client import wait as waiting
 from unitctl.client.resolve import LocalUnit, Resolver, require_records
 from unitctl.client.views import Bodies, Predicate, Snapshot, UnitFileInfo
 from unitctl.model import DesiredState, Machine, UnitRecord, UnitState
+from unitctl.registry import blocking
 from unitctl.registry.dynmeta import merged
 from unitctl.registry.registry import Registry
 from unitctl.unitfile import UnitFile
@@ -170,8 +172,9 @@ class Client:
                             attempts, what="report state launched")
 
     # -- waiting -------------------------------------------------------------
-    # The waiting module (asyncio) is loaded by the verbs that wait, not by the
-    # read-only ones, which run without an event loop (unitctl.registry.blocking).
+    # Under an event loop the waiter's watches are asyncio's (unitctl.client.watchopen,
+    # imported by the waiter when it first opens them); run without one
+    # (unitctl.registry.blocking), blocking sockets (unitctl.client.blockwatch).
     @staticmethod
     def reached(target: DesiredState, since: int = 0, failed_before: bool = False
                 ) -> Predicate:
@@ -194,8 +197,15 @@ class Client:
             UnschedulableError: attempts ran out and a unit has no machine.
             WaitTimeout: attempts ran out.
         """
-        from unitctl.client import wait as waiting
-
         waiter = waiting.Waiter(self.registry, list(dict.fromkeys(names)), predicate, self.out,
-                        self.err, self.attempt_seconds)
+                                self.err, self.attempt_seconds, watching=self._watching())
         await waiting.wait_for(waiter, attempts, what)
+
+    def _watching(self) -> waiting.Watching | None:
+        """Blocking watches when run without an event loop (and the store has them);
+        None: the waiter's default, asyncio's."""
+        if not (blocking.active() and self.registry.watches_blocking):
+            return None
+        from unitctl.client.blockwatch import BlockingWatching
+
+        return BlockingWatching()

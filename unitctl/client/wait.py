@@ -16,11 +16,9 @@ shown (again only when they change).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from unitctl.client.unitkeys import UnitKeys, unit_keys
 from unitctl.client.views import (
@@ -30,10 +28,8 @@ from unitctl.client.views import (
     group_states,
     read_snapshot,
 )
-from unitctl.client.watchopen import open_watches
 from unitctl.errors import RegistryUnavailable, UnitctlError, UnschedulableError, WaitTimeout
 from unitctl.legend import format_reasons
-from unitctl.loop import wake_or_timeout
 from unitctl.model import Machine, UnitRecord, UnitState
 from unitctl.registry.kv import Event
 from unitctl.registry.registry import Registry
@@ -43,6 +39,37 @@ V = TypeVar("V")
 
 #: Up to this many units, the waiter watches each unit's own keys; above, the prefixes.
 PER_UNIT_WATCHES = 4
+#: A filter of one batch of events: True when it changed a waited-on key (a wake).
+Relevant = Callable[[list[Event]], bool]
+
+
+class Watches(Protocol):
+    """A waiter's open watches (every change after their revision comes on them)."""
+
+    def broken(self) -> bool:
+        """True once a watch ended (the view must be read afresh)."""
+        ...
+
+    async def wait(self, timeout: float) -> None:
+        """Return once a relevant batch came (maybe already) or ``timeout`` passed."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class Watching(Protocol):
+    """How a waiter opens its watches, tells the time and pauses (asyncio or blocking)."""
+
+    def now(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+    async def open(self, registry: Registry, prefixes: Sequence[str],
+                   relevant: Relevant) -> tuple[Watches, int]:
+        """Watch ``prefixes``; return the watches and the revision they start after
+        (a read made after this returns sees every change up to it). Raises
+        RegistryUnavailable."""
+        ...
 
 
 # ------------------------------------------------------------------ the view
@@ -215,12 +242,13 @@ class Waiter:
     attempt_seconds: float = 1.0
     view: WaitView | None = None
     changes: Changes = field(default_factory=Changes)
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
     shown: dict[str, Mapping[str, str]] = field(default_factory=dict)
     #: The error of an etcd outage the wait is riding out ("" while etcd answers).
     outage: str = ""
-    _watches: list[asyncio.Task[None]] = field(default_factory=list)
-    _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
+    #: How the watches are opened and waited on: under asyncio
+    #: (:class:`~.watchopen.AsyncWatching`) or blocking (:mod:`.blockwatch`).
+    watching: Watching | None = None
+    _watches: Watches | None = None
 
     async def attempt(self) -> bool:
         """Wait one attempt; return True once no unit is pending.
@@ -229,8 +257,8 @@ class Waiter:
         the command wrote is stored, and fleetctl too waits through errors until
         its attempts run out. It is said once on stderr, and the view is read
         afresh (watches reopened) once etcd answers again."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.attempt_seconds
+        how = self._how()
+        deadline = how.now() + self.attempt_seconds
         while True:
             try:
                 snap = await self.update()
@@ -243,13 +271,20 @@ class Waiter:
                 self.pending = self.check(snap)
                 if not self.pending:
                     return True
-            remaining = deadline - loop.time()
+            remaining = deadline - how.now()
             if remaining <= 0:
                 return False
-            if self.outage:
-                await asyncio.sleep(min(remaining, self.attempt_seconds / 4))
+            if self.outage or self._watches is None:
+                await how.sleep(min(remaining, self.attempt_seconds / 4))
             else:
-                await wake_or_timeout(self.wake, remaining)
+                await self._watches.wait(remaining)
+
+    def _how(self) -> Watching:
+        if self.watching is None:
+            from unitctl.client.watchopen import AsyncWatching
+
+            self.watching = AsyncWatching()
+        return self.watching
 
     async def _unreachable(self, exc: RegistryUnavailable) -> None:
         """Drop the view and the watches (the next update reads and watches afresh);
@@ -263,18 +298,17 @@ class Waiter:
     async def update(self) -> Snapshot:
         """Bring the view up to date: re-read what changed, or all if a watch broke."""
         scope = self._scope()
-        if self.view is not None and not any(t.done() for t in self._watches):
+        if self.view is not None and self._watches is not None and not self._watches.broken():
             await self.view.refresh(self.changes.take(), scope)
             return self.view.snapshot()
         if self.view is not None:  # a broken watch: re-read everything, then watch again
             await self.close()
-            await asyncio.sleep(self.attempt_seconds / 4)
+            await self._how().sleep(self.attempt_seconds / 4)
         self.changes.take()
         names = set(self.pending)
-        self._watches, revision = await open_watches(
+        self._watches, revision = await self._how().open(
             self.registry, watch_prefixes(self.registry, self.pending),
-            lambda batch: bool([e for e in batch if note(self.registry, names, self.changes, e)]),
-            self.wake, self._stack)
+            lambda batch: bool([e for e in batch if note(self.registry, names, self.changes, e)]))
         self.view = await WaitView.read(self.registry, scope, revision)
         return self.view.snapshot()
 
@@ -314,9 +348,9 @@ class Waiter:
 
     async def close(self) -> None:
         """Stop the watches."""
-        stack, self._stack = self._stack, contextlib.AsyncExitStack()
-        self._watches = []
-        await stack.aclose()
+        watches, self._watches = self._watches, None
+        if watches is not None:
+            await watches.close()
 
 
 async def wait_for(waiter: Waiter, attempts: int, what: str) -> None:

@@ -27,12 +27,51 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 
 from unitctl.errors import RegistryUnavailable
-from unitctl.loop import watch_wakes
+from unitctl.loop import wake_or_timeout, watch_wakes
 from unitctl.registry.kv import Event
 from unitctl.registry.registry import Registry
 
 #: A filter of one batch: True when it changed a waited-on key (it wakes the waiter).
 Relevant = Callable[[list[Event]], bool]
+
+
+class AsyncWatches:
+    """The waiter's watches under asyncio: each pumped by a task into one wake."""
+
+    def __init__(self, tasks: list[asyncio.Task[None]], wake: asyncio.Event,
+                 stack: contextlib.AsyncExitStack) -> None:
+        self.tasks = tasks
+        self.wake = wake
+        self.stack = stack
+
+    def broken(self) -> bool:
+        return any(t.done() for t in self.tasks)
+
+    async def wait(self, timeout: float) -> None:
+        await wake_or_timeout(self.wake, timeout)
+
+    async def close(self) -> None:
+        await self.stack.aclose()
+
+
+class AsyncWatching:
+    """:class:`unitctl.client.wait.Watching` under asyncio (:func:`open_watches`)."""
+
+    def now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    async def open(self, registry: Registry, prefixes: Sequence[str],
+                   relevant: Relevant) -> tuple[AsyncWatches, int]:
+        wake, stack = asyncio.Event(), contextlib.AsyncExitStack()
+        try:
+            tasks, revision = await open_watches(registry, prefixes, relevant, wake, stack)
+        except BaseException:
+            await stack.aclose()
+            raise
+        return AsyncWatches(tasks, wake, stack), revision
 
 Opened = tuple[list[asyncio.Task[None]], int]
 

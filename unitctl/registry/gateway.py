@@ -16,7 +16,8 @@ default executor (lease calls on a thread of their own, so a keepalive never
 queues behind other calls), on a pooled connection (at most :data:`MAX_IDLE` kept idle;
 one that etcd closed meanwhile is dropped before reuse), so calls in flight do
 not block the loop. A watch is one streamed HTTP reply read with asyncio
-streams, on a connection of its own (:mod:`unitctl.registry.gatewaywatch`).
+streams, on a connection of its own (:mod:`unitctl.registry.gatewaywatch`), or
+without an event loop on a blocking socket (:mod:`unitctl.registry.gatewayblock`).
 
 Endpoints are tried in order; one that cannot be reached is skipped. With a
 username, a token from ``/v3/auth/authenticate`` is sent on every request and
@@ -309,6 +310,13 @@ class GatewayKV:
 
         return watch(self, prefix.encode(), 0, created=created)
 
+    def watch_blocking(self, prefix: str) -> Any:
+        """A :class:`~unitctl.registry.gatewayblock.BlockingWatch` of ``prefix`` from
+        etcd's current revision (for a wait run without an event loop)."""
+        from unitctl.registry.gatewayblock import BlockingWatch
+
+        return BlockingWatch(self, prefix.encode())
+
     async def close(self) -> None:
         if self._lease_thread is not None:
             self._lease_thread.shutdown(wait=False)
@@ -317,6 +325,11 @@ class GatewayKV:
             self._idle.pop().close()
 
     # -- for the watch -----------------------------------------------------------
+    @property
+    def timeout(self) -> float:
+        """Seconds a request (and a watch's connect and each read) may take."""
+        return self._cfg.timeout
+
     def endpoint_failed(self, ep: Endpoint) -> None:
         """A watch could not reach ``ep``: try the next endpoint first from now on."""
         if self._endpoints and self._endpoints[0] == ep:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # the stores below are imported when first used (start-up cos
     from unitctl.registry.audit import AuditLog
     from unitctl.registry.bundles import BundleStore
     from unitctl.registry.dynmeta import MetadataStore
+    from unitctl.registry.gatewayblock import BlockingWatch
     from unitctl.registry.requests import RequestStore
     from unitctl.registry.rollouts import RolloutStore
     from unitctl.registry.services import ServiceStore
@@ -169,6 +170,18 @@ class Registry:
         (GatewayKV's ``watch_prefix_now``); None when the store cannot tell."""
         now = getattr(self.kv, "watch_prefix_now", None)
         return None if now is None else now(prefix, created)
+
+    @property
+    def watches_blocking(self) -> bool:
+        """Whether the store can watch without an event loop (:meth:`watch_blocking`)."""
+        return callable(getattr(self.kv, "watch_blocking", None))
+
+    def watch_blocking(self, prefix: str) -> BlockingWatch | None:
+        """A blocking watch of ``prefix`` from now (GatewayKV's ``watch_blocking``,
+        :mod:`unitctl.registry.gatewayblock`); None when the store has none."""
+        make = getattr(self.kv, "watch_blocking", None)
+        watch: BlockingWatch | None = None if make is None else make(prefix)
+        return watch
 
     # -- units and bodies (client side) --------------------------------------
     async def get_unit(self, name: str) -> UnitRecord | None:
