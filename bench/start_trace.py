@@ -5,7 +5,7 @@ same host (the nspawn machines share its kernel clock) are merged:
 
 * the CLI process: spawned (by the parent), interpreter ready (first line of
   the wrapper), every etcd request over the gateway (start, end, path), every
-  watch batch received, exit;
+  watch batch received (the blocking watches of the lean path that `start` takes), exit;
 * etcd: every event under ``/unitctl/`` as seen by an ``etcdctl watch`` on
   the host (the engine's and the agent's writes: placement, schedule, state);
 * each machine's journal (``-o json``, ``__REALTIME_TIMESTAMP``): the agent's
@@ -33,7 +33,7 @@ T0 = time.time()
 import atexit, json, os, sys
 EV = [(T0, "cli", "interpreter ready")]
 import unitctl.registry.gateway as g
-import unitctl.registry.gatewaywatch as gw
+import unitctl.registry.gatewayblock as gb  # the lean start's watches (no asyncio)
 _call = g.GatewayKV._call_now
 def _traced(self, path, message):
     t = time.time()
@@ -42,17 +42,19 @@ def _traced(self, path, message):
     finally:
         EV.append((t, "cli", f"etcd {path} ({1000 * (time.time() - t):.1f} ms)"))
 g.GatewayKV._call_now = _traced
-_watch = gw.watch
-async def _watched(kv, key, start_rev, timeout=5.0, created=None):
-    EV.append((time.time(), "cli", f"watch open {key.decode()[-40:]}"))
-    def _created(rev):
-        EV.append((time.time(), "cli", f"watch created {key.decode()[-40:]}"))
-        if created is not None:
-            created(rev)
-    async for batch in _watch(kv, key, start_rev, timeout, _created):
+_open, _created, _read = gb.BlockingWatch.__init__, gb.BlockingWatch._created, gb.BlockingWatch.read
+def _opened(self, kv, prefix):
+    EV.append((time.time(), "cli", f"watch open {prefix.decode()[-40:]}"))
+    _open(self, kv, prefix)
+def _made(self, rev):
+    EV.append((time.time(), "cli", f"watch created rev {rev}"))
+    _created(self, rev)
+def _batches(self):
+    got = _read(self)
+    for batch in got:
         EV.append((time.time(), "cli", f"watch batch {[e.key[-40:] for e in batch]}"))
-        yield batch
-gw.watch = _watched
+    return got
+gb.BlockingWatch.__init__, gb.BlockingWatch._created, gb.BlockingWatch.read = _opened, _made, _batches
 def _dump():
     EV.append((time.time(), "cli", "exit"))
     with open(os.environ["UNITCTL_TRACE_OUT"], "w") as f:

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from unitctl.model import ScheduleEntry
 from unitctl.registry.registry import Registry
 
-#: Up to this many units, their own placement keys are read rather than every unit's.
+#: Up to this many units, their own placement and schedule keys are read rather than
+#: every unit's placement and each machine's schedule.
 PER_UNIT_READS = 4
 
 
@@ -29,19 +30,30 @@ async def _placements(registry: Registry, names: Sequence[str]) -> dict[str, str
     return found
 
 
+async def _entry(registry: Registry, machine_id: str, name: str) -> ScheduleEntry | None:
+    """The unit's own schedule entry on its machine (one key, not the machine's schedule)."""
+    record = await registry.record(registry.keys.scheduled(machine_id, name))
+    return record.value if record is not None and isinstance(record.value, ScheduleEntry) \
+        else None
+
+
 async def _ported(registry: Registry, names: Sequence[str], placements: dict[str, str],
                   ) -> list[tuple[str, str, tuple[tuple[str, int], ...]]]:
-    """(unit, machine, ports) of the units of ``names`` whose schedule entry holds ports,
-    each machine's schedule read once."""
+    """(unit, machine, ports) of the units of ``names`` whose schedule entry holds ports:
+    for a few units their own entries, else each machine's schedule read once (a
+    machine may hold thousands of units; a ``start`` of one reads one key)."""
     schedules: dict[str, dict[str, ScheduleEntry]] = {}
     found: list[tuple[str, str, tuple[tuple[str, int], ...]]] = []
     for name in names:
         machine_id = placements.get(name)
         if machine_id is None:
             continue
-        if machine_id not in schedules:
-            schedules[machine_id] = dict((await registry.get_schedule(machine_id))[0])
-        entry = schedules[machine_id].get(name)
+        if len(names) <= PER_UNIT_READS:
+            entry = await _entry(registry, machine_id, name)
+        else:
+            if machine_id not in schedules:
+                schedules[machine_id] = dict((await registry.get_schedule(machine_id))[0])
+            entry = schedules[machine_id].get(name)
         if entry is not None and entry.ports:
             found.append((name, machine_id, tuple(entry.ports)))
     return found
