@@ -54,7 +54,8 @@ def _batches(self):
     for batch in got:
         EV.append((time.time(), "cli", f"watch batch {[e.key[-40:] for e in batch]}"))
     return got
-gb.BlockingWatch.__init__, gb.BlockingWatch._created, gb.BlockingWatch.read = _opened, _made, _batches
+B = gb.BlockingWatch
+B.__init__, B._created, B.read = _opened, _made, _batches
 def _dump():
     EV.append((time.time(), "cli", "exit"))
     with open(os.environ["UNITCTL_TRACE_OUT"], "w") as f:

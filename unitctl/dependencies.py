@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 
+from unitctl.record import Frozen, init
 from unitctl.specifiers import expand
 from unitctl.unitfile import UnitFile
 
@@ -44,8 +44,7 @@ NOT_STOPPED = ("active", "activating", "reloading", "deactivating")
 _WORDS = re.compile(r"\S+")
 
 
-@dataclass(frozen=True, slots=True)
-class UnitDeps:
+class UnitDeps(Frozen):
     """The dependency keys of one unit, names expanded.
 
     Attributes:
@@ -55,11 +54,17 @@ class UnitDeps:
             bound to a unit it does not run, so the gate refuses to start it.
     """
 
-    after: frozenset[str] = frozenset()
-    before: frozenset[str] = frozenset()
-    requires: frozenset[str] = frozenset()
-    wants: frozenset[str] = frozenset()
-    binds: frozenset[str] = frozenset()
+    __slots__ = ("after", "before", "binds", "requires", "wants")
+    after: frozenset[str]
+    before: frozenset[str]
+    requires: frozenset[str]
+    wants: frozenset[str]
+    binds: frozenset[str]
+
+    def __init__(self, after: frozenset[str] = frozenset(), before: frozenset[str] = frozenset(),
+                 requires: frozenset[str] = frozenset(), wants: frozenset[str] = frozenset(),
+                 binds: frozenset[str] = frozenset()) -> None:
+        init(self, after, before, requires, wants, binds)
 
     def named(self) -> frozenset[str]:
         """Every unit this one names in a key that makes it wait across machines."""
@@ -167,17 +172,19 @@ def start_order(names: Iterable[str], preds: Mapping[str, Iterable[str]]) -> lis
 
 # ------------------------------------------------------------------ the gate
 
-@dataclass(frozen=True, slots=True)
-class Placement:
+class Placement(Frozen):
     """A dependency's state on one machine, as systemd reports it there."""
 
+    __slots__ = ("active", "machine", "sub")
     machine: str
     active: str
-    sub: str = ""
+    sub: str
+
+    def __init__(self, machine: str, active: str, sub: str = "") -> None:
+        init(self, machine, active, sub)
 
 
-@dataclass(frozen=True, slots=True)
-class Dependency:
+class Dependency(Frozen):
     """What an agent knows of one cluster unit that its units name.
 
     Attributes:
@@ -188,10 +195,15 @@ class Dependency:
         states: where it is reported, one entry per machine.
     """
 
+    __slots__ = ("local", "name", "states", "to_run")
     name: str
     to_run: bool
     local: bool
-    states: tuple[Placement, ...] = field(default=())
+    states: tuple[Placement, ...]
+
+    def __init__(self, name: str, to_run: bool, local: bool,
+                 states: tuple[Placement, ...] = ()) -> None:
+        init(self, name, to_run, local, states)
 
     def running(self) -> bool:
         return any(s.active in RUNNING for s in self.states)

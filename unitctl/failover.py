@@ -25,10 +25,10 @@ Times are Unix seconds (agents and engine compare them: clocks must agree).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 
 from unitctl.errors import InvalidUnitError
 from unitctl.health import parse_span
+from unitctl.record import Frozen, init
 from unitctl.unitfile import UnitFile
 
 SECTION = "X-Failover"
@@ -37,17 +37,22 @@ KEYS = ("Failures", "Window", "Backoff", "BackoffMax", "AvoidFor", "Move")
 HISTORY = 10
 
 
-@dataclass(frozen=True, slots=True)
-class FailurePolicy:
+class FailurePolicy(Frozen):
     """A unit's failure policy (defaults: 3 failures in 5 min; moves back off 30 s
     doubling up to 10 min; the machine is avoided 30 min)."""
 
-    failures: int = 3
-    window: float = 300.0
-    backoff: float = 30.0
-    backoff_max: float = 600.0
-    avoid_for: float = 1800.0
-    move: bool = True
+    __slots__ = ("avoid_for", "backoff", "backoff_max", "failures", "move", "window")
+    failures: int
+    window: float
+    backoff: float
+    backoff_max: float
+    avoid_for: float
+    move: bool
+
+    def __init__(self, failures: int = 3, window: float = 300.0, backoff: float = 30.0,
+                 backoff_max: float = 600.0, avoid_for: float = 1800.0,
+                 move: bool = True) -> None:
+        init(self, failures, window, backoff, backoff_max, avoid_for, move)
 
 
 DEFAULT_POLICY = FailurePolicy()
@@ -87,16 +92,20 @@ def count(times: Iterable[float], now: float, window: float) -> tuple[float, ...
     return tuple(sorted(t for t in times if now - window <= t <= now))
 
 
-@dataclass(frozen=True, slots=True)
-class FailureRecord:
+class FailureRecord(Frozen):
     """A unit failed ``count`` times on ``machine`` between ``first`` and ``last``."""
 
+    __slots__ = ("count", "first", "last", "machine", "unit", "why")
     unit: str
     machine: str
     count: int
     first: float
     last: float
-    why: str = ""
+    why: str
+
+    def __init__(self, unit: str, machine: str, count: int, first: float, last: float,
+                 why: str = "") -> None:
+        init(self, unit, machine, count, first, last, why)
 
     def describe(self) -> str:
         """``failed 3 times on 2c8e5b1f in 5 min``."""
@@ -105,17 +114,19 @@ class FailureRecord:
         return f"{self.why or 'failed'} {self.count} times on {self.machine[:8]} in {took}"
 
 
-@dataclass(frozen=True, slots=True)
-class MoveRecord:
+class MoveRecord(Frozen):
     """The engine moved ``unit`` off ``source`` at ``at``, for ``why``."""
 
+    __slots__ = ("at", "source", "why")
     source: str
     at: float
-    why: str = ""
+    why: str
+
+    def __init__(self, source: str, at: float, why: str = "") -> None:
+        init(self, source, at, why)
 
 
-@dataclass(frozen=True, slots=True)
-class MovePlan:
+class MovePlan(Frozen):
     """What one engine round does about failures.
 
     Attributes:
@@ -125,10 +136,17 @@ class MovePlan:
         next_due: the earliest time a held-back move becomes due (None: none).
     """
 
-    avoid: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    leave: Mapping[str, str] = field(default_factory=dict)
-    why: Mapping[str, str] = field(default_factory=dict)
-    next_due: float | None = None
+    __slots__ = ("avoid", "leave", "next_due", "why")
+    avoid: Mapping[str, frozenset[str]]
+    leave: Mapping[str, str]
+    why: Mapping[str, str]
+    next_due: float | None
+
+    def __init__(self, avoid: Mapping[str, frozenset[str]] | None = None,
+                 leave: Mapping[str, str] | None = None, why: Mapping[str, str] | None = None,
+                 next_due: float | None = None) -> None:
+        init(self, {} if avoid is None else avoid, {} if leave is None else leave,
+             {} if why is None else why, next_due)
 
 
 def move_delay(history: Iterable[MoveRecord], policy: FailurePolicy, now: float) -> float:

@@ -36,10 +36,10 @@ from __future__ import annotations
 import enum
 import re
 import shlex
-from dataclasses import dataclass
 
 from unitctl.errors import InvalidUnitError
 from unitctl.names import is_template
+from unitctl.record import Frozen, init
 from unitctl.specifiers import expand
 from unitctl.unitfile import UnitFile
 
@@ -70,8 +70,7 @@ class Health(enum.Enum):
     UNHEALTHY = "unhealthy"
 
 
-@dataclass(frozen=True, slots=True)
-class HealthCheck:
+class HealthCheck(Frozen):
     """One unit's probe and its timing.
 
     Attributes:
@@ -81,17 +80,27 @@ class HealthCheck:
         user: the unit's ``[Service] User=``, which the command runs as ("" = the agent's).
     """
 
+    __slots__ = ("argv", "host", "interval", "kind", "on_failure", "path", "port", "retries",
+                 "start_period", "timeout", "user")
     kind: str
-    interval: float = DEFAULT_INTERVAL
-    timeout: float = DEFAULT_TIMEOUT
-    retries: int = DEFAULT_RETRIES
-    start_period: float = DEFAULT_START_PERIOD
-    on_failure: str = "restart"
-    host: str = ""
-    port: int = 0
-    path: str = "/"
-    argv: tuple[str, ...] = ()
-    user: str = ""
+    interval: float
+    timeout: float
+    retries: int
+    start_period: float
+    on_failure: str
+    host: str
+    port: int
+    path: str
+    argv: tuple[str, ...]
+    user: str
+
+    def __init__(self, kind: str, interval: float = DEFAULT_INTERVAL,
+                 timeout: float = DEFAULT_TIMEOUT, retries: int = DEFAULT_RETRIES,
+                 start_period: float = DEFAULT_START_PERIOD, on_failure: str = "restart",
+                 host: str = "", port: int = 0, path: str = "/", argv: tuple[str, ...] = (),
+                 user: str = "") -> None:
+        init(self, kind, interval, timeout, retries, start_period, on_failure, host, port,
+             path, argv, user)
 
 
 def parse_span(text: str, key: str, section: str = SECTION) -> float:
@@ -205,8 +214,7 @@ def parse_check(unit: UnitFile, name: str = "") -> HealthCheck | None:
     return HealthCheck(**fields)  # type: ignore[arg-type]
 
 
-@dataclass(frozen=True, slots=True)
-class Progress:
+class Progress(Frozen):
     """One unit's health while it is active.
 
     Attributes:
@@ -216,10 +224,15 @@ class Progress:
         last_probe: when the last probe started (None before the first).
     """
 
+    __slots__ = ("failures", "last_probe", "since", "status")
     status: Health
     failures: int
     since: float
-    last_probe: float | None = None
+    last_probe: float | None
+
+    def __init__(self, status: Health, failures: int, since: float,
+                 last_probe: float | None = None) -> None:
+        init(self, status, failures, since, last_probe)
 
 
 def begin(now: float) -> Progress:

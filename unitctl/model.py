@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from unitctl.record import Frozen, init
 
@@ -96,8 +95,7 @@ class Capacity(Frozen):
 UNLIMITED = Capacity()
 
 
-@dataclass(frozen=True, slots=True)
-class Requirements:
+class Requirements(Frozen):
     """The placement rules of a unit, parsed from its ``[X-Fleet]`` section.
 
     Specifiers (%n %N %p %i) are already expanded and legacy names
@@ -118,15 +116,26 @@ class Requirements:
             volume is lost, the unit moves without its data (:mod:`unitctl.volumes`).
     """
 
-    machine_id: str | None = None
-    metadata: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    machine_of: tuple[str, ...] = ()
-    conflicts: tuple[str, ...] = ()
-    replaces: tuple[str, ...] = ()
-    is_global: bool = False
-    needs: Needs = NO_NEEDS
-    stores: tuple[tuple[str, str], ...] = ()
-    moves_without_volume: bool = False
+    __slots__ = ("conflicts", "is_global", "machine_id", "machine_of", "metadata",
+                 "moves_without_volume", "needs", "replaces", "stores")
+    machine_id: str | None
+    metadata: Mapping[str, frozenset[str]]
+    machine_of: tuple[str, ...]
+    conflicts: tuple[str, ...]
+    replaces: tuple[str, ...]
+    is_global: bool
+    needs: Needs
+    stores: tuple[tuple[str, str], ...]
+    moves_without_volume: bool
+
+    def __init__(self, machine_id: str | None = None,
+                 metadata: Mapping[str, frozenset[str]] | None = None,
+                 machine_of: tuple[str, ...] = (), conflicts: tuple[str, ...] = (),
+                 replaces: tuple[str, ...] = (), is_global: bool = False,
+                 needs: Needs = NO_NEEDS, stores: tuple[tuple[str, str], ...] = (),
+                 moves_without_volume: bool = False) -> None:
+        init(self, machine_id, {} if metadata is None else metadata, machine_of, conflicts,
+             replaces, is_global, needs, stores, moves_without_volume)
 
     def __hash__(self) -> int:
         items = tuple(sorted((k, tuple(sorted(v))) for k, v in self.metadata.items()))
@@ -170,13 +179,16 @@ class Machine(Frozen):
                      self.capacity))
 
 
-@dataclass(frozen=True, slots=True)
-class UnitRecord:
+class UnitRecord(Frozen):
     """A unit as a client stored it: name, body hash and desired state."""
 
+    __slots__ = ("desired", "hash", "name")
     name: str
     hash: str
     desired: DesiredState
+
+    def __init__(self, name: str, hash: str, desired: DesiredState) -> None:
+        init(self, name, hash, desired)
 
 
 class UnitState(Frozen):

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from unitctl.errors import InvalidUnitError
 from unitctl.record import Frozen, init
@@ -47,8 +46,7 @@ def _check_text(what: str, text: str) -> None:
             raise InvalidUnitError(f"{what} {text!r} contains {char!r}")
 
 
-@dataclass(frozen=True, slots=True)
-class UnitOption:
+class UnitOption(Frozen):
     """One ``Key=Value`` assignment in a section.
 
     Raises:
@@ -56,33 +54,39 @@ class UnitOption:
             unchanged.
     """
 
+    __slots__ = ("name", "section", "value")
     section: str
     name: str
     value: str
 
-    def __post_init__(self) -> None:
-        section, name, value = self.section, self.name, self.value
-        _check_text("section", section)
-        if not section:
-            raise InvalidUnitError("empty section name")
-        if section != section.strip(_BLANK):
-            raise InvalidUnitError(f"section name {section!r} has leading or trailing blanks")
-        _check_text("key", name)
-        if not name:
-            raise InvalidUnitError(f"empty key in section [{section}]")
-        if name != name.strip(_BLANK):
-            raise InvalidUnitError(f"key {name!r} has leading or trailing blanks")
-        if "=" in name:
-            raise InvalidUnitError(f"key {name!r} contains '='")
-        if name[0] in "#;[":
-            raise InvalidUnitError(f"key {name!r} starts with {name[0]!r}")
-        _check_text(f"value of {name}", value)
-        if value != value.strip(_BLANK):
-            raise InvalidUnitError(f"value of {name} {value!r} has leading or trailing blanks")
-        if _odd_trailing_backslashes(value):
-            raise InvalidUnitError(
-                f"value of {name} {value!r} ends in an unescaped backslash"
-            )
+    def __init__(self, section: str, name: str, value: str) -> None:
+        _check_option(section, name, value)
+        init(self, section, name, value)
+
+
+def _check_option(section: str, name: str, value: str) -> None:
+    """Raise InvalidUnitError unless ``[section] name=value`` writes out and reads back."""
+    _check_text("section", section)
+    if not section:
+        raise InvalidUnitError("empty section name")
+    if section != section.strip(_BLANK):
+        raise InvalidUnitError(f"section name {section!r} has leading or trailing blanks")
+    _check_text("key", name)
+    if not name:
+        raise InvalidUnitError(f"empty key in section [{section}]")
+    if name != name.strip(_BLANK):
+        raise InvalidUnitError(f"key {name!r} has leading or trailing blanks")
+    if "=" in name:
+        raise InvalidUnitError(f"key {name!r} contains '='")
+    if name[0] in "#;[":
+        raise InvalidUnitError(f"key {name!r} starts with {name[0]!r}")
+    _check_text(f"value of {name}", value)
+    if value != value.strip(_BLANK):
+        raise InvalidUnitError(f"value of {name} {value!r} has leading or trailing blanks")
+    if _odd_trailing_backslashes(value):
+        raise InvalidUnitError(
+            f"value of {name} {value!r} ends in an unescaped backslash"
+        )
 
 
 class UnitFile(Frozen):

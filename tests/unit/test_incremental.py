@@ -10,7 +10,6 @@ When the fast path declines, the change must be one it documents as outside it.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 
 from hypothesis import event, given, settings
@@ -20,6 +19,7 @@ from tests.unit.test_scheduler_props import clusters, desired_states, requiremen
 from tests.unit.test_scheduler_resources import needs, workloads
 from unitctl.glob import matches_glob
 from unitctl.model import DesiredState, Requirements
+from unitctl.record import replace
 from unitctl.scheduler import ClusterSnapshot, Plan, UnitInfo, schedule
 from unitctl.scheduler.incremental import schedule_keeping
 
@@ -106,7 +106,7 @@ def test_incremental_round_equals_full_round_with_rules(
 
 def without_replaces(snap: ClusterSnapshot) -> ClusterSnapshot:
     """``snap`` with every Replaces= dropped: most changes then take the fast path."""
-    units = {n: UnitInfo(n, u.hash, u.desired, dataclasses.replace(u.req, replaces=()))
+    units = {n: UnitInfo(n, u.hash, u.desired, replace(u.req, replaces=()))
              for n, u in snap.units.items()}
     return ClusterSnapshot(snap.machines, units, snap.placements)
 

@@ -215,7 +215,7 @@ def test_unit_option_accepts_and_round_trips(section: str, name: str, value: str
 def test_unit_option_is_frozen() -> None:
     option = UnitOption("Unit", "A", "b")
     with pytest.raises(AttributeError):
-        option.value = "c"  # type: ignore[misc]
+        option.value = "c"  # Frozen: assigning raises
 
 
 # -- queries ----------------------------------------------------------------

@@ -22,10 +22,11 @@ submitted, one the bundle owns and no longer names is destroyed with
 from __future__ import annotations
 
 from collections.abc import Container, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from unitctl.errors import ConflictError
 from unitctl.model import DesiredState, UnitRecord
+from unitctl.record import replace
 from unitctl.templating.resource import TemplateResource
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 
 from unitctl.client import intent, predicates, views
 from unitctl.client import wait as waiting
@@ -38,7 +37,6 @@ def _stdout(text: str) -> None:
     print(text, flush=True)
 
 
-@dataclass
 class Client:
     """The operations of ``unitctl``'s verbs over one registry.
 
@@ -50,15 +48,15 @@ class Client:
         cwd: the directory relative paths are resolved against (None: the process').
     """
 
-    registry: Registry
-    out: Callable[[str], None] = _stdout
-    err: Callable[[str], None] = _stderr
-    attempt_seconds: float = 1.0
-    cwd: str | None = None
-    bodies: Bodies = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.bodies = Bodies(self.registry)
+    def __init__(self, registry: Registry, out: Callable[[str], None] = _stdout,
+                 err: Callable[[str], None] = _stderr, attempt_seconds: float = 1.0,
+                 cwd: str | None = None) -> None:
+        self.registry = registry
+        self.out = out
+        self.err = err
+        self.attempt_seconds = attempt_seconds
+        self.cwd = cwd
+        self.bodies = Bodies(registry)
 
     # -- resolving and writing ----------------------------------------------
     async def resolve(self, args: Sequence[str], verb: str = "submit") -> list[LocalUnit]:

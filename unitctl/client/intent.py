@@ -10,7 +10,6 @@ transaction), and a replacement obeys fleet's ``checkReplaceUnitState``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 from unitctl.client.cycles import refuse_cycles
 from unitctl.client.resolve import LocalUnit, refuse_template
@@ -28,12 +27,15 @@ REPLACE_ALLOWED: Mapping[str, frozenset[DesiredState]] = {
 Say = Callable[[str], None]
 
 
-@dataclass(frozen=True, slots=True)
 class _Plan:
     """What :func:`submit` decided: units to create (batched) and to replace."""
 
-    create: list[tuple[int, LocalUnit]]
-    replace: list[tuple[int, LocalUnit, UnitRecord]]
+    __slots__ = ("create", "replace")
+
+    def __init__(self, create: list[tuple[int, LocalUnit]],
+                 replace: list[tuple[int, LocalUnit, UnitRecord]]) -> None:
+        self.create = create
+        self.replace = replace
 
 
 def _plan(units: Sequence[LocalUnit], replace: bool, allowed: frozenset[DesiredState],

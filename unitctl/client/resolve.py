@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
 from unitctl import failover, health, xfleet
 from unitctl import names as unames
 from unitctl.errors import InvalidUnitError, NotFoundError, UsageError
 from unitctl.model import UnitRecord
+from unitctl.record import Frozen, init
 from unitctl.registry.registry import Registry
 from unitctl.unitfile import UnitFile
 
@@ -28,8 +28,7 @@ from unitctl.unitfile import UnitFile
 BATCH_READ = 8
 
 
-@dataclass(frozen=True, slots=True)
-class LocalUnit:
+class LocalUnit(Frozen):
     """One resolved command-line unit argument.
 
     Attributes:
@@ -43,12 +42,18 @@ class LocalUnit:
         record: the unit's stored record when it was resolved (None: not stored).
     """
 
+    __slots__ = ("kind", "name", "record", "source", "unit", "warnings")
     name: str
     unit: UnitFile | None
-    source: str = ""
-    kind: str = "registry"
-    warnings: tuple[str, ...] = ()
-    record: UnitRecord | None = None
+    source: str
+    kind: str
+    warnings: tuple[str, ...]
+    record: UnitRecord | None
+
+    def __init__(self, name: str, unit: UnitFile | None, source: str = "",
+                 kind: str = "registry", warnings: tuple[str, ...] = (),
+                 record: UnitRecord | None = None) -> None:
+        init(self, name, unit, source, kind, warnings, record)
 
 
 async def read_records(registry: Registry,
@@ -120,7 +125,6 @@ def validate(name: str, unit: UnitFile, source: str) -> list[str]:
         raise type(exc)(msg) from exc
 
 
-@dataclass
 class Resolver:
     """Resolves the arguments of one command (see the module docstring).
 
@@ -129,9 +133,10 @@ class Resolver:
         cwd: the directory relative paths are resolved against (None: the process').
     """
 
-    registry: Registry
-    cwd: str | None = None
-    _templates: dict[str, UnitFile | None] = field(default_factory=dict)
+    def __init__(self, registry: Registry, cwd: str | None = None) -> None:
+        self.registry = registry
+        self.cwd = cwd
+        self._templates: dict[str, UnitFile | None] = {}
 
     async def resolve(self, args: Sequence[str], verb: str = "submit") -> list[LocalUnit]:
         """Turn arguments into units, validating every one before returning any.

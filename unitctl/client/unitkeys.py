@@ -19,7 +19,6 @@ start before the reads, so no change falls between a read and a watch.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 
 from unitctl.client.views import StoredState
 from unitctl.model import UnitRecord, UnitState
@@ -29,17 +28,18 @@ from unitctl.registry.poison import DECODE_ERRORS
 from unitctl.registry.registry import Registry
 
 
-@dataclass
 class UnitKeys:
     """The decoded keys under the waited-on units' prefixes (see the module docs)."""
 
-    registry: Registry
-    names: tuple[str, ...]
-    #: key -> its decoded record
-    records: dict[str, Record] = field(default_factory=dict)
-    #: prefix -> (floor, ceiling) of its last read: an event at or below the floor is
-    #: in it (or overtaken), one above the ceiling is newer, one between is read again
-    read_revs: dict[str, tuple[int, int]] = field(default_factory=dict)
+    def __init__(self, registry: Registry, names: tuple[str, ...]) -> None:
+        self.registry = registry
+        self.names = names
+        #: key -> its decoded record
+        self.records: dict[str, Record] = {}
+        #: prefix -> (floor, ceiling) of its last read: an event at or below the floor
+        #: is in it (or overtaken), one above the ceiling is newer, one between is read
+        #: again
+        self.read_revs: dict[str, tuple[int, int]] = {}
 
     def prefixes(self) -> list[str]:
         """The four prefixes of each unit (the waiter watches the same ones)."""

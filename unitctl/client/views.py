@@ -11,7 +11,6 @@ Reads only: nothing here writes. ``explain`` is :mod:`unitctl.client.explain`
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from unitctl import xfleet
 from unitctl.client.snapshot import (
@@ -45,12 +44,12 @@ def parse_or_none(body: str | None) -> UnitFile | None:
         return None
 
 
-@dataclass
 class Bodies:
     """The stored unit texts: requirements and the per-hash "is it global" cache."""
 
-    registry: Registry
-    _global: dict[str, bool] = field(default_factory=dict)
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self._global: dict[str, bool] = {}
 
     async def requirements(self, rec: UnitRecord) -> Requirements | None:
         """The [X-Fleet] requirements of a stored unit (None: body missing or malformed)."""

@@ -17,7 +17,6 @@ shown (again only when they change).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from unitctl.client.unitkeys import UnitKeys, unit_keys
@@ -75,16 +74,20 @@ class Watching(Protocol):
 # ------------------------------------------------------------------ the view
 
 
-@dataclass
 class Changes:
-    """Which waited-on keys changed since the view was last read."""
+    """Which waited-on keys changed since the view was last read (``events``: the
+    events behind them, in order; a view of a few units applies them)."""
 
-    units: set[str] = field(default_factory=set)
-    explanations: set[str] = field(default_factory=set)
-    placements: bool = False
-    states: bool = False
-    #: the events behind them, in order (a view of a few units applies them)
-    events: list[Event] = field(default_factory=list)
+    __slots__ = ("events", "explanations", "placements", "states", "units")
+
+    def __init__(self, units: set[str] | None = None, explanations: set[str] | None = None,
+                 placements: bool = False, states: bool = False,
+                 events: list[Event] | None = None) -> None:
+        self.units: set[str] = set() if units is None else units
+        self.explanations: set[str] = set() if explanations is None else explanations
+        self.placements = placements
+        self.states = states
+        self.events: list[Event] = [] if events is None else events
 
     def take(self) -> Changes:
         """A copy of the changes noted so far; this one starts empty again.
@@ -101,19 +104,22 @@ class Changes:
         return taken
 
 
-@dataclass
 class WaitView:
-    """The cluster as a waiter sees it, refreshed key family by key family."""
+    """The cluster as a waiter sees it, refreshed key family by key family (``keys``:
+    a few units' own keys, kept from the watches' events, :mod:`.unitkeys`)."""
 
-    registry: Registry
-    revision: int
-    units: dict[str, UnitRecord]
-    placements: dict[str, str]
-    states: dict[str, dict[str, StoredState]]
-    explanations: dict[str, dict[str, str]]
-    machines: dict[str, Machine]
-    #: a few units' own keys, kept from the watches' events (:mod:`.unitkeys`)
-    keys: UnitKeys | None = None
+    def __init__(self, registry: Registry, revision: int, units: dict[str, UnitRecord],
+                 placements: dict[str, str], states: dict[str, dict[str, StoredState]],
+                 explanations: dict[str, dict[str, str]], machines: dict[str, Machine],
+                 keys: UnitKeys | None = None) -> None:
+        self.registry = registry
+        self.revision = revision
+        self.units = units
+        self.placements = placements
+        self.states = states
+        self.explanations = explanations
+        self.machines = machines
+        self.keys = keys
 
     @classmethod
     async def read(cls, registry: Registry, names: Sequence[str] = (),
@@ -230,25 +236,30 @@ def note(registry: Registry, names: set[str], changes: Changes, event: Event) ->
 # ------------------------------------------------------------------ the waiter
 
 
-@dataclass
 class Waiter:
-    """Waits until a predicate holds for every unit (see the module docstring)."""
+    """Waits until a predicate holds for every unit (see the module docstring).
 
-    registry: Registry
-    pending: list[str]
-    predicate: Predicate
-    out: Say
-    err: Say
-    attempt_seconds: float = 1.0
-    view: WaitView | None = None
-    changes: Changes = field(default_factory=Changes)
-    shown: dict[str, Mapping[str, str]] = field(default_factory=dict)
-    #: The error of an etcd outage the wait is riding out ("" while etcd answers).
-    outage: str = ""
-    #: How the watches are opened and waited on: under asyncio
-    #: (:class:`~.watchopen.AsyncWatching`) or blocking (:mod:`.blockwatch`).
-    watching: Watching | None = None
-    _watches: Watches | None = None
+    ``watching``: how the watches are opened and waited on, under asyncio
+    (:class:`~.watchopen.AsyncWatching`, the default) or blocking
+    (:mod:`.blockwatch`). ``outage``: the error of an etcd outage the wait is
+    riding out ("" while etcd answers).
+    """
+
+    def __init__(self, registry: Registry, pending: list[str], predicate: Predicate,
+                 out: Say, err: Say, attempt_seconds: float = 1.0,
+                 watching: Watching | None = None) -> None:
+        self.registry = registry
+        self.pending = pending
+        self.predicate = predicate
+        self.out = out
+        self.err = err
+        self.attempt_seconds = attempt_seconds
+        self.watching = watching
+        self.view: WaitView | None = None
+        self.changes = Changes()
+        self.shown: dict[str, Mapping[str, str]] = {}
+        self.outage = ""
+        self._watches: Watches | None = None
 
     async def attempt(self) -> bool:
         """Wait one attempt; return True once no unit is pending.

@@ -24,7 +24,6 @@ Outage guards (fleet stopped units when etcd blinked, issues 1289 and 1690):
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -42,6 +41,7 @@ from unitctl.failover import DEFAULT_POLICY, FailurePolicy, MovePlan, MoveRecord
 from unitctl.failover import parse_policy as parse_failure_policy
 from unitctl.loop import checkpoint, raise_if_ended, wake_or_timeout, watch_wakes
 from unitctl.model import Requirements, UnitRecord
+from unitctl.record import replace
 from unitctl.registry.failures import failure_store
 from unitctl.registry.kv import Put
 from unitctl.registry.leader import Leadership
@@ -362,6 +362,6 @@ def parse_requirements(name: str, body: str | None) -> Requirements | str:
         return "body not found"
     try:
         unit = UnitFile.parse(body)
-        return dataclasses.replace(requirements(name, unit), needs=needs(unit))
+        return replace(requirements(name, unit), needs=needs(unit))
     except InvalidUnitError as exc:
         return str(exc)

@@ -35,10 +35,10 @@ import socket
 import threading
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from unitctl.errors import ConfigError, RegistryUnavailable
+from unitctl.record import Frozen, init
 from unitctl.registry import blocking
 from unitctl.registry import gatewayjson as gj
 from unitctl.registry.connection import EtcdConfig
@@ -52,13 +52,16 @@ __all__ = ["GatewayKV"]
 #: connection each), what a long-lived process holds open to etcd.
 MAX_IDLE = 4
 
-@dataclass(frozen=True, slots=True)
-class Endpoint:
+class Endpoint(Frozen):
     """One etcd client URL, split."""
 
+    __slots__ = ("host", "port", "tls")
     tls: bool
     host: str
     port: int
+
+    def __init__(self, tls: bool, host: str, port: int) -> None:
+        init(self, tls, host, port)
 
     @classmethod
     def parse(cls, url: str) -> Endpoint:

@@ -7,19 +7,21 @@ resigns; writes made in a term are guarded by :meth:`LeaderElection.guard`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from unitctl.record import Frozen, init
 from unitctl.registry.keys import Keys
 from unitctl.registry.kv import KV, Compare, CompareField, Delete, Put, mod_is, value_is
 
 
-@dataclass(frozen=True, slots=True)
-class Leadership:
+class Leadership(Frozen):
     """Proof of leadership: the leader key's create revision under our lease."""
 
+    __slots__ = ("create_rev", "lease", "machine_id")
     machine_id: str
     lease: int
     create_rev: int
+
+    def __init__(self, machine_id: str, lease: int, create_rev: int) -> None:
+        init(self, machine_id, lease, create_rev)
 
 
 class LeaderElection:

@@ -24,9 +24,8 @@ machines are down.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from unitctl.model import UNLIMITED, Capacity, Machine, Needs, Requirements
+from unitctl.record import replace
 
 REGIONS = ("us", "eu", "ap")
 DISKS = ("ssd", "hdd")
