@@ -42,6 +42,7 @@ from unitctl.record import Frozen, init
 from unitctl.registry import blocking
 from unitctl.registry import gatewayjson as gj
 from unitctl.registry.connection import EtcdConfig
+from unitctl.registry.gatewaystream import connect
 from unitctl.registry.httpwire import ResponseParser, WireError, post
 from unitctl.registry.kv import PAGE_KEYS, Compare, Event, KeyValue, Op, Range
 
@@ -95,7 +96,7 @@ class _Connection:
     """One keep-alive HTTP/1.1 connection to one endpoint (blocking)."""
 
     def __init__(self, ep: Endpoint, tls: Any, timeout: float) -> None:
-        sock = socket.create_connection((ep.host, ep.port), timeout=timeout)
+        sock = connect(ep.host, ep.port, timeout)
         self.sock = tls.wrap_socket(sock, server_hostname=ep.host) if tls is not None else sock
         self.endpoint = ep
 

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import select
-import socket
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 from unitctl.errors import RegistryUnavailable
 from unitctl.registry import gatewayjson as gj
-from unitctl.registry.gatewaystream import keep_alive, messages, refused
+from unitctl.registry.gatewaystream import connect, keep_alive, messages, refused
 from unitctl.registry.httpwire import ResponseParser, WireError, post
 from unitctl.registry.kv import Event
 
@@ -55,7 +54,7 @@ class BlockingWatch:
         self._parser = ResponseParser()
         self._pending = bytearray()
         try:
-            sock = socket.create_connection((ep.host, ep.port), timeout=kv.timeout)
+            sock = connect(ep.host, ep.port, kv.timeout)
         except OSError as exc:
             kv.endpoint_failed(ep)
             raise RegistryUnavailable(f"etcd unreachable: {exc or 'no answer'}") from exc
