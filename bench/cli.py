@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cli_imports import breakdown
+from bench.installed import installed_python
 from unitctl_testing.etcd import etcd_cluster
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,9 +94,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     Path(work, "svc@.service").write_text(TEMPLATE)
     site = os.path.join(work, "site")
     shutil.copytree(REPO / "unitctl", os.path.join(site, "unitctl"))
-    py = [sys.executable]
+    py = [installed_python(work)]  # as `pip install .` leaves it (bench/installed.py)
     env = {**os.environ, "PYTHONPATH": site}
-    subprocess.run([*py, "-m", "compileall", "-q", site], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", site], check=True,
+                   stdout=subprocess.DEVNULL)
     try:
         return _measure(args, work, py, env)
     finally:
@@ -113,7 +115,10 @@ def _measure(args: argparse.Namespace, work: str, py: list[str],
         asyncio.run(_states(ep, "/unitctl/", names))
         etcdctl = ["etcdctl", "--endpoints", ep, "get", "--prefix", "/unitctl/"]
         out: dict[str, Any] = {
+            "interpreter": "a venv as `pip install .` leaves it (bench/installed.py)",
             "help": _paired([*cli, "--help"], [*py, "-c", "pass"], args.runs, env, work),
+            "python_c_pass_dev_venv": _paired([sys.executable, "-c", "pass"],
+                                              [*py, "-c", "pass"], args.runs, env, work),
             "list_units": _paired([*cli, "list-units"], etcdctl, args.runs, env, work),
             "list_unit_files": _paired([*cli, "list-unit-files"], etcdctl, args.runs, env,
                                        work),

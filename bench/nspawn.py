@@ -46,13 +46,15 @@ AGENT = "unitctl-agent.service"
 SERVICE = "[Service]\nExecStart=/bin/sleep infinity\n"
 
 
-def _cli(endpoint: str, *args: str, env: dict[str, str] | None = None) -> float:
+def _cli(endpoint: str, *args: str, env: dict[str, str] | None = None,
+         python: str = sys.executable) -> float:
     """Seconds of one ``python -m unitctl ARGS``; with an ``env`` of
     :func:`_compiled_copy`, run from the copy (the current directory comes first on
-    ``sys.path``: run from the repository, the uncompiled sources would be imported)."""
+    ``sys.path``: run from the repository, the uncompiled sources would be imported)
+    by ``python`` (:func:`bench.installed.installed_python`)."""
     t0 = time.perf_counter()
     cwd = env["PYTHONPATH"] if env is not None and "PYTHONPATH" in env else str(REPO)
-    subprocess.run([sys.executable, "-m", "unitctl", "--endpoint", endpoint, *args],
+    subprocess.run([python, "-m", "unitctl", "--endpoint", endpoint, *args],
                    check=True, capture_output=True, timeout=120, cwd=cwd, env=env)
     return time.perf_counter() - t0
 
@@ -87,31 +89,40 @@ print(json.dumps(out[1:]))
 """
 
 
-def _compiled_copy(tmp: str) -> dict[str, str]:
-    """The package copied with its bytecode compiled (as installed): the env to run it."""
+def _compiled_copy(tmp: str) -> tuple[str, dict[str, str]]:
+    """The package copied with its bytecode compiled (as installed): the interpreter
+    (:func:`bench.installed.installed_python`, no editable finder) and env to run it."""
+    from bench.installed import installed_python
+
     site = os.path.join(tmp, "site")
     shutil.copytree(REPO / "unitctl", os.path.join(site, "unitctl"))
     subprocess.run([sys.executable, "-m", "compileall", "-q", site], check=True,
                    stdout=subprocess.DEVNULL)
-    return {**os.environ, "PYTHONPATH": site}
+    return installed_python(tmp), {**os.environ, "PYTHONPATH": site}
 
 
 def _start_latency(c: Any, tmp: str, starts: int) -> dict[str, Any]:
     """``unitctl start`` of a new unit until active, in turn with its floors."""
     ep = c.endpoint
-    env = _compiled_copy(tmp)
-    lat, py, put = [], [], []
+    python, env = _compiled_copy(tmp)
+    lat, lat_dev, py, dev, put = [], [], [], [], []
     etcdctl = ["etcdctl", "--endpoints", ep, "put", "/bench/floor", "x"]
-    _cli(ep, "start", _unit_file(tmp, "bench-warm.service"), env=env)
+    _cli(ep, "start", _unit_file(tmp, "bench-warm.service"), env=env, python=python)
     for i in range(starts):
-        lat.append(_cli(ep, "start", _unit_file(tmp, f"bench-{i}.service"), env=env))
-        py.append(_timed([sys.executable, "-c", "pass"]))
+        lat.append(_cli(ep, "start", _unit_file(tmp, f"bench-{i}.service"), env=env,
+                        python=python))
+        lat_dev.append(_cli(ep, "start", _unit_file(tmp, f"bench-dev-{i}.service"), env=env))
+        py.append(_timed([python, "-c", "pass"]))
+        dev.append(_timed([sys.executable, "-c", "pass"]))
         put.append(_timed(etcdctl))
     name = c.names[0]
     local = json.loads(c.exec(name, "python3", "-", str(starts), input=_LOCAL_STARTS).stdout)
     u, floors = _stats(lat), {"python_c_pass": _stats(py), "etcdctl_put": _stats(put),
                               "systemctl_start_in_machine": _stats(local)}
     return {"unitctl_start": u, "floors": floors, "starts": starts,
+            "interpreter": "a venv as `pip install .` leaves it (bench/installed.py)",
+            "dev_venv": {"unitctl_start": _stats(lat_dev), "python_c_pass": _stats(dev),
+                         "interpreter": "the development venv (editable install's finder)"},
             "ratio_p50_to_systemctl": round(u["p50_ms"] / floors[
                 "systemctl_start_in_machine"]["p50_ms"], 2),
             "sum_of_floors_p50_ms": round(sum(f["p50_ms"] for f in floors.values()), 1),
@@ -244,13 +255,14 @@ def _traces(c: Any, tmp: str, count: int) -> list[dict[str, Any]]:
     """``count`` traced starts (:mod:`bench.start_trace`), after one warm-up start."""
     from bench.start_trace import EtcdEvents, traced_start
 
-    env = _compiled_copy(os.path.join(tmp, "traced"))
-    _cli(c.endpoint, "start", _unit_file(tmp, "trace-warm.service"), env=env)
+    python, env = _compiled_copy(os.path.join(tmp, "traced"))
+    _cli(c.endpoint, "start", _unit_file(tmp, "trace-warm.service"), env=env, python=python)
     events = EtcdEvents(c.endpoint)
     try:
         time.sleep(0.5)
         return [traced_start(c, env, _unit_file(tmp, f"trace-{i}.service"),
-                             f"trace-{i}.service", events, tmp) for i in range(count)]
+                             f"trace-{i}.service", events, tmp, python)
+                for i in range(count)]
     finally:
         events.close()
 

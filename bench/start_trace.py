@@ -118,11 +118,11 @@ def _journal(c: Any, name: str, unit: str, since: float) -> list[tuple[float, st
 
 
 def traced_start(c: Any, env: dict[str, str], path: str, unit: str, events: EtcdEvents,
-                 tmp: str) -> dict[str, Any]:
-    """One traced ``unitctl start``: its timeline in ms since the spawn."""
+                 tmp: str, python: str = sys.executable) -> dict[str, Any]:
+    """One traced ``unitctl start`` by ``python``: its timeline in ms since the spawn."""
     out_file = os.path.join(tmp, f"trace-{unit}.json")
     spawn = time.time()
-    subprocess.run([sys.executable, "-c", WRAPPER, "--endpoint", c.endpoint, "start", path],
+    subprocess.run([python, "-c", WRAPPER, "--endpoint", c.endpoint, "start", path],
                    check=True, capture_output=True, timeout=120,
                    env={**env, "UNITCTL_TRACE_OUT": out_file},
                    cwd=env.get("PYTHONPATH", str(Path(__file__).resolve().parents[1])))
