@@ -215,3 +215,21 @@ def test_set_desired_many_on_known_records_redoes_a_unit_changed_since(
         assert all(r.desired is L for r in got)
         assert {u.name: u.desired for u in await reg.list_units()} == dict.fromkeys(names, L)
     run(make_kv, key_prefix, body)
+
+
+def test_set_desired_many_reads_a_known_record_that_already_has_the_target(
+        make_kv: KVFactory, key_prefix: str) -> None:
+    """A known record already at the target may be stale (restart's own stop
+    moved it): it is read again and written, not skipped."""
+    async def body(reg: Registry) -> None:
+        name = "r.service"
+        await reg.create_units([(UnitRecord(name, "h", L), "t")])
+        known = {name: UnitRecord(name, "h", L)}
+        await reg.set_desired_many([name], DesiredState.LOADED, known=known)  # the stop
+        got = await reg.set_desired_many([name], L, known=known)  # known is stale now
+        assert got == [UnitRecord(name, "h", L)]
+        assert (await reg.get_unit(name)) == UnitRecord(name, "h", L)
+        with pytest.raises(NotFoundError, match=r"gone\.service"):
+            await reg.set_desired_many(["gone.service"], L,
+                                       known={"gone.service": UnitRecord("gone.service", "h", L)})
+    run(make_kv, key_prefix, body)

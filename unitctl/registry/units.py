@@ -248,9 +248,12 @@ class UnitStore:
         """Set the desired state of many units in a few transactions: a
         compare-and-swap per unit, packed under etcd's op and byte limits.
 
-        The compare is on the unit's mod revision, read here (one prefix read
-        for many names), or, for many names whose records the caller ``known``
-        has just read, on the stored value being that record (no read at all).
+        The compare is on the stored value being the record the caller ``known``
+        has read (no read at all: a ``start`` of one unit saves a round trip),
+        or, for names it does not know, on the unit's mod revision, read here
+        (one prefix read for many names). A known record that already has
+        ``desired`` is read again, not trusted: a stale one (``restart``'s own
+        stop, another client's change) would otherwise skip a needed write.
         A transaction whose compare fails (a unit changed meanwhile) is redone
         unit by unit with :meth:`set_desired`: no change is lost.
 
@@ -259,15 +262,16 @@ class UnitStore:
                 anything is written).
         """
         wanted = list(dict.fromkeys(names))
-        if known is not None and len(wanted) > BATCH_GETS and all(n in known for n in wanted):
-            recs = {n: known[n] for n in wanted}
-            guard = {n: value_is(self.keys.unit(n), codec.encode_unit(recs[n])) for n in wanted}
-        else:
-            recs, revs = await self._records_with_revs(wanted)
-            missing = next((n for n in wanted if n not in recs), None)
-            if missing is not None:
-                raise NotFoundError(f"unit {missing} does not exist")
-            guard = {n: mod_is(self.keys.unit(n), revs[n]) for n in wanted}
+        trusted = {n: known[n] for n in wanted
+                   if known is not None and n in known and known[n].desired != desired}
+        recs, revs = await self._records_with_revs([n for n in wanted if n not in trusted])
+        missing = next((n for n in wanted if n not in recs and n not in trusted), None)
+        if missing is not None:
+            raise NotFoundError(f"unit {missing} does not exist")
+        guard = {n: mod_is(self.keys.unit(n), rev) for n, rev in revs.items()}
+        guard.update((n, value_is(self.keys.unit(n), codec.encode_unit(rec)))
+                     for n, rec in trusted.items())
+        recs.update(trusted)
         result = dict(recs)
         for chunk in _cas_chunks([n for n in wanted if recs[n].desired != desired],
                                  lambda n: self._desired_cas(recs[n], guard[n], desired)):
