@@ -27,6 +27,7 @@ from unitctl.api.errors import ApiError
 from unitctl.api.jsonbody import as_object, bounded_int, only_keys, optional_bool, read_json
 from unitctl.api.routes import ADMIN, OPERATE, Route
 from unitctl.api.streams import Lines, stream
+from unitctl.client.activate import set_and_wait
 from unitctl.client.agents import AgentChannel
 from unitctl.client.facade import Client
 from unitctl.client.resolve import LocalUnit, existing, refuse_template, validate
@@ -139,16 +140,9 @@ def _activate(target: DesiredState, verb: str) -> Plan:
             written = await c.submit(resolved, ask.replace, verb)
             records = await c.submitted(resolved, written)
             texts = {lu.name: lu.unit for lu in resolved if lu.unit is not None}
-            local, glob = await c.split_global(records, texts)
-            since = await c.set_states(records, target)
-            for name in glob:
-                c.out(f"Triggered global unit {name} {verb}")
-            if ask.no_block:
-                for name in local:
-                    c.out(f"Triggered unit {name} {verb}")
-                return 0
-            await c.wait_for(local, c.reached(target, since), ask.block_attempts,
-                             what=f"report state {target.value}")
+            split = await c.split_global(records, texts)
+            await set_and_wait(c, records, split, target, verb, ask.no_block,
+                               ask.block_attempts)
             return 0
         return job
     return plan
@@ -169,15 +163,8 @@ def _lower(target: DesiredState, verb: str, done: str, check: bool) -> Plan:
             _must_be_active(snap, local, verb)
 
         async def job(c: Client) -> int:
-            since = await c.set_states(records, target)
-            for name in glob:
-                c.out(f"Triggered global unit {name} {verb}")
-            if ask.no_block:
-                for name in local:
-                    c.out(f"Triggered unit {name} {verb}")
-            else:
-                await c.wait_for(local, c.reached(target, since), ask.block_attempts,
-                                 what=f"report state {target.value}")
+            await set_and_wait(c, records, (local, glob), target, verb, ask.no_block,
+                               ask.block_attempts)
             c.err(f"Successfully {done} units [{' '.join(local)}].")
             return 0
         return job

@@ -18,7 +18,7 @@ from unitctl.cli.complete import complete_units
 from unitctl.cli.reach import agent_options, via_ssh
 from unitctl.cli.session import Session, pass_session
 from unitctl.cli.ssh import command_argv
-from unitctl.client.activate import activate
+from unitctl.client.activate import activate, set_and_wait
 from unitctl.client.facade import Client
 from unitctl.client.resolve import existing
 from unitctl.client.views import Snapshot
@@ -133,15 +133,7 @@ def _lower(sess: Session, units: Sequence[str], target: DesiredState, verb: str,
         if check is not None and snap is not None:
             for name in local:
                 check(snap, name)
-        since = await c.set_states(records, target)
-        for name in glob:
-            c.out(f"Triggered global unit {name} {verb}")
-        if no_block:
-            for name in local:
-                c.out(f"Triggered unit {name} {verb}")
-        else:
-            await c.wait_for(local, c.reached(target, since), block_attempts,
-                             what=f"report state {target.value}")
+        await set_and_wait(c, records, (local, glob), target, verb, no_block, block_attempts)
         return local
 
     result: list[str] = sess.run(go)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from unitctl.client.endpoints import endpoint_lines
 from unitctl.client.facade import Client
-from unitctl.model import DesiredState
+from unitctl.model import DesiredState, UnitRecord
 
 
 async def activate(c: Client, units: Sequence[str], target: DesiredState, verb: str,
@@ -30,6 +30,20 @@ async def activate(c: Client, units: Sequence[str], target: DesiredState, verb: 
     records = await c.submitted(resolved, written)
     texts = {lu.name: lu.unit for lu in resolved if lu.unit is not None}
     local, glob = await c.split_global(records, texts)
+    await set_and_wait(c, records, (local, glob), target, verb, no_block, block_attempts)
+    if not no_block and target is DesiredState.LAUNCHED:
+        for line in await endpoint_lines(c.registry, local):
+            c.out(line)
+
+
+async def set_and_wait(c: Client, records: Sequence[UnitRecord],
+                       split: tuple[Sequence[str], Sequence[str]], target: DesiredState,
+                       verb: str, no_block: bool, block_attempts: int) -> None:
+    """Set ``records`` to ``target`` and print fleetctl's lines: "Triggered global
+    unit" for each global unit, then for the non-global ones either "Triggered
+    unit" (``no_block``) or nothing until each reports ``target`` (a wait of
+    ``block_attempts``, 0: for ever). ``split`` is (non-global, global) names."""
+    local, glob = split
     since = await c.set_states(records, target)
     for name in glob:
         c.out(f"Triggered global unit {name} {verb}")
@@ -39,6 +53,3 @@ async def activate(c: Client, units: Sequence[str], target: DesiredState, verb: 
         return
     await c.wait_for(local, c.reached(target, since), block_attempts,
                      what=f"report state {target.value}")
-    if target is DesiredState.LAUNCHED:
-        for line in await endpoint_lines(c.registry, local):
-            c.out(line)
