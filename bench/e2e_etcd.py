@@ -398,17 +398,71 @@ async def watches_settled(url: str, quiet: float = 3.0) -> int:
     return last
 
 
-async def rollout(pool: Workers, cli: Cli, url: str, units: int) -> dict[str, Any]:
+def pid_cpu_s(pid: int) -> float:
+    """A process's user + system CPU seconds so far (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s() -> float:
+    """CPU seconds of this process's waited-for children (the CLI processes)."""
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+class CpuMeter:
+    """CPU seconds each process kind spent between :meth:`start` and :meth:`stop`:
+    etcd, each worker (worker 0 runs the engine's agents), the CLI processes,
+    and this bench process (which polls): where the rollout's core-seconds go."""
+
+    def __init__(self, pool: Workers, etcd_pid: int) -> None:
+        self.pool, self.etcd_pid = pool, etcd_pid
+        self.first: dict[str, Any] = {}
+
+    def _read(self) -> dict[str, Any]:
+        self.pool.poll()
+        return {"etcd": pid_cpu_s(self.etcd_pid), "cli": children_cpu_s(),
+                "bench": time.process_time(), "wall": time.perf_counter(),
+                "workers": [float(d.get("cpu_s", 0)) for d in self.pool.last]}
+
+    def start(self) -> None:
+        self.first = self._read()
+
+    def stop(self) -> dict[str, Any]:
+        a, b = self.first, self._read()
+        workers = [round(y - x, 2) for x, y in zip(a["workers"], b["workers"], strict=True)]
+        parts = {"etcd_s": round(b["etcd"] - a["etcd"], 2),
+                 "cli_s": round(b["cli"] - a["cli"], 2),
+                 "bench_s": round(b["bench"] - a["bench"], 2),
+                 "workers_s": workers, "agents_s": round(sum(workers), 2)}
+        wall = b["wall"] - a["wall"]
+        total = parts["etcd_s"] + parts["cli_s"] + parts["bench_s"] + parts["agents_s"]
+        return {**parts, "total_s": round(total, 2), "wall_s": round(wall, 2),
+                "cores_busy": round(total / wall, 2), "nproc": os.cpu_count(),
+                "note": "the workers report their CPU every 0.2 s: worker figures are "
+                        "within about 0.2 s x cores; worker 0 runs the engine's agents"}
+
+
+async def rollout(pool: Workers, cli: Cli, url: str, units: int,
+                  etcd_pid: int) -> dict[str, Any]:
     """``unitctl submit`` then ``unitctl start --no-block`` of svc@{1..units}; wait
-    until every instance is reported active; time each unit from the start."""
+    until every instance is reported active; time each unit from the start; the
+    CPU each process kind spent meanwhile."""
     names = [f"svc@{i}.service" for i in range(1, units + 1)]
     submit_s = await cli("submit", *names)
     await asyncio.sleep(1)
     req0 = etcd_counters(url)
+    meter = CpuMeter(pool, etcd_pid)
+    meter.start()
     t0_wall, t0 = time.time(), time.perf_counter()
     start_s = await cli("start", "--no-block", *names)
     await pool.wait("active", units, 900, progress=True)
     total_s = time.perf_counter() - t0
+    await asyncio.sleep(0.25)  # one more report of every worker's CPU
+    cpu = meter.stop()
     req1 = etcd_counters(url)
     times = pool.times()
     to_active = [times[n] - t0_wall for n in names if n in times]
@@ -422,6 +476,7 @@ async def rollout(pool: Workers, cli: Cli, url: str, units: int) -> dict[str, An
         "unit_to_active": stats_ms(to_active),
         "etcd_requests_during_rollout": int(req1["msg_received"] - req0["msg_received"]),
         "etcd_requests_during_rollout_by_method": counter_diff(req0, req1),
+        "cpu_during_rollout": cpu,
     }
 
 
@@ -457,7 +512,7 @@ async def probes(pool: Workers, cli: Cli, count: int) -> dict[str, Any]:
 
 
 async def run(agents: int, units: int, workers: int, window: float, probe_count: int,
-              url: str, work: str) -> dict[str, Any]:
+              url: str, work: str, etcd_pid: int) -> dict[str, Any]:
     from unitctl.registry.etcd import EtcdConfig, EtcdKV
     from unitctl.registry.registry import Registry
 
@@ -476,7 +531,7 @@ async def run(agents: int, units: int, workers: int, window: float, probe_count:
         await asyncio.sleep(2)
         out: dict[str, Any] = {"agents": agents, "workers": workers, "units": units,
                                "boot_s": round(boot_s, 1), "etcd_watchers": watchers}
-        out["rollout"] = await rollout(pool, cli, url, units)
+        out["rollout"] = await rollout(pool, cli, url, units, etcd_pid)
         out.update(await steady(pool, url, window))
         out.update(await probes(pool, cli, probe_count))
         out["floor_batched_puts"] = await put_floor(url, units)
@@ -486,6 +541,11 @@ async def run(agents: int, units: int, workers: int, window: float, probe_count:
     finally:
         pool.stop()
         await kv.close()
+
+
+def _pid(proc: Any) -> int:
+    assert proc is not None, "etcd is not running"
+    return int(proc.pid)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -503,7 +563,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         with etcd_cluster(1) as etcd:
             result = asyncio.run(run(args.agents, args.units, args.workers, args.window,
-                                     args.probes, etcd.endpoints[0], work))
+                                     args.probes, etcd.endpoints[0], work,
+                                     _pid(etcd.members[0].proc)))
     finally:
         shutil.rmtree(work, ignore_errors=True)  # a plain temp dir: no mounts
     print(json.dumps(result))

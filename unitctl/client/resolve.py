@@ -125,6 +125,19 @@ def validate(name: str, unit: UnitFile, source: str) -> list[str]:
         raise type(exc)(msg) from exc
 
 
+#: the sections whose checks (:func:`validate`) read the unit's name, through its
+#: specifiers (%i, %n ...) or MachineOf= (a unit may not name itself)
+_NAMED_SECTIONS = frozenset({xfleet.SECTION, health.SECTION, failover.SECTION})
+_SELF_NAMING = frozenset({"MachineOf", *(k for k, v in xfleet.LEGACY.items() if v == "MachineOf")})
+
+
+def checks_ignore_name(unit: UnitFile) -> bool:
+    """True when :func:`validate` gives every name the same answer for ``unit``:
+    no option of the checked sections holds a specifier or names a peer unit."""
+    return not any(o.section in _NAMED_SECTIONS and ("%" in o.value or o.name in _SELF_NAMING)
+                   for o in unit.options)
+
+
 class Resolver:
     """Resolves the arguments of one command (see the module docstring).
 
@@ -137,6 +150,11 @@ class Resolver:
         self.registry = registry
         self.cwd = cwd
         self._templates: dict[str, UnitFile | None] = {}
+        #: local template files, read and parsed once per command (path -> unit)
+        self._template_files: dict[str, UnitFile] = {}
+        #: id(unit) -> (unit, its warnings): units validated once for all their
+        #: instances (:func:`checks_ignore_name`); the unit is kept so its id stays its own
+        self._checked: dict[int, tuple[UnitFile, list[str]]] = {}
 
     async def resolve(self, args: Sequence[str], verb: str = "submit") -> list[LocalUnit]:
         """Turn arguments into units, validating every one before returning any.
@@ -178,8 +196,8 @@ class Resolver:
             if rec is None:
                 local = await self._from_registry_template(name)
             if local is None and os.path.lexists(self._path(tmpl_path)):
-                local = LocalUnit(name, read_unit_file(self._path(tmpl_path), tmpl_path),
-                                  tmpl_path, "template-file")
+                local = LocalUnit(name, self._template_file(tmpl_path), tmpl_path,
+                                  "template-file")
         if local is None:
             if rec is None:
                 tmpl = (f", no template {unames.template_of(name)}"
@@ -188,8 +206,25 @@ class Resolver:
                                     f"{tmpl} and not in the registry")
             return LocalUnit(name, None, record=rec)
         assert local.unit is not None
-        warnings = validate(name, local.unit, local.source or local.kind)
+        warnings = self._validated(name, local.unit, local.source or local.kind)
         return LocalUnit(local.name, local.unit, local.source, local.kind, tuple(warnings), rec)
+
+    def _template_file(self, path: str) -> UnitFile:
+        """A local template file, read and parsed once per command."""
+        if path not in self._template_files:
+            self._template_files[path] = read_unit_file(self._path(path), path)
+        return self._template_files[path]
+
+    def _validated(self, name: str, unit: UnitFile, source: str) -> list[str]:
+        """:func:`validate`; once for all the instances sharing a parsed template
+        whose checks cannot differ by name (a failure is never kept: it raises)."""
+        hit = self._checked.get(id(unit))
+        if hit is not None:
+            return list(hit[1])
+        warnings = validate(name, unit, source)
+        if checks_ignore_name(unit):
+            self._checked[id(unit)] = (unit, warnings)
+        return list(warnings)
 
     async def _from_registry_template(self, name: str) -> LocalUnit | None:
         template = unames.template_of(name)
