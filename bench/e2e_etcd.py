@@ -5,7 +5,11 @@ W worker processes, each one asyncio loop running its share of the agents:
 real :class:`~unitctl.agent.agent.Agent` code (per-agent lease, keepalives,
 schedule watch, state publishing) over ONE shared EtcdKV (one gRPC channel)
 per process, with :class:`~unitctl.agent.fake.FakeUnitManager` as systemd.
-The engine runs inside the first three agents of worker 0 (one leads).
+The engine runs inside three of worker 0's agents (one leads), beside its 250
+others; ``--engine-process`` runs them in a process of their own, as the
+engine's agent is in production (on 2 cores that is slower: 5 processes share
+them, the engine places in more, smaller rounds and the agents write more
+transactions, docs/benchmarks.md).
 The units go in as a user puts them: the real ``unitctl`` command, one process
 per call, from this tree (``submit svc@{1..N}`` of a template, then
 ``start --no-block`` of the same names).
@@ -89,11 +93,29 @@ def _log_to(path: str) -> None:
     logging.getLogger("unitctl.engine").setLevel(logging.DEBUG)
 
 
-def worker(index: int, workers: int, agents: int, endpoint: str, conn: Connection) -> None:
+#: the agents that run the engine (one leads, two campaign)
+ENGINES = 3
+
+
+def _machines_of(index: int, workers: int, machines: list[str], shared_engine: bool) -> list[str]:
+    """The machines worker ``index`` runs agents for: with ``shared_engine`` (the
+    default) the first :data:`ENGINES` share worker 0's event loop with its other
+    agents; otherwise (``--engine-process``) they run alone in the extra process
+    ``index == workers``, as the engine's agent does in production (one agent
+    per process), and the workers share the rest."""
+    if shared_engine:
+        return [mid for i, mid in enumerate(machines) if i % workers == index]
+    if index == workers:
+        return machines[:ENGINES]
+    return [mid for i, mid in enumerate(machines[ENGINES:]) if i % workers == index]
+
+
+def worker(index: int, workers: int, agents: int, endpoint: str, conn: Connection,
+           shared_engine: bool = True) -> None:
     out = os.environ.get("UNITCTL_E2E_PROFILE", "")
     sampler = None if not out else Sampler(os.path.join(out, f"worker{index}.json"))
     try:
-        asyncio.run(_worker(index, workers, agents, endpoint, conn))
+        asyncio.run(_worker(index, workers, agents, endpoint, conn, shared_engine))
     finally:
         if sampler is not None:
             sampler.dump()
@@ -144,7 +166,7 @@ class Sampler:
 
 
 async def _worker(index: int, workers: int, agents: int, endpoint: str,
-                  conn: Connection) -> None:
+                  conn: Connection, shared_engine: bool) -> None:
     import logging
 
     from unitctl.agent.agent import Agent, AgentOptions
@@ -156,11 +178,12 @@ async def _worker(index: int, workers: int, agents: int, endpoint: str,
     logging.disable(logging.WARNING)
     if os.environ.get("UNITCTL_E2E_PROFILE"):
         _log_to(os.path.join(os.environ["UNITCTL_E2E_PROFILE"], f"worker{index}.log"))
-    kv = await EtcdKV.connect(EtcdConfig(endpoints=(endpoint,), timeout=30.0))
+    adapter = EtcdKV.connect
+    kv = await adapter(EtcdConfig(endpoints=(endpoint,), timeout=30.0))
     registry = Registry(kv, PREFIX)
     await registry.ensure_schema()
     machines = make_machines(agents)
-    mine = [mid for i, mid in enumerate(sorted(machines)) if i % workers == index]
+    mine = _machines_of(index, workers, sorted(machines), shared_engine)
     wakes = [0]
     active: dict[tuple[str, str], bool] = {}
     first_active: dict[str, float] = {}
@@ -203,13 +226,13 @@ async def _worker(index: int, workers: int, agents: int, endpoint: str,
     tasks = []
     t0 = time.perf_counter()
     for n, mid in enumerate(mine):
-        engine = index == 0 and n < 3
+        engine = index == (0 if shared_engine else workers) and n < ENGINES
         m = machines[mid]
         opts = AgentOptions(ttl=10, peer_port=0, engine=engine, engine_resync=60.0)
         # an engine's agent has its own connection, as in production (one agent per
         # process): aetcd creates a channel's watches one at a time, and the engine's
         # must not queue behind 250 agents' watches
-        own = CountingRegistry(await EtcdKV.connect(
+        own = CountingRegistry(await adapter(
             EtcdConfig(endpoints=(endpoint,), timeout=30.0)), PREFIX) if engine else reg
         agent = Agent(own, FakeUnitManager(keep_history=False),
                       Machine(mid, m.public_ip, m.metadata, "bench"), opts,
@@ -243,14 +266,20 @@ async def _worker(index: int, workers: int, agents: int, endpoint: str,
 # ---------------------------------------------------------------- parent side
 
 class Workers:
-    def __init__(self, count: int, agents: int, endpoint: str) -> None:
+    """The agent processes: ``count`` workers, plus the engine's own process
+    unless ``shared_engine`` (:func:`_machines_of`)."""
+
+    def __init__(self, count: int, agents: int, endpoint: str,
+                 shared_engine: bool = True) -> None:
         ctx = mp.get_context("spawn")
         self.conns: list[Connection] = []
         self.procs = []
-        self.last: list[dict[str, Any]] = [{} for _ in range(count)]
-        for i in range(count):
+        procs = count if shared_engine else count + 1
+        self.last: list[dict[str, Any]] = [{} for _ in range(procs)]
+        for i in range(procs):
             parent, child = ctx.Pipe()
-            p = ctx.Process(target=worker, args=(i, count, agents, endpoint, child), daemon=True)
+            p = ctx.Process(target=worker, args=(i, count, agents, endpoint, child,
+                                                 shared_engine), daemon=True)
             p.start()
             self.conns.append(parent)
             self.procs.append(p)
@@ -415,7 +444,8 @@ def children_cpu_s() -> float:
 
 class CpuMeter:
     """CPU seconds each process kind spent between :meth:`start` and :meth:`stop`:
-    etcd, each worker (worker 0 runs the engine's agents), the CLI processes,
+    etcd, each worker (worker 0, or with --engine-process the last, runs the
+    engine's agents), the CLI processes,
     and this bench process (which polls): where the rollout's core-seconds go."""
 
     def __init__(self, pool: Workers, etcd_pid: int) -> None:
@@ -443,7 +473,8 @@ class CpuMeter:
         return {**parts, "total_s": round(total, 2), "wall_s": round(wall, 2),
                 "cores_busy": round(total / wall, 2), "nproc": os.cpu_count(),
                 "note": "the workers report their CPU every 0.2 s: worker figures are "
-                        "within about 0.2 s x cores; worker 0 runs the engine's agents"}
+                        "within about 0.2 s x cores; the last process runs the engine's "
+                        "agents with --engine-process, else worker 0 does"}
 
 
 async def rollout(pool: Workers, cli: Cli, url: str, units: int,
@@ -512,7 +543,8 @@ async def probes(pool: Workers, cli: Cli, count: int) -> dict[str, Any]:
 
 
 async def run(agents: int, units: int, workers: int, window: float, probe_count: int,
-              url: str, work: str, etcd_pid: int) -> dict[str, Any]:
+              url: str, work: str, etcd_pid: int, shared_engine: bool = True
+              ) -> dict[str, Any]:
     from unitctl.registry.etcd import EtcdConfig, EtcdKV
     from unitctl.registry.registry import Registry
 
@@ -520,7 +552,7 @@ async def run(agents: int, units: int, workers: int, window: float, probe_count:
     reg = Registry(kv, PREFIX)
     await reg.ensure_schema()
     t_boot = time.perf_counter()
-    pool = Workers(workers, agents, url)
+    pool = Workers(workers, agents, url, shared_engine)
     cli = Cli(url, work)
     try:
         await pool.wait("ready", agents, 600)
@@ -530,6 +562,9 @@ async def run(agents: int, units: int, workers: int, window: float, probe_count:
         boot_s = time.perf_counter() - t_boot
         await asyncio.sleep(2)
         out: dict[str, Any] = {"agents": agents, "workers": workers, "units": units,
+                               "engine": ("in worker 0, beside its agents" if shared_engine
+                                          else f"{ENGINES} engine agents in a process of "
+                                               f"their own (as in production)"),
                                "boot_s": round(boot_s, 1), "etcd_watchers": watchers}
         out["rollout"] = await rollout(pool, cli, url, units, etcd_pid)
         out.update(await steady(pool, url, window))
@@ -553,6 +588,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--agents", type=int, default=1000)
     p.add_argument("--units", type=int, default=10000)
     p.add_argument("--workers", type=int, default=4)
+    p.add_argument("--engine-process", action="store_true",
+                   help="run the engine's agents in a process of their own (as in "
+                        "production), not in worker 0's event loop beside 250 others")
     p.add_argument("--window", type=float, default=10.0, help="steady-state window (s)")
     p.add_argument("--probes", type=int, default=20)
     args = p.parse_args(argv)
@@ -564,7 +602,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         with etcd_cluster(1) as etcd:
             result = asyncio.run(run(args.agents, args.units, args.workers, args.window,
                                      args.probes, etcd.endpoints[0], work,
-                                     _pid(etcd.members[0].proc)))
+                                     _pid(etcd.members[0].proc),
+                                     not args.engine_process))
     finally:
         shutil.rmtree(work, ignore_errors=True)  # a plain temp dir: no mounts
     print(json.dumps(result))
