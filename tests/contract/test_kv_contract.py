@@ -49,6 +49,27 @@ def test_put_get_and_revisions(make_kv: KVFactory, key_prefix: str) -> None:
     run(make_kv, body)
 
 
+def test_get_many_in_order_with_absent_keys(make_kv: KVFactory, key_prefix: str) -> None:
+    """get_many: each key in the order asked, None where absent, as get() sees it."""
+    async def body(kv: KV) -> None:
+        assert await kv.get_many([]) == []
+        await kv.put(key_prefix + "a", b"1")
+        await kv.put(key_prefix + "c", b"3" * 70_000)  # a body-sized value
+        await kv.put(key_prefix + "a", b"2")
+        keys = [key_prefix + k for k in ("c", "b", "a", "c")]
+        got = await kv.get_many(keys)
+        assert [None if g is None else g.value for g in got] == [b"3" * 70_000, None, b"2",
+                                                                 b"3" * 70_000]
+        assert got == [await kv.get(k) for k in keys]  # revisions and versions too
+        many = [f"{key_prefix}m{i:03d}" for i in range(MAX_TXN_OPS)]
+        for k in many[::2]:
+            await kv.put(k, k.encode())
+        found = await kv.get_many(many)
+        assert [g is not None and g.value == k.encode() for g, k in zip(found, many, strict=True)] \
+            == [i % 2 == 0 for i in range(MAX_TXN_OPS)]
+    run(make_kv, body)
+
+
 def test_get_prefix_sorted_with_revision(make_kv: KVFactory, key_prefix: str) -> None:
     async def body(kv: KV) -> None:
         for k in ("b", "a", "c/d"):

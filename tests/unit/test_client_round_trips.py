@@ -34,6 +34,7 @@ class CountingKV(MemoryKV):
         self.gets: Counter[str] = Counter()
         self.prefixes: Counter[str] = Counter()
         self.txns = 0
+        self.many: list[int] = []  # the number of keys of each get_many
 
     async def get(self, key: str) -> KeyValue | None:
         self.gets[key] += 1
@@ -42,6 +43,10 @@ class CountingKV(MemoryKV):
     async def get_prefix(self, prefix: str) -> Range:
         self.prefixes[prefix] += 1
         return await super().get_prefix(prefix)
+
+    async def get_many(self, keys: Sequence[str]) -> list[KeyValue | None]:
+        self.many.append(len(keys))
+        return await super().get_many(keys)
 
     async def txn(self, compares: Sequence[Compare], success: Sequence[Op],
                   failure: Sequence[Op] = ()) -> bool:
@@ -52,6 +57,7 @@ class CountingKV(MemoryKV):
         self.gets.clear()
         self.prefixes.clear()
         self.txns = 0
+        self.many.clear()
 
 
 @pytest.fixture
@@ -220,3 +226,17 @@ def test_a_broken_watch_is_reopened_after_a_full_read() -> None:
         assert kv.gets["/unitctl/units/hello.service"] == 2
 
     asyncio.run(go())
+
+
+def test_list_unit_files_reads_distinct_bodies_a_batch_per_round_trip(kv: CountingKV) -> None:
+    """20 units with 20 different bodies: 3 round trips of at most 8 bodies, not 20 gets."""
+    names = [f"u{i}.service" for i in range(20)]
+    for i, name in enumerate(names):
+        with open(name, "w", encoding="utf-8") as f:
+            f.write(HELLO.replace("Hello", f"Hello {i}"))
+    invoke(kv, "submit", *names)
+    kv.reset()
+    out = invoke(kv, "list-unit-files")
+    assert all(name in out for name in names)
+    assert sorted(kv.many) == [4, 8, 8]
+    assert not [k for k in kv.gets if k.startswith("/unitctl/bodies/")]

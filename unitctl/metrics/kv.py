@@ -46,6 +46,9 @@ class MeteredKV:
     async def get(self, key: str) -> KeyValue | None:
         return await self._timed("get", self.inner.get(key))
 
+    async def get_many(self, keys: Sequence[str]) -> list[KeyValue | None]:
+        return await self._timed("get_many", self.inner.get_many(keys))
+
     async def get_prefix(self, prefix: str) -> Range:
         return await self._timed("get_prefix", self.inner.get_prefix(prefix))
 

@@ -253,6 +253,13 @@ class EtcdKV:
         got = await self._call(self._c.get(key.encode()))
         return None if got is None else self._kv(got)
 
+    async def get_many(self, keys: Sequence[str]) -> list[KeyValue | None]:
+        if not keys:
+            return []
+        gets = [self._c.transactions.get(k.encode()) for k in keys]
+        _, ranges = await self._call(self._c.transaction(compare=[], success=gets, failure=[]))
+        return [self._kv(rng[0][1]) if rng else None for rng in ranges]
+
     async def get_prefix(self, prefix: str) -> Range:
         start = prefix.encode()
         end = aetcd.utils.prefix_range_end(start)

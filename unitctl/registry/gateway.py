@@ -37,7 +37,7 @@ import urllib.parse
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from unitctl.errors import ConfigError, RegistryUnavailable
+from unitctl.errors import ConfigError, RegistryError, RegistryUnavailable
 from unitctl.record import Frozen, init
 from unitctl.registry import blocking
 from unitctl.registry import gatewayjson as gj
@@ -247,6 +247,19 @@ class GatewayKV:
         reply = await self._call("/v3/kv/range", gj.range_request(key.encode(), None))
         kvs = reply.get("kvs") or ()
         return gj.key_value(kvs[0]) if kvs else None
+
+    async def get_many(self, keys: Sequence[str]) -> list[KeyValue | None]:
+        if not keys:
+            return []
+        ops = [{"request_range": gj.range_request(k.encode(), None)} for k in keys]
+        reply = await self._call("/v3/kv/txn", {"success": ops})
+        found: list[KeyValue | None] = []
+        for r in reply.get("responses") or ():
+            kvs = (r.get("response_range") or {}).get("kvs") or ()
+            found.append(gj.key_value(kvs[0]) if kvs else None)
+        if len(found) != len(keys):
+            raise RegistryError(f"etcd answered {len(found)} ranges for {len(keys)} keys")
+        return found
 
     async def get_prefix(self, prefix: str) -> Range:
         start, end = prefix.encode(), gj.prefix_end(prefix.encode())

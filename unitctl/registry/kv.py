@@ -188,6 +188,12 @@ class KV(Protocol):
         """Return the key, or None when it does not exist."""
         ...
 
+    async def get_many(self, keys: Sequence[str]) -> list[KeyValue | None]:
+        """Return each of ``keys`` in order (None: it does not exist), read in one
+        round trip at one revision (a transaction of range ops). At most
+        :data:`MAX_TXN_OPS` keys; the caller bounds the reply's size."""
+        ...
+
     async def get_prefix(self, prefix: str) -> Range:
         """Return every key under ``prefix`` sorted by key, and the read revision.
 

@@ -178,6 +178,10 @@ class MemoryKV:
         self._check()
         return self._data.get(key)
 
+    async def get_many(self, keys: Sequence[str]) -> list[KeyValue | None]:
+        self._check()
+        return [self._data.get(k) for k in keys]
+
     async def get_prefix(self, prefix: str) -> Range:
         self._check()
         keys = self._scan(prefix)

@@ -6,8 +6,9 @@ one reference per user, so a body is collected (deleted) in the same breath
 as its last user goes. Every write that depends on a read is a transaction
 conditioned on the mod revision read: no update is lost.
 
-Bounds: bodies are read by hash, a few at a time (:data:`BODY_READS` in
-flight, each reply one body of at most 1 MiB), never all in one reply; and
+Bounds: bodies are read by hash, :data:`BODY_READS` per round trip (one
+transaction of range ops, ``KV.get_many``: a reply of at most 8 bodies of at
+most 1 MiB each, under the client's 16 MiB receive limit), never all; and
 :meth:`UnitStore.create_units` splits its transactions under etcd's request
 limit (:data:`~unitctl.registry.kv.MAX_TXN_BYTES`, ``MAX_TXN_OPS``).
 
@@ -24,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from unitctl.errors import ConflictError, NotFoundError
 from unitctl.model import DesiredState, UnitRecord
 from unitctl.record import Frozen, init
-from unitctl.registry import blocking, codec, poison
+from unitctl.registry import codec, poison
 from unitctl.registry.keys import Keys
 from unitctl.registry.keyspace import Keyspace
 from unitctl.registry.kv import (
@@ -133,13 +134,19 @@ class UnitStore:
         return dict(poison.decode_each(rng.kvs, self.keyspace.body)[0])
 
     async def get_bodies_by_hash(self, shas: Iterable[str]) -> dict[str, str]:
-        """The bodies of ``shas`` that exist, read :data:`BODY_READS` at a time."""
+        """The bodies of ``shas`` that exist (and decode): :data:`BODY_READS` per
+        round trip (:meth:`KV.get_many`), so a reply stays far below the client's
+        receive limit however large the bodies; one ``sha`` is a plain get."""
         wanted = list(dict.fromkeys(shas))
+        if len(wanted) == 1:
+            text = await self._body_or_none(wanted[0])
+            return {} if text is None else {wanted[0]: text}
         found: dict[str, str] = {}
         for i in range(0, len(wanted), BODY_READS):
-            batch = wanted[i:i + BODY_READS]
-            texts = await blocking.gather(*(self._body_or_none(sha) for sha in batch))
-            found.update((sha, t) for sha, t in zip(batch, texts, strict=True) if t is not None)
+            got = await self.kv.get_many([self.keys.body(sha) for sha in wanted[i:i + BODY_READS]])
+            texts, _ = poison.decode_each([kv for kv in got if kv is not None],
+                                          self.keyspace.body)
+            found.update(texts)
         return found
 
     async def _body_or_none(self, sha: str) -> str | None:
