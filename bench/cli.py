@@ -2,7 +2,9 @@
 
 * ``--help`` against ``python -c pass`` (the interpreter's own start-up);
 * ``list-units`` and ``list-unit-files`` with 100 units (100 reported states)
-  against ``etcdctl get --prefix`` over the same keys (the Go floor);
+  against ``etcdctl get --prefix`` over the same keys (the Go floor); each unit
+  has a body of its own, as a user's units have (instances of one template
+  share one body, which hid ``list-unit-files``' body reads until 2026-12-04);
 * ``submit`` then ``start --no-block`` of 10,000 template instances through
   the real CLI (one process each, all names on the command line);
 * where the start-up of ``--help`` and the list verbs goes: import time per
@@ -109,7 +111,9 @@ def _measure(args: argparse.Namespace, work: str, py: list[str],
     with etcd_cluster(1) as etcd:
         ep = etcd.endpoint
         cli = [*py, "-m", "unitctl", "--endpoint", ep]
-        names = [f"svc@{i}.service" for i in range(1, 101)]
+        names = [f"web-{i}.service" for i in range(1, 101)]
+        for i, name in enumerate(names, 1):
+            Path(work, name).write_text(TEMPLATE.replace("%i", str(i)))
         subprocess.run([*cli, "submit", *names], env=env, cwd=work, check=True,
                        stdout=subprocess.DEVNULL)
         asyncio.run(_states(ep, "/unitctl/", names))
