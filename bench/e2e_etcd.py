@@ -358,10 +358,14 @@ TEMPLATE = "[Unit]\nDescription=bench %i\n\n[Service]\nExecStart=/bin/sleep infi
 
 
 class Cli:
-    """The real ``unitctl`` command, one process per call, from this tree."""
+    """The real ``unitctl`` command, one process per call, from this tree, with an
+    interpreter as ``pip install .`` leaves it (:mod:`bench.installed`: no editable
+    finder at each start), as the other CLI benchmarks run it."""
 
     def __init__(self, url: str, work: str) -> None:
-        self.argv = [sys.executable, "-m", "unitctl", "--endpoint", url,
+        from bench.installed import installed_python
+
+        self.argv = [installed_python(work), "-m", "unitctl", "--endpoint", url,
                      "--etcd-key-prefix", PREFIX]
         self.work = work
         self.env = {**os.environ, "PYTHONPATH": str(REPO)}
