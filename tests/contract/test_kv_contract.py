@@ -70,6 +70,21 @@ def test_get_many_in_order_with_absent_keys(make_kv: KVFactory, key_prefix: str)
     run(make_kv, body)
 
 
+def test_get_many_of_large_values_over_a_client_receive_limit(make_kv: KVFactory,
+                                                              key_prefix: str) -> None:
+    """24 values of 1 MiB (24 MiB, over the gRPC client's 16 MiB receive limit): the
+    adapter splits the read, every value comes back whole."""
+    async def body(kv: KV) -> None:
+        keys = [f"{key_prefix}big{i:02d}" for i in range(24)]
+        for i, k in enumerate(keys):
+            await kv.put(k, bytes([65 + i]) * (1024 * 1024))
+        got = await kv.get_many(keys)
+        assert [g.value if g else None for g in got] == \
+            [bytes([65 + i]) * (1024 * 1024) for i in range(24)]
+        await kv.delete(key_prefix, prefix=True)
+    run(make_kv, body)
+
+
 def test_get_prefix_sorted_with_revision(make_kv: KVFactory, key_prefix: str) -> None:
     async def body(kv: KV) -> None:
         for k in ("b", "a", "c/d"):

@@ -154,6 +154,11 @@ class _Client(aetcd.Client):  # type: ignore[misc]
             raise
 
 
+#: Keys per transaction of :meth:`EtcdKV.get_many`: values of etcd's request limit
+#: each (1.5 MiB) stay under the receive limit (:data:`MAX_RECEIVE_BYTES`).
+GET_MANY_KEYS = 10
+
+
 class _PageTooLarge(RegistryError):
     """A page of a prefix read was over the receive limit: read fewer keys."""
 
@@ -254,11 +259,13 @@ class EtcdKV:
         return None if got is None else self._kv(got)
 
     async def get_many(self, keys: Sequence[str]) -> list[KeyValue | None]:
-        if not keys:
-            return []
-        gets = [self._c.transactions.get(k.encode()) for k in keys]
-        _, ranges = await self._call(self._c.transaction(compare=[], success=gets, failure=[]))
-        return [self._kv(rng[0][1]) if rng else None for rng in ranges]
+        found: list[KeyValue | None] = []
+        for i in range(0, len(keys), GET_MANY_KEYS):
+            gets = [self._c.transactions.get(k.encode()) for k in keys[i:i + GET_MANY_KEYS]]
+            _, ranges = await self._call(self._c.transaction(compare=[], success=gets,
+                                                             failure=[]))
+            found += [self._kv(rng[0][1]) if rng else None for rng in ranges]
+        return found
 
     async def get_prefix(self, prefix: str) -> Range:
         start = prefix.encode()

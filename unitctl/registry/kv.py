@@ -191,7 +191,9 @@ class KV(Protocol):
     async def get_many(self, keys: Sequence[str]) -> list[KeyValue | None]:
         """Return each of ``keys`` in order (None: it does not exist), read in one
         round trip at one revision (a transaction of range ops). At most
-        :data:`MAX_TXN_OPS` keys; the caller bounds the reply's size."""
+        :data:`MAX_TXN_OPS` keys; an adapter whose client bounds a reply's size
+        splits the read so that no reply can exceed it (every value is at most
+        etcd's request limit), each part at one revision."""
         ...
 
     async def get_prefix(self, prefix: str) -> Range:

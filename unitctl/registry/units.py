@@ -6,9 +6,9 @@ one reference per user, so a body is collected (deleted) in the same breath
 as its last user goes. Every write that depends on a read is a transaction
 conditioned on the mod revision read: no update is lost.
 
-Bounds: bodies are read by hash, :data:`BODY_READS` per round trip (one
-transaction of range ops, ``KV.get_many``: a reply of at most 8 bodies of at
-most 1 MiB each, under the client's 16 MiB receive limit), never all; and
+Bounds: bodies are read by hash, up to ``MAX_TXN_OPS`` per round trip (one
+transaction of range ops, ``KV.get_many``, which the gRPC adapter splits under
+its receive limit), never with one prefix read of every body; and
 :meth:`UnitStore.create_units` splits its transactions under etcd's request
 limit (:data:`~unitctl.registry.kv.MAX_TXN_BYTES`, ``MAX_TXN_OPS``).
 
@@ -43,9 +43,6 @@ from unitctl.registry.kv import (
     value_is,
 )
 from unitctl.registry.poison import InvalidKey
-
-#: Body reads in flight at once: each reply holds one body (<= 1 MiB).
-BODY_READS = 8
 
 #: Above this many unit keys, one prefix read (paged) instead of one read each.
 BATCH_GETS = 8
@@ -134,16 +131,17 @@ class UnitStore:
         return dict(poison.decode_each(rng.kvs, self.keyspace.body)[0])
 
     async def get_bodies_by_hash(self, shas: Iterable[str]) -> dict[str, str]:
-        """The bodies of ``shas`` that exist (and decode): :data:`BODY_READS` per
-        round trip (:meth:`KV.get_many`), so a reply stays far below the client's
-        receive limit however large the bodies; one ``sha`` is a plain get."""
+        """The bodies of ``shas`` that exist (and decode): ``MAX_TXN_OPS`` per
+        round trip (:meth:`KV.get_many`, which bounds each reply); one ``sha``
+        is a plain get."""
         wanted = list(dict.fromkeys(shas))
         if len(wanted) == 1:
             text = await self._body_or_none(wanted[0])
             return {} if text is None else {wanted[0]: text}
         found: dict[str, str] = {}
-        for i in range(0, len(wanted), BODY_READS):
-            got = await self.kv.get_many([self.keys.body(sha) for sha in wanted[i:i + BODY_READS]])
+        for i in range(0, len(wanted), MAX_TXN_OPS):
+            got = await self.kv.get_many([self.keys.body(sha)
+                                          for sha in wanted[i:i + MAX_TXN_OPS]])
             texts, _ = poison.decode_each([kv for kv in got if kv is not None],
                                           self.keyspace.body)
             found.update(texts)
