@@ -178,8 +178,7 @@ async def _worker(index: int, workers: int, agents: int, endpoint: str,
     logging.disable(logging.WARNING)
     if os.environ.get("UNITCTL_E2E_PROFILE"):
         _log_to(os.path.join(os.environ["UNITCTL_E2E_PROFILE"], f"worker{index}.log"))
-    adapter = EtcdKV.connect
-    kv = await adapter(EtcdConfig(endpoints=(endpoint,), timeout=30.0))
+    kv = await EtcdKV.connect(EtcdConfig(endpoints=(endpoint,), timeout=30.0))
     registry = Registry(kv, PREFIX)
     await registry.ensure_schema()
     machines = make_machines(agents)
@@ -232,7 +231,7 @@ async def _worker(index: int, workers: int, agents: int, endpoint: str,
         # an engine's agent has its own connection, as in production (one agent per
         # process): aetcd creates a channel's watches one at a time, and the engine's
         # must not queue behind 250 agents' watches
-        own = CountingRegistry(await adapter(
+        own = CountingRegistry(await EtcdKV.connect(
             EtcdConfig(endpoints=(endpoint,), timeout=30.0)), PREFIX) if engine else reg
         agent = Agent(own, FakeUnitManager(keep_history=False),
                       Machine(mid, m.public_ip, m.metadata, "bench"), opts,

@@ -233,3 +233,17 @@ def test_set_desired_many_reads_a_known_record_that_already_has_the_target(
             await reg.set_desired_many(["gone.service"], L,
                                        known={"gone.service": UnitRecord("gone.service", "h", L)})
     run(make_kv, key_prefix, body)
+
+
+def test_bodies_by_hash_skip_a_body_key_that_does_not_decode(
+        make_kv: KVFactory, key_prefix: str) -> None:
+    """Several bodies in one get_many: a poison body key (not UTF-8) is left out,
+    the others come back, nothing raises; a hash with no body is simply absent."""
+    async def body(reg: Registry) -> None:
+        await reg.create_units([(UnitRecord("a.service", "ha", L), "[Service]\nExecStart=/a\n"),
+                                (UnitRecord("b.service", "hb", L), "[Service]\nExecStart=/b\n")])
+        await reg.kv.put(reg.keys.body("bad"), b"\xff\xfe not utf-8")
+        got = await reg.get_bodies_by_hash(["ha", "bad", "missing", "hb"])
+        assert got == {"ha": "[Service]\nExecStart=/a\n", "hb": "[Service]\nExecStart=/b\n"}
+        assert await reg.get_bodies_by_hash(["bad"]) == {}
+    run(make_kv, key_prefix, body)
