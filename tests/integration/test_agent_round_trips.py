@@ -140,3 +140,50 @@ def test_a_local_wake_is_not_a_contact_with_etcd(etcd: EtcdCluster) -> None:
             await asyncio.wait_for(task, 30)
             await kv.close()
     asyncio.run(scenario())
+
+
+def test_a_started_units_state_and_service_record_land_in_one_transaction(
+        etcd: EtcdCluster) -> None:
+    """The state publisher carries the service records' changes: each started
+    unit's ``active`` state and its record are written at one revision (they
+    used to be two transactions per burst, the records' on their own loop), and
+    a stop withdraws the record in the same write as the ``inactive`` state."""
+    async def scenario() -> None:
+        raw = await EtcdKV.connect(EtcdConfig(endpoints=tuple(etcd.endpoints), timeout=10))
+        kv = CountingKV(raw)
+        reg = Registry(kv, "/onetxn/")
+        writer = Registry(raw, "/onetxn/")
+        await writer.ensure_schema()
+        sha = UnitFile.parse(TEXT).hash()
+        await raw.put(writer.keys.body(sha), TEXT.encode())
+        agent = Agent(reg, FakeUnitManager(keep_history=False), Machine(MID, "10.0.0.1"),
+                      AgentOptions(ttl=30, peer_port=0, engine=False))
+        stop = asyncio.Event()
+        task = asyncio.create_task(agent.run(stop))
+        try:
+            await asyncio.wait_for(agent.ready.wait(), 20)
+            await asyncio.sleep(0.5)
+            names = [f"svc@{i}.service" for i in range(10)]
+            before = Counter(kv.calls)
+            await _schedule(writer, names, sha)
+            await eventually(lambda: len(agent.services.published) == 10, timeout=20)
+            await asyncio.sleep(0.3)
+            for name in names:
+                state = await raw.get(writer.keys.state(name, MID))
+                record = await raw.get(writer.services.key(name[:-len(".service")], MID))
+                assert state is not None and record is not None, name
+                assert b'"active"' in state.value
+                assert state.mod_rev == record.mod_rev, name
+            assert (kv.calls - before)["txn"] <= 2, kv.calls - before
+            await raw.put(writer.keys.scheduled(MID, names[0]), codec.encode_entry(
+                ScheduleEntry(names[0], sha, DesiredState.LOADED)))
+            await eventually(lambda: "svc@0" not in agent.services.published, timeout=20)
+            state = await raw.get(writer.keys.state(names[0], MID))
+            assert state is not None and b'"inactive"' in state.value
+            gone = await raw.get_prefix(writer.services.key("svc@0", MID))
+            assert not gone.kvs
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 30)
+            await raw.close()
+    asyncio.run(scenario())

@@ -22,6 +22,7 @@ from unitctl.agent.ports import SystemdState
 from unitctl.agent.publisher import GATHER, TRANSITIONAL, StatePublisher, gathers
 from unitctl.model import UnitState
 from unitctl.registry.registry import Registry
+from unitctl.registry.services import ServiceChanges
 from unitctl_testing.inprocess import eventually
 
 MID = "d" * 32
@@ -90,11 +91,11 @@ class ReportingDuringWrite(Registry):
     publisher: StatePublisher | None = None
 
     async def publish_states(self, machine_id: str, states: Mapping[str, UnitState | None],
-                             lease: int) -> None:
+                             lease: int, services: ServiceChanges | None = None) -> None:
         if self.publisher is not None:
             self.publisher.report("a.service", SystemdState("loaded", "active", "running"))
             self.publisher = None
-        await super().publish_states(machine_id, states, lease)
+        await super().publish_states(machine_id, states, lease, services)
 
 
 class CountingRetries(RecordingPublisher):

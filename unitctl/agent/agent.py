@@ -107,13 +107,13 @@ class Agent:
         self.backoff = Backoff(clock)
         self._retry: asyncio.TimerHandle | None = None
         self.dependencies = DependencyWatch(registry, machine.id, self._wake)
+        self.services = ServicePublisher(registry.services, machine, lambda: self.session.lease,
+                                         self._wanted_records, lambda: self.publisher.busy)
         self.publisher = StatePublisher(registry, units, machine.id, lambda: self.session.lease,
                                         self.backoff.get, self.dependencies.waiting,
-                                        lambda name: self.health.health(name))
+                                        lambda name: self.health.health(name), self.services)
         self.health = UnitHealth(failure_store(registry), units,
                                  machine.id, prober or RealProber(), self._health_report)
-        self.services = ServicePublisher(registry.services, machine, lambda: self.session.lease,
-                                         self._wanted_records)
         self.executor = Executor(units, self.publisher, self.backoff)
         self.executor.ignore_requirements = self.dependencies.ignore_requirements
         self.fencer = Fence(registry, units, self.executor, self.session, self.opts.peer_port,

@@ -22,7 +22,10 @@ Contract:
 * a unit held back by dependency order is reported with why it waits
   (``waiting``, :mod:`.dependency_watch`);
 * a unit with a health check is reported with its health (``health``,
-  :mod:`.unit_health`), and again on every change of it.
+  :mod:`.unit_health`), and again on every change of it;
+* with ``services``, each write also carries the service record changes due
+  at that moment (:class:`~.services.ServicePublisher`), in the same
+  transaction: a started unit's ``active`` and its record land together.
 
 It satisfies :class:`~unitctl.agent.executor.StateSink`.
 """
@@ -40,6 +43,7 @@ from unitctl.registry.registry import Registry
 
 from .backoff import UnitFailure
 from .ports import SystemdState, UnitManager
+from .services import ServicePublisher
 
 log = logging.getLogger("unitctl.agent")
 
@@ -70,8 +74,13 @@ class StatePublisher:
                  lease: Callable[[], int],
                  failures: Callable[[str], UnitFailure | None] = lambda _name: None,
                  waiting: Callable[[str], str] = lambda _name: "",
-                 health: Callable[[str], str] = lambda _name: "") -> None:
+                 health: Callable[[str], str] = lambda _name: "",
+                 services: ServicePublisher | None = None) -> None:
         self.registry = registry
+        #: whose record changes ride along in each state write (one transaction)
+        self.services = services
+        #: a batch is being written
+        self.writing = False
         self.health = health
         self.failures = failures
         self.waiting = waiting
@@ -127,9 +136,30 @@ class StatePublisher:
             batch = {n: (st if n in present or (st and st.error) else None)
                      for n, st in batch.items()}
             try:
-                await self.registry.publish_states(self.machine_id, batch, self.lease())
+                self.writing = True
+                await self._write(batch)
             except RegistryError as exc:
                 log.warning("agent: cannot report %d unit states: %s", len(batch), exc)
                 self._pending = {**batch, **self._pending}
                 await self._retry_wait()
                 self._wake.set()
+            finally:
+                self.writing = False
+                if self.services is not None:
+                    self.services.poke()  # what this write did not carry
+
+    @property
+    def busy(self) -> bool:
+        """Reports are queued or being written (a state write is coming or under way)."""
+        return self.writing or bool(self._pending)
+
+    async def _write(self, batch: dict[str, UnitState | None]) -> None:
+        """One burst's states, with the service record changes due now (if any)."""
+        if self.services is None:
+            await self.registry.publish_states(self.machine_id, batch, self.lease())
+            return
+        async with self.services.lock:
+            changes = self.services.changes()
+            await self.registry.publish_states(self.machine_id, batch, self.lease(), changes)
+            if changes is not None:
+                self.services.written(changes)

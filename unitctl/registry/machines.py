@@ -52,11 +52,17 @@ class MachineStore:
     async def publish_states(self, machine_id: str, states: Mapping[str, UnitState | None],
                              lease: int) -> None:
         """Put (or, for None, delete) this machine's states, many per transaction."""
-        ops: list[Op] = [Put(self.keys.state(n, machine_id), codec.encode_state(st), lease)
-                         if st is not None else Delete(self.keys.state(n, machine_id))
-                         for n, st in states.items()]
+        ops = self.state_ops(machine_id, states, lease)
         for i in range(0, len(ops), MAX_TXN_OPS):
             await self.kv.txn([], ops[i:i + MAX_TXN_OPS])
+
+    def state_ops(self, machine_id: str, states: Mapping[str, UnitState | None],
+                  lease: int) -> list[Op]:
+        """The writes of :meth:`publish_states`: a put under ``lease`` per state, a
+        delete per None."""
+        return [Put(self.keys.state(n, machine_id), codec.encode_state(st), lease)
+                if st is not None else Delete(self.keys.state(n, machine_id))
+                for n, st in states.items()]
 
     async def delete_state(self, name: str, machine_id: str) -> None:
         """Delete only this machine's state of the unit (fleet deleted every machine's)."""

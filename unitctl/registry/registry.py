@@ -24,7 +24,7 @@ from unitctl.model import DesiredState, Machine, ScheduleEntry, UnitRecord, Unit
 from unitctl.registry import poison, schema
 from unitctl.registry.keys import Keys, normalize_prefix
 from unitctl.registry.keyspace import Keyspace, Record
-from unitctl.registry.kv import KV, Event, Group
+from unitctl.registry.kv import KV, MAX_TXN_OPS, Event, Group
 from unitctl.registry.leader import LeaderElection, Leadership
 from unitctl.registry.leases import KVLeases, Leases
 from unitctl.registry.machines import MachineStore
@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # the stores below are imported when first used (start-up cos
     from unitctl.registry.gatewayblock import BlockingWatch
     from unitctl.registry.requests import RequestStore
     from unitctl.registry.rollouts import RolloutStore
-    from unitctl.registry.services import ServiceStore
+    from unitctl.registry.services import ServiceChanges, ServiceStore
     from unitctl.registry.templates import TemplateStore
     from unitctl.registry.tokens import TokenStore
     from unitctl.registry.volumes import VolumeStore
@@ -247,9 +247,19 @@ class Registry:
         await self.machines.put_state(state, lease)
 
     async def publish_states(self, machine_id: str, states: Mapping[str, UnitState | None],
-                             lease: int) -> None:
-        """Put (or, for None, delete) this machine's states, many per transaction."""
-        await self.machines.publish_states(machine_id, states, lease)
+                             lease: int, services: ServiceChanges | None = None) -> None:
+        """Put (or, for None, delete) this machine's states, many per transaction;
+        with ``services``, its service record changes in the same transactions
+        (a started unit's ``active`` and its record land at one revision: one
+        write per burst, not two)."""
+        if services is None:
+            await self.machines.publish_states(machine_id, states, lease)
+            return
+        ops = self.machines.state_ops(machine_id, states, lease)
+        ops += self.services.change_ops(machine_id, services.withdrawn, services.published,
+                                        lease)
+        for i in range(0, len(ops), MAX_TXN_OPS):
+            await self.kv.txn([], ops[i:i + MAX_TXN_OPS])
 
     async def delete_state(self, name: str, machine_id: str) -> None:
         """Delete only this machine's state of the unit (fleet deleted every machine's)."""

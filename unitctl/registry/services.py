@@ -57,6 +57,15 @@ class ServiceRecord:
         return cls(raw["unit"], machine, raw["address"], dict(ports))
 
 
+@dataclass(frozen=True, slots=True)
+class ServiceChanges:
+    """One machine's service record changes: the services it withdraws and the
+    records it (re)writes."""
+
+    withdrawn: tuple[str, ...]
+    published: tuple[ServiceRecord, ...]
+
+
 def service_name(unit: str) -> str:
     """``testdb.service`` → ``testdb``; other unit types have no service name ("")."""
     return unit[:-len(SUFFIX)] if unit.endswith(SUFFIX) else ""
@@ -93,10 +102,17 @@ class ServiceStore:
         """Withdraw ``machine``'s records of ``withdrawn`` and write ``published``
         (under ``lease``), many per transaction: one agent's burst of changes in
         one round trip, not one per unit."""
-        ops: list[Op] = [Delete(self.key(s, machine)) for s in withdrawn]
-        ops += [Put(self.key(r.service, r.machine), r.encode(), lease) for r in published]
+        ops = self.change_ops(machine, withdrawn, published, lease)
         for i in range(0, len(ops), MAX_TXN_OPS):
             await self.kv.txn([], ops[i:i + MAX_TXN_OPS])
+
+    def change_ops(self, machine: str, withdrawn: Iterable[str],
+                   published: Iterable[ServiceRecord], lease: int) -> list[Op]:
+        """The writes of :meth:`write_changes` (for a transaction that also carries
+        other writes of the machine: :meth:`Registry.publish_states`)."""
+        ops: list[Op] = [Delete(self.key(s, machine)) for s in withdrawn]
+        return ops + [Put(self.key(r.service, r.machine), r.encode(), lease)
+                      for r in published]
 
     async def all(self) -> list[ServiceRecord]:
         return self.records((await self.kv.get_prefix(self.prefix)).kvs)
