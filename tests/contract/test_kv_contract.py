@@ -185,6 +185,28 @@ def test_watch_prefix_from_revision(make_kv: KVFactory, key_prefix: str) -> None
     run(make_kv, body)
 
 
+def test_a_transactions_events_arrive_in_one_batch(make_kv: KVFactory, key_prefix: str) -> None:
+    """A watcher is woken once per transaction, not once per key: an engine commit
+    of a machine's 10 schedule entries is one wake of its agent (EtcdKV used to
+    yield aetcd's events one by one: 10 wakes)."""
+    async def body(kv: KV) -> None:
+        w = key_prefix + "batch/"
+        rev = await kv.put(key_prefix + "start", b"")
+        batches: list[list[str]] = []
+
+        async def watch() -> None:
+            async for batch in kv.watch_prefix(w, rev):
+                batches.append([e.key.removeprefix(w) for e in batch])
+                if sum(map(len, batches)) >= 10:
+                    return
+        task = asyncio.create_task(watch())
+        await asyncio.sleep(0.2)
+        assert await kv.txn([], [Put(f"{w}k{i}", b"v") for i in range(10)])
+        await asyncio.wait_for(task, 5)
+        assert batches == [[f"k{i}" for i in range(10)]]
+    run(make_kv, body)
+
+
 @pytest.mark.parametrize("adapter", [EtcdKV, GatewayKV])
 def test_unreachable_store_raises_registry_unavailable(adapter: type[EtcdKV | GatewayKV]) -> None:
     async def go() -> None:

@@ -346,21 +346,54 @@ class EtcdKV:
         return int(rng.header.revision)
 
     async def watch_prefix(self, prefix: str, start_rev: int) -> AsyncIterator[list[Event]]:
-        # fragment: etcd splits a reply over its request limit (a watch catching
-        # up on many big bodies), so no reply nears the receive limit
-        watch = await self._call(self._c.watch_prefix(prefix.encode(), start_revision=start_rev,
-                                                      fragment=True))
+        """Each batch holds every event etcd has sent so far: one watch response
+        (a transaction's puts, a catch-up) is one batch, not one per event
+        (aetcd's own iterator yields event by event: an engine commit of 10
+        units woke their agent 10 times)."""
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        watch_id = await self._call(self._open_watch(prefix.encode(), start_rev, queue))
         try:
             checkpoint()  # wait_for (3.11) may have eaten a cancellation meanwhile
-            async for ev in watch:
-                kind = EventKind.PUT if ev.kind == "PUT" else EventKind.DELETE
-                yield [Event(kind, ev.kv.key.decode(), bytes(ev.kv.value), ev.kv.mod_revision)]
+            while True:
+                items = [await queue.get()]
+                while not queue.empty():
+                    items.append(queue.get_nowait())
+                batch = [Event(EventKind.PUT if ev.kind == "PUT" else EventKind.DELETE,
+                               ev.kv.key.decode(), bytes(ev.kv.value), ev.kv.mod_revision)
+                         for ev in items if not isinstance(ev, BaseException)]
+                if batch:
+                    yield batch
+                error = next((ev for ev in items if isinstance(ev, BaseException)), None)
+                if error is not None:
+                    aetcd.exceptions._handle_exception(error)  # as aetcd's iterator maps it
         except (aetcd.exceptions.ClientError, grpc.RpcError, OSError) as exc:
             _reraise_cancel(exc)
             raise _map_error(exc) from exc
         finally:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(watch.cancel(), 1)
+                await asyncio.wait_for(self._close_watch(watch_id), 1)
+
+    async def _open_watch(self, prefix: bytes, start_rev: int, queue: asyncio.Queue[Any]) -> int:
+        """Register a watch of ``prefix`` on the client's watch stream (what
+        ``aetcd.Client.watch_prefix`` does, with our own queue): every event, or
+        the error that ends the watch, is put on ``queue`` as it arrives."""
+        async def arrived(event_or_error: Any) -> None:
+            queue.put_nowait(event_or_error)
+
+        try:
+            await self._c.connect()
+            # fragment: etcd splits a reply over its request limit (a watch catching
+            # up on many big bodies), so no reply nears the receive limit
+            callback = await self._c._watcher.add_callback(
+                prefix, arrived, range_end=aetcd.utils.prefix_range_end(prefix),
+                start_revision=start_rev, fragment=True)
+        except aetcd.rpc.AioRpcError as exc:
+            aetcd.exceptions._handle_exception(exc)
+            raise
+        return int(callback.watch_id)
+
+    async def _close_watch(self, watch_id: int) -> None:
+        await self._c._watcher.cancel(watch_id)
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
