@@ -165,6 +165,39 @@ class Sampler:
             json.dump(top, f, indent=1)
 
 
+class CountingKV:
+    """A worker's KV, counting its requests by method and the key families they
+    touch (``txn:services,states``): what the agents and the engine send during
+    the rollout."""
+
+    COUNTED = frozenset({"txn", "get", "get_many", "get_prefix", "put", "delete"})
+
+    def __init__(self, inner: Any, counts: dict[str, int]) -> None:
+        self.inner = inner
+        self.counts = counts
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if name not in self.COUNTED:
+            return attr
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            key = f"{name}:{self.families(name, args)}"
+            self.counts[key] = self.counts.get(key, 0) + 1
+            return await attr(*args, **kwargs)
+        return call
+
+    @staticmethod
+    def families(method: str, args: tuple[Any, ...]) -> str:
+        if method == "txn":
+            keys = [str(getattr(op, "key", "")) for op in list(args[1]) + list(args[0])]
+        elif method == "get_many":
+            keys = list(args[0])
+        else:
+            keys = [str(args[0])] if args else []
+        return ",".join(sorted({k[len(PREFIX):].split("/", 1)[0] for k in keys}))
+
+
 async def _worker(index: int, workers: int, agents: int, endpoint: str,
                   conn: Connection, shared_engine: bool) -> None:
     import logging
@@ -178,12 +211,15 @@ async def _worker(index: int, workers: int, agents: int, endpoint: str,
     logging.disable(logging.WARNING)
     if os.environ.get("UNITCTL_E2E_PROFILE"):
         _log_to(os.path.join(os.environ["UNITCTL_E2E_PROFILE"], f"worker{index}.log"))
-    kv = await EtcdKV.connect(EtcdConfig(endpoints=(endpoint,), timeout=30.0))
+    counts: dict[str, int] = {}
+    kv: Any = CountingKV(await EtcdKV.connect(EtcdConfig(endpoints=(endpoint,), timeout=30.0)),
+                         counts)
     registry = Registry(kv, PREFIX)
     await registry.ensure_schema()
     machines = make_machines(agents)
     mine = _machines_of(index, workers, sorted(machines), shared_engine)
     wakes = [0]
+    publishes = [0]
     active: dict[tuple[str, str], bool] = {}
     first_active: dict[str, float] = {}
 
@@ -212,8 +248,10 @@ async def _worker(index: int, workers: int, agents: int, endpoint: str,
             active.pop((name, machine_id), None)
             await super().delete_state(name, machine_id)
 
-        async def publish_states(self, machine_id: str, states: Any, lease: int) -> None:
-            await super().publish_states(machine_id, states, lease)
+        async def publish_states(self, machine_id: str, states: Any, lease: int,
+                                 services: Any = None) -> None:
+            await super().publish_states(machine_id, states, lease, services)
+            publishes[0] += 1
             for name, st in states.items():
                 if st is None:
                     active.pop((name, machine_id), None)
@@ -231,8 +269,8 @@ async def _worker(index: int, workers: int, agents: int, endpoint: str,
         # an engine's agent has its own connection, as in production (one agent per
         # process): aetcd creates a channel's watches one at a time, and the engine's
         # must not queue behind 250 agents' watches
-        own = CountingRegistry(await EtcdKV.connect(
-            EtcdConfig(endpoints=(endpoint,), timeout=30.0)), PREFIX) if engine else reg
+        own = CountingRegistry(CountingKV(await EtcdKV.connect(
+            EtcdConfig(endpoints=(endpoint,), timeout=30.0)), counts), PREFIX) if engine else reg
         agent = Agent(own, FakeUnitManager(keep_history=False),
                       Machine(mid, m.public_ip, m.metadata, "bench"), opts,
                       engine=engine_factory(own, mid, opts))
@@ -249,10 +287,14 @@ async def _worker(index: int, workers: int, agents: int, endpoint: str,
             msg = conn.recv()
             if msg == "stop":
                 break
+            if msg == "counts":
+                conn.send({"counts": dict(counts)})
+                continue
             if msg == "times":
                 conn.send({"times": dict(first_active)})
                 continue
-        conn.send({"wakes": wakes[0], "active": sum(active.values()),
+        conn.send({"wakes": wakes[0], "publishes": publishes[0],
+                   "active": sum(active.values()),
                    "cpu_s": time.process_time() - cpu0})
     for t in tasks:
         t.cancel()
@@ -289,7 +331,7 @@ class Workers:
                 msg = c.recv()
                 self.last[i] = {**self.last[i], **msg}
         return {k: sum(float(d.get(k, 0)) for d in self.last)
-                for k in ("wakes", "active", "ready", "cpu_s")}
+                for k in ("wakes", "publishes", "active", "ready", "cpu_s")}
 
     async def wait(self, key: str, target: float, timeout: float,
                    progress: bool = False) -> float:
@@ -303,6 +345,21 @@ class Workers:
                 raise TimeoutError(f"{key} {self.poll()[key]} < {target} after {timeout}s")
             await asyncio.sleep(0.02)
         return time.perf_counter() - t0
+
+    def counts(self) -> dict[str, int]:
+        """Every worker's KV requests so far, by method and key families (:class:`CountingKV`)."""
+        for c in self.conns:
+            c.send("counts")
+        out: dict[str, int] = {}
+        for i, c in enumerate(self.conns):
+            while True:
+                msg = c.recv()
+                if "counts" in msg:
+                    for k, v in msg["counts"].items():
+                        out[k] = out.get(k, 0) + v
+                    break
+                self.last[i] = {**self.last[i], **msg}
+        return out
 
     def times(self) -> dict[str, float]:
         """unit -> wall time its agent first published it active (every worker's)."""
@@ -491,12 +548,16 @@ async def rollout(pool: Workers, cli: Cli, url: str, units: int,
     req0 = etcd_counters(url)
     meter = CpuMeter(pool, etcd_pid)
     meter.start()
+    before = pool.poll()
+    c0 = pool.counts()
     t0_wall, t0 = time.time(), time.perf_counter()
     start_s = await cli("start", "--no-block", *names)
     await pool.wait("active", units, 900, progress=True)
     total_s = time.perf_counter() - t0
     await asyncio.sleep(0.25)  # one more report of every worker's CPU
     cpu = meter.stop()
+    after = pool.poll()
+    c1 = pool.counts()
     req1 = etcd_counters(url)
     times = pool.times()
     to_active = [times[n] - t0_wall for n in names if n in times]
@@ -511,6 +572,10 @@ async def rollout(pool: Workers, cli: Cli, url: str, units: int,
         "etcd_requests_during_rollout": int(req1["msg_received"] - req0["msg_received"]),
         "etcd_requests_during_rollout_by_method": counter_diff(req0, req1),
         "cpu_during_rollout": cpu,
+        "agents_schedule_wakes": int(after["wakes"] - before["wakes"]),
+        "agents_state_writes": int(after["publishes"] - before["publishes"]),
+        "workers_requests_by_family": {k: c1[k] - c0.get(k, 0) for k in sorted(c1)
+                                       if c1[k] - c0.get(k, 0)},
     }
 
 
