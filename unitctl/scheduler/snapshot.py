@@ -93,7 +93,9 @@ class Relations:
     def __init__(self, units: Mapping[str, UnitInfo]) -> None:
         self._units = units
         self._names = sorted(n for n, u in units.items() if u.active)
-        self._placeable = frozenset(n for n in self._names if not units[n].req.is_global)
+        #: the non-global active names (a set that :meth:`add` grows in place: a
+        #: frozenset copied per added unit made a bulk start quadratic)
+        self._placeable = {n for n in self._names if not units[n].req.is_global}
         self._by_pattern: dict[str, frozenset[str]] = {}
         self._by_globs: dict[tuple[str, ...], frozenset[str]] = {}
         self._by_replace_globs: dict[tuple[str, ...], frozenset[str]] = {}
@@ -180,7 +182,7 @@ class Relations:
         name = unit.name
         bisect.insort(self._names, name)
         if not unit.req.is_global:
-            self._placeable = self._placeable | {name}
+            self._placeable.add(name)
         for pattern, found in self._by_pattern.items():
             if matches_glob(pattern, name):
                 self._by_pattern[pattern] = found | {name}
