@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+from collections.abc import Callable
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import KVFactory
-from unitctl.engine.engine import Engine, RoundResult, gathering
+from unitctl.engine.engine import GATHER_QUIET, Engine, RoundResult, gather_left, gathering
 from unitctl.model import DesiredState, Machine, UnitRecord
 from unitctl.registry.registry import Registry
 from unitctl.unitfile import UnitFile
@@ -39,9 +41,10 @@ class RecordingEngine(Engine):
     def _counted(self, _result: RoundResult) -> None:
         self.rounds += 1
 
-    async def _gather(self, seconds: float) -> None:
+    async def _gather(self, seconds: float,
+                      changed_at: Callable[[], float] = lambda: math.inf) -> None:
         self.gathered.append(seconds)
-        await super()._gather(seconds)
+        await super()._gather(seconds, changed_at)
 
 
 async def _submit(reg: Registry, name: str,
@@ -102,3 +105,18 @@ def test_gathering_waits_only_after_a_recent_round_that_wrote(
     at_once = quiet >= full or (not committed and quiet > 0)
     assert wait == (0.0 if at_once else full)
     assert 0.0 <= wait <= 1.0
+
+
+@given(now=st.floats(0, 100), deadline=st.floats(0, 100), changed_at=st.floats(0, 100))
+def test_gathering_ends_when_the_burst_is_over(now: float, deadline: float,
+                                               changed_at: float) -> None:
+    """The wait before a round lasts until its deadline or until the last change is
+    GATHER_QUIET old, whichever comes first; it never passes either."""
+    left = gather_left(now, deadline, changed_at)
+    assert left >= 0.0
+    if now >= deadline or now - changed_at >= GATHER_QUIET:
+        assert left == 0.0
+    else:
+        assert 0.0 < left <= deadline - now
+        assert left <= GATHER_QUIET - (now - changed_at)
+        assert left in (deadline - now, GATHER_QUIET - (now - changed_at))

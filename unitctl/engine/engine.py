@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -83,6 +84,8 @@ class Engine:
         self.grace = grace
         self.loss_grace = loss_grace
         self._missing_since: dict[str, float] = {}
+        #: the last commit's seconds, and how long its own writes took to reach the mirror
+        self._last_phases = (0.0, 0.0)
         self._mass_since: float | None = None
         self.clock = clock
         self.on_round = on_round
@@ -158,16 +161,23 @@ class Engine:
             await wake_or_timeout(mirror.trigger, wait)
             quiet = 0.0 if during else loop.time() - ended
             await self._gather(gathering(quiet, self.debounce, result.seconds,
-                                         result.batches > 0))
+                                         result.batches > 0), lambda: mirror.changed_at)
             mirror.trigger.clear()
             mirror.check()
             result = await self.reconcile(lead, mirror)
         self._stale = False
 
-    async def _gather(self, seconds: float) -> None:
-        """Let the changes of a burst gather for ``seconds`` before a round (0: none)."""
-        if seconds > 0:
-            await asyncio.sleep(seconds)
+    async def _gather(self, seconds: float,
+                      changed_at: Callable[[], float] = lambda: math.inf) -> None:
+        """Let the changes of a burst gather for up to ``seconds`` before a round (0:
+        none), but no longer than the burst lasts: once no change has come for
+        :data:`GATHER_QUIET` (``changed_at``: the loop time of the last one) the
+        round runs. A bulk ``start`` that ended while the last round ran is placed
+        at once, not after another wait as long as that round."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while (left := gather_left(loop.time(), deadline, changed_at())) > 0:
+            await asyncio.sleep(left)
 
     async def reconcile(self, lead: Leadership, mirror: Mirror | None = None) -> RoundResult:
         """One round: read (from ``mirror`` when given), schedule, commit; incremental
@@ -226,8 +236,10 @@ class Engine:
                       ) -> tuple[dict[str, bytes | None], bool]:
         """Commit ``planned`` against ``view``: the values written, and whether the next
         round may be incremental (not after a skipped group, a recheck, a stale mirror)."""
-        done = await self.registry.commit(pack(plan_groups(self.registry.keys, view, planned)),
-                                          lead)
+        batches = pack(plan_groups(self.registry.keys, view, planned))
+        t0 = time.perf_counter()
+        done = await self.registry.commit(batches, lead)
+        t1 = time.perf_counter()
         self._last_txns = done.txns
         expected = {op.key: op.value if isinstance(op, Put) else None for op in done.ops}
         # the next round must see our own writes, or it would redo them; a round over
@@ -238,6 +250,7 @@ class Engine:
             log.warning("engine: own writes not seen within 2s; re-reading the registry")
             self._stale = True
             settled = False
+        self._last_phases = (t1 - t0, time.perf_counter() - t1)
         if mirror and (done.skipped or plan.recheck):
             mirror.trigger.set()  # a unit changed under us, or ports were freed: look again
             settled = False
@@ -275,8 +288,10 @@ class Engine:
             log.log(level, "engine: %s %s on %s: %s", d.action.value, d.unit, d.machine[:8],
                     d.reason)
         if r.batches:
-            log.debug("engine: round at rev %d: %d txns in %.3fs", r.revision, r.batches,
-                      r.seconds)
+            commit, seen = self._last_phases
+            log.debug("engine: round at rev %d: %d txns in %.3fs (%s; commit %.3fs, own "
+                      "writes seen %.3fs after it)", r.revision, r.batches, r.seconds,
+                      "incremental" if r.incremental else "full", commit, seen)
 
     async def _requirements(self, view: EngineView) -> dict[str, Requirements | str]:
         """Parse each unit's [X-Fleet] requirements, cached by (name, body hash)."""
@@ -346,6 +361,21 @@ def gathering(quiet: float, debounce: float, last_round: float, committed: bool 
     """
     wait = min(max(debounce, last_round), 1.0)
     return 0.0 if quiet >= wait or (not committed and quiet > 0) else wait
+
+
+#: Seconds without a change after which a burst counts as over (a streaming bulk
+#: ``start`` writes a transaction every few tens of milliseconds, even under load).
+GATHER_QUIET = 0.1
+
+
+def gather_left(now: float, deadline: float, changed_at: float,
+                quiet: float = GATHER_QUIET) -> float:
+    """Seconds the gathering before a round still waits at ``now`` (0: run the round):
+    until ``deadline``, or until the last change (at ``changed_at``) is ``quiet``
+    seconds old, whichever comes first."""
+    if now >= deadline or now - changed_at >= quiet:
+        return 0.0
+    return min(deadline - now, quiet - (now - changed_at))
 
 
 def parse_policy(body: str | None) -> FailurePolicy:

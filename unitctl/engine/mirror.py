@@ -120,6 +120,8 @@ class Mirror:
         self.changes = Changes()
         #: set when units/ or machines/ change, or the watch ended: time for a round
         self.trigger = asyncio.Event()
+        #: the loop time of the last change that set :attr:`trigger` (0: none yet)
+        self.changed_at = 0.0
         self._changed = asyncio.Event()
         self.revision = 0
         self._handlers: dict[Entity, Callable[[Record], None]] = {
@@ -178,19 +180,24 @@ class Mirror:
                 for ev in relevant:
                     if self._failure_event(ev) or self._volume_event(ev):
                         self.changes.other = True
-                        self.trigger.set()
+                        self._triggered()
                         continue
                     try:
                         record = keyspace.decode_event(ev)
                     except poison.DECODE_ERRORS as exc:
                         record = None
                         if self._invalid(poison.invalid(ev.key, ev.mod_rev, exc)):
-                            self.trigger.set()
+                            self._triggered()
                     if self._apply(record):
-                        self.trigger.set()
+                        self._triggered()
                 yield
         finally:
             self.trigger.set()  # a watch that ends wakes the rounds at once
+
+    def _triggered(self) -> None:
+        """A change calls for a round: set :attr:`trigger`, note when."""
+        self.trigger.set()
+        self.changed_at = asyncio.get_running_loop().time()
 
     def _wanted_prefixes(self) -> tuple[str, ...]:
         """The prefixes whose keys the mirror holds (every other key is skipped undecoded)."""
