@@ -247,3 +247,44 @@ def test_bodies_by_hash_skip_a_body_key_that_does_not_decode(
         assert got == {"ha": "[Service]\nExecStart=/a\n", "hb": "[Service]\nExecStart=/b\n"}
         assert await reg.get_bodies_by_hash(["bad"]) == {}
     run(make_kv, key_prefix, body)
+
+
+def test_destroy_units_deletes_many_in_few_transactions(make_kv: KVFactory,
+                                                        key_prefix: str) -> None:
+    """200 units (more than one transaction's ops) go in a few transactions, not
+    three round trips each; a body goes with its last user and one still in use
+    stays; a key that does not decode is destroyed too; absent names are left
+    out of the result; a unit changed between the read and the write is still
+    destroyed (the transaction is redone unit by unit)."""
+    async def body(reg: Registry) -> None:
+        names = [f"d@{i}.service" for i in range(200)]
+        await reg.create_units([(UnitRecord(n, "hd", L), "[Service]\nExecStart=/d\n")
+                                for n in names])
+        await reg.create_units([(UnitRecord("keep.service", "hk", L),
+                                 "[Service]\nExecStart=/k\n"),
+                                (UnitRecord("other.service", "hk", L),
+                                 "[Service]\nExecStart=/k\n")])
+        await reg.kv.put(reg.keys.unit("poison.service"), b"\xff not json")
+        txns = [0]
+        inner = reg.kv.txn
+
+        async def counted(*args: object, **kw: object) -> bool:
+            txns[0] += 1
+            if txns[0] == 1:  # a unit of the first chunk changes under the destroy
+                await reg.set_desired("d@3.service", DesiredState.LOADED)
+            return await inner(*args, **kw)  # type: ignore[arg-type]
+        reg.kv.txn = counted  # type: ignore[method-assign]
+        try:
+            got = await reg.destroy_units([*names, "keep.service", "poison.service",
+                                           "absent.service"])
+        finally:
+            reg.kv.txn = inner  # type: ignore[method-assign]
+        assert got == [*names, "keep.service", "poison.service"]
+        assert {u.name for u in await reg.list_units()} == {"other.service"}
+        assert await reg.kv.get(reg.keys.unit("poison.service")) is None
+        assert await reg.get_body("hd") is None  # no user left
+        assert await reg.get_body("hk") == "[Service]\nExecStart=/k\n"  # other.service
+        # 200 units: 4 chunks, the one that failed redone as 64 deletes, 1 set_desired,
+        # 2 bodies (one unit per transaction: 400 and more)
+        assert txns[0] <= 4 + 64 + 1 + 2, txns[0]
+    run(make_kv, key_prefix, body)

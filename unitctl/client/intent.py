@@ -122,9 +122,7 @@ async def set_desired(registry: Registry, records: Sequence[UnitRecord],
 
 
 async def destroy(registry: Registry, records: Sequence[UnitRecord]) -> list[str]:
-    """Delete units; return the names that were still there."""
-    done = []
-    for rec in records:
-        if await registry.destroy_unit(rec.name):
-            done.append(rec.name)
-    return done
+    """Delete units (many per transaction); return the names that were still there."""
+    if len(records) == 1:
+        return [records[0].name] if await registry.destroy_unit(records[0].name) else []
+    return await registry.destroy_units([rec.name for rec in records])

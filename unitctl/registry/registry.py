@@ -231,6 +231,10 @@ class Registry:
         """Delete a unit; return False if it did not exist. Its body goes with its last user."""
         return await self.units.destroy_unit(name)
 
+    async def destroy_units(self, names: Sequence[str]) -> list[str]:
+        """See :meth:`UnitStore.destroy_units` (many units, a few transactions)."""
+        return await self.units.destroy_units(names)
+
     async def collect_body(self, sha: str) -> bool:
         """Delete a body no unit refers to any more; return True if deleted."""
         return await self.units.collect_body(sha)

@@ -67,6 +67,23 @@ def _cas_chunks(names: list[str], cas: Callable[[str], tuple[Compare, Op]],
         yield chunk
 
 
+def _destroy_chunks(groups: list[tuple[str, UnitRecord]],
+                    ) -> Iterator[list[tuple[str, UnitRecord]]]:
+    """Consecutive units whose deletes (the unit key and its body reference, one
+    compare) fit one transaction: at most :data:`MAX_TXN_OPS` ops."""
+    chunk: list[tuple[str, UnitRecord]] = []
+    ops = 0
+    for name, rec in groups:
+        mine = 2 if rec.hash else 1
+        if chunk and ops + mine > MAX_TXN_OPS:
+            yield chunk
+            chunk, ops = [], 0
+        chunk.append((name, rec))
+        ops += mine
+    if chunk:
+        yield chunk
+
+
 class UnitsRead(Frozen):
     """The units prefix read: the units that decode, their revisions, the read
     revision, and the keys that do not decode (unit name -> why)."""
@@ -310,19 +327,64 @@ class UnitStore:
 
     async def destroy_unit(self, name: str) -> bool:
         """Delete a unit; return False if it did not exist. Its body goes with its last user."""
+        sha = await self._destroy_one(name)
+        if sha:
+            await self.collect_body(sha)
+        return sha is not None
+
+    async def _destroy_one(self, name: str) -> str | None:
+        """Delete a unit and its body reference; return its body hash ("" without
+        one), or None if it did not exist. Raises ConflictError if it changed
+        between the read and the delete."""
         k = self.keys.unit(name)
         kv = await self.kv.get(k)
         if kv is None:
-            return False
+            return None
         rec = self._lenient(name, kv)  # an invalid key can be destroyed too
-        ops: list[Op] = [Delete(k)]
+        if not await self.kv.txn([mod_is(k, kv.mod_rev)], self._destroy_ops(name, rec)):
+            raise ConflictError(f"unit {name} changed concurrently; try again")
+        return rec.hash
+
+    async def destroy_units(self, names: Sequence[str]) -> list[str]:
+        """Delete many units in a few transactions; return those that existed.
+
+        Each unit's deletes (its key and its body reference) are guarded by the
+        mod revision read here, packed up to etcd's op limit per transaction; a
+        transaction whose compare fails (a unit changed meanwhile) is redone unit
+        by unit with :meth:`destroy_unit` (which raises ConflictError if it
+        changed again). Bodies no unit refers to any more go afterwards, once
+        per body. A key that does not decode is destroyed too.
+        """
+        wanted = list(dict.fromkeys(names))
+        found = await self._raw_units(wanted)
+        groups = [(n, self._lenient(n, found[n])) for n in wanted if n in found]
+        done: list[str] = []
+        for chunk in _destroy_chunks(groups):
+            compares = [mod_is(self.keys.unit(n), found[n].mod_rev) for n, _ in chunk]
+            ops = [op for n, rec in chunk for op in self._destroy_ops(n, rec)]
+            if await self.kv.txn(compares, ops):
+                done += [n for n, _ in chunk]
+                continue
+            done += [n for n, _ in chunk if await self._destroy_one(n) is not None]
+        hashes = {rec.hash for n, rec in groups if rec.hash}
+        for sha in sorted(hashes):
+            await self.collect_body(sha)
+        return [n for n in wanted if n in set(done)]
+
+    async def _raw_units(self, names: Sequence[str]) -> dict[str, KeyValue]:
+        """The stored unit keys of ``names`` (decoded or not), by name."""
+        if len(names) > BATCH_GETS:
+            rng = await self.kv.get_prefix(self.keys.units())
+            by_name = {self.keys.tail(kv.key, self.keys.units()): kv for kv in rng.kvs}
+            return {n: by_name[n] for n in names if n in by_name}
+        got = {n: await self.kv.get(self.keys.unit(n)) for n in names}
+        return {n: kv for n, kv in got.items() if kv is not None}
+
+    def _destroy_ops(self, name: str, rec: UnitRecord) -> list[Op]:
+        ops: list[Op] = [Delete(self.keys.unit(name))]
         if rec.hash:
             ops.append(Delete(self.keys.bodyref(rec.hash, name)))
-        if not await self.kv.txn([mod_is(k, kv.mod_rev)], ops):
-            raise ConflictError(f"unit {name} changed concurrently; try again")
-        if rec.hash:
-            await self.collect_body(rec.hash)
-        return True
+        return ops
 
     async def collect_body(self, sha: str) -> bool:
         """Delete a body no unit refers to any more; return True if deleted."""
