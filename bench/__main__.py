@@ -130,6 +130,7 @@ TABLE = [
     ("cli", "list_units.ratio_p50", "<= 4x etcdctl", "-"),
     ("cli", "list_unit_files.ratio_p50", "<= 4x etcdctl", "-"),
     ("cli", "bulk.together.p50_ms", "<= 10,000 ms", "-"),
+    ("cli", "bulk.destroy_no_block.p50_ms", "(report: destroy of the same)", "-"),
     ("scheduler", "units_10000.placements_per_s", ">= 20,000 placements/s", "-"),
     ("scheduler", "units_50000.placements_per_s", "(growth)", "-"),
     ("engine_round", "first_round_s", "(one round, 10k units)", "-"),

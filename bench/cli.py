@@ -5,8 +5,8 @@
   against ``etcdctl get --prefix`` over the same keys (the Go floor); each unit
   has a body of its own, as a user's units have (instances of one template
   share one body, which hid ``list-unit-files``' body reads until 2026-12-04);
-* ``submit`` then ``start --no-block`` of 10,000 template instances through
-  the real CLI (one process each, all names on the command line);
+* ``submit``, ``start --no-block`` and ``destroy --no-block`` of 10,000 template
+  instances through the real CLI (one process each, all names on the command line);
 * where the start-up of ``--help`` and the list verbs goes: import time per
   group and the dataclasses created (:mod:`bench.cli_imports`).
 
@@ -138,7 +138,7 @@ def _measure(args: argparse.Namespace, work: str, py: list[str],
 def _bulk(cli: list[str], ep: str, env: dict[str, str], cwd: str, count: int,
           rounds: int) -> dict[str, Any]:
     names = [f"svc@{i}.service" for i in range(1, count + 1)]
-    submit, start, both = [], [], []
+    submit, start, both, destroy = [], [], [], []
     for r in range(rounds):
         pre = ["--etcd-key-prefix", f"/bulk{r}/"]
         a = _timed([*cli, *pre, "submit", *names], env, cwd)
@@ -146,14 +146,22 @@ def _bulk(cli: list[str], ep: str, env: dict[str, str], cwd: str, count: int,
         submit.append(a)
         start.append(b)
         both.append(a + b)
-        got = subprocess.run(["etcdctl", "--endpoints", ep, "get", "--prefix", "--keys-only",
-                              f"/bulk{r}/units/"], capture_output=True, text=True, check=True)
-        stored = sum(1 for ln in got.stdout.splitlines() if ln.strip())
-        if stored != count:
-            raise RuntimeError(f"round {r}: {stored} of {count} units stored")
-    return {"units": count, "command": f"unitctl submit / start --no-block svc@{{1..{count}}}",
+        if _stored(ep, f"/bulk{r}/units/") != count:
+            raise RuntimeError(f"round {r}: not every one of {count} units stored")
+        destroy.append(_timed([*cli, *pre, "destroy", "--no-block", *names], env, cwd))
+        if _stored(ep, f"/bulk{r}/units/") or _stored(ep, f"/bulk{r}/bodies/"):
+            raise RuntimeError(f"round {r}: destroy left units or bodies behind")
+    return {"units": count, "command": f"unitctl submit / start --no-block / destroy "
+                                       f"--no-block svc@{{1..{count}}}",
             "submit": _stats(submit), "start_no_block": _stats(start),
-            "together": _stats(both), "goal_s": 10}
+            "together": _stats(both), "goal_s": 10, "destroy_no_block": _stats(destroy)}
+
+
+def _stored(ep: str, prefix: str) -> int:
+    """How many keys etcd holds under ``prefix``."""
+    got = subprocess.run(["etcdctl", "--endpoints", ep, "get", "--prefix", "--keys-only",
+                          prefix], capture_output=True, text=True, check=True)
+    return sum(1 for ln in got.stdout.splitlines() if ln.strip())
 
 
 if __name__ == "__main__":
