@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import KVFactory
 from unitctl.errors import RegistryError, RegistryUnavailable
+from unitctl.registry.blocking import run_blocking
 from unitctl.registry.etcd import EtcdConfig, EtcdKV
 from unitctl.registry.gateway import GatewayKV
 from unitctl.registry.kv import (
@@ -18,10 +19,12 @@ from unitctl.registry.kv import (
     CompareField,
     Delete,
     Put,
+    Txn,
     mod_is,
     prefix_empty,
     value_is,
 )
+from unitctl_testing.etcd import EtcdCluster
 
 
 def run(make: KVFactory, body: Callable[[KV], Awaitable[None]]) -> None:
@@ -205,6 +208,41 @@ def test_a_transactions_events_arrive_in_one_batch(make_kv: KVFactory, key_prefi
         await asyncio.wait_for(task, 5)
         assert batches == [[f"k{i}" for i in range(10)]]
     run(make_kv, body)
+
+
+def _independent_txns(prefix: str) -> list[Txn]:
+    """Eight transactions over disjoint keys; the fourth's compare fails."""
+    txns: list[Txn] = []
+    for i in range(8):
+        key = f"{prefix}many/k{i}"
+        compare = mod_is(key, 12345) if i == 3 else mod_is(key, 0)
+        txns.append(([compare], [Put(key, f"v{i}".encode()), Put(key + "-b", b"b")]))
+    return txns
+
+
+def test_txn_many_applies_independent_transactions(make_kv: KVFactory,
+                                                   key_prefix: str) -> None:
+    """Each transaction as txn() would apply it, whatever order they ran in; the
+    outcomes in order; the one whose compare failed wrote nothing."""
+    async def body(kv: KV) -> None:
+        got = await kv.txn_many(_independent_txns(key_prefix))
+        assert got == [True, True, True, False, True, True, True, True]
+        values = await kv.get_many([f"{key_prefix}many/k{i}" for i in range(8)])
+        assert [v.value if v else None for v in values] == [
+            None if i == 3 else f"v{i}".encode() for i in range(8)]
+        assert await kv.txn_many([]) == []
+    run(make_kv, body)
+
+
+def test_txn_many_without_an_event_loop(etcd: EtcdCluster, key_prefix: str) -> None:
+    """The gateway driven by run_blocking (the CLI's bulk verbs) runs them in threads,
+    each on a connection of its own, with the same outcomes."""
+    kv = GatewayKV.create(EtcdConfig(endpoints=tuple(etcd.endpoints), timeout=10))
+    got = run_blocking(kv.txn_many(_independent_txns(key_prefix)))
+    assert got == [True, True, True, False, True, True, True, True]
+    values = run_blocking(kv.get_many([f"{key_prefix}many/k{i}" for i in range(8)]))
+    assert [v.value if v else None for v in values] == [
+        None if i == 3 else f"v{i}".encode() for i in range(8)]
 
 
 @pytest.mark.parametrize("adapter", [EtcdKV, GatewayKV])

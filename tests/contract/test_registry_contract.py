@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.conftest import KVFactory
@@ -169,31 +171,49 @@ def test_create_units_in_batches(make_kv: KVFactory, key_prefix: str) -> None:
     run(make_kv, key_prefix, body)
 
 
+class _Unpatched:
+    """``kv`` with its own read and txn (the rival client of a test that patches them)."""
+
+    def __init__(self, kv: Any, get_prefix: Any, txn: Any) -> None:
+        self._kv, self.get_prefix, self.txn = kv, get_prefix, txn
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._kv, name)
+
+
 def test_set_desired_many_batches_and_loses_nothing_on_a_split(make_kv: KVFactory,
                                                                key_prefix: str) -> None:
-    """300 units (several transactions): every one gets the new state; a unit
-    changed by someone else between two transactions makes its transaction
-    fail, and that transaction is redone unit by unit: nothing is lost."""
+    """300 units (several transactions, some in flight together): every one gets
+    the new state; a unit changed by someone else after the read, before the
+    writes, makes its transaction fail, and that transaction is redone unit by
+    unit: nothing is lost."""
     async def body(reg: Registry) -> None:
         names = [f"s@{i}.service" for i in range(300)]
         await reg.create_units([(UnitRecord(n, "h", DesiredState.INACTIVE), "t") for n in names])
-        real_txn = reg.kv.txn
+        real_read, real_txn = reg.kv.get_prefix, reg.kv.txn
         calls = 0
 
-        async def txn_with_a_rival(compares, success, failure=()):  # type: ignore[no-untyped-def]
+        async def read_then_a_rival(prefix):  # type: ignore[no-untyped-def]
+            got = await real_read(prefix)
+            if prefix.endswith("/units/"):  # after the read, another client writes
+                other = Registry(real_kv, key_prefix)
+                await other.units.set_desired(names[-1], DesiredState.LOADED)
+            return got
+
+        async def counted(compares, success, failure=()):  # type: ignore[no-untyped-def]
             nonlocal calls
             calls += 1
-            if calls == 2:  # between the first and second batch, another client writes
-                other = Registry(reg.kv, key_prefix)
-                await other.units.set_desired(names[-1], DesiredState.LOADED)
             return await real_txn(compares, success, failure)
-        reg.kv.txn = txn_with_a_rival  # type: ignore[method-assign]
+        real_kv = _Unpatched(reg.kv, real_read, real_txn)
+        reg.kv.get_prefix = read_then_a_rival  # type: ignore[method-assign]
+        reg.kv.txn = counted  # type: ignore[method-assign]
         try:
             got = await reg.set_desired_many([*names, names[0]], L)
         finally:
+            reg.kv.get_prefix = real_read  # type: ignore[method-assign]
             reg.kv.txn = real_txn  # type: ignore[method-assign]
         assert [r.name for r in got] == names and all(r.desired is L for r in got)
-        assert calls > 3  # batched: a few transactions, not 300
+        assert 3 < calls < 300  # batched: a few transactions (one redone unit by unit)
         stored = {u.name: u.desired for u in await reg.list_units()}
         assert stored == dict.fromkeys(names, L)
         with pytest.raises(NotFoundError, match=r"nope\.service"):

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import TypeVar
 
 from unitctl.metrics.catalog import ETCD_ERRORS, ETCD_SECONDS
-from unitctl.registry.kv import KV, Compare, Event, KeyValue, Op, Range
+from unitctl.registry.kv import KV, Compare, Event, KeyValue, Op, Range, Txn
 
 T = TypeVar("T")
 
@@ -57,6 +57,9 @@ class MeteredKV:
 
     async def delete(self, key: str, prefix: bool = False) -> int:
         return await self._timed("delete", self.inner.delete(key, prefix))
+
+    async def txn_many(self, txns: Sequence[Txn]) -> list[bool]:
+        return await self._timed("txn_many", self.inner.txn_many(txns))
 
     async def txn(self, compares: Sequence[Compare], success: Sequence[Op],
                   failure: Sequence[Op] = ()) -> bool:

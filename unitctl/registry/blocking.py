@@ -56,3 +56,18 @@ async def gather(*aws: Awaitable[T]) -> list[T]:
     import asyncio  # only here: a blocking run must not pay for asyncio's import
 
     return list(await asyncio.gather(*aws))
+
+
+async def gather_bounded(aws: list[Awaitable[T]], width: int) -> list[T]:
+    """Await ``aws`` in order of their results: at most ``width`` in flight under
+    asyncio, one by one under :func:`run_blocking`."""
+    if active() or len(aws) <= 1:
+        return [await aw for aw in aws]
+    import asyncio
+
+    gate = asyncio.Semaphore(width)
+
+    async def gated(aw: Awaitable[T]) -> T:
+        async with gate:
+            return await aw
+    return list(await asyncio.gather(*(gated(aw) for aw in aws)))

@@ -44,9 +44,11 @@ import grpc
 
 from unitctl.errors import ConfigError, RegistryError, RegistryUnavailable
 from unitctl.loop import checkpoint
+from unitctl.registry import blocking
 from unitctl.registry.connection import EtcdConfig
 from unitctl.registry.kv import (
     PAGE_KEYS,
+    TXNS_IN_FLIGHT,
     Compare,
     CompareField,
     Delete,
@@ -56,6 +58,7 @@ from unitctl.registry.kv import (
     Op,
     Put,
     Range,
+    Txn,
 )
 
 #: gRPC's limit on one reply (see the module docstring).
@@ -317,6 +320,10 @@ class EtcdKV:
         assert isinstance(op, Delete)
         key = op.key.encode()
         return t.delete(key, range_end=aetcd.utils.prefix_range_end(key) if op.prefix else None)
+
+    async def txn_many(self, txns: Sequence[Txn]) -> list[bool]:
+        """Up to :data:`TXNS_IN_FLIGHT` at once on the channel."""
+        return await blocking.gather_bounded([self.txn(c, o) for c, o in txns], TXNS_IN_FLIGHT)
 
     async def txn(self, compares: Sequence[Compare], success: Sequence[Op],
                   failure: Sequence[Op] = ()) -> bool:

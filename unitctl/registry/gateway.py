@@ -44,7 +44,7 @@ from unitctl.registry import gatewayjson as gj
 from unitctl.registry.connection import EtcdConfig
 from unitctl.registry.gatewaystream import connect
 from unitctl.registry.httpwire import ResponseParser, WireError, post
-from unitctl.registry.kv import PAGE_KEYS, Compare, Event, KeyValue, Op, Range
+from unitctl.registry.kv import PAGE_KEYS, TXNS_IN_FLIGHT, Compare, Event, KeyValue, Op, Range, Txn
 
 __all__ = ["GatewayKV"]
 
@@ -291,6 +291,21 @@ class GatewayKV:
                   failure: Sequence[Op] = ()) -> bool:
         reply = await self._call("/v3/kv/txn", gj.txn_request(compares, success, failure))
         return bool(reply.get("succeeded"))
+
+    async def txn_many(self, txns: Sequence[Txn]) -> list[bool]:
+        """Up to :data:`TXNS_IN_FLIGHT` at once, each on a connection of its own: in
+        threads when driven without an event loop (the CLI's bulk verbs), else on
+        the loop's executor."""
+        if not blocking.active() or len(txns) <= 1:
+            return await blocking.gather_bounded([self.txn(c, o) for c, o in txns],
+                                                 TXNS_IN_FLIGHT)
+        from concurrent.futures import ThreadPoolExecutor  # the bulk verbs only
+
+        def one(txn: Txn) -> bool:
+            reply = self._call_now("/v3/kv/txn", gj.txn_request(txn[0], txn[1], ()))
+            return bool(reply.get("succeeded"))
+        with ThreadPoolExecutor(min(TXNS_IN_FLIGHT, len(txns))) as pool:
+            return list(pool.map(one, txns))
 
     async def grant_lease(self, ttl: int) -> int:
         return gj.integer(await self._call("/v3/lease/grant", {"TTL": ttl}), "ID")

@@ -153,6 +153,15 @@ class Range(Frozen):
         init(self, kvs, revision)
 
 
+#: One transaction of :meth:`KV.txn_many`: its compares and its ops.
+Txn = tuple[Sequence[Compare], Sequence[Op]]
+
+#: Transactions :meth:`KV.txn_many` keeps in flight at once: a bulk command's
+#: transactions (10,000 units: about 80) no longer wait for each other's round
+#: trip, and etcd applies them as fast as it can; more would only queue in etcd.
+TXNS_IN_FLIGHT = 4
+
+
 def request_bytes(compares: Sequence[Compare], ops: Sequence[Op]) -> int:
     """The key and value bytes a transaction of ``compares`` and ``ops`` sends."""
     size = 0
@@ -214,6 +223,14 @@ class KV(Protocol):
     async def txn(self, compares: Sequence[Compare], success: Sequence[Op],
                   failure: Sequence[Op] = ()) -> bool:
         """Apply ``success`` if all compares hold (return True), else ``failure``."""
+        ...
+
+    async def txn_many(self, txns: Sequence[Txn]) -> list[bool]:
+        """Apply independent transactions (no key one compares or writes is
+        compared or written by another), each as :meth:`txn` without failure
+        ops; return whether each one's compares held, in order. Up to
+        :data:`TXNS_IN_FLIGHT` may be in flight at once, so they may apply in
+        any order; when one raises, the others may or may not have applied."""
         ...
 
     async def grant_lease(self, ttl: int) -> int:

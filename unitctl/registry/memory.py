@@ -27,6 +27,7 @@ from unitctl.registry.kv import (
     Op,
     Put,
     Range,
+    Txn,
 )
 
 #: etcd's default ``--max-txn-ops``: the most compares, or ops in one branch,
@@ -199,6 +200,9 @@ class MemoryKV:
         n = len(self._scan(key)) if prefix else int(key in self._data)
         self._apply([Delete(key, prefix)])
         return n
+
+    async def txn_many(self, txns: Sequence[Txn]) -> list[bool]:
+        return [await self.txn(compares, ops) for compares, ops in txns]
 
     async def txn(self, compares: Sequence[Compare], success: Sequence[Op],
                   failure: Sequence[Op] = ()) -> bool:

@@ -37,6 +37,7 @@ from unitctl.registry.kv import (
     KeyValue,
     Op,
     Put,
+    Txn,
     mod_is,
     prefix_empty,
     request_bytes,
@@ -195,13 +196,16 @@ class UnitStore:
         svc@{1..1000}`` in a handful of round trips). Same result per unit as
         :meth:`create_unit` without ``replace``: False where the name exists.
         """
-        created: list[bool] = []
-        for chunk in self._create_chunks(units):
-            compares = [mod_is(self.keys.unit(r.name), 0) for r, _ in chunk]
+        chunks = list(self._create_chunks(units))
+        txns: list[Txn] = []
+        for chunk in chunks:
             ops = [op for r, b in chunk for op in self._create_ops(r, b)]
             # etcd refuses a key twice in one transaction: one put per shared body
-            ops = list({op.key: op for op in ops}.values())
-            if await self.kv.txn(compares, ops):
+            txns.append(([mod_is(self.keys.unit(r.name), 0) for r, _ in chunk],
+                         list({op.key: op for op in ops}.values())))
+        created: list[bool] = []
+        for chunk, ok in zip(chunks, await self.kv.txn_many(txns), strict=True):
+            if ok:
                 created += [True] * len(chunk)
             else:  # some exist already: decide one by one
                 created += [await self.create_unit(r, b) for r, b in chunk]
@@ -295,10 +299,13 @@ class UnitStore:
                      for n, rec in trusted.items())
         recs.update(trusted)
         result = dict(recs)
-        for chunk in _cas_chunks([n for n in wanted if recs[n].desired != desired],
-                                 lambda n: self._desired_cas(recs[n], guard[n], desired)):
-            groups = [self._desired_cas(recs[n], guard[n], desired) for n in chunk]
-            if await self.kv.txn([c for c, _ in groups], [op for _, op in groups]):
+        pairs = {n: self._desired_cas(recs[n], guard[n], desired)
+                 for n in wanted if recs[n].desired != desired}
+        chunks = list(_cas_chunks(list(pairs), pairs.__getitem__))
+        landed = await self.kv.txn_many([([pairs[n][0] for n in chunk],
+                                          [pairs[n][1] for n in chunk]) for chunk in chunks])
+        for chunk, ok in zip(chunks, landed, strict=True):
+            if ok:
                 result.update((n, UnitRecord(n, recs[n].hash, desired)) for n in chunk)
                 continue
             for n in chunk:
@@ -358,11 +365,13 @@ class UnitStore:
         wanted = list(dict.fromkeys(names))
         found = await self._raw_units(wanted)
         groups = [(n, self._lenient(n, found[n])) for n in wanted if n in found]
+        chunks = list(_destroy_chunks(groups))
+        landed = await self.kv.txn_many(
+            [([mod_is(self.keys.unit(n), found[n].mod_rev) for n, _ in chunk],
+              [op for n, rec in chunk for op in self._destroy_ops(n, rec)]) for chunk in chunks])
         done: list[str] = []
-        for chunk in _destroy_chunks(groups):
-            compares = [mod_is(self.keys.unit(n), found[n].mod_rev) for n, _ in chunk]
-            ops = [op for n, rec in chunk for op in self._destroy_ops(n, rec)]
-            if await self.kv.txn(compares, ops):
+        for chunk, ok in zip(chunks, landed, strict=True):
+            if ok:
                 done += [n for n, _ in chunk]
                 continue
             done += [n for n, _ in chunk if await self._destroy_one(n) is not None]
