@@ -4,7 +4,8 @@ The leading engine over a real etcd (and the in-memory store): after it has
 been idle, one new unit is placed by a round that did not wait for more
 changes to gather; changes that come while rounds keep running are gathered
 for ``debounce`` (the bulk paths rely on that). The waits are recorded through
-:meth:`Engine._gather`, the one place the engine waits before a round.
+:meth:`Engine._gather`, the one place the engine waits before a round (its rules:
+:mod:`unitctl.engine.gather`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import KVFactory
-from unitctl.engine.engine import GATHER_QUIET, Engine, RoundResult, gather_left, gathering
+from unitctl.engine.engine import Engine, RoundResult
+from unitctl.engine.gather import GATHER_MAX, GATHER_QUIET, gather_left, gathering
 from unitctl.model import DesiredState, Machine, UnitRecord
 from unitctl.registry.registry import Registry
 from unitctl.unitfile import UnitFile
@@ -107,16 +109,21 @@ def test_gathering_waits_only_after_a_recent_round_that_wrote(
     assert 0.0 <= wait <= 1.0
 
 
-@given(now=st.floats(0, 100), deadline=st.floats(0, 100), changed_at=st.floats(0, 100))
-def test_gathering_ends_when_the_burst_is_over(now: float, deadline: float,
+@given(now=st.floats(0, 100), started=st.floats(0, 100), wait=st.floats(0, 2),
+       changed_at=st.floats(0, 100))
+def test_gathering_ends_when_the_burst_is_over(now: float, started: float, wait: float,
                                                changed_at: float) -> None:
-    """The wait before a round lasts until its deadline or until the last change is
-    GATHER_QUIET old, whichever comes first; it never passes either."""
-    left = gather_left(now, deadline, changed_at)
+    """The wait before a round ends once the last change is GATHER_QUIET old; else at
+    its deadline, or, while changes came during it, at most at GATHER_MAX."""
+    deadline, cap = started + wait, started + max(wait, GATHER_MAX)
+    left = gather_left(now, deadline, changed_at, started, cap)
     assert left >= 0.0
-    if now >= deadline or now - changed_at >= GATHER_QUIET:
+    end = cap if changed_at > started else deadline
+    if now - changed_at >= GATHER_QUIET or now >= end:
         assert left == 0.0
     else:
-        assert 0.0 < left <= deadline - now
-        assert left <= GATHER_QUIET - (now - changed_at)
-        assert left in (deadline - now, GATHER_QUIET - (now - changed_at))
+        assert left in (end - now, GATHER_QUIET - (now - changed_at))
+        assert 0.0 < left <= end - now
+    if changed_at <= started:  # no change during the wait: never past its deadline
+        assert now + left <= max(deadline, now)
+    assert now + left <= max(cap, now)  # never past GATHER_MAX

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from unitctl.agent.fencing import LOSS_GRACE
 from unitctl.engine.commit import pack, plan_groups
 from unitctl.engine.fastround import FastPath, partial_view, restricted
+from unitctl.engine.gather import GATHER_MAX, gather_left, gathering
 from unitctl.engine.mirror import Mirror, read_view
 from unitctl.engine.planned import build_snapshot, failure_moves, mass_loss, planned_schedule
 from unitctl.engine.rollout import driving
@@ -169,14 +170,21 @@ class Engine:
 
     async def _gather(self, seconds: float,
                       changed_at: Callable[[], float] = lambda: math.inf) -> None:
-        """Let the changes of a burst gather for up to ``seconds`` before a round (0:
-        none), but no longer than the burst lasts: once no change has come for
-        :data:`GATHER_QUIET` (``changed_at``: the loop time of the last one) the
-        round runs. A bulk ``start`` that ended while the last round ran is placed
-        at once, not after another wait as long as that round."""
+        """Let the changes of a burst gather before a round (``seconds`` 0: none).
+
+        It waits ``seconds``, or up to :data:`GATHER_MAX` while changes keep
+        coming in during the wait (a bulk ``start`` streaming its transactions:
+        the stream goes into one round, and every machine gets one batch, not one
+        per round), and it ends as soon as no change has come for
+        :data:`GATHER_QUIET` (``changed_at``: the loop time of the last one). A
+        lone change, or one that came before the wait began, waits no longer
+        than before (:func:`gather_left`)."""
+        if seconds <= 0:
+            return
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        while (left := gather_left(loop.time(), deadline, changed_at())) > 0:
+        started = loop.time()
+        while (left := gather_left(loop.time(), started + seconds, changed_at(), started,
+                                   started + max(seconds, GATHER_MAX))) > 0:
             await asyncio.sleep(left)
 
     async def reconcile(self, lead: Leadership, mirror: Mirror | None = None) -> RoundResult:
@@ -342,40 +350,6 @@ class Engine:
                 await store.record_moves(unit, history, policies[unit].avoid_for)
             except RegistryError as exc:
                 log.warning("engine: cannot record the move of %s: %s", unit, exc)
-
-
-def gathering(quiet: float, debounce: float, last_round: float, committed: bool = True
-              ) -> float:
-    """How long a round waits after its trigger for more changes to gather.
-
-    ``quiet``: how long the engine waited for the trigger since its last round
-    ended (0: a change came while it ran); ``committed``: that round wrote
-    something. A change that finds the engine idle for at least the gathering
-    time (a lone change), or that came after a round which wrote nothing had
-    ended (``unitctl start`` creates the unit, then sets it launched: the first
-    round has nothing to place), runs at once: 0. A change that came during a
-    round, or soon after one that wrote (a burst), waits ``debounce`` for the
-    rest of it, and under load as long as the last round took (up to a second),
-    so rounds take at most about half of the time and a huge rollout never
-    delays the next change for long.
-    """
-    wait = min(max(debounce, last_round), 1.0)
-    return 0.0 if quiet >= wait or (not committed and quiet > 0) else wait
-
-
-#: Seconds without a change after which a burst counts as over (a streaming bulk
-#: ``start`` writes a transaction every few tens of milliseconds, even under load).
-GATHER_QUIET = 0.1
-
-
-def gather_left(now: float, deadline: float, changed_at: float,
-                quiet: float = GATHER_QUIET) -> float:
-    """Seconds the gathering before a round still waits at ``now`` (0: run the round):
-    until ``deadline``, or until the last change (at ``changed_at``) is ``quiet``
-    seconds old, whichever comes first."""
-    if now >= deadline or now - changed_at >= quiet:
-        return 0.0
-    return min(deadline - now, quiet - (now - changed_at))
 
 
 def parse_policy(body: str | None) -> FailurePolicy:

@@ -31,8 +31,6 @@ os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 import asyncio
 import contextlib
-import ipaddress
-import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any, TypeVar
 
@@ -46,6 +44,7 @@ from unitctl.errors import ConfigError, RegistryError, RegistryUnavailable
 from unitctl.loop import checkpoint
 from unitctl.registry import blocking
 from unitctl.registry.connection import EtcdConfig
+from unitctl.registry.grpctarget import grpc_target, parse_endpoint
 from unitctl.registry.kv import (
     PAGE_KEYS,
     TXNS_IN_FLIGHT,
@@ -69,48 +68,6 @@ MAX_SEND_BYTES = 2 * 1024 * 1024
 T = TypeVar("T")
 
 __all__ = ["EtcdConfig", "EtcdKV", "grpc_target"]
-
-
-def grpc_target(endpoints: Sequence[str]) -> tuple[str, int, bool]:
-    """Turn ``http(s)://host:port`` URLs into aetcd's ``(host, port)`` and a TLS flag.
-
-    Several IP endpoints become one ``ipv4:`` / ``ipv6:`` target, which gRPC
-    balances and fails over; hostnames allow a single endpoint.
-    """
-    parsed = [_parse_endpoint(e) for e in endpoints if e.strip()]
-    if not parsed:
-        raise ConfigError("no etcd endpoint given")
-    tls = parsed[0][0] == "https"
-    if any((p[0] == "https") != tls for p in parsed):
-        raise ConfigError("etcd endpoints mix http and https")
-    if len(parsed) == 1:
-        return parsed[0][1], parsed[0][2], tls
-    family = _family(parsed)
-    addrs = [f"[{h}]:{p}" if family == "ipv6" else f"{h}:{p}" for _, h, p in parsed[:-1]]
-    last_host = parsed[-1][1]
-    head = f"{family}:" + ",".join([*addrs, f"[{last_host}]" if family == "ipv6" else last_host])
-    return head, parsed[-1][2], tls
-
-
-def _family(parsed: Sequence[tuple[str, str, int]]) -> str:
-    try:
-        versions = {ipaddress.ip_address(h).version for _, h, _ in parsed}
-    except ValueError as exc:
-        raise ConfigError("several etcd endpoints must be IP addresses, not hostnames") from exc
-    if len(versions) != 1:
-        raise ConfigError("etcd endpoints mix IPv4 and IPv6")
-    return "ipv4" if versions == {4} else "ipv6"
-
-
-def _parse_endpoint(url: str) -> tuple[str, str, int]:
-    u = urllib.parse.urlsplit(url.strip() if "://" in url else f"http://{url.strip()}")
-    if u.scheme not in ("http", "https") or not u.hostname:
-        raise ConfigError(f"bad etcd endpoint {url!r}: expected http(s)://HOST:PORT")
-    try:
-        port = u.port or 2379
-    except ValueError as exc:
-        raise ConfigError(f"bad etcd endpoint {url!r}: bad port") from exc
-    return u.scheme, u.hostname, port
 
 
 def _read(path: str) -> bytes:
@@ -184,6 +141,11 @@ def _map_error(exc: BaseException) -> RegistryError:
     return RegistryError(f"etcd error: {_short(exc)}")
 
 
+def _event(ev: Any) -> Event:
+    kind = EventKind.PUT if ev.kind == "PUT" else EventKind.DELETE
+    return Event(kind, ev.kv.key.decode(), bytes(ev.kv.value), ev.kv.mod_revision)
+
+
 def _reraise_cancel(exc: BaseException) -> None:
     """A call cut short because our task is being cancelled must stay a cancellation.
 
@@ -237,7 +199,7 @@ class EtcdKV:
             # gRPC would check the server certificate against the whole
             # multi-address target; check it against the first member's address
             # (every member's certificate carries the members' IPs as SANs).
-            options["grpc.ssl_target_name_override"] = _parse_endpoint(cfg.endpoints[0])[1]
+            options["grpc.ssl_target_name_override"] = parse_endpoint(cfg.endpoints[0])[1]
         client = _Client(creds, host=host, port=port, username=cfg.username or None,
                          password=cfg.password or None, timeout=cfg.timeout,
                          options=options, connect_wait_timeout=max(1, int(cfg.timeout)))
@@ -363,16 +325,15 @@ class EtcdKV:
             checkpoint()  # wait_for (3.11) may have eaten a cancellation meanwhile
             while True:
                 items = [await queue.get()]
-                while not queue.empty():
-                    items.append(queue.get_nowait())
-                batch = [Event(EventKind.PUT if ev.kind == "PUT" else EventKind.DELETE,
-                               ev.kv.key.decode(), bytes(ev.kv.value), ev.kv.mod_revision)
-                         for ev in items if not isinstance(ev, BaseException)]
-                if batch:
+                items += [queue.get_nowait() for _ in range(queue.qsize())]
+                ended = None in items  # the stream closed (aetcd's iterator stops there)
+                items = items[:items.index(None)] if ended else items
+                if batch := [_event(ev) for ev in items if not isinstance(ev, BaseException)]:
                     yield batch
-                error = next((ev for ev in items if isinstance(ev, BaseException)), None)
-                if error is not None:
+                for error in (ev for ev in items if isinstance(ev, BaseException)):
                     aetcd.exceptions._handle_exception(error)  # as aetcd's iterator maps it
+                if ended:
+                    return
         except (aetcd.exceptions.ClientError, grpc.RpcError, OSError) as exc:
             _reraise_cancel(exc)
             raise _map_error(exc) from exc

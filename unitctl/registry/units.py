@@ -20,12 +20,13 @@ other write re-reads the key strictly and refuses.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from unitctl.errors import ConflictError, NotFoundError
 from unitctl.model import DesiredState, UnitRecord
 from unitctl.record import Frozen, init
 from unitctl.registry import codec, poison
+from unitctl.registry.chunks import cas_chunks, destroy_chunks
 from unitctl.registry.keys import Keys
 from unitctl.registry.keyspace import Keyspace
 from unitctl.registry.kv import (
@@ -47,42 +48,6 @@ from unitctl.registry.poison import InvalidKey
 
 #: Above this many unit keys, one prefix read (paged) instead of one read each.
 BATCH_GETS = 8
-
-
-def _cas_chunks(names: list[str], cas: Callable[[str], tuple[Compare, Op]],
-                ) -> Iterator[list[str]]:
-    """Consecutive names whose compare-and-swap pairs fit one transaction
-    (at most :data:`MAX_TXN_OPS` compares and as many ops: etcd bounds each
-    list on its own; :data:`MAX_TXN_BYTES` bytes)."""
-    chunk: list[str] = []
-    size = 0
-    for name in names:
-        cmp, op = cas(name)
-        b = request_bytes([cmp], [op])
-        if chunk and (len(chunk) + 1 > MAX_TXN_OPS or size + b > MAX_TXN_BYTES):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(name)
-        size += b
-    if chunk:
-        yield chunk
-
-
-def _destroy_chunks(groups: list[tuple[str, UnitRecord]],
-                    ) -> Iterator[list[tuple[str, UnitRecord]]]:
-    """Consecutive units whose deletes (the unit key and its body reference, one
-    compare) fit one transaction: at most :data:`MAX_TXN_OPS` ops."""
-    chunk: list[tuple[str, UnitRecord]] = []
-    ops = 0
-    for name, rec in groups:
-        mine = 2 if rec.hash else 1
-        if chunk and ops + mine > MAX_TXN_OPS:
-            yield chunk
-            chunk, ops = [], 0
-        chunk.append((name, rec))
-        ops += mine
-    if chunk:
-        yield chunk
 
 
 class UnitsRead(Frozen):
@@ -299,18 +264,25 @@ class UnitStore:
                      for n, rec in trusted.items())
         recs.update(trusted)
         result = dict(recs)
-        pairs = {n: self._desired_cas(recs[n], guard[n], desired)
-                 for n in wanted if recs[n].desired != desired}
-        chunks = list(_cas_chunks(list(pairs), pairs.__getitem__))
+        result.update(await self._swap_desired(
+            {n: self._desired_cas(recs[n], guard[n], desired)
+             for n in wanted if recs[n].desired != desired}, recs, desired))
+        return [result[n] for n in wanted]
+
+    async def _swap_desired(self, pairs: dict[str, tuple[Compare, Op]],
+                            recs: Mapping[str, UnitRecord], desired: DesiredState,
+                            ) -> dict[str, UnitRecord]:
+        """Apply the compare-and-swap ``pairs`` packed into transactions (several
+        in flight); a chunk whose compare failed is redone unit by unit."""
+        chunks = list(cas_chunks(list(pairs), pairs.__getitem__))
         landed = await self.kv.txn_many([([pairs[n][0] for n in chunk],
                                           [pairs[n][1] for n in chunk]) for chunk in chunks])
+        out: dict[str, UnitRecord] = {}
         for chunk, ok in zip(chunks, landed, strict=True):
-            if ok:
-                result.update((n, UnitRecord(n, recs[n].hash, desired)) for n in chunk)
-                continue
             for n in chunk:
-                result[n] = await self.set_desired(n, desired)
-        return [result[n] for n in wanted]
+                out[n] = UnitRecord(n, recs[n].hash, desired) if ok \
+                    else await self.set_desired(n, desired)
+        return out
 
     async def _records_with_revs(self, names: Sequence[str],
                                  ) -> tuple[dict[str, UnitRecord], dict[str, int]]:
@@ -365,7 +337,7 @@ class UnitStore:
         wanted = list(dict.fromkeys(names))
         found = await self._raw_units(wanted)
         groups = [(n, self._lenient(n, found[n])) for n in wanted if n in found]
-        chunks = list(_destroy_chunks(groups))
+        chunks = list(destroy_chunks(groups))
         landed = await self.kv.txn_many(
             [([mod_is(self.keys.unit(n), found[n].mod_rev) for n, _ in chunk],
               [op for n, rec in chunk for op in self._destroy_ops(n, rec)]) for chunk in chunks])
