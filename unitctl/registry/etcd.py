@@ -59,6 +59,7 @@ from unitctl.registry.kv import (
     Range,
     Txn,
 )
+from unitctl.registry.leasestream import KeepaliveStream
 
 #: gRPC's limit on one reply (see the module docstring).
 MAX_RECEIVE_BYTES = 16 * 1024 * 1024
@@ -173,6 +174,9 @@ class EtcdKV:
         self._c = client
         self._timeout = timeout
         self.page_size = PAGE_KEYS
+        self.keepalive = KeepaliveStream(self._keepalive_stream,
+                                         lambda lease: aetcd.rpc.LeaseKeepAliveRequest(ID=lease),
+                                         timeout)
 
     @classmethod
     async def connect(cls, cfg: EtcdConfig) -> EtcdKV:
@@ -299,8 +303,24 @@ class EtcdKV:
         return int(lease.id)
 
     async def refresh_lease(self, lease: int) -> int:
-        reply = await self._call(self._c.refresh_lease(lease))
-        return -1 if reply is None else int(reply.TTL)
+        """On the client's one keepalive stream (:mod:`unitctl.registry.leasestream`)."""
+        return await self._call(self._refresh(lease))
+
+    async def _refresh(self, lease: int) -> int:
+        try:
+            return await self.keepalive.refresh(lease)
+        except aetcd.rpc.AioRpcError as exc:
+            aetcd.exceptions._handle_exception(exc)  # UNAVAILABLE -> ConnectionFailedError
+            raise
+
+    async def _keepalive_stream(self, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        await self._c.connect()
+        call = self._c.leasestub.LeaseKeepAlive(requests, metadata=self._c.metadata)
+        try:
+            async for reply in call:
+                yield reply
+        finally:
+            call.cancel()
 
     async def revoke_lease(self, lease: int) -> None:
         try:
@@ -364,5 +384,7 @@ class EtcdKV:
         await self._c._watcher.cancel(watch_id)
 
     async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.keepalive.close(), 2)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._c.close(), 2)
