@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -122,42 +123,41 @@ def worker(index: int, workers: int, agents: int, endpoint: str, conn: Connectio
 
 
 class Sampler:
-    """A sampling profiler of the main thread (every 5 ms): where the time goes,
-    at a cost low enough not to move it (cProfile slows 250 agents several-fold)."""
+    """A sampling profiler of the main thread, every 5 ms of the process's CPU
+    time (``ITIMER_PROF``): where the CPU goes, at a cost low enough not to move
+    it (cProfile slows 250 agents several-fold). A thread sampling
+    ``sys._current_frames()`` would see the main thread only where it drops the
+    GIL (in ``select``), so it would hide the Python code between those points."""
 
     def __init__(self, path: str, interval: float = 0.005) -> None:
-        import threading
+        import signal
 
         self.path = path
         self.self_counts: dict[str, int] = {}
         self.total_counts: dict[str, int] = {}
         self.samples = 0
-        self._main = threading.main_thread().ident
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
-        self._thread.start()
+        signal.signal(signal.SIGPROF, self._sample)
+        signal.setitimer(signal.ITIMER_PROF, interval, interval)
 
-    def _run(self, interval: float) -> None:
-        while not self._stop.wait(interval):
-            frame = sys._current_frames().get(self._main or 0)
-            if frame is None:
-                continue
-            self.samples += 1
-            seen: set[str] = set()
-            leaf = True
-            while frame is not None:
-                code = frame.f_code
-                where = f"{code.co_filename.rsplit('site-packages/', 1)[-1]}:{code.co_name}"
-                if leaf:
-                    self.self_counts[where] = self.self_counts.get(where, 0) + 1
-                    leaf = False
-                if where not in seen:
-                    seen.add(where)
-                    self.total_counts[where] = self.total_counts.get(where, 0) + 1
-                frame = frame.f_back
+    def _sample(self, _signum: int, frame: Any) -> None:
+        self.samples += 1
+        seen: set[str] = set()
+        leaf = True
+        while frame is not None:
+            code = frame.f_code
+            where = f"{code.co_filename.rsplit('site-packages/', 1)[-1]}:{code.co_name}"
+            if leaf:
+                self.self_counts[where] = self.self_counts.get(where, 0) + 1
+                leaf = False
+            if where not in seen:
+                seen.add(where)
+                self.total_counts[where] = self.total_counts.get(where, 0) + 1
+            frame = frame.f_back
 
     def dump(self) -> None:
-        self._stop.set()
+        import signal
+
+        signal.setitimer(signal.ITIMER_PROF, 0, 0)
         top = {"samples": self.samples,
                "self": sorted(self.self_counts.items(), key=lambda kv: -kv[1])[:60],
                "total": sorted(self.total_counts.items(), key=lambda kv: -kv[1])[:120]}
@@ -290,6 +290,10 @@ async def _worker(index: int, workers: int, agents: int, endpoint: str,
             if msg == "reset":
                 first_active.clear()
                 continue
+            if msg == "freeze":  # start-up is over: as the daemon does (unitctl/daemon.py)
+                gc.collect()
+                gc.freeze()
+                continue
             if msg == "counts":
                 conn.send({"counts": dict(counts)})
                 continue
@@ -349,6 +353,11 @@ class Workers:
                 raise TimeoutError(f"{key} {self.poll()[key]} < {target} after {timeout}s")
             await asyncio.sleep(0.02)
         return time.perf_counter() - t0
+
+    def freeze(self) -> None:
+        """Every worker moves what its start-up left into the permanent generation."""
+        for c in self.conns:
+            c.send("freeze")
 
     def reset(self) -> None:
         """Forget when each unit first became active (before a rollout of the same names)."""
@@ -663,7 +672,7 @@ async def probes(pool: Workers, cli: Cli, count: int) -> dict[str, Any]:
 
 async def run(agents: int, units: int, workers: int, window: float, probe_count: int,
               url: str, work: str, etcd_pid: int, shared_engine: bool = True,
-              rollout_count: int = 3) -> dict[str, Any]:
+              rollout_count: int = 3, gc_freeze: bool = True) -> dict[str, Any]:
     from unitctl.registry.etcd import EtcdConfig, EtcdKV
     from unitctl.registry.registry import Registry
 
@@ -679,12 +688,15 @@ async def run(agents: int, units: int, workers: int, window: float, probe_count:
             await asyncio.sleep(0.2)
         watchers = await watches_settled(url)
         boot_s = time.perf_counter() - t_boot
+        if gc_freeze:
+            pool.freeze()
         await asyncio.sleep(2)
         out: dict[str, Any] = {"agents": agents, "workers": workers, "units": units,
                                "engine": ("in worker 0, beside its agents" if shared_engine
                                           else f"{ENGINES} engine agents in a process of "
                                                f"their own (as in production)"),
-                               "boot_s": round(boot_s, 1), "etcd_watchers": watchers}
+                               "boot_s": round(boot_s, 1), "etcd_watchers": watchers,
+                               "gc_freeze": FROZEN if gc_freeze else "no"}
         out.update(await rollouts(pool, cli, url, units, etcd_pid, rollout_count))
         out.update(await steady(pool, url, window))
         out.update(await probes(pool, cli, probe_count))
@@ -695,6 +707,12 @@ async def run(agents: int, units: int, workers: int, window: float, probe_count:
     finally:
         pool.stop()
         await kv.close()
+
+
+#: What ``gc_freeze`` does, as recorded in the results.
+FROZEN = ("after boot, once: every worker runs gc.collect() and gc.freeze(), as the agent "
+          "daemon freezes its start-up heap; 250 agents share a worker's heap, so each full "
+          "collection would otherwise walk 250 agents' start-up objects")
 
 
 def _pid(proc: Any) -> int:
@@ -710,6 +728,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--engine-process", action="store_true",
                    help="run the engine's agents in a process of their own (as in "
                         "production), not in worker 0's event loop beside 250 others")
+    p.add_argument("--no-gc-freeze", action="store_true",
+                   help="leave the workers' start-up heap to the cyclic collector "
+                        "(the runs before 2026-12-07)")
     p.add_argument("--window", type=float, default=10.0, help="steady-state window (s)")
     p.add_argument("--probes", type=int, default=20)
     p.add_argument("--rollouts", type=int, default=3,
@@ -725,7 +746,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             result = asyncio.run(run(args.agents, args.units, args.workers, args.window,
                                      args.probes, etcd.endpoints[0], work,
                                      _pid(etcd.members[0].proc),
-                                     not args.engine_process, args.rollouts))
+                                     not args.engine_process, args.rollouts,
+                                     not args.no_gc_freeze))
     finally:
         shutil.rmtree(work, ignore_errors=True)  # a plain temp dir: no mounts
     print(json.dumps(result))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -220,6 +221,14 @@ async def service_dns(cfg: AgentConfig, registry: Registry) -> AsyncIterator[Non
         yield
 
 
+def freeze_startup_heap() -> None:
+    """Move every object start-up made (modules, clients, configuration) into the
+    collector's permanent generation: they live as long as the process, and no full
+    collection walks them again (the CLI does the same, :mod:`unitctl.cli.startup`)."""
+    gc.collect()
+    gc.freeze()
+
+
 async def run_agent(cfg: AgentConfig) -> None:
     """Compose registry, systemd, agent and engine; run until a signal stops the agent."""
     notify = make_notifier()
@@ -238,6 +247,7 @@ async def run_agent(cfg: AgentConfig) -> None:
     handle_signals(agent, stop)
     helpers = [asyncio.create_task(watchdog(notify)),
                asyncio.create_task(announce_ready(agent, notify))]
+    freeze_startup_heap()
     try:
         async with metrics(cfg, agent), service_dns(cfg, registry):
             await agent.run(stop)

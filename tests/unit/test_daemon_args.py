@@ -88,3 +88,21 @@ def test_the_entry_point_prints_help_and_usage_errors() -> None:
         assert isinstance(want, Exit) and r.returncode == code
         assert getattr(r, stream) == (want.out if stream == "stdout" else want.err)
     assert daemon.FLAGS == FLAGS
+
+
+def test_the_startup_heap_is_frozen_and_later_objects_are_not() -> None:
+    """The daemon moves what start-up made into the permanent generation before it
+    runs the agent; what it makes afterwards stays with the collector."""
+    import gc
+
+    from unitctl.daemon import freeze_startup_heap
+
+    gc.unfreeze()
+    try:
+        freeze_startup_heap()
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        after = [object()]  # a tracked container made after the freeze
+        assert gc.is_tracked(after) and gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
