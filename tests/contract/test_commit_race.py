@@ -14,8 +14,8 @@ import pytest
 
 from tests.conftest import KVFactory
 from tests.contract.registry_runner import run
+from unitctl.engine.bodies import parse_requirements
 from unitctl.engine.commit import pack, plan_groups
-from unitctl.engine.engine import parse_requirements
 from unitctl.engine.mirror import read_view
 from unitctl.engine.planned import build_snapshot, planned_schedule
 from unitctl.engine.view import EngineView, PlannedSchedule

@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from unitctl.agent.fencing import LOSS_GRACE
+from unitctl.engine.bodies import ParsedBodies
 from unitctl.engine.commit import pack, plan_groups
 from unitctl.engine.fastround import FastPath, partial_view, restricted
 from unitctl.engine.gather import GATHER_MAX, gather_left, gathering
@@ -38,22 +39,17 @@ from unitctl.engine.mirror import Mirror, read_view
 from unitctl.engine.planned import build_snapshot, failure_moves, mass_loss, planned_schedule
 from unitctl.engine.rollout import driving
 from unitctl.engine.view import EngineView, PlannedSchedule
-from unitctl.errors import ConflictError, InvalidUnitError, RegistryError
+from unitctl.errors import ConflictError, RegistryError
 from unitctl.failover import DEFAULT_POLICY, FailurePolicy, MovePlan, MoveRecord, appended
-from unitctl.failover import parse_policy as parse_failure_policy
 from unitctl.loop import checkpoint, raise_if_ended, wake_or_timeout, watch_wakes
 from unitctl.model import Requirements, UnitRecord
-from unitctl.record import replace
 from unitctl.registry.failures import failure_store
 from unitctl.registry.kv import Put
 from unitctl.registry.leader import Leadership
 from unitctl.registry.registry import Registry
-from unitctl.resources import needs
 from unitctl.scheduler import Plan
 from unitctl.scheduler.incremental import schedule_keeping
 from unitctl.scheduler.plan import LEFT_BEHIND_MARK
-from unitctl.unitfile import UnitFile
-from unitctl.xfleet import requirements
 
 log = logging.getLogger("unitctl.engine")
 
@@ -321,10 +317,10 @@ class Engine:
 
     async def _load_requirements(self, missing: list[tuple[str, str]]) -> None:
         """Read only the bodies needed, a bounded batch at a time (never all in one reply)."""
-        bodies = await self.registry.get_bodies_by_hash(sha for _, sha in missing)
+        parsed = ParsedBodies(await self.registry.get_bodies_by_hash(sha for _, sha in missing))
         for name, sha in missing:
-            self._reqs[(name, sha)] = parse_requirements(name, bodies.get(sha))
-            self._policies[(name, sha)] = parse_policy(bodies.get(sha))
+            self._reqs[(name, sha)] = parsed.requirements(name, sha)
+            self._policies[(name, sha)] = parsed.policy(sha)
 
     def _unit_policies(self, view: EngineView) -> dict[str, FailurePolicy]:
         """Each unit's failure policy (read with its requirements)."""
@@ -350,22 +346,3 @@ class Engine:
                 await store.record_moves(unit, history, policies[unit].avoid_for)
             except RegistryError as exc:
                 log.warning("engine: cannot record the move of %s: %s", unit, exc)
-
-
-def parse_policy(body: str | None) -> FailurePolicy:
-    """The failure policy of a stored body (the default when it does not parse)."""
-    try:
-        return DEFAULT_POLICY if body is None else parse_failure_policy(UnitFile.parse(body))
-    except InvalidUnitError:
-        return DEFAULT_POLICY
-
-
-def parse_requirements(name: str, body: str | None) -> Requirements | str:
-    """Requirements of a stored body, its resource needs included, or a one-line error."""
-    if body is None:
-        return "body not found"
-    try:
-        unit = UnitFile.parse(body)
-        return replace(requirements(name, unit), needs=needs(unit))
-    except InvalidUnitError as exc:
-        return str(exc)
