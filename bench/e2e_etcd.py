@@ -290,7 +290,7 @@ async def _worker(index: int, workers: int, agents: int, endpoint: str,
             if msg == "reset":
                 first_active.clear()
                 continue
-            if msg == "freeze":  # start-up is over: as the daemon does (unitctl/daemon.py)
+            if msg == "freeze":  # start-up is over: as the daemon does once ready
                 gc.collect()
                 gc.freeze()
                 continue
@@ -710,9 +710,9 @@ async def run(agents: int, units: int, workers: int, window: float, probe_count:
 
 
 #: What ``gc_freeze`` does, as recorded in the results.
-FROZEN = ("after boot, once: every worker runs gc.collect() and gc.freeze(), as the agent "
-          "daemon freezes its start-up heap; 250 agents share a worker's heap, so each full "
-          "collection would otherwise walk 250 agents' start-up objects")
+FROZEN = ("after boot, once: every worker runs gc.collect() and gc.freeze() when all its "
+          "agents have registered, as the agent daemon does once it is ready "
+          "(unitctl/daemon.py, freeze_startup_heap)")
 
 
 def _pid(proc: Any) -> int:

@@ -174,10 +174,12 @@ def handle_signals(agent: Agent, stop: asyncio.Event) -> None:
 
 
 async def announce_ready(agent: Agent, notify: Callable[[str], None]) -> None:
-    """READY=1 once the agent is registered and has reconciled."""
+    """READY=1 once the agent is registered and has reconciled; start-up is over,
+    and what it made is frozen (:func:`freeze_startup_heap`)."""
     await agent.ready.wait()
     m = agent.machine
     notify(f"READY=1\nSTATUS=machine {m.id[:8]} ({m.public_ip}) running")
+    freeze_startup_heap()
     log.info("agent ready: machine %s ip %s metadata %s", m.id, m.public_ip,
              dict(m.metadata))
 
@@ -222,9 +224,10 @@ async def service_dns(cfg: AgentConfig, registry: Registry) -> AsyncIterator[Non
 
 
 def freeze_startup_heap() -> None:
-    """Move every object start-up made (modules, clients, configuration) into the
-    collector's permanent generation: they live as long as the process, and no full
-    collection walks them again (the CLI does the same, :mod:`unitctl.cli.startup`)."""
+    """Move every object start-up made (modules, clients, configuration, the first
+    view of the cluster) into the collector's permanent generation: most live as long
+    as the process, and no full collection walks them again (the CLI does the same,
+    :mod:`unitctl.cli.startup`; the e2e benchmark's workers once their agents are up)."""
     gc.collect()
     gc.freeze()
 
@@ -247,7 +250,6 @@ async def run_agent(cfg: AgentConfig) -> None:
     handle_signals(agent, stop)
     helpers = [asyncio.create_task(watchdog(notify)),
                asyncio.create_task(announce_ready(agent, notify))]
-    freeze_startup_heap()
     try:
         async with metrics(cfg, agent), service_dns(cfg, registry):
             await agent.run(stop)
