@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from unitctl.registry.leasestream import KeepaliveStream
+from unitctl.registry.leasestream import KeepaliveStream, LeaseKeepalives
 
 
 @dataclass
@@ -148,5 +148,59 @@ def test_replies_of_one_lease_go_to_its_refreshes_in_order() -> None:
         ka = KeepaliveStream(open_, lambda lease: lease, 1.0)
         first, second, third = (asyncio.create_task(ka.refresh(4)) for _ in range(3))
         assert [await first, await second, await third] == [9, 8, 7]
+        await ka.close()
+    asyncio.run(go())
+
+
+class PerLeaseEtcd:
+    """etcd's keepalive stream as it behaves: requests answered in order, and a
+    lease in ``dead`` (expired, not yet revoked) holds its stream until released."""
+
+    def __init__(self) -> None:
+        self.dead: set[int] = set()
+        self.release = asyncio.Event()
+        self.opened = 0
+
+    async def open(self, requests: AsyncIterator[int]) -> AsyncIterator[Reply]:
+        self.opened += 1
+        async for lease in requests:
+            if lease in self.dead:
+                await self.release.wait()
+                yield Reply(lease, 0)
+                continue
+            yield Reply(lease, 10)
+
+
+def test_a_dead_lease_does_not_hold_another_leases_keepalive() -> None:
+    async def go() -> None:
+        etcd = PerLeaseEtcd()
+        ka = LeaseKeepalives(etcd.open, lambda lease: lease, 5.0)
+        assert [await ka.refresh(1), await ka.refresh(2)] == [10, 10]
+        etcd.dead.add(1)
+        held = asyncio.create_task(ka.refresh(1))
+        await asyncio.sleep(0.01)
+        assert await asyncio.wait_for(ka.refresh(2), 1) == 10  # not behind lease 1
+        assert not held.done()
+        etcd.release.set()
+        assert await held == 0
+        assert ka.opened == 2 and etcd.opened == 2  # one stream per lease, kept
+        assert await ka.refresh(1) == 0  # a gone lease's stream was closed: a new one
+        assert ka.opened == 3
+        await ka.close()
+    asyncio.run(go())
+
+
+def test_many_refreshes_of_each_lease_keep_one_stream_each() -> None:
+    async def go() -> None:
+        etcd = FakeEtcd({lease: lease for lease in range(1, 11)})
+        ka = LeaseKeepalives(etcd.open, lambda lease: lease, 1.0)
+        for _ in range(3):
+            assert await asyncio.gather(*(ka.refresh(lease) for lease in range(1, 11))) \
+                == list(range(1, 11))
+        assert ka.opened == etcd.opened == 10
+        await ka.drop(3)
+        assert ka.opened == 10
+        assert await ka.refresh(3) == 3
+        assert ka.opened == 11
         await ka.close()
     asyncio.run(go())

@@ -59,7 +59,7 @@ from unitctl.registry.kv import (
     Range,
     Txn,
 )
-from unitctl.registry.leasestream import KeepaliveStream
+from unitctl.registry.leasestream import LeaseKeepalives
 
 #: gRPC's limit on one reply (see the module docstring).
 MAX_RECEIVE_BYTES = 16 * 1024 * 1024
@@ -174,9 +174,9 @@ class EtcdKV:
         self._c = client
         self._timeout = timeout
         self.page_size = PAGE_KEYS
-        self.keepalive = KeepaliveStream(self._keepalive_stream,
-                                         lambda lease: aetcd.rpc.LeaseKeepAliveRequest(ID=lease),
-                                         timeout)
+        self.keepalives = LeaseKeepalives(
+            self._keepalive_stream, lambda lease: aetcd.rpc.LeaseKeepAliveRequest(ID=lease),
+            timeout)
 
     @classmethod
     async def connect(cls, cfg: EtcdConfig) -> EtcdKV:
@@ -303,12 +303,12 @@ class EtcdKV:
         return int(lease.id)
 
     async def refresh_lease(self, lease: int) -> int:
-        """On the client's one keepalive stream (:mod:`unitctl.registry.leasestream`)."""
+        """On the lease's own keepalive stream, kept open (:mod:`unitctl.registry.leasestream`)."""
         return await self._call(self._refresh(lease))
 
     async def _refresh(self, lease: int) -> int:
         try:
-            return await self.keepalive.refresh(lease)
+            return await self.keepalives.refresh(lease)
         except aetcd.rpc.AioRpcError as exc:
             aetcd.exceptions._handle_exception(exc)  # UNAVAILABLE -> ConnectionFailedError
             raise
@@ -323,6 +323,7 @@ class EtcdKV:
             call.cancel()
 
     async def revoke_lease(self, lease: int) -> None:
+        await self.keepalives.drop(lease)
         try:
             await self._call(self._c.revoke_lease(lease))
         except RegistryUnavailable:
@@ -385,6 +386,6 @@ class EtcdKV:
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.keepalive.close(), 2)
+            await asyncio.wait_for(self.keepalives.close(), 2)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._c.close(), 2)

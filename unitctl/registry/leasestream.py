@@ -1,12 +1,19 @@
-"""One lease keepalive stream shared by every lease a client refreshes.
+"""Lease keepalives on long-lived streams: one stream per lease, kept open.
 
 etcd's ``LeaseKeepAlive`` is a bidirectional stream: each request names a lease
 and etcd answers each with that lease's ID and its TTL (0 when the lease is
 gone), in the order the requests came. aetcd's ``refresh_lease`` opens a new
-stream for every refresh and drops it after one reply; at 1,000 agents in four
-processes that stream set-up was about a third of the agents' CPU at steady
-state (``bench/e2e_etcd.py``: 0.7 ms of CPU per keepalive). etcd's own Go client
-keeps one stream per client for all its leases, and so does this.
+stream for every refresh and drops it after one reply: a stream set-up per
+keepalive, for the client and for etcd.
+
+Why not one stream for all of a client's leases, as etcd's Go client keeps:
+etcd answers a stream's requests one after another, and renewing a lease that
+has expired but is not yet revoked waits until etcd has revoked it. One dead
+lease would hold every other lease's keepalive behind it. With 200 agents'
+leases on one stream per process (``bench/etcd_scale.py``, 1,000 agents), one
+late lease held the rest past their TTL: all 1,000 leases expired and every
+agent registered again. :class:`LeaseKeepalives` gives each lease its own
+stream, so a lease's fate is its own, as with one agent per machine.
 
 The contract of :meth:`KeepaliveStream.refresh`:
 
@@ -38,7 +45,8 @@ OpenStream = Callable[[AsyncIterator[Any]], AsyncIterator[Any]]
 
 
 class KeepaliveStream:
-    """Lease refreshes multiplexed on one stream (see the module docstring)."""
+    """Lease refreshes on one stream, matched to replies by lease ID (see the module
+    docstring; :class:`LeaseKeepalives` keeps one per lease)."""
 
     def __init__(self, open_stream: OpenStream, request: Callable[[int], Any],
                  timeout: float) -> None:
@@ -131,6 +139,48 @@ class KeepaliveStream:
         if reader is not None:
             with contextlib.suppress(BaseException):
                 await reader
+
+
+class LeaseKeepalives:
+    """A :class:`KeepaliveStream` per lease: opened at the lease's first refresh,
+    closed when etcd answers that the lease is gone, when it is dropped (revoked)
+    and at :meth:`close`."""
+
+    def __init__(self, open_stream: OpenStream, request: Callable[[int], Any],
+                 timeout: float) -> None:
+        self._open = open_stream
+        self._request = request
+        self._timeout = timeout
+        self._streams: dict[int, KeepaliveStream] = {}
+        self._opened_by_closed = 0
+
+    @property
+    def opened(self) -> int:
+        """Streams opened so far, every lease's (for tests and benchmarks)."""
+        return self._opened_by_closed + sum(s.opened for s in self._streams.values())
+
+    async def refresh(self, lease: int) -> int:
+        """One keepalive of ``lease`` on its stream; the TTL etcd answers (<= 0: gone)."""
+        stream = self._streams.get(lease)
+        if stream is None:
+            stream = self._streams[lease] = KeepaliveStream(self._open, self._request,
+                                                             self._timeout)
+        ttl = await stream.refresh(lease)
+        if ttl <= 0:
+            await self.drop(lease)
+        return ttl
+
+    async def drop(self, lease: int) -> None:
+        """Close ``lease``'s stream, if it has one."""
+        stream = self._streams.pop(lease, None)
+        if stream is not None:
+            self._opened_by_closed += stream.opened
+            await stream.close()
+
+    async def close(self) -> None:
+        """Close every stream."""
+        for lease in list(self._streams):
+            await self.drop(lease)
 
 
 async def _drain(outbox: asyncio.Queue[Any]) -> AsyncIterator[Any]:
