@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cli_imports import breakdown
+from bench.e2e_etcd import put_floor
 from bench.installed import installed_python
 from unitctl_testing.etcd import etcd_cluster
 
@@ -151,10 +152,20 @@ def _bulk(cli: list[str], ep: str, env: dict[str, str], cwd: str, count: int,
         destroy.append(_timed([*cli, *pre, "destroy", "--no-block", *names], env, cwd))
         if _stored(ep, f"/bulk{r}/units/") or _stored(ep, f"/bulk{r}/bodies/"):
             raise RuntimeError(f"round {r}: destroy left units or bodies behind")
-    return {"units": count, "command": f"unitctl submit / start --no-block / destroy "
-                                       f"--no-block svc@{{1..{count}}}",
-            "submit": _stats(submit), "start_no_block": _stats(start),
-            "together": _stats(both), "goal_s": 10, "destroy_no_block": _stats(destroy)}
+    floor = [asyncio.run(put_floor(ep, count, keys_per_unit=2))["seconds"]
+             for _ in range(rounds)]
+    together, floor_stats = _stats(both), _stats(floor)
+    out: dict[str, Any] = {
+           "units": count, "command": f"unitctl submit / start --no-block / destroy "
+                                      f"--no-block svc@{{1..{count}}}",
+           "submit": _stats(submit), "start_no_block": _stats(start),
+           "together": together, "goal_s": 10, "destroy_no_block": _stats(destroy),
+           "floor_command": "the same 2 writes per unit (the record, then its desired "
+                            "state) put by one running client in transactions of "
+                            "MAX_TXN_OPS, one after another (bench.e2e_etcd.put_floor)",
+           "floor": floor_stats,
+           "ratio_p50": round(together["p50_ms"] / floor_stats["p50_ms"], 2)}
+    return out
 
 
 def _stored(ep: str, prefix: str) -> int:

@@ -486,20 +486,22 @@ async def put_floor(url: str, units: int, keys_per_unit: int = 3) -> dict[str, A
             "units_per_s": round(units / took)}
 
 
+def etcd_watchers(url: str) -> int:
+    """How many watchers etcd has (its ``etcd_debugging_mvcc_watcher_total``)."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    m = re.search(r"^etcd_debugging_mvcc_watcher_total ([0-9.e+]+)", text, re.M)
+    return int(float(m.group(1))) if m else 0
+
+
 async def watches_settled(url: str, quiet: float = 3.0) -> int:
     """Wait until etcd's count of watchers has not moved for ``quiet`` seconds (every
     agent's watches are created: aetcd creates a channel's watches one at a time,
     so 250 agents on one channel take a while); return the count."""
-    def watchers() -> int:
-        with urllib.request.urlopen(f"{url}/metrics", timeout=5) as r:
-            text = r.read().decode()
-        m = re.search(r"^etcd_debugging_mvcc_watcher_total ([0-9.e+]+)", text, re.M)
-        return int(float(m.group(1))) if m else 0
-
-    last, since = watchers(), time.perf_counter()
+    last, since = etcd_watchers(url), time.perf_counter()
     while time.perf_counter() - since < quiet:
         await asyncio.sleep(0.5)
-        now = watchers()
+        now = etcd_watchers(url)
         if now != last:
             last, since = now, time.perf_counter()
     return last

@@ -6,7 +6,7 @@ and W worker processes, each one asyncio loop running its share of N real
 :class:`~unitctl.agent.agent.Agent` objects over ONE shared ``EtcdKV`` per
 process, with :class:`~unitctl.agent.fake.FakeUnitManager` as systemd and no
 units: what an idle agent does against etcd, through the agent's own code
-(registration under its lease, keepalives every ``ttl/8``, its per-machine
+(registration under its lease, keepalives every ``ttl/5``, its per-machine
 schedule watch, its peer watch, the publisher). The engine is enabled on the
 first 3 agents of worker 0 (one leads, the others stand by), as in
 ``bench/e2e_etcd.py``. The machines register no address, so an agent that
@@ -26,10 +26,13 @@ Measured per size:
   core), its VmRSS (``/proc/<pid>/status``), and its request rate from its
   ``/metrics`` (``grpc_server_msg_received_total``: every unary request and
   every stream message, each lease keepalive included), per second and per
-  1,000 agents; the floor is N x 8 / ttl keepalives per second;
+  1,000 agents; the floor is the keepalives alone, N / keepalive_interval(ttl)
+  per second (:func:`unitctl.agent.fencing.keepalive_interval`: ttl/5);
 * the lease keepalives' round trips seen by the agents in the window (p50 /
   p99 / max) and their rate: what keeps the rate under the floor;
 * the worker processes' CPU over the same window.
+
+``UNITCTL_SCALE_LOG=DIR`` writes the agents' warnings (``DIR/worker<i>.log``).
 
 Usage: ``python -m bench.etcd_scale [--sizes 1000,5000] [--workers 5] [--window 10]``
 """
@@ -47,7 +50,8 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from bench.e2e_etcd import etcd_counters
+from bench.e2e_etcd import etcd_counters, etcd_watchers, watches_settled
+from unitctl.agent.fencing import keepalive_interval
 from unitctl.model import Machine
 from unitctl.sim.workload import make_machines
 from unitctl_testing.etcd import etcd_cluster
@@ -69,6 +73,11 @@ async def _worker(index: int, workers: int, agents: int, endpoint: str,
     from unitctl.registry.etcd import EtcdConfig, EtcdKV
 
     logging.disable(logging.WARNING)
+    if os.environ.get("UNITCTL_SCALE_LOG"):  # the agents' warnings, one file per worker
+        logging.disable(logging.NOTSET)
+        logging.basicConfig(filename=os.path.join(os.environ["UNITCTL_SCALE_LOG"],
+                                                  f"worker{index}.log"),
+                            level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     kv = await EtcdKV.connect(EtcdConfig(endpoints=(endpoint,), timeout=60.0))
     registered: list[tuple[str, float]] = []
     refreshed: list[tuple[float, float]] = []
@@ -234,6 +243,11 @@ async def one_size(agents: int, workers: int, window: float, settle: float) -> d
             for machine, at in sorted(pool.registered(), key=lambda r: r[1]):
                 first.setdefault(machine, at - go)
             times = list(first.values())
+            # every agent's two watches (schedule, peers) created: aetcd creates a
+            # channel's watches one at a time, and until then the agents are booting
+            await _wait("watches", lambda: etcd_watchers(url) >= 2 * agents, 900)
+            watchers = await watches_settled(url)
+            watches_s = time.time() - go
             await asyncio.sleep(settle)
             before = (etcd_counters(url), _cpu_s(pid), pool.cpu_s(), time.perf_counter())
             w0 = time.time()
@@ -243,6 +257,7 @@ async def one_size(agents: int, workers: int, window: float, settle: float) -> d
             again = len(pool.registered()) - len(first)
             return {**_figures(agents, workers, times, before, after, pid, pool),
                     "registrations_again": again,  # leases that expired: registered again
+                    "watches_created_s": round(watches_s, 1), "etcd_watchers": watchers,
                     "keepalive_round_trip_ms": _ms(trips),
                     "keepalives_per_s_client_side": round(len(trips) / window)}
         finally:
@@ -270,8 +285,8 @@ def _figures(agents: int, workers: int, times: list[float], before: Any, after: 
         "etcd_rss_mib": round(_status_kib(pid, "VmRSS") / 1024, 1),
         "etcd_requests_per_s": round(requests),
         "etcd_requests_per_s_per_1000_agents": round(1000 * requests / agents),
-        "keepalive_floor_per_s": round(agents * 8 / TTL),
-        "ratio_to_keepalive_floor": round(requests / (agents * 8 / TTL), 2),
+        "keepalive_floor_per_s": round(agents / keepalive_interval(TTL)),
+        "ratio_to_keepalive_floor": round(requests / (agents / keepalive_interval(TTL)), 2),
         "workers_cpu_percent": round(100 * (after[2] - before[2]) / span, 1),
         "workers_rss_mib": [round(int(d.get("rss_kib", 0)) / 1024, 1) for d in pool.poll()],
     }
