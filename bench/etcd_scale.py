@@ -218,6 +218,16 @@ class Pool:
                 proc.kill()
 
 
+async def _reached(done: Any, timeout: float) -> bool:
+    """Whether ``done()`` became true within ``timeout`` (polled)."""
+    t0 = time.perf_counter()
+    while not done():
+        if time.perf_counter() - t0 > timeout:
+            return False
+        await asyncio.sleep(0.5)
+    return True
+
+
 async def _wait(what: str, done: Any, timeout: float) -> None:
     """Wait until ``done()`` is true (a benchmark's wait: it polls its workers' reports)."""
     t0 = time.perf_counter()
@@ -243,9 +253,10 @@ async def one_size(agents: int, workers: int, window: float, settle: float) -> d
             for machine, at in sorted(pool.registered(), key=lambda r: r[1]):
                 first.setdefault(machine, at - go)
             times = list(first.values())
-            # every agent's two watches (schedule, peers) created: aetcd creates a
-            # channel's watches one at a time, and until then the agents are booting
-            await _wait("watches", lambda: etcd_watchers(url) >= 2 * agents, 900)
+            # every agent's two watches (schedule, peers) created (aetcd creates a
+            # channel's watches one at a time; until then the agents are booting), or
+            # 300 s passed: then watches_created_s is None and the window is not steady
+            watches_all = await _reached(lambda: etcd_watchers(url) >= 2 * agents, 300)
             watchers = await watches_settled(url)
             watches_s = time.time() - go
             await asyncio.sleep(settle)
@@ -257,7 +268,8 @@ async def one_size(agents: int, workers: int, window: float, settle: float) -> d
             again = len(pool.registered()) - len(first)
             return {**_figures(agents, workers, times, before, after, pid, pool),
                     "registrations_again": again,  # leases that expired: registered again
-                    "watches_created_s": round(watches_s, 1), "etcd_watchers": watchers,
+                    "watches_created_s": round(watches_s, 1) if watches_all else None,
+                    "etcd_watchers": watchers,
                     "keepalive_round_trip_ms": _ms(trips),
                     "keepalives_per_s_client_side": round(len(trips) / window)}
         finally:

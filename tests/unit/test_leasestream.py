@@ -184,23 +184,20 @@ def test_a_dead_lease_does_not_hold_another_leases_keepalive() -> None:
         etcd.release.set()
         assert await held == 0
         assert ka.opened == 2 and etcd.opened == 2  # one stream per lease, kept
-        assert await ka.refresh(1) == 0  # a gone lease's stream was closed: a new one
-        assert ka.opened == 3
         await ka.close()
     asyncio.run(go())
 
 
-def test_many_refreshes_of_each_lease_keep_one_stream_each() -> None:
+def test_past_the_bound_leases_share_the_streams() -> None:
     async def go() -> None:
-        etcd = FakeEtcd({lease: lease for lease in range(1, 11)})
-        ka = LeaseKeepalives(etcd.open, lambda lease: lease, 1.0)
+        etcd = FakeEtcd({lease: lease for lease in range(1, 41)})
+        ka = LeaseKeepalives(etcd.open, lambda lease: lease, 1.0, max_streams=8)
         for _ in range(3):
-            assert await asyncio.gather(*(ka.refresh(lease) for lease in range(1, 11))) \
-                == list(range(1, 11))
-        assert ka.opened == etcd.opened == 10
-        await ka.drop(3)
-        assert ka.opened == 10
-        assert await ka.refresh(3) == 3
-        assert ka.opened == 11
+            assert await asyncio.gather(*(ka.refresh(lease) for lease in range(1, 41))) \
+                == list(range(1, 41))
+        assert ka.opened == etcd.opened == 8  # 40 leases, 120 refreshes, 8 streams
+        await ka.close()
+        assert await ka.refresh(5) == 5  # after close, a new stream
+        assert etcd.opened == 9
         await ka.close()
     asyncio.run(go())

@@ -303,7 +303,7 @@ class EtcdKV:
         return int(lease.id)
 
     async def refresh_lease(self, lease: int) -> int:
-        """On the lease's own keepalive stream, kept open (:mod:`unitctl.registry.leasestream`)."""
+        """On a keepalive stream kept open (:mod:`unitctl.registry.leasestream`)."""
         return await self._call(self._refresh(lease))
 
     async def _refresh(self, lease: int) -> int:
@@ -323,7 +323,6 @@ class EtcdKV:
             call.cancel()
 
     async def revoke_lease(self, lease: int) -> None:
-        await self.keepalives.drop(lease)
         try:
             await self._call(self._c.revoke_lease(lease))
         except RegistryUnavailable:

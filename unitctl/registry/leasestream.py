@@ -9,11 +9,10 @@ keepalive, for the client and for etcd.
 Why not one stream for all of a client's leases, as etcd's Go client keeps:
 etcd answers a stream's requests one after another, and renewing a lease that
 has expired but is not yet revoked waits until etcd has revoked it. One dead
-lease would hold every other lease's keepalive behind it. With 200 agents'
-leases on one stream per process (``bench/etcd_scale.py``, 1,000 agents), one
-late lease held the rest past their TTL: all 1,000 leases expired and every
-agent registered again. :class:`LeaseKeepalives` gives each lease its own
-stream, so a lease's fate is its own, as with one agent per machine.
+lease would hold every other lease's keepalive behind it. Nor one stream per
+lease without bound: each open stream takes an HTTP/2 stream slot of the
+connection. :class:`LeaseKeepalives` gives each lease its own stream up to
+:data:`MAX_STREAMS` leases (an agent has one), and spreads more over that many.
 
 The contract of :meth:`KeepaliveStream.refresh`:
 
@@ -141,46 +140,46 @@ class KeepaliveStream:
                 await reader
 
 
+#: Streams per client at most: each lease has its own stream up to this many leases;
+#: past it, leases share them (lease ID modulo the count). Every open stream holds
+#: one of the HTTP/2 connection's stream slots: a client with 1,000 leases on 1,000
+#: streams (``bench/etcd_scale.py`` at 5,000 agents) stalled its unary calls too.
+MAX_STREAMS = 16
+
+
 class LeaseKeepalives:
-    """A :class:`KeepaliveStream` per lease: opened at the lease's first refresh,
-    closed when etcd answers that the lease is gone, when it is dropped (revoked)
-    and at :meth:`close`."""
+    """Keepalive streams for many leases: a lease's own stream while there are at most
+    :data:`MAX_STREAMS` of them (one agent, one lease, one stream), else a stream
+    shared by the leases of its slot, so one dead lease holds back few others.
+    Streams stay open until :meth:`close`; a broken one reopens at the next refresh."""
 
     def __init__(self, open_stream: OpenStream, request: Callable[[int], Any],
-                 timeout: float) -> None:
+                 timeout: float, max_streams: int = MAX_STREAMS) -> None:
         self._open = open_stream
         self._request = request
         self._timeout = timeout
+        self._max = max_streams
         self._streams: dict[int, KeepaliveStream] = {}
-        self._opened_by_closed = 0
 
     @property
     def opened(self) -> int:
-        """Streams opened so far, every lease's (for tests and benchmarks)."""
-        return self._opened_by_closed + sum(s.opened for s in self._streams.values())
+        """Streams opened so far (for tests and benchmarks)."""
+        return sum(s.opened for s in self._streams.values())
 
     async def refresh(self, lease: int) -> int:
         """One keepalive of ``lease`` on its stream; the TTL etcd answers (<= 0: gone)."""
-        stream = self._streams.get(lease)
+        slot = lease % self._max
+        stream = self._streams.get(slot)
         if stream is None:
-            stream = self._streams[lease] = KeepaliveStream(self._open, self._request,
-                                                             self._timeout)
-        ttl = await stream.refresh(lease)
-        if ttl <= 0:
-            await self.drop(lease)
-        return ttl
-
-    async def drop(self, lease: int) -> None:
-        """Close ``lease``'s stream, if it has one."""
-        stream = self._streams.pop(lease, None)
-        if stream is not None:
-            self._opened_by_closed += stream.opened
-            await stream.close()
+            stream = self._streams[slot] = KeepaliveStream(self._open, self._request,
+                                                           self._timeout)
+        return await stream.refresh(lease)
 
     async def close(self) -> None:
         """Close every stream."""
-        for lease in list(self._streams):
-            await self.drop(lease)
+        streams, self._streams = list(self._streams.values()), {}
+        for stream in streams:
+            await stream.close()
 
 
 async def _drain(outbox: asyncio.Queue[Any]) -> AsyncIterator[Any]:
