@@ -1,4 +1,4 @@
-"""The one benchmark runner: ``python -m bench [--quick] [--only NAME[,NAME]]``.
+"""The one benchmark runner: ``python -m bench [--quick] [--only NAME[,NAME]] [--report]``.
 
 Runs each benchmark, writes ``bench/results/<name>.json`` (with the machine
 facts and the command) and prints every figure next to its goal and fleet's.
@@ -185,7 +185,19 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     p.add_argument("--only", default="", help=f"comma-separated subset of {', '.join(BENCHES)}")
+    p.add_argument("--report", action="store_true",
+                   help="run nothing: print issue 12's goals table from the results files")
+    p.add_argument("--write", action="store_true",
+                   help="with --report: also rewrite its block in docs/benchmarks.md")
     args = p.parse_args(argv)
+    if args.report:
+        from bench import report
+
+        print(report.render(report.load()), end="")
+        if args.write:
+            print("docs/benchmarks.md " + ("updated" if report.write(report.load())
+                                          else "already up to date"))
+        return 0
     names = [n for n in args.only.split(",") if n] or list(BENCHES)
     unknown = [n for n in names if n not in BENCHES]
     if unknown:
@@ -216,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
             shown = "-" if value is None else (f"{value:,}" if isinstance(value, int | float)
                                                else str(value))
             print(f"{bench + '.' + path:<48} {shown:>12}  {goal:<24} {fleet}")
+    if not args.quick:  # the docs' goals table follows the results files
+        from bench import report
+
+        report.write(report.load())
     return 1 if failed else 0
 
 
