@@ -173,14 +173,6 @@ def _commit() -> str:
     return git("rev-parse", "HEAD") + ("+dirty" if git("status", "--porcelain") else "")
 
 
-def _get(d: Any, path: str) -> Any:
-    for part in path.split("."):
-        if not isinstance(d, dict) or part not in d:
-            return None
-        d = d[part]
-    return d
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
@@ -221,16 +213,16 @@ def main(argv: list[str] | None = None) -> int:
         suffix = "-quick" if args.quick else ""
         (RESULTS / f"{name}{suffix}.json").write_text(json.dumps(doc, indent=2) + "\n")
         print(json.dumps(res)[:400], flush=True)
+    from bench import report
+
     print(f"\n{'benchmark':<48} {'value':>12}  {'goal':<24} fleet")
     for bench, path, goal, fleet in TABLE:
         if bench in results:
-            value = _get(results[bench], path)
+            value = report.get(results[bench], path)
             shown = "-" if value is None else (f"{value:,}" if isinstance(value, int | float)
                                                else str(value))
             print(f"{bench + '.' + path:<48} {shown:>12}  {goal:<24} {fleet}")
     if not args.quick:  # the docs' goals table follows the results files
-        from bench import report
-
         report.write(report.load())
     return 1 if failed else 0
 

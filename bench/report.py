@@ -40,6 +40,7 @@ def load(results: Path = RESULTS) -> Results:
 
 
 def get(d: Any, path: str) -> Any:
+    """The value at dotted ``path`` in nested dicts, or None where it is absent."""
     for part in path.split("."):
         if not isinstance(d, dict) or part not in d:
             return None

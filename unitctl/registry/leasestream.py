@@ -1,4 +1,4 @@
-"""Lease keepalives on long-lived streams: one stream per lease, kept open.
+"""Lease keepalives on long-lived streams: at most a few per client, kept open.
 
 etcd's ``LeaseKeepAlive`` is a bidirectional stream: each request names a lease
 and etcd answers each with that lease's ID and its TTL (0 when the lease is
@@ -11,8 +11,8 @@ etcd answers a stream's requests one after another, and renewing a lease that
 has expired but is not yet revoked waits until etcd has revoked it. One dead
 lease would hold every other lease's keepalive behind it. Nor one stream per
 lease without bound: each open stream takes an HTTP/2 stream slot of the
-connection. :class:`LeaseKeepalives` gives each lease its own stream up to
-:data:`MAX_STREAMS` leases (an agent has one), and spreads more over that many.
+connection. :class:`LeaseKeepalives` spreads a client's leases over at most
+:data:`MAX_STREAMS` streams by lease ID (an agent has one lease: one stream).
 
 The contract of :meth:`KeepaliveStream.refresh`:
 
@@ -140,18 +140,18 @@ class KeepaliveStream:
                 await reader
 
 
-#: Streams per client at most: each lease has its own stream up to this many leases;
-#: past it, leases share them (lease ID modulo the count). Every open stream holds
-#: one of the HTTP/2 connection's stream slots: a client with 1,000 leases on 1,000
-#: streams (``bench/etcd_scale.py`` at 5,000 agents) stalled its unary calls too.
+#: Streams per client at most; a lease's stream is its ID modulo this. Every open
+#: stream holds one of the HTTP/2 connection's stream slots: with 1,000 leases on
+#: 1,000 streams per client (``bench/etcd_scale.py`` at 5,000 agents) the clients
+#: stalled and every lease expired (which limit was reached was not isolated).
 MAX_STREAMS = 16
 
 
 class LeaseKeepalives:
-    """Keepalive streams for many leases: a lease's own stream while there are at most
-    :data:`MAX_STREAMS` of them (one agent, one lease, one stream), else a stream
-    shared by the leases of its slot, so one dead lease holds back few others.
-    Streams stay open until :meth:`close`; a broken one reopens at the next refresh."""
+    """Keepalive streams for many leases: lease ID modulo :data:`MAX_STREAMS` picks
+    the stream (one agent, one lease, one stream), so one dead lease holds back only
+    the leases of its stream. Streams stay open until :meth:`close`; a broken one
+    reopens at the next refresh."""
 
     def __init__(self, open_stream: OpenStream, request: Callable[[int], Any],
                  timeout: float, max_streams: int = MAX_STREAMS) -> None:
